@@ -1,0 +1,48 @@
+# The single entry point: `make test`, `make demo`, `make bench`, `make lint`.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv test lint typecheck unit validate-rules demo bench clean
+
+help:
+	@echo "make demo   - run the reference playbooks over a generated stream (embedded default)"
+	@echo "make test   - lint, type-check and run the whole test suite"
+	@echo "make bench  - throughput and memory benchmarks"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check recovery tests bench
+	$(BIN)/ruff format --check recovery tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+validate-rules: $(STAMP)
+	$(BIN)/recovery validate rules/
+	$(BIN)/recovery test rules/
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+test: lint typecheck validate-rules unit
+
+demo: $(STAMP)
+	$(BIN)/python -m bench.generate --customers 2000 --days 30 --seed 7 --out .cache/demo-events.jsonl
+	$(BIN)/recovery replay --rules rules --summary .cache/demo-events.jsonl > .cache/demo-effects.jsonl
+	@echo "effects written to .cache/demo-effects.jsonl"
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.replay_throughput
+	$(BIN)/python -m bench.memory
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,159 @@
+"""The `recovery` command line. Thin: parse, configure logging, call one function."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from recovery import __version__
+from recovery.exceptions import PlaybookError, RecoveryError
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from recovery.playbooks.loader import find_files, load_playbooks
+
+    playbooks, problems = load_playbooks(args.paths)
+    test_files, _ = find_files([p for p in args.paths if Path(p).is_dir() or p.endswith(".test.yaml")], tests=True)
+    # Test files are checked for structure too (their playbook must exist); running them is `recovery test`.
+    by_id = {pb.id: pb for pb in playbooks}
+    for path in test_files:
+        try:
+            _check_test_file(path, by_id)
+        except PlaybookError as exc:
+            problems.extend(exc.problems)
+    for problem in problems:
+        print(problem)
+    if problems:
+        return 1
+    print(f"{len(playbooks)} playbook(s) valid", file=sys.stderr)
+    return 0
+
+
+def _check_test_file(path: Path, by_id: dict[str, Any]) -> None:
+    from pydantic import ValidationError
+
+    from recovery.playbooks.loader import _validation_problems, load_document
+    from recovery.playbooks.testing import TestFile
+
+    doc = load_document(path)
+    try:
+        spec = TestFile.model_validate(doc.data)
+    except ValidationError as exc:
+        raise PlaybookError(_validation_problems(doc, exc, TestFile)) from None
+    if spec.playbook not in by_id:
+        raise PlaybookError([doc.problem(("playbook",), f"no playbook '{spec.playbook}' among those validated")])
+
+
+def _test(args: argparse.Namespace) -> int:
+    from recovery.playbooks.testing import run_tests
+
+    results, problems = run_tests(args.paths)
+    for problem in problems:
+        print(problem)
+    failed = 0
+    for result in results:
+        if result.passed:
+            if args.verbose:
+                print(f"PASS {result.file}: {result.name}")
+            continue
+        failed += 1
+        print(f"FAIL {result.file}: {result.name}")
+        for failure in result.failures:
+            print(f"    {failure}")
+    failed += len(problems)
+    print(f"{len(results) - (failed - len(problems))} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from recovery.engine import Engine
+    from recovery.playbooks.loader import load_playbooks_or_raise
+    from recovery.replay import replay
+    from recovery.times import parse_time
+
+    until = None
+    if args.until:
+        try:
+            until = parse_time(args.until)
+        except ValueError as exc:
+            print(f"--until: {exc}", file=sys.stderr)
+            return 2
+    playbooks = load_playbooks_or_raise([args.rules])
+    engine = Engine(playbooks)
+    source = sys.stdin if args.events == "-" else open(args.events, encoding="utf-8")
+    try:
+        summary = replay(source, engine, sys.stdout, sys.stderr, until=until, strict=args.strict)
+    finally:
+        if source is not sys.stdin:
+            source.close()
+    if args.summary:
+        print(summary.render(), file=sys.stderr)
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from recovery.playbooks.model import Playbook
+
+    schema = Playbook.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "recovery playbook"
+    print(json.dumps(schema, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="recovery", description="Proactive customer-recovery rules engine.")
+    parser.add_argument("--version", action="version", version=f"recovery {__version__}")
+    parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default), ERROR")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check playbooks; one FILE:LINE:COL: message line per problem")
+    p.add_argument("paths", nargs="+")
+    p.set_defaults(func=_validate)
+
+    p = sub.add_parser("test", help="run playbook test files (*.test.yaml)")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("-v", "--verbose", action="store_true", help="list passing cases too")
+    p.set_defaults(func=_test)
+
+    p = sub.add_parser("replay", help="evaluate a JSONL file of events in event time; effects to stdout")
+    p.add_argument("--rules", required=True, help="directory (or file) of playbooks")
+    p.add_argument("--until", help="RFC 3339 time: move the clock on to it after the last event")
+    p.add_argument("--strict", action="store_true", help="a bad input line is fatal")
+    p.add_argument("--summary", action="store_true", help="print counts per playbook on stderr at the end")
+    p.add_argument("events", help="JSONL file, or - for stdin")
+    p.set_defaults(func=_replay)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of the playbook format")
+    p.set_defaults(func=_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        result: int = args.func(args)
+        return result
+    except PlaybookError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    except RecoveryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

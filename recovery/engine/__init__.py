@@ -1,0 +1,5 @@
+"""The engine: per-customer state, the event-time clock, and playbook evaluation."""
+
+from recovery.engine.engine import Engine, EngineStats
+
+__all__ = ["Engine", "EngineStats"]

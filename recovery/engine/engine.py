@@ -1,0 +1,417 @@
+"""Evaluates playbooks per customer over a stream of events, in event time.
+
+Principles (DESIGN.md):
+1. Event time. Before an event is processed, the clock moves to its `occurred_at` and every deadline strictly
+   before that fires. `advance(ts)` moves the clock without an event (`--until`, or wall time in `serve`).
+2. Effectively once. An event id seen before is ignored; effect ids derive from the cause, and the store keeps
+   an effect id once, so the same cause never raises a second task or gesture.
+3. The store is the truth, this engine a cache: a customer's state (profile, recent history, cooldowns) is
+   loaded from the store on first use and may be evicted at any time; deadlines are written to the store.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from recovery.effects import Effect, Gesture, Task, effect_id
+from recovery.engine.matcher import Matcher
+from recovery.events import SCOPE_TYPES, Event, Occurrence
+from recovery.expressions.compiler import Context
+from recovery.playbooks.compiler import CompiledPlaybook
+from recovery.store.base import Deadline, Store
+from recovery.store.memory import MemoryStore
+from recovery.times import format_time
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_CUSTOMERS = 100_000
+
+
+class CustomerState:
+    """What the engine holds about one customer; rebuilt from the store whenever it is missing."""
+
+    __slots__ = ("cooldowns", "history", "profile", "profile_ts")
+
+    def __init__(
+        self, profile: dict[str, Any], profile_ts: float, history: list[Occurrence], cooldowns: dict[str, float]
+    ) -> None:
+        self.profile = profile
+        self.profile_ts = profile_ts
+        self.history = history
+        self.cooldowns = cooldowns
+
+
+@dataclass
+class EngineStats:
+    events: int = 0
+    duplicates: int = 0
+    fanned_out: int = 0
+    matches: dict[str, int] = field(default_factory=dict)
+    suppressed: dict[str, int] = field(default_factory=dict)
+    effects: int = 0
+    deadlines_fired: int = 0
+    evictions: int = 0
+    rebuilds: int = 0
+
+
+class Engine:
+    """The playbooks' evaluator. Not thread-safe: one engine per consumer thread.
+
+    `max_customers` bounds how many customers' state is held in memory (least recently used are evicted and
+    rebuilt from the store when they come back).
+    """
+
+    def __init__(
+        self,
+        playbooks: Sequence[CompiledPlaybook],
+        store: Store | None = None,
+        *,
+        max_customers: int = DEFAULT_MAX_CUSTOMERS,
+    ) -> None:
+        self.store: Store = store if store is not None else MemoryStore()
+        self.max_customers = max(1, max_customers)
+        self.stats = EngineStats()
+        self.clock = float("-inf")
+        self._cache: OrderedDict[str, CustomerState] = OrderedDict()
+        self._heap: list[tuple[float, str]] = []
+        self._deadlines: dict[str, Deadline] = {}
+        self._deadline_keys: dict[tuple[str, str, str], set[str]] = {}
+        self._load(playbooks)
+        for deadline in self.store.pending_deadlines():
+            self._schedule(deadline)
+
+    # ------------------------------------------------------------------------------------------- playbooks
+
+    def _load(self, playbooks: Sequence[CompiledPlaybook]) -> None:
+        self.playbooks = [pb for pb in playbooks if pb.source is None or pb.source.enabled]
+        self._by_id = {pb.id: pb for pb in self.playbooks}
+        self._on_event: dict[str, list[CompiledPlaybook]] = {}
+        self._on_then: dict[str, list[CompiledPlaybook]] = {}
+        self._on_first: dict[str, list[CompiledPlaybook]] = {}
+        self._on_missing: dict[str, list[CompiledPlaybook]] = {}
+        for pb in self.playbooks:
+            if pb.kind == "event":
+                self._on_event.setdefault(pb.event_type, []).append(pb)
+            elif pb.kind == "sequence":
+                self._on_then.setdefault(pb.event_type, []).append(pb)
+            else:
+                self._on_first.setdefault(pb.event_type, []).append(pb)
+                self._on_missing.setdefault(pb.end_type or "", []).append(pb)
+        self.history_types = frozenset().union(*(pb.history_types for pb in self.playbooks))
+        self.horizon_s = max((pb.horizon_s for pb in self.playbooks), default=0.0)
+        self._matcher = Matcher((pb.id, pb.condition.pattern) for pb in self.playbooks)
+
+    @property
+    def customers_in_memory(self) -> int:
+        return len(self._cache)
+
+    @property
+    def pending_deadlines(self) -> int:
+        return len(self._deadlines)
+
+    # ------------------------------------------------------------------------------------------- the clock
+
+    def advance(self, ts: float) -> list[Effect]:
+        """Move the clock to `ts`; every deadline strictly before `ts` fires, oldest first."""
+        effects: list[Effect] = []
+        heap = self._heap
+        while heap and heap[0][0] < ts:
+            due, deadline_id = heapq.heappop(heap)
+            deadline = self._deadlines.pop(deadline_id, None)
+            if deadline is None:  # answered in time and cancelled
+                continue
+            self._unindex(deadline)
+            self.store.remove_deadline(deadline_id)
+            self.clock = max(self.clock, due)
+            effects.extend(self._fire(deadline))
+        if ts > self.clock:
+            self.clock = ts
+        return effects
+
+    # ------------------------------------------------------------------------------------------- events
+
+    def process(self, event: Event) -> list[Effect]:
+        """Evaluate one event; returns the new effects (none for a duplicate)."""
+        if not self.store.add_event(event.id):
+            self.stats.duplicates += 1
+            return []
+        self.stats.events += 1
+        ts = event.occurred_at.timestamp()
+        effects = self.advance(ts)
+        if event.customer_id is not None:
+            effects.extend(self._on_customer_event(event.customer_id, event.id, event.type, ts, event.data))
+            return effects
+        for cid in self._scope(event):
+            self.stats.fanned_out += 1
+            effects.extend(self._on_customer_event(cid, event.id, event.type, ts, event.data))
+        return effects
+
+    def process_many(self, events: Iterable[Event]) -> list[Effect]:
+        effects: list[Effect] = []
+        for event in events:
+            effects.extend(self.process(event))
+        return effects
+
+    def _scope(self, event: Event) -> list[str]:
+        """The customers a scope event (an outage without customer_id) touches."""
+        data = event.data
+        affected: set[str] = {str(c) for c in data.get("customer_ids") or ()}
+        region = data.get("region")
+        if region is not None:
+            affected.update(self.store.customers_in_region(str(region)))
+        scope_id = f"{event.type.rsplit('.', 1)[0]}:{data.get('outage_id') or event.id}"
+        if event.type in SCOPE_TYPES and event.type.endswith(".resolved"):
+            affected |= self.store.scope_customers(scope_id)
+            self.store.set_scope_customers(scope_id, set())
+        else:
+            self.store.set_scope_customers(scope_id, affected | self.store.scope_customers(scope_id))
+        return sorted(affected)
+
+    def _state(self, customer_id: str) -> CustomerState:
+        state = self._cache.get(customer_id)
+        if state is not None:
+            self._cache.move_to_end(customer_id)
+            return state
+        stored = self.store.get_profile(customer_id)
+        profile_ts, profile = stored if stored is not None else (float("-inf"), {})
+        since = self.clock - self.horizon_s
+        history = list(self.store.history(customer_id, since)) if self.history_types else []
+        state = CustomerState(profile, profile_ts, history, self.store.get_cooldowns(customer_id))
+        self.stats.rebuilds += 1
+        self._cache[customer_id] = state
+        if len(self._cache) > self.max_customers:
+            self._cache.popitem(last=False)
+            self.stats.evictions += 1
+        return state
+
+    def _on_customer_event(
+        self, cid: str, event_id: str, event_type: str, ts: float, data: dict[str, Any]
+    ) -> list[Effect]:
+        state = self._state(cid)
+        occ = Occurrence(event_id, event_type, ts, cid, data)
+        if event_type == "customer.updated" and ts >= state.profile_ts:
+            state.profile = data
+            state.profile_ts = ts
+            self.store.put_profile(cid, ts, data)
+        if event_type in self.history_types:
+            self._remember(state, occ)
+        effects: list[Effect] = []
+        for pb in self._on_missing.get(event_type, ()):
+            self._answer(pb, cid, occ)
+        for pb in self._on_first.get(event_type, ()):
+            self._wait_for(pb, cid, occ)
+        for pb in self._on_event.get(event_type, ()):
+            ctx = Context(event=occ, customer_id=cid, profile=state.profile, at=ts, history=state.history)
+            effects.extend(self._evaluate(pb, state, ctx, cause=event_id, anchor=ts, evidence=[occ]))
+        for pb in self._on_then.get(event_type, ()):
+            first = self._paired(pb, state, occ)
+            if first is None:
+                continue
+            ctx = Context(
+                event=occ,
+                customer_id=cid,
+                profile=state.profile,
+                at=ts,
+                history=state.history,
+                first=first,
+                duration=ts - first.ts,
+            )
+            effects.extend(
+                self._evaluate(pb, state, ctx, cause=f"{first.id}+{event_id}", anchor=ts, evidence=[first, occ])
+            )
+        return effects
+
+    def _remember(self, state: CustomerState, occ: Occurrence) -> None:
+        history = state.history
+        if history and history[-1].ts > occ.ts:
+            pos = len(history)
+            while pos and history[pos - 1].ts > occ.ts:
+                pos -= 1
+            history.insert(pos, occ)
+        else:
+            history.append(occ)
+        cutoff = self.clock - self.horizon_s
+        if history[0].ts < cutoff:
+            drop = 0
+            while drop < len(history) and history[drop].ts < cutoff:
+                drop += 1
+            del history[:drop]
+        self.store.append_history(occ)
+
+    # ------------------------------------------------------------------------------------------- pairing
+
+    def _paired(self, pb: CompiledPlaybook, state: CustomerState, occ: Occurrence) -> Occurrence | None:
+        """The latest `first` event with the same key, at most `within` before `occ`."""
+        key = pb.key or ""
+        value = occ.data.get(key)
+        if value is None:
+            return None
+        earliest = occ.ts - pb.within_s
+        for candidate in reversed(state.history):
+            if (
+                candidate.type == pb.first_type
+                and earliest <= candidate.ts <= occ.ts
+                and candidate.data.get(key) == value
+            ):
+                return candidate
+        return None
+
+    def _wait_for(self, pb: CompiledPlaybook, cid: str, occ: Occurrence) -> None:
+        value = occ.data.get(pb.key or "")
+        if value is None:
+            logger.warning(
+                "absence start without key",
+                extra={"playbook": pb.id, "event_id": occ.id, "customer_id": cid, "key": pb.key},
+            )
+            return
+        deadline = Deadline(
+            id=f"{pb.id}|{cid}|{occ.id}",
+            due=occ.ts + pb.within_s,
+            playbook=pb.id,
+            customer_id=cid,
+            key=str(value),
+            first=occ,
+        )
+        if deadline.id in self._deadlines:
+            return
+        self.store.add_deadline(deadline)
+        self._schedule(deadline)
+
+    def _schedule(self, deadline: Deadline) -> None:
+        self._deadlines[deadline.id] = deadline
+        self._deadline_keys.setdefault((deadline.playbook, deadline.customer_id, deadline.key), set()).add(deadline.id)
+        heapq.heappush(self._heap, (deadline.due, deadline.id))
+
+    def _unindex(self, deadline: Deadline) -> None:
+        index_key = (deadline.playbook, deadline.customer_id, deadline.key)
+        ids = self._deadline_keys.get(index_key)
+        if ids is not None:
+            ids.discard(deadline.id)
+            if not ids:
+                del self._deadline_keys[index_key]
+
+    def _answer(self, pb: CompiledPlaybook, cid: str, occ: Occurrence) -> None:
+        """`occ` is the awaited event: cancel the deadlines it answers in time (at the deadline counts)."""
+        value = occ.data.get(pb.key or "")
+        if value is None:
+            return
+        for deadline_id in sorted(self._deadline_keys.get((pb.id, cid, str(value)), ())):
+            deadline = self._deadlines[deadline_id]
+            if deadline.first.ts <= occ.ts <= deadline.due:
+                del self._deadlines[deadline_id]
+                self._unindex(deadline)
+                self.store.remove_deadline(deadline_id)
+
+    def _fire(self, deadline: Deadline) -> list[Effect]:
+        pb = self._by_id.get(deadline.playbook)
+        if pb is None:  # the playbook was removed since the deadline was set
+            return []
+        self.stats.deadlines_fired += 1
+        state = self._state(deadline.customer_id)
+        first = deadline.first
+        ctx = Context(
+            event=first,
+            customer_id=deadline.customer_id,
+            profile=state.profile,
+            at=deadline.due,
+            history=state.history,
+            first=first,
+        )
+        return self._evaluate(pb, state, ctx, cause=f"{first.id}@deadline", anchor=first.ts, evidence=[first])
+
+    # ------------------------------------------------------------------------------------------- effects
+
+    def _evaluate(
+        self,
+        pb: CompiledPlaybook,
+        state: CustomerState,
+        ctx: Context,
+        *,
+        cause: str,
+        anchor: float,
+        evidence: list[Occurrence],
+    ) -> list[Effect]:
+        if not self._matcher.matches(pb.id, pb.condition.message(ctx)):
+            return []
+        self.stats.matches[pb.id] = self.stats.matches.get(pb.id, 0) + 1
+        last = state.cooldowns.get(pb.id)
+        if pb.cooldown_s is not None and last is not None and abs(ctx.at - last) < pb.cooldown_s:
+            self.stats.suppressed[pb.id] = self.stats.suppressed.get(pb.id, 0) + 1
+            logger.debug("suppressed by cooldown", extra={"playbook": pb.id, "customer_id": ctx.customer_id})
+            return []
+        seen = {o.id for o in evidence}
+        proof = list(evidence)
+        for event_type, window_s in sorted(pb.evidence_windows):
+            for o in ctx.window(event_type, window_s):
+                if o.id not in seen:
+                    seen.add(o.id)
+                    proof.append(o)
+        proof.sort(key=lambda o: (o.ts, o.id))
+        evidence_ids = [o.id for o in proof]
+        created_at = format_time(ctx.at)
+        cid = ctx.customer_id
+        effects: list[Effect] = []
+        task_id: str | None = None
+        for task in pb.tasks:
+            if task.when is not None and not task.when.fn(ctx):
+                continue
+            tid = effect_id("tsk", pb.id, cid, cause, f"task{task.index}")
+            task_id = task_id or tid
+            effects.append(
+                Task(
+                    id=tid,
+                    playbook=pb.id,
+                    playbook_version=pb.version,
+                    customer_id=cid,
+                    queue=task.queue,
+                    priority=task.priority(ctx),  # type: ignore[arg-type]
+                    title=task.title.render(ctx),
+                    reason=task.reason.render(ctx),
+                    evidence=evidence_ids,
+                    due_at=format_time(anchor + task.due_in_s),
+                    created_at=created_at,
+                    talking_points=[t for t in (p.render(ctx) for p in task.talking_points) if t.strip()],
+                )
+            )
+        for gesture in pb.gestures:
+            if gesture.when is not None and not gesture.when.fn(ctx):
+                continue
+            amount = gesture.amount.fn(ctx)
+            if not isinstance(amount, int | float) or isinstance(amount, bool) or amount < 0:
+                logger.warning(
+                    "gesture amount is not a non-negative number; gesture skipped",
+                    extra={"playbook": pb.id, "customer_id": cid, "amount": repr(amount)},
+                )
+                continue
+            if gesture.cap is not None:
+                amount = min(amount, gesture.cap)
+            effects.append(
+                Gesture(
+                    id=effect_id("gst", pb.id, cid, cause, f"gesture{gesture.index}"),
+                    playbook=pb.id,
+                    playbook_version=pb.version,
+                    customer_id=cid,
+                    type=gesture.type,
+                    amount=round(float(amount), 2),
+                    currency=gesture.currency,
+                    status="proposed" if gesture.requires_approval else "issued",
+                    requires_approval=gesture.requires_approval,
+                    reason=gesture.reason.render(ctx),
+                    evidence=evidence_ids,
+                    created_at=created_at,
+                    task_id=task_id,
+                )
+            )
+        if not effects:
+            return []
+        if pb.cooldown_s is not None:
+            state.cooldowns[pb.id] = max(ctx.at, last) if last is not None else ctx.at
+            self.store.set_cooldown(cid, pb.id, state.cooldowns[pb.id])
+        fresh = [e for e in effects if self.store.put_effect(e)]
+        self.stats.effects += len(fresh)
+        return fresh

@@ -1,0 +1,203 @@
+"""The event envelope (DESIGN.md, contracts) and the `data` of the standard event types.
+
+`Event.from_json` is the one way raw bytes become an event: it validates the envelope, then the `data` of a
+standard type; an unknown type is valid and keeps its `data` as given.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
+
+from recovery.exceptions import EventError
+from recovery.times import format_time
+
+TIERS: tuple[str, ...] = ("standard", "silver", "gold", "platinum")
+Tier = Literal["standard", "silver", "gold", "platinum"]
+EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)+$"
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class CustomerUpdated(_Data):
+    tier: Tier = "standard"
+    segment: str | None = None
+    region: str | None = None
+    annual_value: float | None = Field(default=None, ge=0)
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    language: str | None = None
+
+
+class OutageEvent(_Data):
+    outage_id: str = Field(min_length=1)
+    customer_ids: list[str] | None = None
+    region: str | None = None
+
+
+class ServiceCall(_Data):
+    reason: str | None = None
+
+
+class ComplaintEvent(_Data):
+    complaint_id: str = Field(min_length=1)
+
+
+class SurveyResponse(_Data):
+    score: int = Field(ge=0, le=10)
+
+
+class TaskCompleted(_Data):
+    task_id: str | None = None
+    outcome: str | None = None
+    reason_code: str | None = None
+
+
+class _Empty(_Data):
+    pass
+
+
+STANDARD_TYPES: dict[str, type[_Data]] = {
+    "customer.updated": CustomerUpdated,
+    "outage.started": OutageEvent,
+    "outage.resolved": OutageEvent,
+    "service.call": ServiceCall,
+    "complaint.opened": ComplaintEvent,
+    "complaint.resolved": ComplaintEvent,
+    "cancellation.requested": _Empty,
+    "payment.failed": _Empty,
+    "survey.response": SurveyResponse,
+    "task.completed": TaskCompleted,
+}
+"""The standard event types and the model of their `data`."""
+
+SCOPE_TYPES = frozenset({"outage.started", "outage.resolved"})
+"""Types that may concern many customers at once (no `customer_id`): fanned out to every affected customer."""
+
+
+def data_fields(event_type: str) -> frozenset[str] | None:
+    """The known `data` fields of a standard type, or None for a type whose data is free-form."""
+    model = STANDARD_TYPES.get(event_type)
+    if model is None or model is _Empty:
+        return None if model is None else frozenset()
+    return frozenset(model.model_fields)
+
+
+class Event(BaseModel):
+    """One operational event, as carried by one Kafka message or one line of a replay file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1, max_length=200)
+    type: str = Field(pattern=EVENT_TYPE_PATTERN, max_length=100)
+    occurred_at: AwareDatetime
+    customer_id: str | None = Field(default=None, min_length=1, max_length=200)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def ts(self) -> float:
+        """`occurred_at` as epoch seconds."""
+        return self.occurred_at.timestamp()
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Event:
+        """Decode and validate one event; raises EventError naming the field at fault."""
+        try:
+            event = cls.model_validate_json(raw)
+        except ValidationError as exc:
+            raise EventError(_describe(exc, prefix="")) from None
+        return event.checked()
+
+    @classmethod
+    def from_dict(cls, value: dict[str, Any]) -> Event:
+        try:
+            event = cls.model_validate(value)
+        except ValidationError as exc:
+            raise EventError(_describe(exc, prefix="")) from None
+        return event.checked()
+
+    def checked(self) -> Event:
+        """Validate `data` for the standard types and the envelope rules that span fields."""
+        model = STANDARD_TYPES.get(self.type)
+        data = self.data
+        if model is not None:
+            try:
+                model.model_validate(data)
+            except ValidationError as exc:
+                raise EventError(f"event {self.id!r} ({self.type}): {_describe(exc, prefix='data.')}") from None
+            if self.type == "customer.updated" and "tier" not in data:
+                data = {**data, "tier": "standard"}
+        if self.customer_id is None and self.type not in SCOPE_TYPES:
+            raise EventError(f"event {self.id!r} ({self.type}): customer_id is required for this type")
+        if (
+            self.customer_id is None
+            and self.type in SCOPE_TYPES
+            and not (data.get("customer_ids") or data.get("region"))
+        ):
+            raise EventError(
+                f"event {self.id!r} ({self.type}): an event without customer_id must name the affected "
+                "customers in data.customer_ids or data.region"
+            )
+        if data is not self.data:
+            return self.model_copy(update={"data": data})
+        return self
+
+    def to_json_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "type": self.type,
+            "occurred_at": _rfc3339(self.occurred_at),
+        }
+        if self.customer_id is not None:
+            out["customer_id"] = self.customer_id
+        out["data"] = self.data
+        return out
+
+
+def _rfc3339(value: datetime) -> str:
+    return format_time(value.timestamp())
+
+
+def _describe(exc: ValidationError, prefix: str) -> str:
+    parts = []
+    for err in exc.errors(include_url=False):
+        loc = prefix + ".".join(str(p) for p in err["loc"]) if err["loc"] else prefix.rstrip(".") or "event"
+        received = err.get("input")
+        shown = "" if err["type"] == "missing" else f" (got {_short(received)})"
+        parts.append(f"{loc}: {err['msg']}{shown}")
+    return "; ".join(parts)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class Occurrence:
+    """An event as the engine holds it: epoch-second time, the customer it concerns, its data.
+
+    A scope event fanned out to many customers gives one occurrence per customer, all with the event's id.
+    """
+
+    __slots__ = ("customer_id", "data", "id", "ts", "type")
+
+    def __init__(self, id: str, type: str, ts: float, customer_id: str, data: dict[str, Any]) -> None:
+        self.id = id
+        self.type = type
+        self.ts = ts
+        self.customer_id = customer_id
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"Occurrence({self.id!r}, {self.type!r}, {self.ts!r}, {self.customer_id!r})"

@@ -1,0 +1,186 @@
+"""Text to syntax tree, with lark (LALR). Nothing here evaluates anything."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from recovery.exceptions import ExpressionError
+from recovery.expressions.nodes import Binary, Call, ListExpr, Literal, Node, Path, Unary
+from recovery.times import parse_duration
+
+MAX_LENGTH = 2000
+
+_TOKEN_NAMES = {
+    "COMP_OP": "a comparison",
+    "ADD_OP": "+ or -",
+    "MUL_OP": "* or /",
+    "NUMBER": "a number",
+    "DURATION": "a duration",
+    "STRING": "a string",
+    "NAME": "a name",
+    "LPAR": "(",
+    "RPAR": ")",
+    "LSQB": "[",
+    "RSQB": "]",
+    "COMMA": ",",
+    "DOT": ".",
+    "MINUS": "-",
+    "$END": "the end",
+}
+
+
+@cache
+def _parser() -> Lark:
+    grammar = resources.files("recovery.expressions").joinpath("grammar.lark").read_text(encoding="utf-8")
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+
+
+def _unescape(text: str, pos: int) -> str:
+    body = text[1:-1]
+    out: list[str] = []
+    i = 0
+    escapes = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "'": "'"}
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\":
+            nxt = body[i + 1]
+            if nxt not in escapes:
+                raise ExpressionError(f"unknown escape '\\{nxt}' in string", pos + i + 1)
+            out.append(escapes[nxt])
+            i += 2
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+def _pos(item: Any) -> int:
+    if isinstance(item, Token):
+        return item.start_pos or 0
+    if isinstance(item, Node):
+        return item.pos
+    return 0
+
+
+@v_args(meta=True)
+class _ToAst(Transformer[Token, Node]):
+    def number(self, meta: Any, children: list[Token]) -> Node:
+        tok = children[0]
+        text = str(tok)
+        value: float | int = float(text) if "." in text else int(text)
+        return Literal(_pos(tok), value, "number")
+
+    def duration(self, meta: Any, children: list[Token]) -> Node:
+        tok = children[0]
+        return Literal(_pos(tok), parse_duration(str(tok)), "duration")
+
+    def string(self, meta: Any, children: list[Token]) -> Node:
+        tok = children[0]
+        return Literal(_pos(tok), _unescape(str(tok), _pos(tok)), "string")
+
+    def true(self, meta: Any, children: list[Any]) -> Node:
+        return Literal(meta.start_pos, True, "bool")
+
+    def false(self, meta: Any, children: list[Any]) -> Node:
+        return Literal(meta.start_pos, False, "bool")
+
+    def null(self, meta: Any, children: list[Any]) -> Node:
+        return Literal(meta.start_pos, None, "null")
+
+    def path(self, meta: Any, children: list[Token]) -> Node:
+        return Path(_pos(children[0]), tuple(str(c) for c in children))
+
+    def arglist(self, meta: Any, children: list[Node | None]) -> tuple[Node, ...]:
+        return tuple(c for c in children if c is not None)
+
+    def call(self, meta: Any, children: list[Any]) -> Node:
+        name, args = children
+        return Call(_pos(name), str(name), args or ())
+
+    def list_(self, meta: Any, children: list[Any]) -> Node:
+        return ListExpr(meta.start_pos, children[0] or ())
+
+    def neg(self, meta: Any, children: list[Node]) -> Node:
+        operand = children[0]
+        if isinstance(operand, Literal) and operand.kind in ("number", "duration"):
+            return Literal(meta.start_pos, -operand.value, operand.kind)
+        return Unary(meta.start_pos, "-", operand)
+
+    def not_(self, meta: Any, children: list[Node]) -> Node:
+        return Unary(meta.start_pos, "not", children[0])
+
+    def binop(self, meta: Any, children: list[Any]) -> Node:
+        left, op, right = children
+        return Binary(_pos(op), str(op), left, right)
+
+    def compare(self, meta: Any, children: list[Any]) -> Node:
+        left, op, right = children
+        return Binary(_pos(op), str(op), left, right)
+
+    def in_(self, meta: Any, children: list[Node]) -> Node:
+        left, right = children
+        return Binary(left.pos, "in", left, right)
+
+    def not_in(self, meta: Any, children: list[Node]) -> Node:
+        left, right = children
+        return Binary(left.pos, "not in", left, right)
+
+    def and_(self, meta: Any, children: list[Node]) -> Node:
+        return Binary(children[0].pos, "and", children[0], children[1])
+
+    def or_(self, meta: Any, children: list[Node]) -> Node:
+        return Binary(children[0].pos, "or", children[0], children[1])
+
+
+def _describe_expected(expected: set[str]) -> str:
+    names = sorted({_TOKEN_NAMES.get(e, e.strip('"').lower()) for e in expected if not e.startswith("__")})
+    if not names:
+        return ""
+    if len(names) > 6:
+        return ""
+    return " (expected " + ", ".join(names) + ")"
+
+
+def parse(text: str) -> Node:
+    """Parse an expression; raises ExpressionError with the offset of the first problem."""
+    if not isinstance(text, str):
+        raise ExpressionError(f"expected an expression as text, got {type(text).__name__}")
+    if len(text) > MAX_LENGTH:
+        raise ExpressionError(f"expression is longer than {MAX_LENGTH} characters")
+    if not text.strip():
+        raise ExpressionError("empty expression")
+    try:
+        tree = _parser().parse(text)
+        node = _ToAst().transform(tree)
+    except UnexpectedCharacters as exc:
+        at = exc.pos_in_stream or 0
+        raise ExpressionError(f"unexpected character {text[at]!r}", at) from None
+    except UnexpectedEOF as exc:
+        raise ExpressionError(
+            "unexpected end of expression" + _describe_expected(set(exc.expected)), len(text)
+        ) from None
+    except UnexpectedToken as exc:
+        tok = exc.token
+        if tok.type == "$END":
+            raise ExpressionError(
+                "unexpected end of expression" + _describe_expected(exc.expected), len(text)
+            ) from None
+        raise ExpressionError(
+            f"unexpected {str(tok)!r}" + _describe_expected(exc.expected), tok.start_pos or 0
+        ) from None
+    except UnexpectedInput as exc:  # pragma: no cover - the cases above are exhaustive for LALR
+        raise ExpressionError("syntax error", getattr(exc, "pos_in_stream", 0) or 0) from None
+    except VisitError as exc:
+        if isinstance(exc.orig_exc, ExpressionError):
+            raise exc.orig_exc from None
+        if isinstance(exc.orig_exc, ValueError):
+            raise ExpressionError(str(exc.orig_exc)) from None
+        raise
+    if not isinstance(node, Node):  # pragma: no cover - the grammar always yields a node
+        raise ExpressionError("syntax error")
+    return node

@@ -1,0 +1,263 @@
+"""A validated playbook model, checked and compiled: expressions become closures, the condition a
+durable-rules pattern. Problems are collected with their path in the document, never raised one by one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from recovery.exceptions import ExpressionError
+from recovery.expressions.compiler import Compiled, Compiler, Context, Scope
+from recovery.expressions.nodes import Binary, ListExpr, Literal, Node, Path
+from recovery.expressions.parser import parse
+from recovery.expressions.patterns import Pattern, to_pattern
+from recovery.expressions.templates import Template, compile_template
+from recovery.playbooks.model import GestureAction, Playbook, TaskAction
+from recovery.playbooks.source import Loc
+
+
+@dataclass(frozen=True)
+class PriorityRule:
+    when: Compiled | None
+    priority: str
+
+
+@dataclass(frozen=True)
+class CompiledTask:
+    index: int
+    queue: str
+    priorities: tuple[PriorityRule, ...]
+    due_in_s: float
+    title: Template
+    reason: Template
+    talking_points: tuple[Template, ...]
+    when: Compiled | None
+
+    def priority(self, ctx: Context) -> str:
+        for rule in self.priorities:
+            if rule.when is None or rule.when.fn(ctx):
+                return rule.priority
+        return self.priorities[-1].priority
+
+
+@dataclass(frozen=True)
+class CompiledGesture:
+    index: int
+    type: str
+    amount: Compiled
+    cap: float | None
+    currency: str
+    requires_approval: bool
+    reason: Template
+    when: Compiled | None
+
+
+@dataclass
+class CompiledPlaybook:
+    """Everything the engine needs to run one playbook."""
+
+    id: str
+    version: int
+    file: str
+    kind: str  # "event", "sequence" or "absence"
+    event_type: str  # the type that fires it: the event, the sequence's `then`, the absence's `first`
+    first_type: str | None
+    end_type: str | None  # the absence's `missing`
+    key: str | None  # data field pairing sequence/absence events
+    within_s: float
+    cooldown_s: float | None
+    condition: Pattern
+    evidence_windows: frozenset[tuple[str, float]]
+    tasks: tuple[CompiledTask, ...]
+    gestures: tuple[CompiledGesture, ...]
+    lets: dict[str, Compiled]
+    windows: frozenset[tuple[str, float]] = field(default_factory=frozenset)
+    source: Playbook | None = None
+
+    @property
+    def horizon_s(self) -> float:
+        """How far back this playbook looks from an evaluation instant."""
+        longest = max((w for _, w in self.windows), default=0.0)
+        return max(longest, self.within_s)
+
+    @property
+    def history_types(self) -> frozenset[str]:
+        """Event types whose occurrences the engine must keep for this playbook."""
+        types = {t for t, _ in self.windows}
+        if self.kind == "sequence" and self.first_type:
+            types.add(self.first_type)
+        return frozenset(types)
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.items: list[tuple[Loc, int | None, str]] = []
+
+    def add(self, loc: Loc, message: str, offset: int | None = None) -> None:
+        self.items.append((loc, offset, message))
+
+
+def _key_field(key: str) -> str:
+    return key.removeprefix("data.")
+
+
+def compile_playbook(pb: Playbook, file: str) -> tuple[CompiledPlaybook | None, list[tuple[Loc, int | None, str]]]:
+    """Compile a structurally valid playbook; returns (playbook, []) or (None, problems with their locations)."""
+    problems = _Problems()
+    trig = pb.trigger
+    first_types: frozenset[str] | None = None
+    has_duration = False
+    first_type = end_type = key = None
+    within_s = 0.0
+    if trig.event is not None:
+        kind, event_type = "event", trig.event
+    elif trig.sequence is not None:
+        seq = trig.sequence
+        kind, event_type, first_type, key, within_s = "sequence", seq.then, seq.first, seq.key, seq.within
+        first_types = frozenset({seq.first})
+        has_duration = True
+    else:
+        absence = trig.absence
+        if absence is None:  # pragma: no cover - the model guarantees one trigger
+            raise ValueError("trigger")
+        kind, event_type, first_type, end_type = "absence", absence.first, absence.first, absence.missing
+        key, within_s = absence.key, absence.within
+        first_types = frozenset({absence.first})
+        if absence.first == absence.missing:
+            problems.add(("trigger", "absence", "missing"), "'missing' must differ from 'first'")
+    if kind == "sequence" and first_type == event_type:
+        problems.add(("trigger", "sequence", "then"), "'then' must differ from 'first'")
+
+    scope = Scope(event_types=frozenset({event_type}), first_types=first_types, has_duration=has_duration)
+    compiler = Compiler(scope)
+
+    def expr(text: str, loc: Loc, want: tuple[str, ...] | None = None) -> Compiled | None:
+        try:
+            compiled = compiler.compile(parse(text))
+        except ExpressionError as exc:
+            problems.add(loc, exc.message, exc.offset)
+            return None
+        if want is not None and compiled.type not in (*want, "any", "null"):
+            problems.add(loc, f"expected {' or '.join(want)} here, but the expression gives {compiled.type}", 0)
+            return None
+        return compiled
+
+    def template(text: str, loc: Loc) -> Template:
+        try:
+            return compile_template(text, scope)
+        except ExpressionError as exc:
+            problems.add(loc, exc.message, exc.offset)
+            return Template(())
+
+    for name, text in pb.let.items():
+        if name in ("event", "customer", "first", "duration"):
+            problems.add(("let", name), f"'{name}' is a built-in name; choose another name")
+            continue
+        compiled = expr(text, ("let", name))
+        if compiled is not None:
+            scope.lets[name] = compiled
+
+    # The condition: the customer filter and `when`, as one durable-rules pattern.
+    condition_nodes: list[Node] = []
+    if pb.customers is not None:
+        c = pb.customers
+        for fname, values in (("tier", c.tiers), ("segment", c.segments), ("region", c.regions)):
+            if values:
+                items = tuple(Literal(0, v, "string") for v in values)
+                condition_nodes.append(Binary(0, "in", Path(0, ("customer", fname)), ListExpr(0, items)))
+        if c.where is not None:
+            node = _checked_node(compiler, c.where, ("customers", "where"), problems)
+            if node is not None:
+                condition_nodes.append(node)
+    evidence_windows: frozenset[tuple[str, float]] = frozenset()
+    if pb.when is not None:
+        node = _checked_node(compiler, pb.when, ("when",), problems)
+        if node is not None:
+            condition_nodes.append(node)
+            evidence_windows = compiler.compile(node).windows
+    condition_node: Node = Literal(0, True, "bool")
+    for node in condition_nodes:
+        condition_node = node if condition_node == Literal(0, True, "bool") else Binary(0, "and", condition_node, node)
+    condition = to_pattern(condition_node, compiler)
+
+    tasks: list[CompiledTask] = []
+    gestures: list[CompiledGesture] = []
+    windows: set[tuple[str, float]] = set(evidence_windows)
+    for compiled_let in scope.lets.values():
+        windows |= compiled_let.windows
+    for i, action in enumerate(pb.actions):
+        if action.task is not None:
+            task = _compile_task(action.task, i, ("actions", i, "task"), expr, template)
+            tasks.append(task)
+            for t in (task.title, task.reason, *task.talking_points):
+                windows |= t.windows
+        elif action.gesture is not None:
+            gesture = _compile_gesture(action.gesture, i, ("actions", i, "gesture"), expr, template)
+            gestures.append(gesture)
+            windows |= gesture.amount.windows | gesture.reason.windows
+    if problems.items:
+        return None, problems.items
+    compiled_pb = CompiledPlaybook(
+        id=pb.id,
+        version=pb.version,
+        file=file,
+        kind=kind,
+        event_type=event_type,
+        first_type=first_type,
+        end_type=end_type,
+        key=_key_field(key) if key else None,
+        within_s=within_s,
+        cooldown_s=pb.cooldown,
+        condition=condition,
+        evidence_windows=evidence_windows,
+        tasks=tuple(tasks),
+        gestures=tuple(gestures),
+        lets=dict(scope.lets),
+        windows=frozenset(windows),
+        source=pb,
+    )
+    return compiled_pb, []
+
+
+def _checked_node(compiler: Compiler, text: str, loc: Loc, problems: _Problems) -> Node | None:
+    try:
+        node = parse(text)
+        compiled = compiler.compile(node)
+    except ExpressionError as exc:
+        problems.add(loc, exc.message, exc.offset)
+        return None
+    if compiled.type not in ("bool", "any", "null"):
+        problems.add(loc, f"a condition must be true or false, but this expression gives {compiled.type}", 0)
+        return None
+    return node
+
+
+def _compile_task(t: TaskAction, index: int, loc: Loc, expr: Any, template: Any) -> CompiledTask:
+    rules = []
+    for j, case in enumerate(t.priority):
+        when = expr(case.when, (*loc, "priority", j, "when"), ("bool",)) if case.when else None
+        rules.append(PriorityRule(when, case.then))
+    return CompiledTask(
+        index=index,
+        queue=t.queue,
+        priorities=tuple(rules),
+        due_in_s=t.due_in,
+        title=template(t.title, (*loc, "title")),
+        reason=template(t.reason, (*loc, "reason")),
+        talking_points=tuple(template(p, (*loc, "talking_points", j)) for j, p in enumerate(t.talking_points)),
+        when=expr(t.when, (*loc, "when"), ("bool",)) if t.when else None,
+    )
+
+
+def _compile_gesture(g: GestureAction, index: int, loc: Loc, expr: Any, template: Any) -> CompiledGesture:
+    amount = expr(g.amount, (*loc, "amount"), ("number",))
+    return CompiledGesture(
+        index=index,
+        type=g.type,
+        amount=amount if amount is not None else Compiled(lambda ctx: 0, "number", Literal(0, 0, "number")),
+        cap=g.cap,
+        currency=g.currency,
+        requires_approval=g.requires_approval,
+        reason=template(g.reason, (*loc, "reason")),
+        when=expr(g.when, (*loc, "when"), ("bool",)) if g.when else None,
+    )

@@ -1,0 +1,157 @@
+"""Reading playbook files: YAML to model to compiled playbook, every problem as `FILE:LINE:COL: message`."""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from recovery.exceptions import PlaybookError, Problem
+from recovery.playbooks.compiler import CompiledPlaybook, compile_playbook
+from recovery.playbooks.model import Playbook
+from recovery.playbooks.source import Document, Loc, YamlProblem, load_yaml
+
+TEST_SUFFIXES = (".test.yaml", ".test.yml")
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def is_test_file(path: Path) -> bool:
+    return path.name.endswith(TEST_SUFFIXES)
+
+
+def find_files(paths: Iterable[str | Path], tests: bool) -> tuple[list[Path], list[Problem]]:
+    """YAML files under `paths` (directories are searched recursively), playbooks or test files."""
+    found: list[Path] = []
+    problems: list[Problem] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            candidates = sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(YAML_SUFFIXES))
+            found.extend(p for p in candidates if is_test_file(p) == tests)
+        elif path.is_file():
+            found.append(path)
+        else:
+            problems.append(Problem(str(path), 1, 1, "no such file or directory"))
+    return found, problems
+
+
+def _unwrap(annotation: Any) -> Any:
+    """The model class reached through Optional, list, dict and Annotated, or None."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _unwrap(arg)
+            if found is not None:
+                return found
+        return None
+    if origin in (list, dict):
+        return _unwrap(typing.get_args(annotation)[-1])
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _model_at(root: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
+    model: type[BaseModel] | None = root
+    for part in loc:
+        if model is None:
+            return None
+        if isinstance(part, int):
+            continue
+        info = model.model_fields.get(part)
+        if info is None:
+            return None
+        model = _unwrap(info.annotation)
+    return model
+
+
+def _validation_problems(doc: Document, exc: ValidationError, root: type[BaseModel]) -> list[Problem]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc: Loc = tuple(p for p in err["loc"] if p != "[key]")
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            name = str(loc[-1])
+            model = _model_at(root, loc[:-1])
+            known = list(model.model_fields) if model else []
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            hint = (
+                f" (did you mean '{close[0]}'?)"
+                if close
+                else (f"; expected one of: {', '.join(known)}" if known else "")
+            )
+            problems.append(doc.problem(loc, f"unknown key '{name}'{hint}", key=True))
+        elif kind == "missing":
+            problems.append(doc.problem(loc[:-1], f"missing required key '{loc[-1]}'"))
+        elif "[key]" in err["loc"]:
+            problems.append(doc.problem(loc, f"invalid name '{loc[-1]}': {err['msg']}", key=True))
+        else:
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            received = err.get("input")
+            shown = "" if isinstance(received, dict | list) else f" (got {received!r})"
+            where = ".".join(str(p) for p in loc)
+            prefix = f"{where}: " if where else ""
+            problems.append(doc.problem(loc, f"{prefix}{msg}{shown}"))
+    return problems
+
+
+def load_document(path: Path) -> Document:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlaybookError([Problem(str(path), 1, 1, f"cannot read the file: {exc}")]) from None
+    try:
+        return load_yaml(text, str(path))
+    except YamlProblem as exc:
+        raise PlaybookError([exc.problem]) from None
+
+
+def load_playbook(path: Path) -> CompiledPlaybook:
+    """Read, validate and compile one playbook file; raises PlaybookError listing every problem found."""
+    doc = load_document(path)
+    if not isinstance(doc.data, dict):
+        raise PlaybookError([doc.problem((), "a playbook is a mapping of keys (id, trigger, actions...)")])
+    try:
+        model = Playbook.model_validate(doc.data)
+    except ValidationError as exc:
+        raise PlaybookError(_validation_problems(doc, exc, Playbook)) from None
+    compiled, located = compile_playbook(model, str(path))
+    if compiled is None:
+        raise PlaybookError([doc.problem(loc, msg, offset=offset) for loc, offset, msg in located])
+    return compiled
+
+
+def load_playbooks(paths: Iterable[str | Path]) -> tuple[list[CompiledPlaybook], list[Problem]]:
+    """Every playbook under `paths`, plus all problems found (including duplicate ids)."""
+    files, problems = find_files(paths, tests=False)
+    playbooks: list[CompiledPlaybook] = []
+    seen: dict[str, CompiledPlaybook] = {}
+    for path in files:
+        try:
+            pb = load_playbook(path)
+        except PlaybookError as exc:
+            problems.extend(exc.problems)
+            continue
+        if pb.id in seen:
+            doc = load_document(path)
+            problems.append(doc.problem(("id",), f"duplicate playbook id '{pb.id}' (also in {seen[pb.id].file})"))
+            continue
+        seen[pb.id] = pb
+        playbooks.append(pb)
+    if not files and not problems:
+        problems.extend(Problem(str(p), 1, 1, "no playbook files (*.yaml) found here") for p in paths)
+    return playbooks, problems
+
+
+def load_playbooks_or_raise(paths: Iterable[str | Path]) -> list[CompiledPlaybook]:
+    playbooks, problems = load_playbooks(paths)
+    if problems:
+        raise PlaybookError(problems)
+    return playbooks

@@ -1,0 +1,164 @@
+"""The playbook format as pydantic models: structure, types, durations and enumerations.
+
+Expressions and templates are kept as text here; `compiler.py` parses and checks them with the names in scope,
+so that every problem is reported with its file, line and column.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+
+from recovery.events import EVENT_TYPE_PATTERN, Tier
+from recovery.times import DURATION_PATTERN, parse_duration
+
+
+def _duration(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise ValueError("a duration is written with a unit, e.g. 48h, 7d or 2h30m")
+    return parse_duration(value)
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(_duration),
+    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "description": "e.g. 90s, 45m, 48h, 7d, 2h30m"}),
+]
+"""A duration written with units in YAML (`48h`), held as seconds."""
+
+Expr = Annotated[
+    str,
+    Field(min_length=1, max_length=2000, description="An expression, see docs/playbooks.md"),
+]
+Template = Annotated[
+    str,
+    Field(max_length=4000, description="Text with {{ expression }} placeholders"),
+]
+EventType = Annotated[str, Field(pattern=EVENT_TYPE_PATTERN, description="Dotted lowercase, e.g. service.call")]
+Priority = Literal["P1", "P2", "P3", "P4"]
+KeyField = Annotated[
+    str, Field(pattern=r"^(data\.)?[A-Za-z_][A-Za-z0-9_]*$", description="A data field, e.g. outage_id")
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Customers(_Strict):
+    """Which customers the playbook is for. All given filters must hold."""
+
+    tiers: list[Tier] | None = Field(default=None, min_length=1)
+    segments: list[str] | None = Field(default=None, min_length=1)
+    regions: list[str] | None = Field(default=None, min_length=1)
+    where: Expr | None = None
+
+
+class Sequence(_Strict):
+    """`first` followed by `then` with the same `key`, at most `within` apart. Fires on `then`."""
+
+    first: EventType
+    then: EventType
+    key: KeyField
+    within: Duration
+
+
+class Absence(_Strict):
+    """`first` not followed by `missing` with the same `key` within `within` (inclusive). Fires at the deadline."""
+
+    first: EventType
+    missing: EventType
+    key: KeyField
+    within: Duration
+
+
+class Trigger(_Strict):
+    """Exactly one of: `event` (a single event type), `sequence`, `absence`."""
+
+    event: EventType | None = None
+    sequence: Sequence | None = None
+    absence: Absence | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Trigger:
+        given = [name for name in ("event", "sequence", "absence") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "a trigger names exactly one of: event, sequence, absence"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        return self
+
+
+class PriorityCase(_Strict):
+    when: Expr | None = None
+    then: Priority
+
+
+def _priority_cases(value: Any) -> Any:
+    if isinstance(value, str):
+        return [{"then": value}]
+    return value
+
+
+class TaskAction(_Strict):
+    """Raise a frontline task."""
+
+    queue: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=100)
+    priority: Annotated[
+        list[PriorityCase],
+        BeforeValidator(_priority_cases),
+        Field(min_length=1, description="P1..P4, or a list of {when, then} cases, the last without when"),
+    ]
+    due_in: Duration
+    title: Template = Field(min_length=1)
+    reason: Template = Field(min_length=1)
+    talking_points: list[Template] = Field(default_factory=list)
+    when: Expr | None = None
+
+    @model_validator(mode="after")
+    def _default_last(self) -> TaskAction:
+        if self.priority[-1].when is not None:
+            raise ValueError("the last priority case must have no 'when': it is the default")
+        return self
+
+
+class GestureAction(_Strict):
+    """Offer a gesture: a credit, an apology, an upgrade..."""
+
+    type: str = Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=60)
+    amount: Expr = "0"
+    cap: float | None = Field(default=None, ge=0)
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    requires_approval: bool = False
+    reason: Template = Field(min_length=1)
+    when: Expr | None = None
+
+
+class Action(_Strict):
+    """Exactly one of: `task`, `gesture`."""
+
+    task: TaskAction | None = None
+    gesture: GestureAction | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Action:
+        if (self.task is None) == (self.gesture is None):
+            raise ValueError("an action is either a task or a gesture")
+        return self
+
+
+class Playbook(_Strict):
+    """One recovery playbook: a pattern of events that marks a customer in distress, and what to do."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=80, description="Unique id, e.g. repeat-caller")
+    version: int = Field(default=1, ge=1)
+    description: str = ""
+    enabled: bool = True
+    customers: Customers | None = None
+    trigger: Trigger
+    let: dict[Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$")], Expr] = Field(default_factory=dict)
+    when: Expr | None = None
+    cooldown: Duration | None = None
+    actions: list[Action] = Field(min_length=1)

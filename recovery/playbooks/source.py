@@ -1,0 +1,144 @@
+"""Safe YAML reading that remembers where every key and value stands in the file.
+
+Only plain YAML is accepted: mappings, sequences and scalars with the standard tags. Any other tag
+(`!!python/object`, `!custom`) is refused before anything is built, duplicate keys are errors, and merge keys
+are ordinary (unknown) keys. Nothing from the document is ever executed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from recovery.exceptions import Problem
+
+Loc = tuple[str | int, ...]
+
+_STR = "tag:yaml.org,2002:str"
+_ALLOWED_SCALARS = {
+    _STR,
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+    "tag:yaml.org,2002:timestamp",
+}
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+MAX_NODES = 100_000
+
+
+@dataclass(frozen=True)
+class Mark:
+    line: int  # 1-based
+    column: int  # 1-based
+    style: str | None  # None for plain scalars, "'" or '"' for quoted, "|" or ">" for blocks
+    single_line: bool
+
+
+@dataclass
+class Document:
+    """A YAML document as plain Python data, with the position of every value and key by path."""
+
+    file: str
+    data: Any
+    values: dict[Loc, Mark] = field(default_factory=dict)
+    keys: dict[Loc, Mark] = field(default_factory=dict)
+
+    def problem(self, loc: Loc, message: str, *, key: bool = False, offset: int | None = None) -> Problem:
+        """A problem at `loc` (or its nearest ancestor that exists); `offset` points inside a scalar's text."""
+        line, col = self.position(loc, key=key, offset=offset)
+        return Problem(self.file, line, col, message)
+
+    def position(self, loc: Loc, *, key: bool = False, offset: int | None = None) -> tuple[int, int]:
+        marks = self.keys if key else self.values
+        path = tuple(loc)
+        mark = marks.get(path)
+        exact = mark is not None
+        while mark is None and path:
+            path = path[:-1]
+            mark = self.values.get(path)
+        if mark is None:
+            return 1, 1
+        if exact and offset is not None and mark.single_line and mark.style in (None, "'", '"'):
+            return mark.line, mark.column + offset + (1 if mark.style else 0)
+        return mark.line, mark.column
+
+
+class YamlProblem(Exception):
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+def _tag(tag: str) -> str:
+    return "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org,2002:") else tag
+
+
+def _mark(node: Node) -> Mark:
+    start, end = node.start_mark, node.end_mark
+    style = node.style if isinstance(node, ScalarNode) else None
+    return Mark(start.line + 1, start.column + 1, style, start.line == end.line)
+
+
+class _Builder:
+    def __init__(self, file: str) -> None:
+        self.doc = Document(file, None)
+        self.count = 0
+        self.scalars = SafeConstructor()
+
+    def fail(self, node: Node, message: str) -> YamlProblem:
+        m = _mark(node)
+        return YamlProblem(Problem(self.doc.file, m.line, m.column, message))
+
+    def build(self, node: Node, loc: Loc) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise self.fail(node, f"document is too large (more than {MAX_NODES} values, or aliases nest too deeply)")
+        self.doc.values[loc] = _mark(node)
+        if isinstance(node, ScalarNode):
+            if node.tag not in _ALLOWED_SCALARS:
+                raise self.fail(node, f"YAML tag '{_tag(node.tag)}' is not allowed: playbooks are plain data")
+            if node.tag in (_STR, "tag:yaml.org,2002:timestamp"):
+                return node.value
+            return self.scalars.construct_object(node, deep=True)
+        if isinstance(node, SequenceNode):
+            if node.tag != _SEQ:
+                raise self.fail(node, f"YAML tag '{_tag(node.tag)}' is not allowed: playbooks are plain data")
+            return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
+        if isinstance(node, MappingNode):
+            if node.tag != _MAP:
+                raise self.fail(node, f"YAML tag '{_tag(node.tag)}' is not allowed: playbooks are plain data")
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, ScalarNode) or key_node.tag not in _ALLOWED_SCALARS:
+                    raise self.fail(key_node, "a key must be a plain word")
+                key = str(key_node.value)
+                if key in out:
+                    first = self.doc.keys[(*loc, key)]
+                    raise self.fail(key_node, f"duplicate key '{key}' (first at line {first.line})")
+                self.doc.keys[(*loc, key)] = _mark(key_node)
+                out[key] = self.build(value_node, (*loc, key))
+            return out
+        raise self.fail(node, "unsupported YAML node")  # pragma: no cover
+
+
+def load_yaml(text: str, file: str) -> Document:
+    """Parse one YAML document; raises YamlProblem with a located message on any error."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise YamlProblem(Problem(file, line, col, f"invalid YAML: {exc.problem or exc.context}")) from None
+    except yaml.YAMLError as exc:
+        raise YamlProblem(Problem(file, 1, 1, f"invalid YAML: {exc}")) from None
+    builder = _Builder(file)
+    if node is None:
+        raise YamlProblem(Problem(file, 1, 1, "the file is empty"))
+    builder.doc.data = builder.build(node, ())
+    return builder.doc

@@ -1,0 +1,211 @@
+"""Playbook unit tests (`recovery test`), in the spirit of `promtool test rules`.
+
+A test file (`NAME.test.yaml`, next to the playbooks) names one playbook and lists cases: events at times
+relative to a start, the effects expected (all of them, in any order, each matched on the fields given) and
+effect patterns that must not appear. See docs/playbooks.md.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from recovery.effects import Effect
+from recovery.engine import Engine
+from recovery.events import EVENT_TYPE_PATTERN, Event
+from recovery.exceptions import EventError, PlaybookError, Problem
+from recovery.playbooks.compiler import CompiledPlaybook
+from recovery.playbooks.loader import _validation_problems, find_files, load_document, load_playbooks
+from recovery.replay import replay
+from recovery.times import DURATION_RE, format_time, parse_duration, parse_time
+
+DEFAULT_START = "2026-01-05T09:00:00Z"
+_TIME_FIELDS = ("due_at", "created_at")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TestEvent(_Strict):
+    at: str = Field(description="A duration after the start (e.g. 7d, 2h30m) or an RFC 3339 time")
+    type: Annotated[str, Field(pattern=EVENT_TYPE_PATTERN)]
+    customer_id: str | None = None
+    id: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class Expectation(_Strict):
+    task: dict[str, Any] | None = None
+    gesture: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Expectation:
+        if (self.task is None) == (self.gesture is None):
+            raise ValueError("an expectation is either a task or a gesture")
+        return self
+
+    @property
+    def kind(self) -> Literal["task", "gesture"]:
+        return "task" if self.task is not None else "gesture"
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        return self.task if self.task is not None else (self.gesture or {})
+
+
+class TestCase(_Strict):
+    name: str = Field(min_length=1)
+    events: list[TestEvent] = Field(default_factory=list)
+    until: str | None = None
+    expect: list[Expectation] = Field(default_factory=list)
+    absent: list[Expectation] = Field(default_factory=list)
+
+
+class TestFile(_Strict):
+    playbook: str
+    start: str = DEFAULT_START
+    tests: list[TestCase] = Field(min_length=1)
+
+
+@dataclass
+class CaseResult:
+    file: str
+    name: str
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def _instant(value: str, start: float) -> float:
+    text = str(value).strip()
+    if DURATION_RE.match(text.lstrip("+")):
+        return start + parse_duration(text.lstrip("+"))
+    return parse_time(text)
+
+
+def _matches(effect: Effect, exp: Expectation, start: float) -> bool:
+    if effect.kind != exp.kind:
+        return False
+    data = effect.model_dump(mode="json")
+    for key, want in exp.fields.items():
+        if key.endswith("_contains"):
+            got = data.get(key.removesuffix("_contains"))
+            if not isinstance(got, str) or str(want) not in got:
+                return False
+            continue
+        if key not in data:
+            return False
+        got = data[key]
+        if key in _TIME_FIELDS and isinstance(want, str):
+            want = format_time(_instant(want, start))
+        if isinstance(got, float) and isinstance(want, int | float):
+            if abs(got - want) > 1e-9:
+                return False
+        elif got != want:
+            return False
+    return True
+
+
+def _describe(exp: Expectation) -> str:
+    return f"{exp.kind} {exp.fields}"
+
+
+def _short(effect: Effect) -> str:
+    keys = ("customer_id", "queue", "priority", "due_at", "type", "amount", "status")
+    data = effect.model_dump(mode="json")
+    return f"{effect.kind} " + str({k: data[k] for k in keys if k in data})
+
+
+def run_case(pb: CompiledPlaybook, case: TestCase, start: float, file: str) -> CaseResult:
+    result = CaseResult(file, case.name)
+    lines = []
+    for i, ev in enumerate(case.events, start=1):
+        raw: dict[str, Any] = {
+            "id": ev.id or f"e{i}",
+            "type": ev.type,
+            "occurred_at": format_time(_instant(ev.at, start)),
+            "data": ev.data,
+        }
+        if ev.customer_id is not None:
+            raw["customer_id"] = ev.customer_id
+        try:
+            lines.append(Event.from_dict(raw).model_dump_json())
+        except (EventError, ValueError) as exc:
+            result.failures.append(f"event {i}: {exc}")
+    if result.failures:
+        return result
+    engine = Engine([pb])
+    out, err = io.StringIO(), io.StringIO()
+    until = _instant(case.until, start) if case.until else None
+    replay(lines, engine, out, err, until=until)
+    effects = engine.store.effects()
+    remaining = list(effects)
+    for exp in case.expect:
+        found = next((e for e in remaining if _matches(e, exp, start)), None)
+        if found is None:
+            result.failures.append(f"expected {_describe(exp)}: not raised")
+        else:
+            remaining.remove(found)
+    for extra in remaining:
+        result.failures.append(f"unexpected {_short(extra)}")
+    for exp in case.absent:
+        for e in effects:
+            if _matches(e, exp, start):
+                result.failures.append(f"raised {_short(e)}, which matches absent {_describe(exp)}")
+    return result
+
+
+def run_test_file(path: Path, playbooks: dict[str, CompiledPlaybook] | None = None) -> list[CaseResult]:
+    """Run every case of one test file; raises PlaybookError when the file itself is invalid."""
+    doc = load_document(path)
+    try:
+        spec = TestFile.model_validate(doc.data)
+    except ValidationError as exc:
+        raise PlaybookError(_validation_problems(doc, exc, TestFile)) from None
+    if playbooks is None:
+        found, problems = load_playbooks([path.parent])
+        if problems:
+            raise PlaybookError(problems)
+        playbooks = {pb.id: pb for pb in found}
+    pb = playbooks.get(spec.playbook)
+    if pb is None:
+        raise PlaybookError([doc.problem(("playbook",), f"no playbook '{spec.playbook}' in {path.parent}")])
+    problems = []
+    try:
+        start = parse_time(spec.start)
+    except ValueError as exc:
+        raise PlaybookError([doc.problem(("start",), str(exc))]) from None
+    for i, case in enumerate(spec.tests):
+        for j, ev in enumerate(case.events):
+            try:
+                _instant(ev.at, start)
+            except ValueError as exc:
+                problems.append(doc.problem(("tests", i, "events", j, "at"), str(exc)))
+        if case.until is not None:
+            try:
+                _instant(case.until, start)
+            except ValueError as exc:
+                problems.append(doc.problem(("tests", i, "until"), str(exc)))
+    if problems:
+        raise PlaybookError(problems)
+    return [run_case(pb, case, start, str(path)) for case in spec.tests]
+
+
+def run_tests(paths: list[str]) -> tuple[list[CaseResult], list[Problem]]:
+    files, problems = find_files(paths, tests=True)
+    results: list[CaseResult] = []
+    if not files and not problems:
+        problems.extend(Problem(p, 1, 1, "no test files (*.test.yaml) found here") for p in paths)
+    for path in files:
+        try:
+            results.extend(run_test_file(path))
+        except PlaybookError as exc:
+            problems.extend(exc.problems)
+    return results, problems

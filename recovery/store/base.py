@@ -1,0 +1,69 @@
+"""The store interface. The engine is a cache over it (DESIGN.md principle 3): everything needed to rebuild a
+customer's state, and every pending deadline, is written here as it happens."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from recovery.effects import Effect
+from recovery.events import Occurrence
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """An absence playbook waiting: fires at `due` unless an event with the same key arrives first."""
+
+    id: str
+    due: float
+    playbook: str
+    customer_id: str
+    key: str
+    first: Occurrence
+
+
+class Store(Protocol):
+    def add_event(self, event_id: str) -> bool:
+        """Record an event id in the ledger; False when it was seen before (a duplicate)."""
+        ...
+
+    def append_history(self, occurrence: Occurrence) -> None:
+        """Keep an occurrence a playbook may look back to."""
+        ...
+
+    def history(self, customer_id: str, since: float) -> list[Occurrence]:
+        """The customer's kept occurrences with `ts >= since`, oldest first."""
+        ...
+
+    def prune_history(self, before: float) -> int:
+        """Forget occurrences older than `before` (no playbook looks back that far); returns how many."""
+        ...
+
+    def get_profile(self, customer_id: str) -> tuple[float, dict[str, Any]] | None: ...
+
+    def put_profile(self, customer_id: str, ts: float, profile: dict[str, Any]) -> None: ...
+
+    def customers_in_region(self, region: str) -> Iterable[str]: ...
+
+    def get_cooldowns(self, customer_id: str) -> dict[str, float]: ...
+
+    def set_cooldown(self, customer_id: str, playbook: str, ts: float) -> None: ...
+
+    def add_deadline(self, deadline: Deadline) -> None: ...
+
+    def remove_deadline(self, deadline_id: str) -> None: ...
+
+    def pending_deadlines(self) -> list[Deadline]: ...
+
+    def scope_customers(self, scope_id: str) -> set[str]:
+        """The customers an open scope event (an outage) touched, by its id."""
+        ...
+
+    def set_scope_customers(self, scope_id: str, customers: set[str]) -> None: ...
+
+    def put_effect(self, effect: Effect) -> bool:
+        """Store an effect; False when an effect with that id exists already (never raised twice)."""
+        ...
+
+    def effects(self) -> list[Effect]: ...

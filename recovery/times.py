@@ -1,0 +1,59 @@
+"""Durations and timestamps.
+
+Inside the engine every instant is a float of seconds since the Unix epoch (UTC) and every duration a float of
+seconds: cheap to compare and to store. Text forms are parsed and printed here only.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+_UNITS = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+DURATION_RE = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|w|d|h|m|s))+$")
+_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|w|d|h|m|s)")
+DURATION_PATTERN = r"^(\d+(\.\d+)?(ms|w|d|h|m|s))+$"
+
+
+def parse_duration(text: str) -> float:
+    """Parse `90s`, `45m`, `48h`, `7d`, `2w` or combinations such as `2h30m` into seconds."""
+    text = text.strip()
+    if not DURATION_RE.match(text):
+        raise ValueError(
+            f"'{text}' is not a duration: write a number and a unit (ms, s, m, h, d, w), e.g. 48h, 7d, 2h30m"
+        )
+    return sum(float(n) * _UNITS[u] for n, u in _PART_RE.findall(text))
+
+
+def format_duration(seconds: float) -> str:
+    """Human form of a duration: `2d 3h`, `1h 59m`, `45s`."""
+    if seconds < 0:
+        return "-" + format_duration(-seconds)
+    total = round(seconds)
+    if total == 0:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        n, total = divmod(total, size)
+        if n:
+            parts.append(f"{n}{unit}")
+    return " ".join(parts[:2])
+
+
+def parse_time(text: str) -> float:
+    """Parse an RFC 3339 timestamp that carries an offset (`Z` or `+02:00`) into epoch seconds."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"'{text}' is not an RFC 3339 timestamp") from exc
+    if value.tzinfo is None:
+        raise ValueError(f"'{text}' has no UTC offset: write it with Z or +HH:MM")
+    return value.timestamp()
+
+
+def format_time(ts: float) -> str:
+    """RFC 3339 UTC with `Z`, with milliseconds only when there are any."""
+    value = datetime.fromtimestamp(ts, UTC)
+    if value.microsecond:
+        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
