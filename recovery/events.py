@@ -142,11 +142,11 @@ class Event(BaseModel):
             raise EventError(f"event {self.id!r} ({self.type}): customer_id is required for this type")
         if (
             self.customer_id is None
-            and self.type in SCOPE_TYPES
+            and self.type == "outage.started"
             and not (data.get("customer_ids") or data.get("region"))
         ):
             raise EventError(
-                f"event {self.id!r} ({self.type}): an event without customer_id must name the affected "
+                f"event {self.id!r} ({self.type}): an outage without customer_id must name the affected "
                 "customers in data.customer_ids or data.region"
             )
         if data is not self.data:
