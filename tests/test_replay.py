@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, random_stream
+
+
+def recovery(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "recovery.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def stream_file(tmp_path: Path) -> Path:
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(raw) + "\n" for raw in random_stream(3, customers=30, events=400)))
+    return path
+
+
+def test_two_runs_give_identical_output(stream_file: Path) -> None:
+    first = recovery("replay", "--rules", "rules", "--until", "2027-01-01T00:00:00Z", str(stream_file))
+    second = recovery("replay", "--rules", "rules", "--until", "2027-01-01T00:00:00Z", str(stream_file))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout
+    effects = [json.loads(line) for line in first.stdout.splitlines()]
+    assert {e["playbook"] for e in effects} == {
+        "repeat-caller",
+        "outage-recovery",
+        "cancellation-save",
+        "complaint-unresolved",
+        "detractor-followup",
+    }
+    for e in effects:
+        assert e["kind"] in ("task", "gesture")
+        assert e["created_at"].endswith("Z")
+
+
+def test_duplicates_are_ignored(stream_file: Path, tmp_path: Path) -> None:
+    lines = stream_file.read_text().splitlines(keepends=True)
+    doubled = tmp_path / "doubled.jsonl"
+    doubled.write_text("".join(line + line for line in lines))
+    once = recovery("replay", "--rules", "rules", str(stream_file))
+    twice = recovery("replay", "--rules", "rules", "--summary", str(doubled))
+    assert twice.returncode == 0
+    assert once.stdout == twice.stdout
+    assert f"{len(lines)} duplicates" in twice.stderr
+
+
+def test_malformed_lines_are_reported_with_their_number_and_skipped(tmp_path: Path) -> None:
+    calls = [
+        {"id": f"c{i}", "type": "service.call", "occurred_at": f"2026-11-0{i + 1}T10:00:00Z", "customer_id": "C1"}
+        for i in range(3)
+    ]
+    lines = [
+        json.dumps(calls[0]),
+        "{not json",
+        json.dumps({"id": "x", "type": "Service Call", "occurred_at": "2026-11-01T10:00:00Z", "customer_id": "C1"}),
+        json.dumps(calls[1]),
+        json.dumps({"id": "y", "type": "service.call", "occurred_at": "2026-11-01T10:00:00", "customer_id": "C1"}),
+        json.dumps(calls[2]),
+    ]
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    result = recovery("replay", "--rules", "rules", str(path))
+    assert result.returncode == 0
+    errors = result.stderr.splitlines()
+    assert [e.split(":")[0] for e in errors] == ["line 2", "line 3", "line 5"]
+    assert "type" in errors[1] and "occurred_at" in errors[2]
+    effects = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [e["playbook"] for e in effects] == ["repeat-caller"]  # the good lines around the bad ones count
+
+    strict = recovery("replay", "--strict", "--rules", "rules", str(path))
+    assert strict.returncode == 1
+    assert "line 2" in strict.stderr
+    assert strict.stdout == ""
+
+
+def test_stdin_and_until(tmp_path: Path) -> None:
+    opened = {
+        "id": "k1",
+        "type": "complaint.opened",
+        "occurred_at": "2026-11-01T10:00:00Z",
+        "customer_id": "C1",
+        "data": {"complaint_id": "K1"},
+    }
+    text = json.dumps(opened) + "\n"
+    without = recovery("replay", "--rules", "rules", "-", stdin=text)
+    assert without.stdout == ""
+    at_deadline = recovery("replay", "--rules", "rules", "--until", "2026-11-03T10:00:00Z", "-", stdin=text)
+    assert at_deadline.stdout == ""  # the deadline fires only once the clock is past it
+    after = recovery("replay", "--rules", "rules", "--until", "2026-11-03T10:00:01Z", "-", stdin=text)
+    (task,) = [json.loads(line) for line in after.stdout.splitlines()]
+    assert task["playbook"] == "complaint-unresolved"
+    assert task["created_at"] == "2026-11-03T10:00:00Z"
+    assert task["due_at"] == "2026-11-04T10:00:00Z"
+
+
+def test_bad_arguments_say_what_is_wrong(tmp_path: Path) -> None:
+    result = recovery("replay", "--rules", "rules", "--until", "tomorrow", "-", stdin="")
+    assert result.returncode == 2
+    assert "--until" in result.stderr and "tomorrow" in result.stderr
+    missing = recovery("replay", "--rules", "rules", str(tmp_path / "nope.jsonl"))
+    assert missing.returncode == 1
+    assert "nope.jsonl" in missing.stderr
+    bad_rules = recovery("replay", "--rules", str(tmp_path), "-", stdin="")
+    assert bad_rules.returncode == 1
+    assert "no playbook files" in bad_rules.stderr
