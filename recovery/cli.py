@@ -74,6 +74,7 @@ def _replay(args: argparse.Namespace) -> int:
     from recovery.engine import Engine
     from recovery.playbooks.loader import load_playbooks_or_raise
     from recovery.replay import replay
+    from recovery.store import MemoryStore
     from recovery.times import parse_time
 
     until = None
@@ -84,7 +85,7 @@ def _replay(args: argparse.Namespace) -> int:
             print(f"--until: {exc}", file=sys.stderr)
             return 2
     playbooks = load_playbooks_or_raise([args.rules])
-    engine = Engine(playbooks)
+    engine = Engine(playbooks, MemoryStore(keep_effects=False))
     source = sys.stdin if args.events == "-" else open(args.events, encoding="utf-8")
     try:
         summary = replay(source, engine, sys.stdout, sys.stderr, until=until, strict=args.strict)

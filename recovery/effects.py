@@ -6,7 +6,6 @@ The JSON form is the contract shared by `recovery replay`, the output topics and
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -25,7 +24,7 @@ class _Effect(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":"))
+        return self.model_dump_json()
 
 
 class Task(_Effect):

@@ -72,8 +72,12 @@ def random_stream(seed: int, customers: int, events: int, days: float = 40) -> I
 
     for c in range(customers):
         tier = rng.choice(["standard", "silver", "gold", "platinum"])
-        add(0, "customer.updated", f"C{c}", {"tier": tier, "region": rng.choice(regions),
-                                             "annual_value": rng.choice([0, 999, 1000, 6000])})
+        add(
+            0,
+            "customer.updated",
+            f"C{c}",
+            {"tier": tier, "region": rng.choice(regions), "annual_value": rng.choice([0, 999, 1000, 6000])},
+        )
     span = days * 86400
     for _ in range(events):
         at = rng.uniform(1, span)

@@ -77,6 +77,7 @@ class Engine:
         self.max_customers = max(1, max_customers)
         self.stats = EngineStats()
         self.clock = float("-inf")
+        self._pruned_at = float("-inf")
         self._cache: OrderedDict[str, CustomerState] = OrderedDict()
         self._heap: list[tuple[float, str]] = []
         self._deadlines: dict[str, Deadline] = {}
@@ -131,6 +132,9 @@ class Engine:
             effects.extend(self._fire(deadline))
         if ts > self.clock:
             self.clock = ts
+            if self.horizon_s and ts - self._pruned_at > self.horizon_s / 4:
+                self._pruned_at = ts
+                self.store.prune_history(ts - self.horizon_s)
         return effects
 
     # ------------------------------------------------------------------------------------------- events
@@ -336,7 +340,8 @@ class Engine:
         anchor: float,
         evidence: list[Occurrence],
     ) -> list[Effect]:
-        if not self._matcher.matches(pb.id, pb.condition.message(ctx)):
+        condition = pb.condition
+        if not condition.trivial and not self._matcher.matches(pb.id, condition.message(ctx)):
             return []
         self.stats.matches[pb.id] = self.stats.matches.get(pb.id, 0) + 1
         last = state.cooldowns.get(pb.id)
@@ -363,13 +368,13 @@ class Engine:
             tid = effect_id("tsk", pb.id, cid, cause, f"task{task.index}")
             task_id = task_id or tid
             effects.append(
-                Task(
+                Task.model_construct(
                     id=tid,
                     playbook=pb.id,
                     playbook_version=pb.version,
                     customer_id=cid,
                     queue=task.queue,
-                    priority=task.priority(ctx),  # type: ignore[arg-type]
+                    priority=task.priority(ctx),
                     title=task.title.render(ctx),
                     reason=task.reason.render(ctx),
                     evidence=evidence_ids,
@@ -391,7 +396,7 @@ class Engine:
             if gesture.cap is not None:
                 amount = min(amount, gesture.cap)
             effects.append(
-                Gesture(
+                Gesture.model_construct(
                     id=effect_id("gst", pb.id, cid, cause, f"gesture{gesture.index}"),
                     playbook=pb.id,
                     playbook_version=pb.version,

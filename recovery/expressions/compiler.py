@@ -495,17 +495,24 @@ class Compiler:
         return Compiled(lambda ctx: bool(ctx.window(event_type, window_s)), "bool", node, windows=windows)
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equality without Python's cross-type surprises: True is not 1, "1" is not 1."""
+    if isinstance(a, bool) != isinstance(b, bool):
+        return False
+    return bool(a == b)
+
+
 def _comparison(op: str, lf: Fn, rf: Fn) -> Fn:
     if op == "==":
-        return lambda ctx: lf(ctx) == rf(ctx)
+        return lambda ctx: _same(lf(ctx), rf(ctx))
     if op == "!=":
-        return lambda ctx: lf(ctx) != rf(ctx)
+        return lambda ctx: not _same(lf(ctx), rf(ctx))
     cmp = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}[op]
 
     def ordered(ctx: Context) -> bool:
         a = lf(ctx)
         b = rf(ctx)
-        if a is None or b is None:
+        if a is None or b is None or isinstance(a, bool) or isinstance(b, bool):
             return False
         try:
             return bool(cmp(a, b))

@@ -10,8 +10,8 @@ message. Comparisons against constants, `in` a constant list, `and`, `or` and `n
 any other sub-expression (two non-constant sides, arithmetic inside a comparison is fine as it is a feature)
 becomes a true/false feature.
 
-The null rules match the reference evaluator in `compiler.py` exactly: a missing value is absent from the
-message; `==` and `!=` treat it as a value (null != "x" is true), ordered comparisons with it are false.
+The null rules match the reference evaluator in `compiler.py` exactly: `==` and `!=` treat null as a value
+(null != "x" is true), ordered comparisons with null, or between values of different types, are false.
 """
 
 from __future__ import annotations
@@ -35,12 +35,34 @@ class Feature:
     boolean: bool
 
 
+def _tag(value: Any) -> str:
+    if value is None:
+        return "z"
+    if isinstance(value, bool):
+        return "b"
+    if isinstance(value, int | float):
+        return "n"
+    if isinstance(value, str):
+        return "s"
+    return "o"
+
+
 @dataclass(frozen=True)
 class Pattern:
-    """`pattern` for durable-rules, and `message(ctx)` that builds the message to post for one evaluation."""
+    """`pattern` for durable-rules, and `message(ctx)` that builds the message to post for one evaluation.
+
+    A value feature `fK` travels as its type tag `fKt` (z null, b bool, n number, s string, o other), always
+    present, plus the value under a key for its type (`fKn`, `fKs`, `fKb`). durable-rules then only ever compares
+    like with like, and never tests a key for presence: `$ex`/`$nex` on a missing key hang durable-rules 2.0.28.
+    """
 
     pattern: dict[str, Any]
     features: tuple[Feature, ...]
+
+    @property
+    def trivial(self) -> bool:
+        """True when the pattern holds for every message (no condition at all)."""
+        return self.pattern == ALWAYS
 
     def message(self, ctx: Context) -> dict[str, Any]:
         msg: dict[str, Any] = {"sid": "0", ALWAYS_KEY: 1}
@@ -48,8 +70,11 @@ class Pattern:
             value = f.fn(ctx)
             if f.boolean:
                 msg[f.key] = bool(value)
-            elif value is not None:
-                msg[f.key] = value
+                continue
+            tag = _tag(value)
+            msg[f.key + "t"] = tag
+            if tag in "bns":
+                msg[f.key + tag] = value
         return msg
 
 
@@ -58,6 +83,15 @@ def _scalar(node: Node) -> tuple[bool, Any]:
     if isinstance(node, Literal) and node.kind in ("number", "string", "bool", "duration", "null"):
         return True, node.value
     return False, None
+
+
+def _equal(key: str, value: Any, equal: bool) -> dict[str, Any]:
+    tag = _tag(value)
+    if tag == "z":
+        return {key + "t": "z"} if equal else {"$neq": {key + "t": "z"}}
+    if equal:
+        return {key + tag: value}
+    return {"$or": [{"$neq": {key + "t": tag}}, {"$neq": {key + tag: value}}]}
 
 
 class _Builder:
@@ -101,19 +135,16 @@ class _Builder:
             op, other, value = FLIPPED[op], node.right, lval
         else:
             other, value = node.left, rval
+        if op in ("==", "!=") or value is None or isinstance(value, bool):
+            if op not in ("==", "!="):  # ordered comparison with null or a bool is false
+                return ALWAYS if negate else NEVER
+            key = self.feature(other, boolean=False)
+            return _equal(key, value, (op == "==") != negate)
         key = self.feature(other, boolean=False)
-        if op in ("==", "!="):
-            equal = (op == "==") != negate
-            if value is None:
-                return {"$nex": {key: 1}} if equal else {"$ex": {key: 1}}
-            if equal:
-                return {key: value}
-            return {"$or": [{"$neq": {key: value}}, {"$nex": {key: 1}}]}
-        if value is None:  # ordered comparison with null is false; its negation true
-            return ALWAYS if negate else NEVER
+        tag = _tag(value)
         if not negate:
-            return {_DURABLE_OPS[op]: {key: value}}
-        return {"$or": [{_DURABLE_OPS[NEGATED[op]]: {key: value}}, {"$nex": {key: 1}}]}
+            return {_DURABLE_OPS[op]: {key + tag: value}}
+        return {"$or": [{"$neq": {key + "t": tag}}, {_DURABLE_OPS[NEGATED[op]]: {key + tag: value}}]}
 
     def membership(self, node: Binary, negate: bool) -> dict[str, Any]:
         assert isinstance(node.right, ListExpr)  # noqa: S101 - guaranteed by the caller
@@ -129,16 +160,10 @@ class _Builder:
         if lconst:
             return self.truthy(node, negate != (node.op == "not in"))
         key = self.feature(node.left, boolean=False)
-        if not negate:
-            return _either([{"$nex": {key: 1}} if v is None else {key: v} for v in values])
-        parts: list[dict[str, Any]] = []
-        for v in values:
-            parts.append({"$ex": {key: 1}} if v is None else {"$or": [{"$neq": {key: v}}, {"$nex": {key: 1}}]})
-        return parts[0] if len(parts) == 1 else {"$and": parts}
-
-
-def _either(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    return parts[0] if len(parts) == 1 else {"$or": parts}
+        parts = [_equal(key, v, not negate) for v in values]
+        if len(parts) == 1:
+            return parts[0]
+        return {"$and": parts} if negate else {"$or": parts}
 
 
 def to_pattern(node: Node, compiler: Compiler) -> Pattern:

@@ -131,12 +131,15 @@ def compile_playbook(pb: Playbook, file: str) -> tuple[CompiledPlaybook | None, 
     scope = Scope(event_types=frozenset({event_type}), first_types=first_types, has_duration=has_duration)
     compiler = Compiler(scope)
 
+    windows: set[tuple[str, float]] = set()
+
     def expr(text: str, loc: Loc, want: tuple[str, ...] | None = None) -> Compiled | None:
         try:
             compiled = compiler.compile(parse(text))
         except ExpressionError as exc:
             problems.add(loc, exc.message, exc.offset)
             return None
+        windows.update(compiled.windows)
         if want is not None and compiled.type not in (*want, "any", "null"):
             problems.add(loc, f"expected {' or '.join(want)} here, but the expression gives {compiled.type}", 0)
             return None
@@ -144,18 +147,20 @@ def compile_playbook(pb: Playbook, file: str) -> tuple[CompiledPlaybook | None, 
 
     def template(text: str, loc: Loc) -> Template:
         try:
-            return compile_template(text, scope)
+            compiled = compile_template(text, scope)
         except ExpressionError as exc:
             problems.add(loc, exc.message, exc.offset)
             return Template(())
+        windows.update(compiled.windows)
+        return compiled
 
     for name, text in pb.let.items():
         if name in ("event", "customer", "first", "duration"):
             problems.add(("let", name), f"'{name}' is a built-in name; choose another name")
             continue
         compiled = expr(text, ("let", name))
-        if compiled is not None:
-            scope.lets[name] = compiled
+        # A let that failed stays in scope as an unknown value, so only its own error is reported.
+        scope.lets[name] = compiled or Compiled(lambda ctx: None, "any", Literal(0, None, "null"))
 
     # The condition: the customer filter and `when`, as one durable-rules pattern.
     condition_nodes: list[Node] = []
@@ -169,6 +174,7 @@ def compile_playbook(pb: Playbook, file: str) -> tuple[CompiledPlaybook | None, 
             node = _checked_node(compiler, c.where, ("customers", "where"), problems)
             if node is not None:
                 condition_nodes.append(node)
+                windows.update(compiler.compile(node).windows)
     evidence_windows: frozenset[tuple[str, float]] = frozenset()
     if pb.when is not None:
         node = _checked_node(compiler, pb.when, ("when",), problems)
@@ -182,19 +188,12 @@ def compile_playbook(pb: Playbook, file: str) -> tuple[CompiledPlaybook | None, 
 
     tasks: list[CompiledTask] = []
     gestures: list[CompiledGesture] = []
-    windows: set[tuple[str, float]] = set(evidence_windows)
-    for compiled_let in scope.lets.values():
-        windows |= compiled_let.windows
+    windows |= evidence_windows
     for i, action in enumerate(pb.actions):
         if action.task is not None:
-            task = _compile_task(action.task, i, ("actions", i, "task"), expr, template)
-            tasks.append(task)
-            for t in (task.title, task.reason, *task.talking_points):
-                windows |= t.windows
+            tasks.append(_compile_task(action.task, i, ("actions", i, "task"), expr, template))
         elif action.gesture is not None:
-            gesture = _compile_gesture(action.gesture, i, ("actions", i, "gesture"), expr, template)
-            gestures.append(gesture)
-            windows |= gesture.amount.windows | gesture.reason.windows
+            gestures.append(_compile_gesture(action.gesture, i, ("actions", i, "gesture"), expr, template))
     if problems.items:
         return None, problems.items
     compiled_pb = CompiledPlaybook(

@@ -34,7 +34,8 @@ def find_files(paths: Iterable[str | Path], tests: bool) -> tuple[list[Path], li
             candidates = sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(YAML_SUFFIXES))
             found.extend(p for p in candidates if is_test_file(p) == tests)
         elif path.is_file():
-            found.append(path)
+            if is_test_file(path) == tests:
+                found.append(path)
         else:
             problems.append(Problem(str(path), 1, 1, "no such file or directory"))
     return found, problems
@@ -93,6 +94,8 @@ def _validation_problems(doc: Document, exc: ValidationError, root: type[BaseMod
         elif "[key]" in err["loc"]:
             problems.append(doc.problem(loc, f"invalid name '{loc[-1]}': {err['msg']}", key=True))
         else:
+            while loc and loc not in doc.values:  # a path the author did not write (a normalized shorthand)
+                loc = loc[:-1]
             msg = str(err["msg"]).removeprefix("Value error, ")
             received = err.get("input")
             shown = "" if isinstance(received, dict | list) else f" (got {received!r})"
@@ -121,10 +124,12 @@ def load_playbook(path: Path) -> CompiledPlaybook:
     try:
         model = Playbook.model_validate(doc.data)
     except ValidationError as exc:
-        raise PlaybookError(_validation_problems(doc, exc, Playbook)) from None
+        problems = _validation_problems(doc, exc, Playbook)
+        raise PlaybookError(sorted(problems, key=lambda p: (p.line, p.column))) from None
     compiled, located = compile_playbook(model, str(path))
     if compiled is None:
-        raise PlaybookError([doc.problem(loc, msg, offset=offset) for loc, offset, msg in located])
+        problems = [doc.problem(loc, msg, offset=offset) for loc, offset, msg in located]
+        raise PlaybookError(sorted(problems, key=lambda p: (p.line, p.column)))
     return compiled
 
 

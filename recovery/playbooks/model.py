@@ -27,8 +27,18 @@ Duration = Annotated[
 ]
 """A duration written with units in YAML (`48h`), held as seconds."""
 
+
+def _expression_text(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return value
+
+
 Expr = Annotated[
     str,
+    BeforeValidator(_expression_text),
     Field(min_length=1, max_length=2000, description="An expression, see docs/playbooks.md"),
 ]
 Template = Annotated[
@@ -108,7 +118,7 @@ class TaskAction(_Strict):
     queue: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=100)
     priority: Annotated[
         list[PriorityCase],
-        BeforeValidator(_priority_cases),
+        BeforeValidator(_priority_cases, json_schema_input_type=Priority | list[PriorityCase]),
         Field(min_length=1, description="P1..P4, or a list of {when, then} cases, the last without when"),
     ]
     due_in: Duration

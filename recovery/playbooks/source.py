@@ -7,6 +7,7 @@ are ordinary (unknown) keys. Nothing from the document is ever executed.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from recovery.exceptions import Problem
 Loc = tuple[str | int, ...]
 
 _STR = "tag:yaml.org,2002:str"
+_ESCAPE_WIDTH = {"x": 4, "u": 6, "U": 10}
 _ALLOWED_SCALARS = {
     _STR,
     "tag:yaml.org,2002:int",
@@ -28,6 +30,7 @@ _ALLOWED_SCALARS = {
     "tag:yaml.org,2002:timestamp",
 }
 _MAP = "tag:yaml.org,2002:map"
+_MERGE = "tag:yaml.org,2002:merge"
 _SEQ = "tag:yaml.org,2002:seq"
 MAX_NODES = 100_000
 
@@ -38,6 +41,22 @@ class Mark:
     column: int  # 1-based
     style: str | None  # None for plain scalars, "'" or '"' for quoted, "|" or ">" for blocks
     single_line: bool
+    raw: str = ""  # the scalar as written in the file, quotes included (single-line scalars only)
+
+    def column_of(self, offset: int) -> int:
+        """The file column of character `offset` of the scalar's value."""
+        if self.style not in ("'", '"'):
+            return self.column + offset
+        i, seen = 1, 0  # walk the raw text after the opening quote, one value character at a time
+        while seen < offset and i < len(self.raw) - 1:
+            if self.style == "'" and self.raw.startswith("''", i):
+                i += 2
+            elif self.style == '"' and self.raw[i] == "\\":
+                i += _ESCAPE_WIDTH.get(self.raw[i + 1 : i + 2], 2)
+            else:
+                i += 1
+            seen += 1
+        return self.column + i + (offset - seen)
 
 
 @dataclass
@@ -65,7 +84,7 @@ class Document:
         if mark is None:
             return 1, 1
         if exact and offset is not None and mark.single_line and mark.style in (None, "'", '"'):
-            return mark.line, mark.column + offset + (1 if mark.style else 0)
+            return mark.line, mark.column_of(offset)
         return mark.line, mark.column
 
 
@@ -82,7 +101,29 @@ def _tag(tag: str) -> str:
 def _mark(node: Node) -> Mark:
     start, end = node.start_mark, node.end_mark
     style = node.style if isinstance(node, ScalarNode) else None
-    return Mark(start.line + 1, start.column + 1, style, start.line == end.line)
+    single = start.line == end.line
+    raw = start.buffer[start.pointer : end.pointer] if single and start.buffer is not None else ""
+    return Mark(start.line + 1, start.column + 1, style, single, raw)
+
+
+_UNQUOTED_TEMPLATE = re.compile(r"^(\s*(?:-\s+)?(?:[\w.-]+:\s+)?)\{\{", re.MULTILINE)
+
+
+UNQUOTED_TEMPLATE = "a value that starts with '{{' must be quoted (YAML reads '{' as the start of a mapping)"
+
+
+def _unquoted_template(text: str, file: str, last_line: int) -> Problem | None:
+    """A value starting with `{{` reads as a YAML mapping: say so, rather than YAML's puzzling message.
+
+    Looks for such a value on or before `last_line` (1-based), the line where YAML gave up.
+    """
+    found = None
+    for match in _UNQUOTED_TEMPLATE.finditer(text):
+        line = text.count("\n", 0, match.start()) + 1
+        if line > last_line:
+            break
+        found = Problem(file, line, len(match.group(1)) + 1, UNQUOTED_TEMPLATE)
+    return found
 
 
 class _Builder:
@@ -115,7 +156,9 @@ class _Builder:
                 raise self.fail(node, f"YAML tag '{_tag(node.tag)}' is not allowed: playbooks are plain data")
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
-                if not isinstance(key_node, ScalarNode) or key_node.tag not in _ALLOWED_SCALARS:
+                if isinstance(key_node, MappingNode) and key_node.flow_style and not key_node.value[1:]:
+                    raise self.fail(node, UNQUOTED_TEMPLATE)  # `title: {{ x }}` reads as {{x: null}: null}
+                if not isinstance(key_node, ScalarNode) or key_node.tag not in (*_ALLOWED_SCALARS, _MERGE):
                     raise self.fail(key_node, "a key must be a plain word")
                 key = str(key_node.value)
                 if key in out:
@@ -134,7 +177,11 @@ def load_yaml(text: str, file: str) -> Document:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise YamlProblem(Problem(file, line, col, f"invalid YAML: {exc.problem or exc.context}")) from None
+        hint = _unquoted_template(text, file, line)
+        if hint is not None and line - hint.line <= 1:
+            raise YamlProblem(hint) from None
+        what = ", ".join(part for part in (exc.context, exc.problem) if part)
+        raise YamlProblem(Problem(file, line, col, f"invalid YAML: {what}")) from None
     except yaml.YAMLError as exc:
         raise YamlProblem(Problem(file, 1, 1, f"invalid YAML: {exc}")) from None
     builder = _Builder(file)

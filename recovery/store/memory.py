@@ -12,7 +12,11 @@ from recovery.store.base import Deadline
 
 
 class MemoryStore:
-    def __init__(self) -> None:
+    """Everything in dicts. `keep_effects=False` keeps only effect ids (enough to never raise one twice)."""
+
+    def __init__(self, *, keep_effects: bool = True) -> None:
+        self._keep_effects = keep_effects
+        self._effect_ids: set[str] = set()
         self._ledger: set[str] = set()
         self._history: dict[str, list[Occurrence]] = {}
         self._profiles: dict[str, tuple[float, dict[str, Any]]] = {}
@@ -93,9 +97,11 @@ class MemoryStore:
             self._scopes.pop(scope_id, None)
 
     def put_effect(self, effect: Effect) -> bool:
-        if effect.id in self._effects:
+        if effect.id in self._effect_ids:
             return False
-        self._effects[effect.id] = effect
+        self._effect_ids.add(effect.id)
+        if self._keep_effects:
+            self._effects[effect.id] = effect
         return True
 
     def effects(self) -> list[Effect]:

@@ -44,9 +44,7 @@ class TestDeterminism:
         assert tiny.stats.evictions > 100
 
     @pytest.mark.parametrize("cut", [50, 300, 700])
-    def test_restart_from_store_changes_nothing(
-        self, shipped_playbooks: list[CompiledPlaybook], cut: int
-    ) -> None:
+    def test_restart_from_store_changes_nothing(self, shipped_playbooks: list[CompiledPlaybook], cut: int) -> None:
         raws = list(random_stream(9, customers=30, events=500))
         whole = run(Engine(shipped_playbooks), raws, until=1e10)
         store = MemoryStore()

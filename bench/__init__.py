@@ -1,0 +1,1 @@
+"""Benchmarks and the event-stream generator; run the modules with `python -m bench.<name>`."""

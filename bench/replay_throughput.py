@@ -1,0 +1,297 @@
+"""Replay throughput against raw durable-rules, on the same compiled rulesets.
+
+    python -m bench.replay_throughput [--quick] [--events N] [--customers N] [--days D] [--runs N] [--profile]
+
+1. Generates the stream (bench.generate, default about 200,000 events over 10,000 customers) in memory and
+   serializes it to JSON lines first, so `replay` measures parsing as well.
+2. replay: `recovery.replay.replay(lines, Engine(playbooks), out=StringIO(), err=StringIO())`, a fresh engine
+   per run (built outside the timing), events/s.
+3. raw durable-rules: a bare `durable.engine.Host` with one ruleset per playbook (its compiled
+   `pb.condition.pattern`, one rule, an action appending to a list). For every event, one post per playbook
+   whose trigger type is the event's type (the `event` type of an event playbook, the `then` type of a
+   sequence; nothing for an absence at event time), of `{"sid": "0", "k": 1, <each feature key>: 0}`, built
+   before the timing; MessageNotHandledException is caught. Only the posting loop is timed.
+
+Both are warmed up, then timed `--runs` times (default 3); the best run counts. The target is
+replay events/s >= 0.50 x raw events/s. Targets are for humans to read: nothing here asserts them.
+
+Note that raw durable-rules does less than the engine, by design of this comparison: it does not fan out an
+outage to the customers of its region (the engine evaluates `outage-recovery` once per affected customer) and
+does not post the deadlines of absence playbooks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import cProfile
+import gc
+import io
+import os
+import pstats
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from durable import engine as durable_engine
+
+from bench.generate import dumps, generate
+from recovery.engine import Engine
+from recovery.playbooks.compiler import CompiledPlaybook
+from recovery.playbooks.loader import load_playbooks_or_raise
+from recovery.replay import ReplaySummary, replay
+
+TARGET_RATIO = 0.50
+RULES_DIR = "rules"
+
+
+def build_stream(customers: int, days: float, seed: int, events: int) -> tuple[list[str], list[str]]:
+    """The stream as JSON lines (with newlines) and the event types, in order."""
+    lines: list[str] = []
+    types: list[str] = []
+    for event in generate(customers, days, seed, events):
+        lines.append(dumps(event) + "\n")
+        types.append(event["type"])
+    return lines, types
+
+
+# ----------------------------------------------------------------------------------------------- replay
+
+
+def run_replay(
+    lines: Sequence[str], playbooks: Sequence[CompiledPlaybook]
+) -> tuple[float, float, ReplaySummary, Engine]:
+    """One timed replay with a fresh engine: (wall seconds, CPU seconds of the process, summary, engine)."""
+    engine = Engine(playbooks)
+    out, err = io.StringIO(), io.StringIO()
+    gc.collect()
+    cpu = time.process_time()
+    start = time.perf_counter()
+    summary = replay(lines, engine, out=out, err=err)
+    elapsed = time.perf_counter() - start
+    return elapsed, time.process_time() - cpu, summary, engine
+
+
+# ----------------------------------------------------------------------------------------------- raw
+
+
+class RawHost(durable_engine.Host):  # type: ignore[misc]
+    """A bare durable-rules host whose every action appends the ruleset's name to `hits`."""
+
+    def __init__(self) -> None:
+        self.hits: list[str] = []
+        super().__init__()
+
+    def get_action(self, action_name: str) -> Callable[[Any], None]:
+        hits = self.hits
+        name = action_name.rsplit(".", 1)[0]
+
+        def hit(c: Any) -> None:
+            hits.append(name)
+
+        return hit
+
+
+_raw_hosts = 0
+
+
+def raw_host(playbooks: Sequence[CompiledPlaybook]) -> tuple[RawHost, dict[str, str]]:
+    """A host with one ruleset per playbook; returns it and the ruleset name of each playbook id."""
+    global _raw_hosts
+    _raw_hosts += 1
+    names: dict[str, str] = {}
+    rulesets: dict[str, Any] = {}
+    for i, pb in enumerate(playbooks):
+        name = f"raw{_raw_hosts}_p{i}"
+        names[pb.id] = name
+        rulesets[name] = {"match": {"all": [{"m": copy.deepcopy(pb.condition.pattern)}], "run": f"{name}.hit"}}
+    host = RawHost()
+    host.set_rulesets(rulesets)
+    return host, names
+
+
+def raw_posts(
+    types: Sequence[str], playbooks: Sequence[CompiledPlaybook], names: dict[str, str]
+) -> list[tuple[str, dict[str, Any]]]:
+    """The posts the engine makes at event time, one per playbook triggered by the event's type."""
+    by_type: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for pb in playbooks:
+        if pb.kind not in ("event", "sequence"):  # an absence posts at its deadline, not at event time
+            continue
+        message: dict[str, Any] = {"sid": "0", "k": 1, **{f.key: 0 for f in pb.condition.features}}
+        by_type.setdefault(pb.event_type, []).append((names[pb.id], message))
+    posts: list[tuple[str, dict[str, Any]]] = []
+    for event_type in types:
+        for name, message in by_type.get(event_type, ()):
+            posts.append((name, dict(message)))
+    return posts
+
+
+def post_all(host: RawHost, posts: Sequence[tuple[str, dict[str, Any]]]) -> float:
+    not_handled = durable_engine.MessageNotHandledException
+    post = host.post
+    gc.collect()
+    start = time.perf_counter()
+    for name, message in posts:
+        try:
+            post(name, message)
+        except not_handled:
+            pass
+    return time.perf_counter() - start
+
+
+# ----------------------------------------------------------------------------------------------- hosts
+
+
+def retire(host: Any) -> bool:
+    """Stop the background loops of a durable-rules Host that is no longer used; True when they stopped.
+
+    Every Host starts two chains of `threading.Timer`s (ruleset and timer dispatch) that reschedule
+    themselves forever and keep the Host alive. Each live Host costs the main thread wall time (GIL hand-offs
+    to short-lived timer threads), so hosts left over from warm-up and earlier runs would slow the later runs.
+    A service has one engine, hence one Host: each timing here runs with only its own Host alive.
+    """
+    attrs = ("_d_timer", "_t_timer")
+    for _ in range(40):
+        timers: list[Any] = [getattr(host, a, None) for a in attrs]
+        if not all(isinstance(t, threading.Timer) for t in timers):
+            return False
+        for timer in timers:
+            timer.cancel()
+        time.sleep(0.25)  # longer than the loops' longest pause (0.2 s)
+        if all(getattr(host, a, None) is t for a, t in zip(attrs, timers, strict=True)):
+            return True
+    return False
+
+
+def engine_host(engine: Engine) -> Any:
+    """The durable-rules Host inside an engine's matcher (private attributes: None when they moved)."""
+    return getattr(getattr(engine, "_matcher", None), "_host", None)
+
+
+def retire_engine(engine: Engine) -> bool:
+    host = engine_host(engine)
+    return host is not None and retire(host)
+
+
+# ----------------------------------------------------------------------------------------------- report
+
+
+def _rate(n: int, seconds: float) -> float:
+    return n / seconds if seconds > 0 else float("inf")
+
+
+def _secs(values: Sequence[float]) -> str:
+    return " ".join(f"{v:.3f}" for v in values)
+
+
+def profile_replay(lines: Sequence[str], playbooks: Sequence[CompiledPlaybook], top: int) -> None:
+    engine = Engine(playbooks)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    replay(lines, engine, out=io.StringIO(), err=io.StringIO())
+    profiler.disable()
+    for order in ("tottime", "cumulative"):
+        print(f"\ncProfile of one replay run, top {top} by {order}:")
+        stats = pstats.Stats(profiler, stream=sys.stdout)
+        stats.strip_dirs().sort_stats(order).print_stats(top)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.replay_throughput", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a small run (about 20,000 events) for a smoke test")
+    parser.add_argument("--events", type=int, default=None, help="events to generate (default 200,000)")
+    parser.add_argument("--customers", type=int, default=None, help="customers (default 10,000)")
+    parser.add_argument("--days", type=float, default=90.0, help="length of the period in days (default 90)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=3, help="timed runs of each; the best counts (default 3)")
+    parser.add_argument("--profile", action="store_true", help="also print a cProfile of one replay run")
+    args = parser.parse_args(argv)
+    events = args.events or (20_000 if args.quick else 200_000)
+    customers = args.customers or (1_000 if args.quick else 10_000)
+    runs = max(1, args.runs)
+
+    playbooks = load_playbooks_or_raise([RULES_DIR])
+    t = time.perf_counter()
+    lines, types = build_stream(customers, args.days, args.seed, events)
+    gen_s = time.perf_counter() - t
+    n = len(lines)
+    counts = Counter(types)
+    print(
+        f"stream: {n:,} events, {customers:,} customers, {args.days:g} days, seed {args.seed} "
+        f"(generated and serialized in {gen_s:.2f}s); {counts['outage.started']} outages"
+    )
+    print(f"playbooks: {', '.join(f'{pb.id} ({pb.kind} on {pb.event_type})' for pb in playbooks)}")
+
+    # Warm-up: a slice of the stream through a fresh engine, and every raw post once on its own host.
+    retired = True
+    _, _, _, warm_engine = run_replay(lines[: max(1, n // 10)], playbooks)
+    retired &= retire_engine(warm_engine)
+    warm_host, warm_names = raw_host(playbooks)
+    post_all(warm_host, raw_posts(types, playbooks, warm_names))
+    retired &= retire(warm_host)
+
+    replay_times: list[float] = []
+    replay_cpu: list[float] = []
+    summary: ReplaySummary | None = None
+    engine: Engine | None = None
+    for _ in range(runs):
+        elapsed, cpu, summary, engine = run_replay(lines, playbooks)
+        replay_times.append(elapsed)
+        replay_cpu.append(cpu)
+        retired &= retire_engine(engine)
+    assert summary is not None and engine is not None
+    if summary.events != n or summary.invalid:
+        print(f"warning: replay saw {summary.events} events and {summary.invalid} invalid lines of {n}")
+
+    raw_times: list[float] = []
+    host, names = raw_host(playbooks)
+    posts = raw_posts(types, playbooks, names)
+    for _ in range(runs):
+        raw_times.append(post_all(host, posts))
+    raw_hits = len(host.hits) // runs
+    retired &= retire(host)
+
+    replay_s = min(replay_times)
+    raw_s = min(raw_times)
+    replay_eps = _rate(n, replay_s)
+    raw_pps = _rate(len(posts), raw_s)
+    raw_eps = _rate(n, raw_s)
+    ratio = replay_eps / raw_eps
+    effects = sum(summary.effects.values())
+
+    print()
+    print(f"best of {runs} runs after a warm-up")
+    header = f"{'':34s} {'events':>10s} {'posts':>10s} {'seconds':>9s} {'posts/s':>11s} {'events/s':>11s}"
+    print(header)
+    print("-" * len(header))
+    print(f"{'replay (parse+engine+effects)':34s} {n:>10,} {'-':>10s} {replay_s:>9.3f} {'-':>11s} {replay_eps:>11,.0f}")
+    print(
+        f"{'raw durable-rules (post loop)':34s} {n:>10,} {len(posts):>10,} {raw_s:>9.3f} "
+        f"{raw_pps:>11,.0f} {raw_eps:>11,.0f}"
+    )
+    print("-" * len(header))
+    verdict = "PASS" if ratio >= TARGET_RATIO else "FAIL"
+    print(f"ratio replay/raw events/s: {ratio:.3f}  (target >= {TARGET_RATIO:.2f})  {verdict}")
+    print()
+    print(f"runs, wall s: replay {_secs(replay_times)}; raw {_secs(raw_times)}")
+    print(f"replay CPU s (all threads): {_secs(replay_cpu)}")
+    stats = engine.stats
+    print(
+        f"replay did: {stats.events:,} events, {stats.fanned_out:,} outage deliveries to customers, "
+        f"{sum(stats.matches.values()):,} matches, {stats.deadlines_fired:,} deadlines fired, {effects:,} effects"
+    )
+    print(f"raw did: {len(posts):,} posts per run, {raw_hits:,} matched")
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
+    if not retired:
+        print("note: could not stop the background threads of finished durable-rules hosts; later runs may be slower")
+    if args.profile:
+        profile_replay(lines, playbooks, top=30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,393 @@
+"""patterns.to_pattern: durable-rules must decide a condition exactly as the reference evaluator does.
+
+durable-rules runs in a worker process: its C engine holds the GIL, so a pattern that makes it spin forever
+would freeze the test run. The worker answers each post within POST_TIMEOUT_S or is replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from recovery.expressions.compiler import Compiler
+from recovery.expressions.parser import parse
+from recovery.expressions.patterns import ALWAYS, NEVER, to_pattern
+
+from .conftest import ContextFactory, ScopeFactory, make_context, make_scope
+
+POST_TIMEOUT_S = 2.0
+BUILD_TIMEOUT_S = 20.0
+MATCHERS_PER_WORKER = 100  # every durable-rules Host keeps two timer threads alive: recycle the worker
+
+_WORKER = r"""
+import json, os, sys
+out = os.fdopen(os.dup(1), "w", buffering=1)
+os.dup2(2, 1)  # anything durable-rules prints goes to stderr, not into the protocol
+from recovery.engine.matcher import Matcher
+out.write("ready\n")
+for line in sys.stdin:
+    request = json.loads(line)
+    try:
+        matcher = Matcher((f"c{i}", p) for i, p in enumerate(request["patterns"]))
+    except Exception as exc:
+        out.write(json.dumps({"error": str(exc)}) + "\n")
+        continue
+    out.write(json.dumps({"built": True}) + "\n")
+    for i, message in request["posts"]:
+        try:
+            out.write(json.dumps({"match": matcher.matches(f"c{i}", message)}) + "\n")
+        except Exception as exc:
+            out.write(json.dumps({"error": str(exc)}) + "\n")
+"""
+
+HUNG = "hung"
+
+
+class _Process:
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0
+        )
+        self.buffer = b""
+        self.ready = False
+        self.matchers = 0
+
+    def line(self, timeout_s: float) -> str | None:
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout_s
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return None
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise RuntimeError(f"the durable-rules worker exited with {self.proc.wait()}")
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line.decode()
+
+    def send(self, request: dict[str, Any]) -> None:
+        if not self.ready:
+            assert self.line(BUILD_TIMEOUT_S) == "ready", "the durable-rules worker did not start"
+            self.ready = True
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps(request) + "\n").encode())
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                pipe.close()
+
+
+class DurableWorker:
+    """Builds one Matcher per `run` in a child process; a post that does not answer in time reads HUNG."""
+
+    def __init__(self) -> None:
+        self._current = _Process()
+        self._spare = _Process()  # imports durable-rules in the background, ready to replace a hung worker
+
+    def _replace(self) -> None:
+        self._current.close()
+        self._current, self._spare = self._spare, _Process()
+
+    def run(self, patterns: list[dict[str, Any]], posts: list[tuple[int, dict[str, Any]]]) -> list[bool | str]:
+        if self._current.matchers >= MATCHERS_PER_WORKER:
+            self._replace()
+        worker = self._current
+        worker.matchers += 1
+        worker.send({"patterns": patterns, "posts": posts})
+        built = worker.line(BUILD_TIMEOUT_S)
+        assert built is not None, "durable-rules did not build the rulesets in time"
+        assert json.loads(built) == {"built": True}, f"durable-rules refused {patterns}: {built}"
+        results: list[bool | str] = []
+        for _ in posts:
+            answer = worker.line(POST_TIMEOUT_S)
+            if answer is None:
+                results.append(HUNG)
+                self._replace()
+                break
+            reply = json.loads(answer)
+            assert "match" in reply, f"durable-rules failed: {reply}"
+            results.append(reply["match"])
+        return results
+
+    def close(self) -> None:
+        self._current.close()
+        self._spare.close()
+
+
+@pytest.fixture(scope="module")
+def durable() -> Iterator[DurableWorker]:
+    worker = DurableWorker()
+    yield worker
+    worker.close()
+
+
+def _check(durable: DurableWorker, text: str, contexts_data: list[dict[str, Any]]) -> None:
+    """Assert that the pattern of `text` and the reference evaluator agree for each data dict."""
+    compiler = Compiler(make_scope("x.y"))
+    node = parse(text)
+    reference = compiler.compile(node)
+    pattern = to_pattern(node, compiler)
+    contexts = [make_context(data) for data in contexts_data]
+    posts = [(0, pattern.message(ctx)) for ctx in contexts]
+    got = durable.run([pattern.pattern], posts)
+    for data, (_, message), result, ctx in zip(contexts_data, posts, got, contexts, strict=False):
+        expected = bool(reference.fn(ctx))
+        assert result != HUNG, f"durable-rules hung: {text!r} with data {data}: {pattern.pattern} on {message}"
+        assert result == expected, (
+            f"{text!r} with data {data}: reference {expected}, durable-rules {result} ({pattern.pattern} on {message})"
+        )
+
+
+# ---------------------------------------------------------------------------------------------- shapes
+
+
+class TestShape:
+    """The pattern's form: what durable-rules is asked to test, and which features recovery computes."""
+
+    @pytest.mark.parametrize(
+        ("text", "pattern"),
+        [
+            ("true", ALWAYS),
+            ("false", NEVER),
+            ("not true", NEVER),
+            ("event.data.a == 3", {"f0": 3}),
+            ("3 == event.data.a", {"f0": 3}),
+            ("event.data.a >= 3", {"$gte": {"f0": 3}}),
+            ("3 < event.data.a", {"$gt": {"f0": 3}}),
+            ("event.data.a < 2h", {"$lt": {"f0": 7200.0}}),
+            ("event.data.a != 'x'", {"$or": [{"$neq": {"f0": "x"}}, {"$nex": {"f0": 1}}]}),
+            ("not event.data.a > 1", {"$or": [{"$lte": {"f0": 1}}, {"$nex": {"f0": 1}}]}),
+            ("event.data.a == null", {"$nex": {"f0": 1}}),
+            ("event.data.a != null", {"$ex": {"f0": 1}}),
+            ("event.data.a < null", NEVER),
+            ("not event.data.a < null", ALWAYS),
+            ("event.data.a in ['x', 'y']", {"$or": [{"f0": "x"}, {"f0": "y"}]}),
+            ("event.data.a in ['x']", {"f0": "x"}),
+            ("event.data.a in []", NEVER),
+            ("event.data.a not in []", ALWAYS),
+            (
+                "event.data.a not in ['x', null]",
+                {"$and": [{"$or": [{"$neq": {"f0": "x"}}, {"$nex": {"f0": 1}}]}, {"$ex": {"f0": 1}}]},
+            ),
+            ("event.data.a == event.data.b", {"f0": True}),
+            ("not event.data.a == event.data.b", {"f0": False}),
+            ("1 < 2", {"f0": True}),
+            ("event.data.a in [event.data.b]", {"f0": True}),
+            ("event.data.a not in [event.data.b]", {"f0": True}),
+            ("not event.data.a not in [event.data.b]", {"f0": False}),
+            ("'x' in ['x']", {"f0": True}),
+            ("event.data.a in event.data.b", {"f0": True}),
+            ("event.data.a and not event.data.b", {"$and": [{"f0": True}, {"f1": False}]}),
+            (
+                "not (event.data.a == 1 or event.data.b == 2)",
+                {
+                    "$and": [
+                        {"$or": [{"$neq": {"f0": 1}}, {"$nex": {"f0": 1}}]},
+                        {"$or": [{"$neq": {"f1": 2}}, {"$nex": {"f1": 1}}]},
+                    ]
+                },
+            ),
+            ("event.data.a + 1 > 2", {"$gt": {"f0": 2}}),
+        ],
+    )
+    def test_pattern(self, text: str, pattern: dict[str, Any], scope_factory: ScopeFactory) -> None:
+        assert to_pattern(parse(text), Compiler(scope_factory("x.y"))).pattern == pattern
+
+    @pytest.mark.parametrize(
+        ("text", "data", "message"),
+        [
+            ("event.data.a == 3", {"a": 3}, {"sid": "0", "k": 1, "f0": 3}),
+            ("event.data.a == 3", {}, {"sid": "0", "k": 1}),
+            ("event.data.a == 3", {"a": None}, {"sid": "0", "k": 1}),
+            ("event.data.a + 1 > 2", {"a": 4}, {"sid": "0", "k": 1, "f0": 5}),
+            ("event.data.a + 1 > 2", {"a": "x"}, {"sid": "0", "k": 1}),
+            ("event.data.a == event.data.b", {}, {"sid": "0", "k": 1, "f0": True}),
+            ("event.data.a", {"a": "yes"}, {"sid": "0", "k": 1, "f0": True}),
+            ("event.data.a", {"a": 0}, {"sid": "0", "k": 1, "f0": False}),
+            ("true", {"a": 1}, {"sid": "0", "k": 1}),
+        ],
+    )
+    def test_message(
+        self,
+        text: str,
+        data: dict[str, Any],
+        message: dict[str, Any],
+        scope_factory: ScopeFactory,
+        context_factory: ContextFactory,
+    ) -> None:
+        pattern = to_pattern(parse(text), Compiler(scope_factory("x.y")))
+        assert pattern.message(context_factory(data)) == message
+
+    def test_features_are_computed_by_the_compiler(
+        self, scope_factory: ScopeFactory, context_factory: ContextFactory
+    ) -> None:
+        scope = scope_factory("x.y")
+        pattern = to_pattern(parse('count("service.call", 7d) >= 3 and customer.tier in ["gold"]'), Compiler(scope))
+        assert pattern.pattern == {"$and": [{"$gte": {"f0": 3}}, {"f1": "gold"}]}
+        assert pattern.message(context_factory(profile={"tier": "gold"})) == {"sid": "0", "k": 1, "f0": 0, "f1": "gold"}
+
+
+# ---------------------------------------------------------------------------------------------- agreement
+
+FIELDS = ("event.data.a", "event.data.b", "event.data.c")
+MISSING = object()
+
+_ints = st.integers(-3, 3)
+_strings = st.text(alphabet="ab1", max_size=2)
+_values = st.one_of(st.just(MISSING), st.none(), _ints, _strings)
+_data = st.fixed_dictionaries({"a": _values, "b": _values, "c": _values}).map(
+    lambda d: {k: v for k, v in d.items() if v is not MISSING}
+)
+_constants = st.one_of(_ints, st.sampled_from([1.5, -0.5]), _strings, st.none())
+
+
+def _lit(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return repr(value)
+
+
+_fields = st.sampled_from(FIELDS)
+_free = st.one_of(_fields, _fields.map(lambda f: f"coalesce({f}, 0)"))  # static type any
+_sums = _fields.map(lambda f: f"({f} + 1)")  # static type number: compared with numbers only
+_numbers = st.one_of(_ints, st.sampled_from([1.5, -0.5]), st.none())
+_comparison_ops = st.sampled_from(["==", "!=", "<", "<=", ">", ">="])
+
+
+@st.composite
+def _sides(draw: st.DrawFn) -> tuple[str, str]:
+    """A non-constant side and a constant it may be compared with."""
+    if draw(st.booleans()):
+        return draw(_free), _lit(draw(_constants))
+    return draw(_sums), _lit(draw(_numbers))
+
+
+@st.composite
+def _atoms(draw: st.DrawFn) -> str:
+    kind = draw(st.sampled_from(["left", "right", "two", "in", "in-mixed", "const", "bare", "bool"]))
+    op = draw(_comparison_ops)
+    side, constant = draw(_sides())
+    if kind == "left":
+        return f"{side} {op} {constant}"
+    if kind == "right":
+        return f"{constant} {op} {side}"
+    if kind == "two":
+        return f"{side} {op} {draw(st.one_of(_free, _sums))}"
+    negation = draw(st.sampled_from(["", "not "]))
+    if kind == "in":
+        items = ", ".join(_lit(v) for v in draw(st.lists(_constants, max_size=3)))
+        return f"{side} {negation}in [{items}]"
+    if kind == "in-mixed":
+        items = [_lit(v) for v in draw(st.lists(_constants, max_size=2))] + [draw(_fields)]
+        return f"{constant} {negation}in [{', '.join(items)}]"
+    if kind == "const":
+        return f"{draw(_ints)} {op} {draw(_ints)}"
+    if kind == "bare":
+        return draw(_fields)
+    return draw(st.sampled_from(["true", "false"]))
+
+
+_conditions = st.recursive(
+    _atoms(),
+    lambda inner: st.one_of(
+        inner.map(lambda c: f"not ({c})"),
+        st.tuples(inner, st.sampled_from(["and", "or"]), inner).map(lambda t: f"({t[0]}) {t[1]} ({t[2]})"),
+    ),
+    max_leaves=4,
+)
+
+
+class TestAgreement:
+    """The key property: a condition matches in durable-rules exactly when the reference evaluator says true."""
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(conditions=st.lists(_conditions, min_size=1, max_size=3), datas=st.lists(_data, min_size=1, max_size=4))
+    def test_random_conditions(
+        self, durable: DurableWorker, conditions: list[str], datas: list[dict[str, Any]]
+    ) -> None:
+        compiler = Compiler(make_scope("x.y"))
+        compiled = []
+        for text in conditions:
+            node = parse(text)
+            compiled.append((text, compiler.compile(node), to_pattern(node, compiler)))
+        contexts = [make_context(data) for data in datas]
+        posts = [(i, p.message(ctx)) for i, (_, _, p) in enumerate(compiled) for ctx in contexts]
+        got = durable.run([p.pattern for _, _, p in compiled], posts)
+        cases = [
+            (text, ref, p, data, ctx) for text, ref, p in compiled for data, ctx in zip(datas, contexts, strict=True)
+        ]
+        for (text, reference, pattern, data, ctx), result in zip(cases, got, strict=False):
+            message = pattern.message(ctx)
+            assert result != HUNG, f"durable-rules hung: {text!r} with data {data}: {pattern.pattern} on {message}"
+            expected = bool(reference.fn(ctx))
+            assert result == expected, (
+                f"{text!r} with data {data}: reference {expected}, durable-rules {result} "
+                f"({pattern.pattern} on {message})"
+            )
+
+    @pytest.mark.parametrize(
+        ("text", "data"),
+        [
+            ("event.data.a == 1", {"a": 1}),
+            ("event.data.a == 1", {"a": 2}),
+            ("event.data.a == 1", {"a": 1.0}),
+            ("event.data.a != 'x'", {"a": "x"}),
+            ("event.data.a != 'x'", {"a": "y"}),
+            ("event.data.a > 1", {"a": 2}),
+            ("not event.data.a > 1", {"a": 1}),
+            ("event.data.a in ['x', 'y']", {"a": "y"}),
+            ("event.data.a not in ['x', 'y']", {"a": "y"}),
+            ("event.data.a not in ['x', 'y']", {"a": "z"}),
+            ("event.data.a == event.data.b", {"a": None}),
+            ("event.data.a == 1 and event.data.b == null", {"a": 1}),
+            ("event.data.a == 1 and event.data.b == null", {"a": 1, "b": 2}),
+        ],
+    )
+    def test_known_cases(self, durable: DurableWorker, text: str, data: dict[str, Any]) -> None:
+        _check(durable, text, [data])
+
+    @pytest.mark.parametrize(
+        ("text", "data"),
+        [
+            ("event.data.a == null", {}),
+            ("event.data.a in [null]", {}),
+            ("not event.data.a != null", {"a": None}),
+            ("event.data.a != 'x'", {}),
+            ("not event.data.a > 1", {}),
+            ("event.data.a not in ['x', 'y']", {}),
+            ("event.data.a == null or event.data.b == 1", {"a": 2, "b": 1}),
+        ],
+    )
+    def test_absent_fields_do_not_hang(self, durable: DurableWorker, text: str, data: dict[str, Any]) -> None:
+        _check(durable, text, [data])
+
+    @pytest.mark.parametrize(
+        ("text", "data"),
+        [
+            ("event.data.a == 1", {"a": "1"}),
+            ("event.data.a != 1", {"a": "1"}),
+            ("event.data.a < 'b'", {"a": 1}),
+            ("event.data.a > 1", {"a": "b"}),
+            ("not event.data.a > 1", {"a": "b"}),
+            ("event.data.a in [1]", {"a": "1"}),
+        ],
+    )
+    def test_mixed_types(self, durable: DurableWorker, text: str, data: dict[str, Any]) -> None:
+        _check(durable, text, [data])
