@@ -38,7 +38,9 @@ test: lint typecheck validate-rules unit
 demo: $(STAMP)
 	$(BIN)/python -m bench.generate --customers 2000 --days 30 --seed 7 --out .cache/demo-events.jsonl
 	$(BIN)/recovery replay --rules rules --summary .cache/demo-events.jsonl > .cache/demo-effects.jsonl
-	@echo "effects written to .cache/demo-effects.jsonl"
+	@echo "first task raised:"
+	@grep -m1 '"kind":"task"' .cache/demo-effects.jsonl | $(BIN)/python -m json.tool
+	@echo "all effects: .cache/demo-effects.jsonl ($$(wc -l < .cache/demo-effects.jsonl) lines)"
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.replay_throughput

@@ -43,6 +43,7 @@ from recovery.engine import Engine
 from recovery.engine.engine import DEFAULT_MAX_CUSTOMERS
 from recovery.playbooks.loader import load_playbooks_or_raise
 from recovery.replay import replay
+from recovery.store import MemoryStore
 
 TARGET_MB = 1024.0
 RULES_DIR = "rules"
@@ -170,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     customers = args.customers or (50_000 if args.quick else 1_000_000)
 
     playbooks = load_playbooks_or_raise([RULES_DIR])
-    engine = Engine(playbooks, max_customers=args.max_customers)
+    engine = Engine(playbooks, MemoryStore(keep_effects=False), max_customers=args.max_customers)
     gc.collect()
     before = peak_rss_mb()
     out, err = _Discard(), io.StringIO()

@@ -6,6 +6,7 @@ standard type; an unknown type is valid and keeps its `data` as given.
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from typing import Any, Literal
 
@@ -82,6 +83,8 @@ STANDARD_TYPES: dict[str, type[_Data]] = {
 }
 """The standard event types and the model of their `data`."""
 
+_SHARED_FIELDS = frozenset({"tier", "segment", "region", "language"})
+
 SCOPE_TYPES = frozenset({"outage.started", "outage.resolved"})
 """Types that may concern many customers at once (no `customer_id`): fanned out to every affected customer."""
 
@@ -136,8 +139,10 @@ class Event(BaseModel):
                 model.model_validate(data)
             except ValidationError as exc:
                 raise EventError(f"event {self.id!r} ({self.type}): {_describe(exc, prefix='data.')}") from None
-            if self.type == "customer.updated" and "tier" not in data:
-                data = {**data, "tier": "standard"}
+            if self.type == "customer.updated":
+                # Profiles repeat a few values across millions of customers: share one string each.
+                data = {k: sys.intern(v) if k in _SHARED_FIELDS and isinstance(v, str) else v for k, v in data.items()}
+                data.setdefault("tier", "standard")
         if self.customer_id is None and self.type not in SCOPE_TYPES:
             raise EventError(f"event {self.id!r} ({self.type}): customer_id is required for this type")
         if (

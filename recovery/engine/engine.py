@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import sys
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from recovery.times import format_time
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_CUSTOMERS = 100_000
+_NO_DATA: dict[str, Any] = {}
 
 
 class CustomerState:
@@ -104,6 +106,7 @@ class Engine:
                 self._on_first.setdefault(pb.event_type, []).append(pb)
                 self._on_missing.setdefault(pb.end_type or "", []).append(pb)
         self.history_types = frozenset().union(*(pb.history_types for pb in self.playbooks))
+        self._paired_types = frozenset(pb.first_type for pb in self.playbooks if pb.kind == "sequence")
         self.horizon_s = max((pb.horizon_s for pb in self.playbooks), default=0.0)
         self._matcher = Matcher((pb.id, pb.condition.pattern) for pb in self.playbooks)
 
@@ -197,13 +200,16 @@ class Engine:
         self, cid: str, event_id: str, event_type: str, ts: float, data: dict[str, Any]
     ) -> list[Effect]:
         state = self._state(cid)
+        event_type = sys.intern(event_type)
         occ = Occurrence(event_id, event_type, ts, cid, data)
         if event_type == "customer.updated" and ts >= state.profile_ts:
             state.profile = data
             state.profile_ts = ts
             self.store.put_profile(cid, ts, data)
         if event_type in self.history_types:
-            self._remember(state, occ)
+            # Counting needs only time and type; pairing (sequences) needs the data too.
+            kept = occ if event_type in self._paired_types else Occurrence(event_id, event_type, ts, cid, _NO_DATA)
+            self._remember(state, kept)
         effects: list[Effect] = []
         for pb in self._on_missing.get(event_type, ()):
             self._answer(pb, cid, occ)
