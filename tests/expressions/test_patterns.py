@@ -165,24 +165,24 @@ class TestShape:
             ("true", ALWAYS),
             ("false", NEVER),
             ("not true", NEVER),
-            ("event.data.a == 3", {"f0": 3}),
-            ("3 == event.data.a", {"f0": 3}),
-            ("event.data.a >= 3", {"$gte": {"f0": 3}}),
-            ("3 < event.data.a", {"$gt": {"f0": 3}}),
-            ("event.data.a < 2h", {"$lt": {"f0": 7200.0}}),
-            ("event.data.a != 'x'", {"$or": [{"$neq": {"f0": "x"}}, {"$nex": {"f0": 1}}]}),
-            ("not event.data.a > 1", {"$or": [{"$lte": {"f0": 1}}, {"$nex": {"f0": 1}}]}),
-            ("event.data.a == null", {"$nex": {"f0": 1}}),
-            ("event.data.a != null", {"$ex": {"f0": 1}}),
+            ("event.data.a == 3", {"f0n": 3}),
+            ("3 == event.data.a", {"f0n": 3}),
+            ("event.data.a >= 3", {"$gte": {"f0n": 3}}),
+            ("3 < event.data.a", {"$gt": {"f0n": 3}}),
+            ("event.data.a < 2h", {"$lt": {"f0n": 7200.0}}),
+            ("event.data.a != 'x'", {"$or": [{"$neq": {"f0t": "s"}}, {"$neq": {"f0s": "x"}}]}),
+            ("not event.data.a > 1", {"$or": [{"$neq": {"f0t": "n"}}, {"$lte": {"f0n": 1}}]}),
+            ("event.data.a == null", {"f0t": "z"}),
+            ("event.data.a != null", {"$neq": {"f0t": "z"}}),
             ("event.data.a < null", NEVER),
             ("not event.data.a < null", ALWAYS),
-            ("event.data.a in ['x', 'y']", {"$or": [{"f0": "x"}, {"f0": "y"}]}),
-            ("event.data.a in ['x']", {"f0": "x"}),
+            ("event.data.a in ['x', 'y']", {"$or": [{"f0s": "x"}, {"f0s": "y"}]}),
+            ("event.data.a in ['x']", {"f0s": "x"}),
             ("event.data.a in []", NEVER),
             ("event.data.a not in []", ALWAYS),
             (
                 "event.data.a not in ['x', null]",
-                {"$and": [{"$or": [{"$neq": {"f0": "x"}}, {"$nex": {"f0": 1}}]}, {"$ex": {"f0": 1}}]},
+                {"$and": [{"$or": [{"$neq": {"f0t": "s"}}, {"$neq": {"f0s": "x"}}]}, {"$neq": {"f0t": "z"}}]},
             ),
             ("event.data.a == event.data.b", {"f0": True}),
             ("not event.data.a == event.data.b", {"f0": False}),
@@ -197,12 +197,12 @@ class TestShape:
                 "not (event.data.a == 1 or event.data.b == 2)",
                 {
                     "$and": [
-                        {"$or": [{"$neq": {"f0": 1}}, {"$nex": {"f0": 1}}]},
-                        {"$or": [{"$neq": {"f1": 2}}, {"$nex": {"f1": 1}}]},
+                        {"$or": [{"$neq": {"f0t": "n"}}, {"$neq": {"f0n": 1}}]},
+                        {"$or": [{"$neq": {"f1t": "n"}}, {"$neq": {"f1n": 2}}]},
                     ]
                 },
             ),
-            ("event.data.a + 1 > 2", {"$gt": {"f0": 2}}),
+            ("event.data.a + 1 > 2", {"$gt": {"f0n": 2}}),
         ],
     )
     def test_pattern(self, text: str, pattern: dict[str, Any], scope_factory: ScopeFactory) -> None:
@@ -211,11 +211,11 @@ class TestShape:
     @pytest.mark.parametrize(
         ("text", "data", "message"),
         [
-            ("event.data.a == 3", {"a": 3}, {"sid": "0", "k": 1, "f0": 3}),
-            ("event.data.a == 3", {}, {"sid": "0", "k": 1}),
-            ("event.data.a == 3", {"a": None}, {"sid": "0", "k": 1}),
-            ("event.data.a + 1 > 2", {"a": 4}, {"sid": "0", "k": 1, "f0": 5}),
-            ("event.data.a + 1 > 2", {"a": "x"}, {"sid": "0", "k": 1}),
+            ("event.data.a == 3", {"a": 3}, {"sid": "0", "k": 1, "f0t": "n", "f0n": 3}),
+            ("event.data.a == 3", {}, {"sid": "0", "k": 1, "f0t": "z"}),
+            ("event.data.a == 3", {"a": None}, {"sid": "0", "k": 1, "f0t": "z"}),
+            ("event.data.a + 1 > 2", {"a": 4}, {"sid": "0", "k": 1, "f0t": "n", "f0n": 5}),
+            ("event.data.a + 1 > 2", {"a": "x"}, {"sid": "0", "k": 1, "f0t": "z"}),
             ("event.data.a == event.data.b", {}, {"sid": "0", "k": 1, "f0": True}),
             ("event.data.a", {"a": "yes"}, {"sid": "0", "k": 1, "f0": True}),
             ("event.data.a", {"a": 0}, {"sid": "0", "k": 1, "f0": False}),
@@ -238,8 +238,15 @@ class TestShape:
     ) -> None:
         scope = scope_factory("x.y")
         pattern = to_pattern(parse('count("service.call", 7d) >= 3 and customer.tier in ["gold"]'), Compiler(scope))
-        assert pattern.pattern == {"$and": [{"$gte": {"f0": 3}}, {"f1": "gold"}]}
-        assert pattern.message(context_factory(profile={"tier": "gold"})) == {"sid": "0", "k": 1, "f0": 0, "f1": "gold"}
+        assert pattern.pattern == {"$and": [{"$gte": {"f0n": 3}}, {"f1s": "gold"}]}
+        assert pattern.message(context_factory(profile={"tier": "gold"})) == {
+            "sid": "0",
+            "k": 1,
+            "f0t": "n",
+            "f0n": 0,
+            "f1t": "s",
+            "f1s": "gold",
+        }
 
 
 # ---------------------------------------------------------------------------------------------- agreement
