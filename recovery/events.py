@@ -34,7 +34,7 @@ class CustomerUpdated(_Data):
     tier: Tier = "standard"
     segment: str | None = None
     region: str | None = None
-    annual_value: float | None = Field(default=None, ge=0)
+    annual_value: float | None = Field(default=None, ge=0, strict=True)
     name: str | None = None
     email: str | None = None
     phone: str | None = None
@@ -56,7 +56,7 @@ class ComplaintEvent(_Data):
 
 
 class SurveyResponse(_Data):
-    score: int = Field(ge=0, le=10)
+    score: int = Field(ge=0, le=10, strict=True)
 
 
 class TaskCompleted(_Data):

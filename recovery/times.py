@@ -27,11 +27,11 @@ def parse_duration(text: str) -> float:
 
 def format_duration(seconds: float) -> str:
     """Human form of a duration: `2d 3h`, `1h 59m`, `45s`."""
-    if seconds < 0:
-        return "-" + format_duration(-seconds)
     total = round(seconds)
     if total == 0:
         return "0s"
+    if total < 0:
+        return "-" + format_duration(-seconds)
     parts = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         n, total = divmod(total, size)
@@ -54,6 +54,7 @@ def parse_time(text: str) -> float:
 def format_time(ts: float) -> str:
     """RFC 3339 UTC with `Z`, with milliseconds only when there are any."""
     value = datetime.fromtimestamp(ts, UTC)
-    if value.microsecond:
-        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    millis = value.microsecond // 1000
+    if millis:
+        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{millis:03d}Z"
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recovery.effects import Effect, Gesture, Task, effect_id
-from recovery.engine.matcher import Matcher
+from recovery.engine.matcher import Matcher, MatcherError
 from recovery.events import SCOPE_TYPES, Event, Occurrence
 from recovery.expressions.compiler import Context
 from recovery.playbooks.compiler import CompiledPlaybook
@@ -59,6 +59,7 @@ class EngineStats:
     deadlines_fired: int = 0
     evictions: int = 0
     rebuilds: int = 0
+    errors: int = 0
 
 
 class Engine:
@@ -347,8 +348,19 @@ class Engine:
         evidence: list[Occurrence],
     ) -> list[Effect]:
         condition = pb.condition
-        if not condition.trivial and not self._matcher.matches(pb.id, condition.message(ctx)):
-            return []
+        if not condition.trivial:
+            try:
+                matched = self._matcher.matches(pb.id, condition.message(ctx))
+            except MatcherError:
+                # One event's odd data must not stop the stream: count it, say where, and go on.
+                self.stats.errors += 1
+                logger.exception(
+                    "matching failed",
+                    extra={"playbook": pb.id, "event_id": ctx.event.id, "customer_id": ctx.customer_id},
+                )
+                return []
+            if not matched:
+                return []
         self.stats.matches[pb.id] = self.stats.matches.get(pb.id, 0) + 1
         last = state.cooldowns.get(pb.id)
         if pb.cooldown_s is not None and last is not None and abs(ctx.at - last) < pb.cooldown_s:

@@ -320,7 +320,7 @@ class Compiler:
             self._expect(inner, ("bool", "any"), "'not' needs a true/false value")
             return Compiled(lambda ctx: not f(ctx), "bool", node, windows=inner.windows)
         self._expect(inner, ("number", "duration", "any"), "'-' needs a number or a duration")
-        return Compiled(lambda ctx: None if (v := f(ctx)) is None else -v, inner.type, node, windows=inner.windows)
+        return Compiled(lambda ctx: -v if _is_number(v := f(ctx)) else None, inner.type, node, windows=inner.windows)
 
     def _expect(self, c: Compiled, kinds: tuple[str, ...], message: str) -> None:
         if c.type not in kinds and c.type != "null":
@@ -351,11 +351,11 @@ class Compiler:
             def member(ctx: Context) -> Any:
                 container = rf(ctx)
                 value = lf(ctx)
-                if container is None:
-                    return negate
-                try:
-                    found = value in container
-                except TypeError:
+                if isinstance(container, str):
+                    found = isinstance(value, str) and value in container
+                elif isinstance(container, list):
+                    found = any(_same(value, item) for item in container)
+                else:
                     found = False
                 return not found if negate else found
 
@@ -435,7 +435,7 @@ class Compiler:
             self._expect(compiled[0], ("duration", "any"), f"{name}() needs a duration, e.g. {name}(duration)")
             unit = _UNIT_FUNCS[name]
             f0 = fns[0]
-            return Compiled(lambda ctx: None if (v := f0(ctx)) is None else v / unit, "number", node, windows=windows)
+            return Compiled(lambda ctx: v / unit if _is_number(v := f0(ctx)) else None, "number", node, windows=windows)
         if name == "if":
             arity(3, 3)
             self._expect(compiled[0], ("bool", "any"), "if() needs a condition first")
@@ -564,20 +564,26 @@ def _arith_type(op: str, lt: str, rt: str) -> str | None:
     return _ARITH_TYPES[op].get((lt, rt))
 
 
-def _safe_arith(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _safe_arith(fn: Callable[[Any, Any], Any], strings: bool = False) -> Callable[[Any, Any], Any]:
+    """Arithmetic on numbers only (and `+` on two strings): anything else from the data gives null."""
+
     def run(a: Any, b: Any) -> Any:
-        if a is None or b is None:
+        if not (_is_number(a) and _is_number(b)) and not (strings and isinstance(a, str) and isinstance(b, str)):
             return None
         try:
             return fn(a, b)
-        except (TypeError, ZeroDivisionError, OverflowError):
+        except (ZeroDivisionError, OverflowError):
             return None
 
     return run
 
 
 _ARITH: dict[str, Callable[[Any, Any], Any]] = {
-    "+": _safe_arith(lambda a, b: a + b),
+    "+": _safe_arith(lambda a, b: a + b, strings=True),
     "-": _safe_arith(lambda a, b: a - b),
     "*": _safe_arith(lambda a, b: a * b),
     "/": _safe_arith(lambda a, b: a / b),

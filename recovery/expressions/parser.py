@@ -146,6 +146,39 @@ def _describe_expected(expected: set[str]) -> str:
     return " (expected " + ", ".join(names) + ")"
 
 
+_TOO_DEEP = "expression nests too deeply: split it into let values"
+_CLOSERS = {"(": ")", "[": "]"}
+
+
+def _unclosed(text: str) -> str | None:
+    """The bracket that the end of `text` leaves open, if any (strings are skipped)."""
+    stack: list[str] = []
+    quote: str | None = None
+    escaped = False
+    for ch in text:
+        if quote is not None:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch in _CLOSERS:
+            stack.append(ch)
+        elif ch in ")]" and stack:
+            stack.pop()
+    return stack[-1] if stack else None
+
+
+def _end_message(text: str, expected: set[str]) -> str:
+    opener = _unclosed(text)
+    if opener is not None:
+        return f"unexpected end of expression: '{_CLOSERS[opener]}' is missing"
+    return "unexpected end of expression" + _describe_expected(expected)
+
+
 def parse(text: str) -> Node:
     """Parse an expression; raises ExpressionError with the offset of the first problem."""
     if not isinstance(text, str):
@@ -157,25 +190,25 @@ def parse(text: str) -> Node:
     try:
         tree = _parser().parse(text)
         node = _ToAst().transform(tree)
+    except RecursionError:
+        raise ExpressionError(_TOO_DEEP) from None
     except UnexpectedCharacters as exc:
         at = exc.pos_in_stream or 0
         raise ExpressionError(f"unexpected character {text[at]!r}", at) from None
     except UnexpectedEOF as exc:
-        raise ExpressionError(
-            "unexpected end of expression" + _describe_expected(set(exc.expected)), len(text)
-        ) from None
+        raise ExpressionError(_end_message(text, set(exc.expected)), len(text)) from None
     except UnexpectedToken as exc:
         tok = exc.token
         if tok.type == "$END":
-            raise ExpressionError(
-                "unexpected end of expression" + _describe_expected(exc.expected), len(text)
-            ) from None
+            raise ExpressionError(_end_message(text, set(exc.expected)), len(text)) from None
         raise ExpressionError(
             f"unexpected {str(tok)!r}" + _describe_expected(exc.expected), tok.start_pos or 0
         ) from None
     except UnexpectedInput as exc:  # pragma: no cover - the cases above are exhaustive for LALR
         raise ExpressionError("syntax error", getattr(exc, "pos_in_stream", 0) or 0) from None
     except VisitError as exc:
+        if isinstance(exc.orig_exc, RecursionError):
+            raise ExpressionError(_TOO_DEEP) from None
         if isinstance(exc.orig_exc, ExpressionError):
             raise exc.orig_exc from None
         if isinstance(exc.orig_exc, ValueError):

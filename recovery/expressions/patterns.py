@@ -47,6 +47,30 @@ def _tag(value: Any) -> str:
     return "o"
 
 
+# durable-rules reads numbers from JSON: an exponent (1e+16, 1e-07) is refused (error 204) and integers lose
+# precision past int64. So durable-rules only ever sees numbers in a window that prints without an exponent:
+# constants outside SAFE are compared in Python instead, and values outside it are clamped to stand-ins that
+# order the same way against every safe constant and equal none of them.
+_SMALL, _BIG = 0.001, 1e14
+_TINY_STANDIN, _HUGE_STANDIN = 0.0005, 5e14
+
+
+def _safe_constant(value: float) -> bool:
+    return value == 0 or _SMALL <= abs(value) < _BIG
+
+
+def _durable_number(value: float) -> float | None:
+    """The number to put in a message, or None when it cannot be compared (NaN)."""
+    if value != value:  # NaN
+        return None
+    magnitude = abs(value)
+    if magnitude >= _BIG:
+        return _HUGE_STANDIN if value > 0 else -_HUGE_STANDIN
+    if 0 < magnitude < _SMALL:
+        return _TINY_STANDIN if value > 0 else -_TINY_STANDIN
+    return value
+
+
 @dataclass(frozen=True)
 class Pattern:
     """`pattern` for durable-rules, and `message(ctx)` that builds the message to post for one evaluation.
@@ -72,6 +96,10 @@ class Pattern:
                 msg[f.key] = bool(value)
                 continue
             tag = _tag(value)
+            if tag == "n":
+                value = _durable_number(value)
+                if value is None:
+                    tag = "o"
             msg[f.key + "t"] = tag
             if tag in "bns":
                 msg[f.key + tag] = value
@@ -81,7 +109,10 @@ class Pattern:
 def _scalar(node: Node) -> tuple[bool, Any]:
     """(True, value) when `node` is a constant that durable-rules can compare against."""
     if isinstance(node, Literal) and node.kind in ("number", "string", "bool", "duration", "null"):
-        return True, node.value
+        value = node.value
+        if node.kind in ("number", "duration") and not _safe_constant(float(value)):
+            return False, None
+        return True, value
     return False, None
 
 
@@ -140,8 +171,10 @@ class _Builder:
                 return ALWAYS if negate else NEVER
             key = self.feature(other, boolean=False)
             return _equal(key, value, (op == "==") != negate)
-        key = self.feature(other, boolean=False)
         tag = _tag(value)
+        if tag == "s":  # durable-rules orders "" wrongly: string ordering is left to Python
+            return self.truthy(node, negate)
+        key = self.feature(other, boolean=False)
         if not negate:
             return {_DURABLE_OPS[op]: {key + tag: value}}
         return {"$or": [{"$neq": {key + "t": tag}}, {_DURABLE_OPS[NEGATED[op]]: {key + tag: value}}]}

@@ -26,7 +26,7 @@ def render_value(value: Any, kind: str) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else f"{value:.2f}".rstrip("0")
+        return str(int(value)) if value.is_integer() else f"{value:.2f}".rstrip("0").rstrip(".")
     if isinstance(value, list):
         return ", ".join(render_value(v, "any") for v in value)
     return str(value)

@@ -90,6 +90,31 @@ class TestDuplicatesAndIds:
         assert ids[0] == ids[1] and len(ids[0]) == 1
 
 
+class TestOddData:
+    def test_huge_and_tiny_values_compare_like_python(self) -> None:
+        from recovery.engine.matcher import Matcher
+        from recovery.events import Occurrence
+        from recovery.expressions.compiler import Compiler, Context, Scope
+        from recovery.expressions.parser import parse
+        from recovery.expressions.patterns import to_pattern
+
+        cases = [
+            "event.data.v > 0",
+            "event.data.v < 0.0000001",
+            "event.data.v == 100000000000000000001",
+            "event.data.v >= 5",
+        ]
+        compiler = Compiler(Scope(event_types=frozenset({"x.y"})))
+        patterns = [(text, to_pattern(parse(text), compiler)) for text in cases]
+        matcher = Matcher((text, p.pattern) for text, p in patterns)
+        for value in (1e16, -1e16, 1e-07, -1e-07, 10**20, 100000000000000000001, 0, 7):
+            occ = Occurrence("e", "x.y", 0.0, "C", {"v": value})
+            ctx = Context(event=occ, customer_id="C", profile={}, at=0.0)
+            for text, p in patterns:
+                expected = bool(compiler.compile(parse(text)).fn(ctx))
+                assert matcher.matches(text, p.message(ctx)) == expected, (text, value)
+
+
 class TestClock:
     def test_deadline_fires_only_when_clock_passes_it(self, engine_factory, event_factory) -> None:
         engine = engine_factory()
