@@ -262,12 +262,13 @@ class Engine:
         value = occ.data.get(key)
         if value is None:
             return None
+        value = str(value)
         earliest = occ.ts - pb.within_s
         for candidate in reversed(state.history):
             if (
                 candidate.type == pb.first_type
                 and earliest <= candidate.ts <= occ.ts
-                and candidate.data.get(key) == value
+                and str(candidate.data.get(key)) == value
             ):
                 return candidate
         return None
