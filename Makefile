@@ -1,10 +1,12 @@
 # The single entry point: `make test`, `make demo`, `make bench`, `make lint`.
 PYTHON ?= python3.11
+# Python 3.12 is supported too: `make test` runs the suite on it when it is installed (pyenv or system).
+PYTHON312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) $(shell command -v python3.12 2>/dev/null))
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv test lint typecheck unit validate-rules demo bench clean
+.PHONY: help venv test lint typecheck unit unit-py312 validate-rules demo bench clean
 
 help:
 	@echo "make demo   - run the reference playbooks over a generated stream (embedded default)"
@@ -33,7 +35,21 @@ validate-rules: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest
 
-test: lint typecheck validate-rules unit
+.venv312/.installed: pyproject.toml
+	$(PYTHON312) -m venv .venv312
+	.venv312/bin/pip install --quiet --upgrade pip
+	.venv312/bin/pip install --quiet -e '.[dev]'
+	touch $@
+
+unit-py312:
+ifeq ($(strip $(PYTHON312)),)
+	@echo "python3.12 not found: skipping the Python 3.12 run"
+else
+	$(MAKE) .venv312/.installed
+	.venv312/bin/pytest -q -p no:cacheprovider
+endif
+
+test: lint typecheck validate-rules unit unit-py312
 
 demo: $(STAMP)
 	$(BIN)/python -m bench.generate --customers 2000 --days 30 --seed 7 --out .cache/demo-events.jsonl
@@ -47,4 +63,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.memory
 
 clean:
-	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv312 .cache .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -19,6 +20,9 @@ from durable import engine as durable_engine
 from recovery.exceptions import RecoveryError
 
 _hosts = itertools.count()
+
+# On Python 3.12 durable-rules warns on every action it runs (datetime.utcfromtimestamp): its defect, not news.
+warnings.filterwarnings("ignore", category=DeprecationWarning, module="durable.engine")
 
 
 class MatcherError(RecoveryError):
