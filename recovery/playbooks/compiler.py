@@ -171,19 +171,19 @@ def compile_playbook(pb: Playbook, file: str) -> tuple[CompiledPlaybook | None, 
                 items = tuple(Literal(0, v, "string") for v in values)
                 condition_nodes.append(Binary(0, "in", Path(0, ("customer", fname)), ListExpr(0, items)))
         if c.where is not None:
-            node = _checked_node(compiler, c.where, ("customers", "where"), problems)
-            if node is not None:
-                condition_nodes.append(node)
-                windows.update(compiler.compile(node).windows)
+            checked = _checked_node(compiler, c.where, ("customers", "where"), problems)
+            if checked is not None:
+                condition_nodes.append(checked[0])
+                windows.update(checked[1].windows)
     evidence_windows: frozenset[tuple[str, float]] = frozenset()
     if pb.when is not None:
-        node = _checked_node(compiler, pb.when, ("when",), problems)
-        if node is not None:
-            condition_nodes.append(node)
-            evidence_windows = compiler.compile(node).windows
-    condition_node: Node = Literal(0, True, "bool")
-    for node in condition_nodes:
-        condition_node = node if condition_node == Literal(0, True, "bool") else Binary(0, "and", condition_node, node)
+        checked = _checked_node(compiler, pb.when, ("when",), problems)
+        if checked is not None:
+            condition_nodes.append(checked[0])
+            evidence_windows = checked[1].windows
+    condition_node: Node = condition_nodes[0] if condition_nodes else Literal(0, True, "bool")
+    for node in condition_nodes[1:]:
+        condition_node = Binary(0, "and", condition_node, node)
     condition = to_pattern(condition_node, compiler)
 
     tasks: list[CompiledTask] = []
@@ -218,7 +218,8 @@ def compile_playbook(pb: Playbook, file: str) -> tuple[CompiledPlaybook | None, 
     return compiled_pb, []
 
 
-def _checked_node(compiler: Compiler, text: str, loc: Loc, problems: _Problems) -> Node | None:
+def _checked_node(compiler: Compiler, text: str, loc: Loc, problems: _Problems) -> tuple[Node, Compiled] | None:
+    """Parse and check a condition; None (and a problem recorded) when it is not a valid true/false expression."""
     try:
         node = parse(text)
         compiled = compiler.compile(node)
@@ -228,7 +229,7 @@ def _checked_node(compiler: Compiler, text: str, loc: Loc, problems: _Problems) 
     if compiled.type not in ("bool", "any", "null"):
         problems.add(loc, f"a condition must be true or false, but this expression gives {compiled.type}", 0)
         return None
-    return node
+    return node, compiled
 
 
 def _compile_task(t: TaskAction, index: int, loc: Loc, expr: Any, template: Any) -> CompiledTask:
