@@ -35,16 +35,9 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _check_test_file(path: Path, by_id: dict[str, Any]) -> None:
-    from pydantic import ValidationError
+    from recovery.playbooks.testing import load_test_file
 
-    from recovery.playbooks.loader import _validation_problems, load_document
-    from recovery.playbooks.testing import TestFile
-
-    doc = load_document(path)
-    try:
-        spec = TestFile.model_validate(doc.data)
-    except ValidationError as exc:
-        raise PlaybookError(_validation_problems(doc, exc, TestFile)) from None
+    doc, spec = load_test_file(path)
     if spec.playbook not in by_id:
         raise PlaybookError([doc.problem(("playbook",), f"no playbook '{spec.playbook}' among those validated")])
 

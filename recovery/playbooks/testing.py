@@ -20,6 +20,7 @@ from recovery.events import EVENT_TYPE_PATTERN, Event
 from recovery.exceptions import EventError, PlaybookError, Problem
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.playbooks.loader import _validation_problems, find_files, load_document, load_playbooks
+from recovery.playbooks.source import Document
 from recovery.replay import replay
 from recovery.times import DURATION_RE, format_time, parse_duration, parse_time
 
@@ -162,13 +163,18 @@ def run_case(pb: CompiledPlaybook, case: TestCase, start: float, file: str) -> C
     return result
 
 
-def run_test_file(path: Path, playbooks: dict[str, CompiledPlaybook] | None = None) -> list[CaseResult]:
-    """Run every case of one test file; raises PlaybookError when the file itself is invalid."""
+def load_test_file(path: Path) -> tuple[Document, TestFile]:
+    """Read and validate a test file's structure; raises PlaybookError with located problems."""
     doc = load_document(path)
     try:
-        spec = TestFile.model_validate(doc.data)
+        return doc, TestFile.model_validate(doc.data)
     except ValidationError as exc:
         raise PlaybookError(_validation_problems(doc, exc, TestFile)) from None
+
+
+def run_test_file(path: Path, playbooks: dict[str, CompiledPlaybook] | None = None) -> list[CaseResult]:
+    """Run every case of one test file; raises PlaybookError when the file itself is invalid."""
+    doc, spec = load_test_file(path)
     if playbooks is None:
         found, problems = load_playbooks([path.parent])
         if problems:
