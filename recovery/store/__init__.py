@@ -2,5 +2,6 @@
 
 from recovery.store.base import Deadline, Store
 from recovery.store.memory import MemoryStore
+from recovery.store.sqlite import SqliteStore
 
-__all__ = ["Deadline", "MemoryStore", "Store"]
+__all__ = ["Deadline", "MemoryStore", "SqliteStore", "Store"]

@@ -106,3 +106,6 @@ class MemoryStore:
 
     def effects(self) -> list[Effect]:
         return list(self._effects.values())
+
+    def commit(self) -> None:
+        """Nothing to do: memory is as durable as it gets."""

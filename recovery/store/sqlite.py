@@ -1,0 +1,210 @@
+"""The embedded store: one SQLite file, for one instance (DESIGN.md principle 4).
+
+Writes go into an open transaction that `commit()` makes durable: the caller commits once per batch, after
+the batch's effects are written, and only then acknowledges its input (Kafka offsets).
+Schema changes are versioned migrations, applied in order on open.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from recovery.effects import Effect, effect_from_dict
+from recovery.events import Occurrence
+from recovery.exceptions import StoreError
+from recovery.store.base import Deadline
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE ledger (event_id TEXT PRIMARY KEY) WITHOUT ROWID;
+    CREATE TABLE history (
+        customer_id TEXT NOT NULL, ts REAL NOT NULL, event_id TEXT NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL
+    );
+    CREATE INDEX history_by_customer ON history (customer_id, ts);
+    CREATE INDEX history_by_time ON history (ts);
+    CREATE TABLE profiles (customer_id TEXT PRIMARY KEY, ts REAL NOT NULL, data TEXT NOT NULL, region TEXT);
+    CREATE INDEX profiles_by_region ON profiles (region);
+    CREATE TABLE cooldowns (
+        customer_id TEXT NOT NULL, playbook TEXT NOT NULL, ts REAL NOT NULL, PRIMARY KEY (customer_id, playbook)
+    ) WITHOUT ROWID;
+    CREATE TABLE deadlines (
+        id TEXT PRIMARY KEY, due REAL NOT NULL, playbook TEXT NOT NULL, customer_id TEXT NOT NULL,
+        key TEXT NOT NULL, first TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE scopes (scope_id TEXT NOT NULL, customer_id TEXT NOT NULL, PRIMARY KEY (scope_id, customer_id))
+        WITHOUT ROWID;
+    CREATE TABLE effects (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,
+        customer_id TEXT NOT NULL, body TEXT NOT NULL
+    );
+    """,
+)
+"""Migration N (1-based) brings the schema from version N-1 to N. Append only; never edit a shipped one."""
+
+
+def _occurrence_json(occ: Occurrence) -> str:
+    return json.dumps(
+        {"id": occ.id, "type": occ.type, "ts": occ.ts, "customer_id": occ.customer_id, "data": occ.data},
+        separators=(",", ":"),
+    )
+
+
+def _occurrence(text: str) -> Occurrence:
+    raw = json.loads(text)
+    return Occurrence(raw["id"], raw["type"], raw["ts"], raw["customer_id"], raw["data"])
+
+
+class SqliteStore:
+    """A Store in one SQLite file (or `:memory:`). Not thread-safe: one per engine."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+            self._db.execute("BEGIN")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the SQLite store at {self.path!r}: {exc}") from exc
+
+    # ------------------------------------------------------------------------------------------- plumbing
+
+    def _migrate(self) -> None:
+        db = self._db
+        db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = db.execute("SELECT version FROM schema_version").fetchone()
+        version = row[0] if row else 0
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"the store at {self.path!r} has schema version {version}, newer than this recovery "
+                f"({len(MIGRATIONS)}): upgrade recovery"
+            )
+        for number in range(version + 1, len(MIGRATIONS) + 1):
+            db.execute("BEGIN")
+            for statement in MIGRATIONS[number - 1].split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute("DELETE FROM schema_version")
+            db.execute("INSERT INTO schema_version VALUES (?)", (number,))
+            db.execute("COMMIT")
+
+    @property
+    def schema_version(self) -> int:
+        row = self._db.execute("SELECT version FROM schema_version").fetchone()
+        return int(row[0]) if row else 0
+
+    def _run(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        try:
+            return self._db.execute(sql, tuple(params))
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path!r}: {exc} (in: {sql.split()[0]} ...)") from exc
+
+    def commit(self) -> None:
+        """Make everything written since the last commit durable."""
+        try:
+            self._db.execute("COMMIT")
+            self._db.execute("BEGIN")
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path!r}: commit failed: {exc}") from exc
+
+    def close(self) -> None:
+        self.commit()
+        self._db.close()
+
+    # ------------------------------------------------------------------------------------------- ledger
+
+    def add_event(self, event_id: str) -> bool:
+        return self._run("INSERT OR IGNORE INTO ledger VALUES (?)", (event_id,)).rowcount == 1
+
+    def append_history(self, occurrence: Occurrence) -> None:
+        self._run(
+            "INSERT INTO history VALUES (?, ?, ?, ?, ?)",
+            (occurrence.customer_id, occurrence.ts, occurrence.id, occurrence.type, json.dumps(occurrence.data)),
+        )
+
+    def history(self, customer_id: str, since: float) -> list[Occurrence]:
+        rows = self._run(
+            "SELECT event_id, type, ts, data FROM history WHERE customer_id = ? AND ts >= ? ORDER BY ts, rowid",
+            (customer_id, since),
+        ).fetchall()
+        return [Occurrence(eid, etype, ts, customer_id, json.loads(data)) for eid, etype, ts, data in rows]
+
+    def prune_history(self, before: float) -> int:
+        return self._run("DELETE FROM history WHERE ts < ?", (before,)).rowcount
+
+    # ------------------------------------------------------------------------------------------- customers
+
+    def get_profile(self, customer_id: str) -> tuple[float, dict[str, Any]] | None:
+        row = self._run("SELECT ts, data FROM profiles WHERE customer_id = ?", (customer_id,)).fetchone()
+        return (row[0], json.loads(row[1])) if row else None
+
+    def put_profile(self, customer_id: str, ts: float, profile: dict[str, Any]) -> None:
+        region = profile.get("region")
+        self._run(
+            "INSERT INTO profiles VALUES (?, ?, ?, ?) ON CONFLICT (customer_id) DO UPDATE SET "
+            "ts = excluded.ts, data = excluded.data, region = excluded.region",
+            (customer_id, ts, json.dumps(profile), None if region is None else str(region)),
+        )
+
+    def customers_in_region(self, region: str) -> Iterable[str]:
+        rows = self._run("SELECT customer_id FROM profiles WHERE region = ? ORDER BY customer_id", (region,))
+        return [r[0] for r in rows.fetchall()]
+
+    def get_cooldowns(self, customer_id: str) -> dict[str, float]:
+        rows = self._run("SELECT playbook, ts FROM cooldowns WHERE customer_id = ?", (customer_id,)).fetchall()
+        return {playbook: ts for playbook, ts in rows}
+
+    def set_cooldown(self, customer_id: str, playbook: str, ts: float) -> None:
+        self._run(
+            "INSERT INTO cooldowns VALUES (?, ?, ?) ON CONFLICT (customer_id, playbook) DO UPDATE SET ts = excluded.ts",
+            (customer_id, playbook, ts),
+        )
+
+    # ------------------------------------------------------------------------------------------- deadlines
+
+    def add_deadline(self, deadline: Deadline) -> None:
+        self._run(
+            "INSERT OR IGNORE INTO deadlines VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                deadline.id,
+                deadline.due,
+                deadline.playbook,
+                deadline.customer_id,
+                deadline.key,
+                _occurrence_json(deadline.first),
+            ),
+        )
+
+    def remove_deadline(self, deadline_id: str) -> None:
+        self._run("DELETE FROM deadlines WHERE id = ?", (deadline_id,))
+
+    def pending_deadlines(self) -> list[Deadline]:
+        rows = self._run("SELECT id, due, playbook, customer_id, key, first FROM deadlines ORDER BY due, id")
+        return [Deadline(i, due, pb, cid, key, _occurrence(first)) for i, due, pb, cid, key, first in rows.fetchall()]
+
+    def scope_customers(self, scope_id: str) -> set[str]:
+        rows = self._run("SELECT customer_id FROM scopes WHERE scope_id = ?", (scope_id,))
+        return {r[0] for r in rows.fetchall()}
+
+    def set_scope_customers(self, scope_id: str, customers: set[str]) -> None:
+        self._run("DELETE FROM scopes WHERE scope_id = ?", (scope_id,))
+        for cid in sorted(customers):
+            self._run("INSERT INTO scopes VALUES (?, ?)", (scope_id, cid))
+
+    # ------------------------------------------------------------------------------------------- effects
+
+    def put_effect(self, effect: Effect) -> bool:
+        cursor = self._run(
+            "INSERT OR IGNORE INTO effects (id, kind, customer_id, body) VALUES (?, ?, ?, ?)",
+            (effect.id, effect.kind, effect.customer_id, effect.to_json()),
+        )
+        return cursor.rowcount == 1
+
+    def effects(self) -> list[Effect]:
+        rows = self._run("SELECT body FROM effects ORDER BY seq").fetchall()
+        return [effect_from_dict(json.loads(body)) for (body,) in rows]
