@@ -1,0 +1,83 @@
+"""Settings: one frozen model, read from a YAML/TOML file and `RECOVERY_*` environment variables.
+
+Only this module reads the environment. Environment variables override the file (DESIGN.md, configuration).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from recovery.exceptions import RecoveryError
+
+
+class ConfigError(RecoveryError):
+    """A setting is missing or invalid; the message names the setting, its environment variable and value."""
+
+
+class Settings(BaseSettings):
+    """Everything `recovery serve` can be told. Units live in the names."""
+
+    model_config = SettingsConfigDict(env_prefix="RECOVERY_", frozen=True, extra="forbid")
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
+    store_url: str = "sqlite:///recovery.db"
+    rules_dir: Path = Path("rules")
+    group_id: str = "recovery"
+    http_port: int = Field(default=8000, ge=1, le=65535)
+    topic_events: str = "ops.events"
+    topic_tasks: str = "recovery.tasks"
+    topic_gestures: str = "recovery.gestures"
+    topic_dlq: str = "recovery.dlq"
+    lateness_s: float = Field(default=60.0, ge=0)
+    max_customers: int = Field(default=100_000, ge=1)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+        """Settings from `path` (YAML or TOML, optional) overridden by `environ` (default: os.environ)."""
+        values: dict[str, Any] = {}
+        if path is not None:
+            values = _read_file(Path(path))
+        env = os.environ if environ is None else environ
+        for name in cls.model_fields:
+            key = f"RECOVERY_{name.upper()}"
+            if key in env:
+                values[name] = env[key]
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors(include_url=False):
+                name = str(err["loc"][0]) if err["loc"] else "?"
+                shown = "" if err["type"] == "missing" else f" has value {err.get('input')!r}"
+                problems.append(f"setting '{name}' (RECOVERY_{name.upper()}){shown}: {err['msg']}")
+            raise ConfigError("; ".join(problems)) from None
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the configuration file {path}: {exc}") from None
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(
+            f"configuration file {path} is not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}"
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"configuration file {path} must hold a mapping of settings")
+    return dict(data)

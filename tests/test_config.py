@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from recovery.config import ConfigError, Settings
+
+
+def test_defaults_are_the_documented_ones() -> None:
+    s = Settings.load(environ={})
+    assert (s.kafka_bootstrap_servers, s.store_url, s.group_id, s.http_port) == (
+        "127.0.0.1:9092",
+        "sqlite:///recovery.db",
+        "recovery",
+        8000,
+    )
+    assert (s.topic_events, s.topic_tasks, s.topic_gestures, s.topic_dlq) == (
+        "ops.events",
+        "recovery.tasks",
+        "recovery.gestures",
+        "recovery.dlq",
+    )
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".toml"])
+def test_environment_overrides_the_file(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"recovery{suffix}"
+    if suffix == ".yaml":
+        path.write_text("group_id: from-file\nhttp_port: 9000\n")
+    else:
+        path.write_text('group_id = "from-file"\nhttp_port = 9000\n')
+    s = Settings.load(path, environ={"RECOVERY_HTTP_PORT": "9100"})
+    assert (s.group_id, s.http_port) == ("from-file", 9100)
+
+
+def test_a_bad_value_names_the_setting_and_its_variable() -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.load(environ={"RECOVERY_HTTP_PORT": "eighty"})
+    assert "setting 'http_port' (RECOVERY_HTTP_PORT) has value 'eighty'" in str(info.value)
+
+
+def test_unknown_file_keys_and_secrets(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("grup_id: x\n")
+    with pytest.raises(ConfigError, match="grup_id"):
+        Settings.load(path, environ={})
+    s = Settings.load(environ={"RECOVERY_KAFKA_SASL_PASSWORD": "hunter2"})
+    assert "hunter2" not in repr(s)
+    assert s.kafka_sasl_password is not None and s.kafka_sasl_password.get_secret_value() == "hunter2"
+
+
+def test_unreadable_or_malformed_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        Settings.load(tmp_path / "missing.yaml", environ={})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("= nope")
+    with pytest.raises(ConfigError, match="not valid toml"):
+        Settings.load(bad, environ={})
