@@ -12,6 +12,7 @@ help:
 	@echo "make demo   - run the reference playbooks over a generated stream (embedded default)"
 	@echo "make test   - lint, type-check and run the whole test suite"
 	@echo "make bench  - throughput and memory benchmarks"
+	@echo "make kafka-up / kafka-down - a local Kafka broker on 127.0.0.1:9092 (deploy/kafka)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +62,13 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.replay_throughput
 	$(BIN)/python -m bench.memory
+
+# A local single-node Kafka broker (jars from Maven Central, cached in deploy/kafka/.cache); see deploy/kafka/README.md.
+kafka-up:
+	deploy/kafka/start.sh
+
+kafka-down:
+	deploy/kafka/stop.sh
 
 clean:
 	rm -rf $(VENV) .venv312 .cache .pytest_cache .mypy_cache .ruff_cache .hypothesis
