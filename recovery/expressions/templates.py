@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +74,3 @@ def compile_template(text: str, scope: Scope) -> Template:
     if rest:
         parts.append(rest)
     return Template(tuple(parts))
-
-
-Renderer = Callable[[Context], str]
