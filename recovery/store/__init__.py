@@ -1,7 +1,30 @@
-"""Where the truth lives: the event ledger, customer state, deadlines and effects."""
+"""Where the truth lives: the event ledger, customer state, deadlines, effects and the outbox."""
 
-from recovery.store.base import Deadline, Store
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from recovery.exceptions import StoreError
+from recovery.store.base import Deadline, OutboxItem, Store
 from recovery.store.memory import MemoryStore
 from recovery.store.sqlite import SqliteStore
 
-__all__ = ["Deadline", "MemoryStore", "SqliteStore", "Store"]
+__all__ = ["Deadline", "MemoryStore", "OutboxItem", "SqliteStore", "Store", "open_store"]
+
+
+def open_store(url: str) -> Store:
+    """The store a `RECOVERY_STORE_URL` names: `sqlite:///relative.db`, `sqlite:////abs/path.db`, `memory://`
+    or `postgresql://user:password@host:port/db`."""
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
+        if not path:
+            raise StoreError(f"store URL {url!r}: a SQLite URL is sqlite:///FILE (relative) or sqlite:////FILE")
+        return SqliteStore(path)
+    if scheme == "memory":
+        return MemoryStore(keep_effects=False)
+    if scheme in ("postgresql", "postgres"):
+        from recovery.store.postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise StoreError(f"store URL {url!r}: unknown scheme {scheme!r} (use sqlite:///FILE or postgresql://...)")

@@ -23,6 +23,17 @@ class Deadline:
     first: Occurrence
 
 
+@dataclass(frozen=True)
+class OutboxItem:
+    """A message waiting to be published: an effect, a fan-out delivery or a DLQ record."""
+
+    seq: int
+    topic: str
+    key: str | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
 class Store(Protocol):
     def add_event(self, event_id: str) -> bool:
         """Record an event id in the ledger; False when it was seen before (a duplicate)."""
@@ -68,6 +79,25 @@ class Store(Protocol):
 
     def effects(self) -> list[Effect]: ...
 
+    def outbox_add(
+        self, topic: str, key: str | None, value: bytes, headers: tuple[tuple[str, bytes], ...] = ()
+    ) -> None:
+        """Queue a message for the output topics, in the same transaction as the writes that caused it."""
+        ...
+
+    def outbox_take(self, limit: int) -> list[OutboxItem]:
+        """Up to `limit` queued messages, oldest first, removed from the outbox in the open transaction: commit
+        after they are published (a crash in between publishes them again, never loses them)."""
+        ...
+
+    def outbox_size(self) -> int: ...
+
     def commit(self) -> None:
         """Make every write so far durable (one transaction per batch)."""
         ...
+
+    def rollback(self) -> None:
+        """Forget every write since the last commit."""
+        ...
+
+    def close(self) -> None: ...

@@ -8,7 +8,7 @@ from typing import Any
 
 from recovery.effects import Effect
 from recovery.events import Occurrence
-from recovery.store.base import Deadline
+from recovery.store.base import Deadline, OutboxItem
 
 
 class MemoryStore:
@@ -25,6 +25,8 @@ class MemoryStore:
         self._deadlines: dict[str, Deadline] = {}
         self._scopes: dict[str, set[str]] = {}
         self._effects: dict[str, Effect] = {}
+        self._outbox: list[OutboxItem] = []
+        self._outbox_seq = 0
 
     def add_event(self, event_id: str) -> bool:
         if event_id in self._ledger:
@@ -107,5 +109,24 @@ class MemoryStore:
     def effects(self) -> list[Effect]:
         return list(self._effects.values())
 
+    def outbox_add(
+        self, topic: str, key: str | None, value: bytes, headers: tuple[tuple[str, bytes], ...] = ()
+    ) -> None:
+        self._outbox_seq += 1
+        self._outbox.append(OutboxItem(self._outbox_seq, topic, key, value, headers))
+
+    def outbox_take(self, limit: int) -> list[OutboxItem]:
+        taken, self._outbox = self._outbox[:limit], self._outbox[limit:]
+        return taken
+
+    def outbox_size(self) -> int:
+        return len(self._outbox)
+
     def commit(self) -> None:
         """Nothing to do: memory is as durable as it gets."""
+
+    def rollback(self) -> None:
+        """Not supported: memory keeps what was written (the memory store is for replay and tests)."""
+
+    def close(self) -> None:
+        """Nothing to release."""

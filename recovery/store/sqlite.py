@@ -16,7 +16,7 @@ from typing import Any
 from recovery.effects import Effect, effect_from_dict
 from recovery.events import Occurrence
 from recovery.exceptions import StoreError
-from recovery.store.base import Deadline
+from recovery.store.base import Deadline, OutboxItem
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -40,6 +40,12 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE effects (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,
         customer_id TEXT NOT NULL, body TEXT NOT NULL
+    );
+    """,
+    """
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, key TEXT, value BLOB NOT NULL,
+        headers TEXT NOT NULL DEFAULT '[]'
     );
     """,
 )
@@ -111,6 +117,14 @@ class SqliteStore:
             self._db.execute("BEGIN")
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite store {self.path!r}: commit failed: {exc}") from exc
+
+    def rollback(self) -> None:
+        """Forget everything written since the last commit."""
+        try:
+            self._db.execute("ROLLBACK")
+            self._db.execute("BEGIN")
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path!r}: rollback failed: {exc}") from exc
 
     def close(self) -> None:
         self.commit()
@@ -208,3 +222,25 @@ class SqliteStore:
     def effects(self) -> list[Effect]:
         rows = self._run("SELECT body FROM effects ORDER BY seq").fetchall()
         return [effect_from_dict(json.loads(body)) for (body,) in rows]
+
+    # ------------------------------------------------------------------------------------------- outbox
+
+    def outbox_add(
+        self, topic: str, key: str | None, value: bytes, headers: tuple[tuple[str, bytes], ...] = ()
+    ) -> None:
+        encoded = json.dumps([[name, raw.decode("latin-1")] for name, raw in headers])
+        self._run("INSERT INTO outbox (topic, key, value, headers) VALUES (?, ?, ?, ?)", (topic, key, value, encoded))
+
+    def outbox_take(self, limit: int) -> list[OutboxItem]:
+        rows = self._run(
+            "SELECT seq, topic, key, value, headers FROM outbox ORDER BY seq LIMIT ?", (limit,)
+        ).fetchall()
+        if rows:
+            self._run("DELETE FROM outbox WHERE seq <= ?", (rows[-1][0],))
+        return [
+            OutboxItem(seq, topic, key, bytes(value), tuple((n, v.encode("latin-1")) for n, v in json.loads(headers)))
+            for seq, topic, key, value, headers in rows
+        ]
+
+    def outbox_size(self) -> int:
+        return int(self._run("SELECT count(*) FROM outbox").fetchone()[0])

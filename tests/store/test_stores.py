@@ -13,6 +13,7 @@ from recovery.events import Event, Occurrence
 from recovery.exceptions import StoreError
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.store import Deadline, MemoryStore, SqliteStore, Store
+from recovery.store.sqlite import MIGRATIONS
 from tests.conftest import random_stream
 
 StoreFactory = Callable[[], Store]
@@ -55,6 +56,25 @@ def task(effect_id: str) -> Task:
 
 
 class TestContract:
+    def test_outbox_is_first_in_first_out_and_taken_once(self, store_factory: StoreFactory) -> None:
+        store = store_factory()
+        store.outbox_add("recovery.tasks", "C1", b'{"id":"t1"}', (("h", b"\x00\xff"),))
+        store.outbox_add("recovery.dlq", None, b"\xff not json")
+        store.outbox_add("recovery.tasks", "C2", b'{"id":"t2"}')
+        store.commit()
+        assert store.outbox_size() == 3
+        first = store.outbox_take(2)
+        assert [(i.topic, i.key, i.value, i.headers) for i in first] == [
+            ("recovery.tasks", "C1", b'{"id":"t1"}', (("h", b"\x00\xff"),)),
+            ("recovery.dlq", None, b"\xff not json", ()),
+        ]
+        store.commit()
+        rest = store.outbox_take(10)
+        assert [i.value for i in rest] == [b'{"id":"t2"}']
+        assert rest[0].seq > first[-1].seq
+        store.commit()
+        assert store.outbox_take(10) == []
+
     def test_ledger_sees_each_event_once(self, store_factory: StoreFactory) -> None:
         store = store_factory()
         assert store.add_event("e1") is True
@@ -148,7 +168,7 @@ class TestSqlite:
         again = SqliteStore(path)
         assert again.add_event("e1") is False
         assert [e.id for e in again.effects()] == ["tsk-1"]
-        assert again.schema_version == 1
+        assert again.schema_version == len(MIGRATIONS)
         again.close()
 
     def test_uncommitted_writes_are_lost_on_a_crash(self, tmp_path: Path) -> None:
@@ -162,6 +182,15 @@ class TestSqlite:
         assert again.add_event("e1") is False
         assert again.add_event("e2") is True
         again.close()
+
+    def test_an_outbox_take_rolled_back_is_taken_again(self, tmp_path: Path) -> None:
+        store = SqliteStore(tmp_path / "r.db")
+        store.outbox_add("t", "k", b"v")
+        store.commit()
+        assert len(store.outbox_take(10)) == 1
+        store.rollback()  # publishing failed
+        assert [i.value for i in store.outbox_take(10)] == [b"v"]
+        store.close()
 
     def test_a_newer_schema_is_refused(self, tmp_path: Path) -> None:
         path = tmp_path / "r.db"
