@@ -119,13 +119,13 @@ def raw_posts(
     messages with the real feature values, deadline evaluations and fan-out included."""
     engine = Engine(playbooks, MemoryStore(keep_effects=False))
     posts: list[tuple[str, dict[str, Any]]] = []
-    original = engine._matcher.matches
+    original = engine.matcher.matches
 
     def record(name: str, message: dict[str, Any]) -> bool:
         posts.append((names[name], dict(message)))
         return original(name, message)
 
-    engine._matcher.matches = record  # type: ignore[method-assign]
+    engine.matcher.matches = record  # type: ignore[method-assign]
     replay(lines, engine, io.StringIO(), io.StringIO())
     retire_engine(engine)
     return posts
@@ -170,7 +170,7 @@ def retire(host: Any) -> bool:
 
 def engine_host(engine: Engine) -> Any:
     """The durable-rules Host inside an engine's matcher (private attributes: None when they moved)."""
-    return getattr(getattr(engine, "_matcher", None), "_host", None)
+    return getattr(getattr(engine, "matcher", None), "_host", None)
 
 
 def retire_engine(engine: Engine) -> bool:

@@ -90,6 +90,43 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from recovery.config import Settings
+    from recovery.consumer import Service
+    from recovery.live import LiveSummary
+    from recovery.playbooks.loader import load_playbooks_or_raise
+    from recovery.store import open_store
+
+    settings = Settings.load(args.config)
+    playbooks = load_playbooks_or_raise([settings.rules_dir])
+    store = open_store(settings.store_url)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        logging.getLogger("recovery").info("stopping on signal", extra={"signal": signum})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    live = LiveSummary(sys.stdout, every_s=args.summary_every) if args.live else None
+    service = Service(settings, store, playbooks, on_effects=live.add if live else None)
+    print(
+        f"recovery serve: {len(playbooks)} playbook(s) from {settings.rules_dir}, store {settings.store_url}, "
+        f"broker {settings.kafka_bootstrap_servers}, topic {settings.topic_events}, group {settings.group_id}",
+        file=sys.stderr,
+    )
+    try:
+        service.run(stop)
+    finally:
+        store.close()
+        if live is not None:
+            live.final()
+    return 0
+
+
 def _schema(args: argparse.Namespace) -> int:
     from recovery.playbooks.model import Playbook
 
@@ -122,6 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary", action="store_true", help="print counts per playbook on stderr at the end")
     p.add_argument("events", help="JSONL file, or - for stdin")
     p.set_defaults(func=_replay)
+
+    p = sub.add_parser("serve", help="the service: consume ops.events from Kafka, store and publish effects")
+    p.add_argument("--config", help="YAML or TOML settings file (RECOVERY_* environment variables override it)")
+    p.add_argument("--live", action="store_true", help="print each effect as it is raised, and a summary")
+    p.add_argument("--summary-every", type=float, default=10.0, help="seconds between live summaries (10)")
+    p.set_defaults(func=_serve)
 
     p = sub.add_parser("schema", help="print the JSON Schema of the playbook format")
     p.set_defaults(func=_schema)

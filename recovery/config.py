@@ -40,8 +40,19 @@ class Settings(BaseSettings):
     topic_tasks: str = "recovery.tasks"
     topic_gestures: str = "recovery.gestures"
     topic_dlq: str = "recovery.dlq"
+    topic_partitions: int = Field(default=6, ge=1)
+    """Partitions of the topics `serve` creates when they are missing (existing topics are left as they are)."""
     lateness_s: float = Field(default=60.0, ge=0)
+    """How far behind wall time the clock of a caught-up instance stays, for events that arrive late."""
     max_customers: int = Field(default=100_000, ge=1)
+    batch_max_events: int = Field(default=2_000, ge=1)
+    """Events per store transaction (and offset commit) at most."""
+    poll_timeout_s: float = Field(default=0.2, gt=0)
+    merge_wait_s: float = Field(default=2.0, ge=0)
+    """How long records wait for a lagging partition with nothing fetched, to keep event-time order across
+    partitions, before they are processed anyway."""
+    retry_backoff_s: float = Field(default=1.0, gt=0)
+    """Pause after a failure of the broker or the store, before trying again."""
 
     @classmethod
     def load(cls, path: str | Path | None = None, environ: dict[str, str] | None = None) -> Settings:
@@ -63,6 +74,22 @@ class Settings(BaseSettings):
                 shown = "" if err["type"] == "missing" else f" has value {err.get('input')!r}"
                 problems.append(f"setting '{name}' (RECOVERY_{name.upper()}){shown}: {err['msg']}")
             raise ConfigError("; ".join(problems)) from None
+
+    def kafka_config(self) -> dict[str, Any]:
+        """kafka-python client settings (bootstrap servers and security) shared by consumers, producers, admin."""
+        config: dict[str, Any] = {
+            "bootstrap_servers": self.kafka_bootstrap_servers.split(","),
+            "security_protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism is not None:
+            config["sasl_mechanism"] = self.kafka_sasl_mechanism
+        if self.kafka_sasl_username is not None:
+            config["sasl_plain_username"] = self.kafka_sasl_username
+        if self.kafka_sasl_password is not None:
+            config["sasl_plain_password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_ssl_cafile is not None:
+            config["ssl_cafile"] = self.kafka_ssl_cafile
+        return config
 
 
 def _read_file(path: Path) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import heapq
 import logging
 import sys
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +67,12 @@ class Engine:
 
     `max_customers` bounds how many customers' state is held in memory (least recently used are evicted and
     rebuilt from the store when they come back).
+
+    In `serve` an instance owns only some customers (its Kafka partitions): `owns(customer_id)` says which.
+    Only owned customers' deadlines are loaded, and a scope event (an outage) is evaluated here for the owned
+    customers it touches and handed to `handoff(customer_id, event)` for the others, which the service
+    publishes to the customer's own partition; the owner then calls `deliver(customer_id, event)`.
+    `matcher` lets engines rebuilt after a rebalance reuse the compiled durable-rules host.
     """
 
     def __init__(
@@ -75,6 +81,9 @@ class Engine:
         store: Store | None = None,
         *,
         max_customers: int = DEFAULT_MAX_CUSTOMERS,
+        owns: Callable[[str], bool] | None = None,
+        handoff: Callable[[str, Event], None] | None = None,
+        matcher: Matcher | None = None,
     ) -> None:
         self.store: Store = store if store is not None else MemoryStore()
         self.max_customers = max(1, max_customers)
@@ -85,13 +94,16 @@ class Engine:
         self._heap: list[tuple[float, str]] = []
         self._deadlines: dict[str, Deadline] = {}
         self._deadline_keys: dict[tuple[str, str, str], set[str]] = {}
-        self._load(playbooks)
+        self.owns = owns
+        self._handoff = handoff
+        self._load(playbooks, matcher)
         for deadline in self.store.pending_deadlines():
-            self._schedule(deadline)
+            if owns is None or owns(deadline.customer_id):
+                self._schedule(deadline)
 
     # ------------------------------------------------------------------------------------------- playbooks
 
-    def _load(self, playbooks: Sequence[CompiledPlaybook]) -> None:
+    def _load(self, playbooks: Sequence[CompiledPlaybook], matcher: Matcher | None) -> None:
         self.playbooks = [pb for pb in playbooks if pb.source is None or pb.source.enabled]
         self._by_id = {pb.id: pb for pb in self.playbooks}
         self._on_event: dict[str, list[CompiledPlaybook]] = {}
@@ -109,7 +121,7 @@ class Engine:
         self.history_types = frozenset().union(*(pb.history_types for pb in self.playbooks))
         self._paired_types = frozenset(pb.first_type for pb in self.playbooks if pb.kind == "sequence")
         self.horizon_s = max((pb.horizon_s for pb in self.playbooks), default=0.0)
-        self._matcher = Matcher((pb.id, pb.condition.pattern) for pb in self.playbooks)
+        self.matcher = matcher or Matcher((pb.id, pb.condition.pattern) for pb in self.playbooks)
 
     @property
     def customers_in_memory(self) -> int:
@@ -154,9 +166,25 @@ class Engine:
         if event.customer_id is not None:
             effects.extend(self._on_customer_event(event.customer_id, event.id, event.type, ts, event.data))
             return effects
+        owns, handoff = self.owns, self._handoff
         for cid in self._scope(event):
+            if owns is not None and handoff is not None and not owns(cid):
+                handoff(cid, event)
+                continue
             self.stats.fanned_out += 1
             effects.extend(self._on_customer_event(cid, event.id, event.type, ts, event.data))
+        return effects
+
+    def deliver(self, customer_id: str, event: Event) -> list[Effect]:
+        """Evaluate a scope event handed over by the instance that saw it, for one customer owned here."""
+        if not self.store.add_event(f"{event.id}@{customer_id}"):
+            self.stats.duplicates += 1
+            return []
+        self.stats.events += 1
+        self.stats.fanned_out += 1
+        ts = event.occurred_at.timestamp()
+        effects = self.advance(ts)
+        effects.extend(self._on_customer_event(customer_id, event.id, event.type, ts, event.data))
         return effects
 
     def process_many(self, events: Iterable[Event]) -> list[Effect]:
@@ -246,7 +274,8 @@ class Engine:
             history.insert(pos, occ)
         else:
             history.append(occ)
-        cutoff = self.clock - self.horizon_s
+        # A late event (a handed-over outage arrives after the clock moved on) keeps what it may pair with.
+        cutoff = min(self.clock, occ.ts) - self.horizon_s
         if history[0].ts < cutoff:
             drop = 0
             while drop < len(history) and history[drop].ts < cutoff:
@@ -351,7 +380,7 @@ class Engine:
         condition = pb.condition
         if not condition.trivial:
             try:
-                matched = self._matcher.matches(pb.id, condition.message(ctx))
+                matched = self.matcher.matches(pb.id, condition.message(ctx))
             except MatcherError:
                 # One event's odd data must not stop the stream: count it, say where, and go on.
                 self.stats.errors += 1

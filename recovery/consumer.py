@@ -1,0 +1,446 @@
+"""The service loop of `recovery serve`: Kafka in, engine, one store transaction per batch, offsets, outbox out.
+
+Effectively once (DESIGN.md principle 2):
+1. Records are polled from `ops.events` (consumer group, auto-commit off) and buffered per partition.
+2. A batch is taken from the buffers in event-time order across partitions (a partition that still has a
+   backlog but nothing fetched holds the others back, for at most `merge_wait_s`), so a backlog is evaluated as
+   `recovery replay` would evaluate it.
+3. Each record is decoded and evaluated; a record that is not a valid event is queued for `recovery.dlq` with its
+   original bytes, topic, partition, offset and the reason. Effects, state and the outbox rows go into one store
+   transaction, committed once per batch; only then are the Kafka offsets committed.
+4. The outbox publisher sends the batch's effects to `recovery.tasks` / `recovery.gestures`.
+A crash anywhere redelivers the batch: the ledger knows its events, effect ids are deterministic, nothing repeats.
+
+Ownership (principle 4): customers are keyed to partitions with Kafka's default partitioner. An event of a
+customer whose partition this instance does not own is forwarded to it, and an outage's customers on other
+partitions get a hand-over copy (header `recovery-for: CUSTOMER`), so each customer's state is only touched by
+the instance that owns the customer.
+
+The clock (principle 1): event time; when every assigned partition is caught up, it follows wall time minus
+`lateness_s`, so deadlines fire without new events.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.partitioner.default import murmur2
+from kafka.structs import OffsetAndMetadata
+
+from recovery.config import Settings
+from recovery.effects import Effect
+from recovery.engine import Engine
+from recovery.engine.matcher import Matcher
+from recovery.events import Event
+from recovery.exceptions import EventError, StoreError
+from recovery.outbox import OutboxPublisher
+from recovery.playbooks.compiler import CompiledPlaybook
+from recovery.store.base import Store
+
+logger = logging.getLogger(__name__)
+
+HANDOFF_HEADER = "recovery-for"
+"""On a copy of a scope event (an outage) handed to the partition of one customer it touches: that customer."""
+DLQ_HEADERS = ("recovery-error", "recovery-source-topic", "recovery-source-partition", "recovery-source-offset")
+PAUSE_ABOVE = 20_000
+"""Buffered records per partition above which fetching from it pauses (bounds memory while merging)."""
+RESUME_BELOW = 5_000
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner (Java's and kafka-python's) gives a key."""
+    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+@dataclass(slots=True)
+class Pending:
+    """A polled record, decoded once."""
+
+    record: Any
+    ts: float
+    event: Event | None
+    error: str | None
+    handoff_to: str | None
+
+
+@dataclass
+class ServiceStats:
+    consumed: Counter[str] = field(default_factory=Counter)  # by result: processed, duplicate, invalid, forwarded
+    dlq: Counter[str] = field(default_factory=Counter)  # by reason kind
+    effects: Counter[str] = field(default_factory=Counter)  # by "kind playbook"
+    batches: int = 0
+    store_errors: int = 0
+    broker_errors: int = 0
+    rebalances: int = 0
+
+
+class Service:
+    """One `recovery serve` instance's consumer loop. Build it, then `run(stop)` until `stop` is set.
+
+    `wall_clock` (epoch seconds) is injectable so tests can pin what "now" is.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        playbooks: Sequence[CompiledPlaybook],
+        *,
+        wall_clock: Callable[[], float] = time.time,
+        on_effects: Callable[[list[Effect]], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.playbooks = list(playbooks)
+        self.wall_clock = wall_clock
+        self.on_effects = on_effects
+        self.stats = ServiceStats()
+        self._matcher: Matcher | None = None
+        self.engine = self._new_engine(None)
+        self._consumer: Any = None
+        self._producer: Any = None
+        self._publisher: OutboxPublisher | None = None
+        self._assigned: set[TopicPartition] = set()
+        self._buffers: dict[TopicPartition, deque[Pending]] = {}
+        self._paused: set[TopicPartition] = set()
+        self._blocked_since: float | None = None
+        self._partitions = 0
+        self._needs_reset = False
+
+    # ------------------------------------------------------------------------------------------- engine
+
+    def _new_engine(self, owned: set[int] | None) -> Engine:
+        """A fresh engine (state comes back from the store) for the partitions owned; None means all."""
+        partitions = self._partitions if owned is not None else 0
+        owns: Callable[[str], bool] | None = None
+        if owned is not None and partitions and len(owned) < partitions:
+            owns = lambda cid: partition_of(cid, partitions) in owned  # noqa: E731
+        engine = Engine(
+            self.playbooks,
+            self.store,
+            max_customers=self.settings.max_customers,
+            owns=owns,
+            handoff=self._handoff,
+            matcher=self._matcher,
+        )
+        self._matcher = engine.matcher
+        return engine
+
+    def _handoff(self, customer_id: str, event: Event) -> None:
+        self.store.outbox_add(
+            self.settings.topic_events,
+            customer_id,
+            event.model_dump_json().encode(),
+            ((HANDOFF_HEADER, customer_id.encode()),),
+        )
+
+    # ------------------------------------------------------------------------------------------- Kafka
+
+    def _connect(self) -> None:
+        settings = self.settings
+        config = settings.kafka_config()
+        self._ensure_topics(config)
+        self._producer = KafkaProducer(acks="all", linger_ms=5, retries=5, **config)
+        self._publisher = OutboxPublisher(self.store, self._producer)
+        self._consumer = KafkaConsumer(
+            group_id=settings.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=settings.batch_max_events,
+            **config,
+        )
+        self._consumer.subscribe([settings.topic_events], listener=_Listener(self))
+
+    def _ensure_topics(self, config: dict[str, Any]) -> None:
+        s = self.settings
+        admin = KafkaAdminClient(**config)
+        try:
+            existing = set(admin.list_topics())
+            wanted = [s.topic_events, s.topic_tasks, s.topic_gestures, s.topic_dlq]
+            missing = [NewTopic(t, s.topic_partitions, 1) for t in wanted if t not in existing]
+            if missing:
+                try:
+                    admin.create_topics(missing)
+                except TopicAlreadyExistsError:
+                    pass  # another instance was quicker
+                logger.info("created topics", extra={"topics": [t.name for t in missing]})
+        finally:
+            admin.close()
+
+    def _on_revoked(self) -> None:
+        # Everything processed is committed already; what is buffered is fetched again by the next owner.
+        self._buffers.clear()
+        self._paused.clear()
+
+    def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.stats.rebalances += 1
+        self._assigned = set(assigned)
+        self._buffers = {tp: deque() for tp in assigned}
+        self._paused.clear()
+        partitions = self._consumer.partitions_for_topic(self.settings.topic_events) or set()
+        self._partitions = len(partitions)
+        self.engine = self._new_engine({tp.partition for tp in assigned})
+        logger.info(
+            "partitions assigned",
+            extra={"partitions": sorted(tp.partition for tp in assigned), "of": self._partitions},
+        )
+
+    # ------------------------------------------------------------------------------------------- loop
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until `stop` is set; then finish the batch, commit, publish, close."""
+        backoff = self.settings.retry_backoff_s
+        while not stop.is_set():
+            try:
+                if self._consumer is None:
+                    self._connect()
+                self._step(stop)
+            except StoreError:
+                self.stats.store_errors += 1
+                logger.exception("store failure: the batch is rolled back and read again")
+                self._recover()
+                stop.wait(backoff)
+            except KafkaError:
+                self.stats.broker_errors += 1
+                logger.exception("broker failure: retrying")
+                self._recover()
+                stop.wait(backoff)
+        self._close()
+
+    def _step(self, stop: threading.Event) -> None:
+        consumer = self._consumer
+        polled = consumer.poll(timeout_ms=int(self.settings.poll_timeout_s * 1000))
+        for tp, records in polled.items():
+            buffer = self._buffers.get(tp)
+            if buffer is None:  # revoked in this very poll
+                continue
+            buffer.extend(self._decode(r) for r in records)
+            if len(buffer) > PAUSE_ABOVE and tp not in self._paused:
+                consumer.pause(tp)
+                self._paused.add(tp)
+        while not stop.is_set():
+            batch = self._take_batch()
+            if not batch:
+                break
+            self._process(batch)
+        for tp in list(self._paused):
+            if len(self._buffers.get(tp, ())) < RESUME_BELOW:
+                consumer.resume(tp)
+                self._paused.discard(tp)
+        if self._caught_up():
+            effects = self.engine.advance(self.wall_clock() - self.settings.lateness_s)
+            self._emit(effects)
+            self.store.commit()
+        if self._publisher is not None:
+            self._publisher.publish()
+
+    def _decode(self, record: Any) -> Pending:
+        handoff_to = None
+        for name, value in record.headers or ():
+            if name == HANDOFF_HEADER:
+                handoff_to = value.decode("utf-8", "replace")
+        if not record.value:
+            return Pending(record, float("-inf"), None, "empty message (no value)", None)
+        try:
+            event = Event.from_json(record.value)
+        except EventError as exc:
+            return Pending(record, float("-inf"), None, f"invalid event: {exc}", None)
+        return Pending(record, event.ts, event, None, handoff_to)
+
+    def _lagging(self, tp: TopicPartition) -> bool:
+        """More records exist on the broker than were returned so far (or we do not know yet)."""
+        highwater = self._consumer.highwater(tp)
+        if highwater is None:
+            return True
+        position = self._consumer.position(tp)
+        return position is None or position < highwater
+
+    def _caught_up(self) -> bool:
+        return bool(self._assigned) and all(
+            not self._buffers.get(tp) and not self._lagging(tp) for tp in self._assigned
+        )
+
+    def _take_batch(self) -> list[Pending]:
+        """Up to `batch_max_events` records in event-time order across partitions (ties: record timestamp,
+        partition, offset), stopping where a lagging partition with nothing buffered could hold earlier events."""
+        buffers = [(tp, b) for tp, b in self._buffers.items() if b]
+        if not buffers:
+            return []
+        waiting = [tp for tp, b in self._buffers.items() if not b and tp not in self._paused and self._lagging(tp)]
+        now = time.monotonic()
+        if waiting:
+            if self._blocked_since is None:
+                self._blocked_since = now
+            if now - self._blocked_since < self.settings.merge_wait_s:
+                return []
+        self._blocked_since = None
+        batch: list[Pending] = []
+        limit = self.settings.batch_max_events
+        while len(batch) < limit:
+            best: deque[Pending] | None = None
+            best_key: tuple[float, int, int, int] | None = None
+            for tp, buffer in buffers:
+                if buffer:
+                    head = buffer[0]
+                    key = (head.ts, head.record.timestamp, tp.partition, head.record.offset)
+                    if best_key is None or key < best_key:
+                        best, best_key = buffer, key
+            if best is None:
+                break
+            batch.append(best.popleft())
+            if not best and not waiting and self._lagging_tp_of(best, buffers):
+                break  # that partition may hold earlier events than the others' next ones: fetch first
+        return batch
+
+    def _lagging_tp_of(self, emptied: deque[Pending], buffers: list[tuple[TopicPartition, deque[Pending]]]) -> bool:
+        for tp, buffer in buffers:
+            if buffer is emptied:
+                return self._lagging(tp)
+        return False
+
+    def _process(self, batch: list[Pending]) -> None:
+        """One store transaction: evaluate, queue effects and DLQ records, commit; then commit offsets."""
+        engine = self.engine
+        offsets: dict[TopicPartition, int] = {}
+        for pending in batch:
+            record = pending.record
+            offsets[TopicPartition(record.topic, record.partition)] = record.offset
+            if pending.event is None:
+                self._dead_letter(pending, pending.error or "invalid")
+                continue
+            event = pending.event
+            try:
+                effects = self._evaluate(engine, pending, event)
+            except StoreError:
+                raise
+            except Exception as exc:  # one event's failure is a policy, not a crash
+                logger.exception("evaluation failed", extra={"event_id": event.id, "customer_id": event.customer_id})
+                self._dead_letter(pending, f"evaluation failed: {type(exc).__name__}: {exc}")
+                continue
+            self._emit(effects)
+        self.store.commit()
+        self.stats.batches += 1
+        commit = {tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in offsets.items()}
+        try:
+            self._consumer.commit(commit)
+        except KafkaError as exc:
+            # The effects are durable: a redelivery after a rebalance is recognised by the ledger.
+            logger.warning(
+                "offset commit failed; the batch may be redelivered and is then deduplicated",
+                extra={"error": str(exc)},
+            )
+
+    def _evaluate(self, engine: Engine, pending: Pending, event: Event) -> list[Effect]:
+        before = engine.stats.duplicates
+        if pending.handoff_to is not None:
+            effects = engine.deliver(pending.handoff_to, event)
+        elif event.customer_id is not None and engine.owns is not None and not engine.owns(event.customer_id):
+            # Keyed to the wrong partition (by its producer): send it to the one that owns the customer.
+            self.store.outbox_add(self.settings.topic_events, event.customer_id, pending.record.value)
+            self.stats.consumed["forwarded"] += 1
+            return []
+        else:
+            effects = engine.process(event)
+        self.stats.consumed["duplicate" if engine.stats.duplicates != before else "processed"] += 1
+        return effects
+
+    def _emit(self, effects: list[Effect]) -> None:
+        settings = self.settings
+        for effect in effects:
+            topic = settings.topic_tasks if effect.kind == "task" else settings.topic_gestures
+            self.store.outbox_add(topic, effect.customer_id, effect.to_json().encode())
+            self.stats.effects[f"{effect.kind} {effect.playbook}"] += 1
+        if effects and self.on_effects is not None:
+            self.on_effects(effects)
+
+    def _dead_letter(self, pending: Pending, reason: str) -> None:
+        record = pending.record
+        self.stats.consumed["invalid"] += 1
+        self.stats.dlq[reason.split(":", 1)[0]] += 1
+        logger.warning(
+            "message sent to the DLQ",
+            extra={"topic": record.topic, "partition": record.partition, "offset": record.offset, "reason": reason},
+        )
+        key = None if record.key is None else record.key.decode("utf-8", "replace")
+        headers = (
+            (DLQ_HEADERS[0], reason.encode()),
+            (DLQ_HEADERS[1], record.topic.encode()),
+            (DLQ_HEADERS[2], str(record.partition).encode()),
+            (DLQ_HEADERS[3], str(record.offset).encode()),
+        )
+        self.store.outbox_add(self.settings.topic_dlq, key, bytes(record.value or b""), headers)
+
+    # ------------------------------------------------------------------------------------------- failures
+
+    def _recover(self) -> None:
+        """After a failed batch: forget uncommitted writes and in-memory state, read again from the committed
+        offsets."""
+        try:
+            self.store.rollback()
+        except StoreError:
+            logger.exception("rollback failed")
+        consumer = self._consumer
+        if consumer is None:
+            return
+        try:
+            for tp in self._assigned:
+                committed = consumer.committed(tp)
+                if committed is None:
+                    consumer.seek_to_beginning(tp)
+                else:
+                    consumer.seek(tp, committed)
+        except KafkaError:
+            logger.exception("cannot rewind to the committed offsets; reconnecting")
+            self._close_clients()
+        self._buffers = {tp: deque() for tp in self._assigned}
+        self._paused.clear()
+        owned = {tp.partition for tp in self._assigned} if self._assigned else None
+        self.engine = self._new_engine(owned)
+
+    def _close_clients(self) -> None:
+        for client in (self._consumer, self._producer):
+            if client is not None:
+                try:
+                    client.close()
+                except Exception:  # closing a broken client must not hide the first error
+                    logger.exception("closing a Kafka client failed")
+        self._consumer = self._producer = self._publisher = None
+        self._assigned = set()
+
+    def _close(self) -> None:
+        try:
+            self.store.commit()
+            if self._publisher is not None:
+                self._publisher.publish()
+        except (KafkaError, StoreError):
+            logger.exception("the outbox could not be published before closing; it is sent on the next start")
+        self._close_clients()
+        logger.info(
+            "stopped",
+            extra={
+                "consumed": dict(self.stats.consumed),
+                "effects": sum(self.stats.effects.values()),
+                "batches": self.stats.batches,
+            },
+        )
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self.service._on_revoked()
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.service._on_assigned(set(assigned))
