@@ -232,9 +232,7 @@ class SqliteStore:
         self._run("INSERT INTO outbox (topic, key, value, headers) VALUES (?, ?, ?, ?)", (topic, key, value, encoded))
 
     def outbox_take(self, limit: int) -> list[OutboxItem]:
-        rows = self._run(
-            "SELECT seq, topic, key, value, headers FROM outbox ORDER BY seq LIMIT ?", (limit,)
-        ).fetchall()
+        rows = self._run("SELECT seq, topic, key, value, headers FROM outbox ORDER BY seq LIMIT ?", (limit,)).fetchall()
         if rows:
             self._run("DELETE FROM outbox WHERE seq <= ?", (rows[-1][0],))
         return [
