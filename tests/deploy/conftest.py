@@ -1,114 +1,17 @@
-"""Kafka fixtures: one real broker per test session, started by deploy/kafka/start.sh only when a test asks.
-
-Each test gets its own uuid topic (``topic_factory``) and consumer group (``consumer_group``), so tests never see
-each other's messages and the broker need not be reset between them.
+"""Kafka fixtures of the deploy tests. The session broker (``kafka_bootstrap``, ``topic_factory``, ``consumer_group``)
+and the helpers live in tests/conftest.py, shared by every test; brokers of a test's own stay here.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from kafka import KafkaAdminClient
 
-KAFKA_DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "kafka"
-KAFKA_HOST = "127.0.0.1"
-KAFKA_SETUP_TIMEOUT_S = 600
-"""Timeout of the first test needing the jars or the session broker: a new machine downloads ~45 MB first."""
-SCRIPT_TIMEOUT_S = 300
-"""Bound on one run of fetch.sh, start.sh or stop.sh (start.sh waits at most 90 s for the broker itself)."""
+from tests.conftest import KafkaBroker, TopicFactory, free_ports, port_accepts
 
-TopicFactory = Callable[..., str]
-
-
-def free_ports(count: int) -> list[int]:
-    """Distinct TCP ports on 127.0.0.1 that nothing listens on right now."""
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind((KAFKA_HOST, 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def port_accepts(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(1.0)
-        return sock.connect_ex((KAFKA_HOST, port)) == 0
-
-
-def run_script(name: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run one of deploy/kafka's scripts; a failure shows its output, which ends with the broker's last log lines."""
-    script = KAFKA_DEPLOY_DIR / name
-    done = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_S, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"{script} exited with {done.returncode}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
-        )
-    return done
-
-
-@dataclass
-class KafkaBroker:
-    """A broker run by deploy/kafka/start.sh and stop.sh on its own ports and data dir."""
-
-    data_dir: Path
-    port: int
-    controller_port: int
-    env: dict[str, str] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.env = {
-            **os.environ,
-            "KAFKA_PORT": str(self.port),
-            "KAFKA_CONTROLLER_PORT": str(self.controller_port),
-            "KAFKA_DATA_DIR": str(self.data_dir),
-            # start.sh checks readiness with a metadata request from a python that has kafka-python: this one.
-            "KAFKA_PYTHON": sys.executable,
-        }
-
-    @property
-    def bootstrap_servers(self) -> str:
-        return f"{KAFKA_HOST}:{self.port}"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.data_dir / "kafka.pid"
-
-    def start(self) -> subprocess.CompletedProcess[str]:
-        return run_script("start.sh", self.env)
-
-    def stop(self) -> subprocess.CompletedProcess[str]:
-        return run_script("stop.sh", self.env)
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Give the first test needing the jars, and the first needing the session broker, time to set them up.
-
-    pytest-timeout counts fixture set-up in the test's own timeout; the other Kafka tests keep the default.
-    """
-    for fixture in ("kafka_libs", "kafka_bootstrap"):
-        for item in items:
-            if fixture in getattr(item, "fixturenames", ()):
-                if item.get_closest_marker("timeout") is None:
-                    item.add_marker(pytest.mark.timeout(KAFKA_SETUP_TIMEOUT_S))
-                break
-
-
-@pytest.fixture(scope="session")
-def kafka_libs() -> Path:
-    """The broker's jars (deploy/kafka/fetch.sh downloads them from Maven Central on first use)."""
-    return Path(run_script("fetch.sh", dict(os.environ)).stdout.strip())
+__all__ = ["KafkaBroker", "TopicFactory", "port_accepts"]
 
 
 @pytest.fixture
@@ -125,46 +28,3 @@ def kafka_broker_factory(kafka_libs: Path, tmp_path: Path) -> Iterator[Callable[
     yield make
     for broker in brokers:
         broker.stop()
-
-
-@pytest.fixture(scope="session")
-def kafka_bootstrap(kafka_libs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``host:port`` of the session's broker: started on free ports with a fresh data dir, stopped at the end."""
-    port, controller_port = free_ports(2)
-    broker = KafkaBroker(tmp_path_factory.mktemp("kafka"), port, controller_port)
-    broker.start()
-    try:
-        yield broker.bootstrap_servers
-    finally:
-        broker.stop()
-
-
-@pytest.fixture(scope="session")
-def kafka_admin(kafka_bootstrap: str) -> Iterator[KafkaAdminClient]:
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, request_timeout_ms=30_000)
-    yield admin
-    admin.close()
-
-
-@pytest.fixture
-def topic_factory(kafka_admin: KafkaAdminClient) -> Iterator[TopicFactory]:
-    """Creates uuid-named topics (``make(partitions=1, prefix="test")`` returns the name); deletes them after."""
-    created: list[str] = []
-
-    def make(partitions: int = 1, prefix: str = "test") -> str:
-        name = f"{prefix}-{uuid.uuid4().hex}"
-        kafka_admin.create_topics(
-            {name: {"num_partitions": partitions, "replication_factor": 1}}, wait_for_metadata=True
-        )
-        created.append(name)
-        return name
-
-    yield make
-    if created:
-        kafka_admin.delete_topics(created)
-
-
-@pytest.fixture
-def consumer_group() -> str:
-    """A consumer group id no other test uses."""
-    return f"test-group-{uuid.uuid4().hex}"
