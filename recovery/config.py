@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: str | None = None
+    kafka_session_timeout_s: float = Field(default=10.0, ge=1)
+    """How soon the group notices a dead instance and gives its partitions to the others."""
     store_url: str = "sqlite:///recovery.db"
     rules_dir: Path = Path("rules")
     group_id: str = "recovery"

@@ -55,6 +55,8 @@ DLQ_HEADERS = ("recovery-error", "recovery-source-topic", "recovery-source-parti
 PAUSE_ABOVE = 20_000
 """Buffered records per partition above which fetching from it pauses (bounds memory while merging)."""
 RESUME_BELOW = 5_000
+POLL_RECORDS = 5_000
+POLLS_PER_STEP = 8
 
 
 def partition_of(key: str, partitions: int) -> int:
@@ -115,7 +117,7 @@ class Service:
         self._paused: set[TopicPartition] = set()
         self._blocked_since: float | None = None
         self._partitions = 0
-        self._needs_reset = False
+        self._listener = _Listener()
 
     # ------------------------------------------------------------------------------------------- engine
 
@@ -156,10 +158,13 @@ class Service:
             group_id=settings.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            max_poll_records=settings.batch_max_events,
+            max_poll_records=POLL_RECORDS,
+            session_timeout_ms=int(settings.kafka_session_timeout_s * 1000),
+            heartbeat_interval_ms=int(settings.kafka_session_timeout_s * 1000 / 3),
             **config,
         )
-        self._consumer.subscribe([settings.topic_events], listener=_Listener(self))
+        self._listener = _Listener()
+        self._consumer.subscribe([settings.topic_events], listener=self._listener)
 
     def _ensure_topics(self, config: dict[str, Any]) -> None:
         s = self.settings
@@ -177,14 +182,20 @@ class Service:
         finally:
             admin.close()
 
-    def _on_revoked(self) -> None:
-        # Everything processed is committed already; what is buffered is fetched again by the next owner.
-        self._buffers.clear()
-        self._paused.clear()
-
-    def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+    def _apply_rebalance(self) -> None:
+        """Act on what the rebalance listener saw (kafka-python calls it on its own I/O thread, inside `poll`)."""
+        listener = self._listener
+        if listener.revoked:
+            # Everything processed is committed already; what is buffered is fetched again by the next owner.
+            listener.revoked = False
+            self._buffers.clear()
+            self._paused.clear()
+            self._assigned = set()
+        assigned = listener.take_assignment()
+        if assigned is None:
+            return
         self.stats.rebalances += 1
-        self._assigned = set(assigned)
+        self._assigned = assigned
         self._buffers = {tp: deque() for tp in assigned}
         self._paused.clear()
         partitions = self._consumer.partitions_for_topic(self.settings.topic_events) or set()
@@ -219,15 +230,21 @@ class Service:
 
     def _step(self, stop: threading.Event) -> None:
         consumer = self._consumer
-        polled = consumer.poll(timeout_ms=int(self.settings.poll_timeout_s * 1000))
-        for tp, records in polled.items():
-            buffer = self._buffers.get(tp)
-            if buffer is None:  # revoked in this very poll
-                continue
-            buffer.extend(self._decode(r) for r in records)
-            if len(buffer) > PAUSE_ABOVE and tp not in self._paused:
-                consumer.pause(tp)
-                self._paused.add(tp)
+        timeout_ms = int(self.settings.poll_timeout_s * 1000)
+        # Drain what the fetcher holds (it fetches every partition ahead), so the merge sees all partitions.
+        for _ in range(POLLS_PER_STEP):
+            polled = consumer.poll(timeout_ms=timeout_ms, max_records=POLL_RECORDS)
+            timeout_ms = 0
+            if not polled:
+                self._apply_rebalance()
+                break
+            self._apply_rebalance()
+            for tp, records in polled.items():
+                buffer = self._buffers.setdefault(tp, deque())
+                buffer.extend(self._decode(r) for r in records)
+                if len(buffer) > PAUSE_ABOVE and tp not in self._paused:
+                    consumer.pause(tp)
+                    self._paused.add(tp)
         while not stop.is_set():
             batch = self._take_batch()
             if not batch:
@@ -436,11 +453,22 @@ class Service:
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, service: Service) -> None:
-        self.service = service
+    """Records rebalances for the loop's thread to act on (the callbacks run on kafka-python's I/O thread)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.revoked = False
+        self._assigned: set[TopicPartition] | None = None
 
     def on_partitions_revoked(self, revoked: Any) -> None:
-        self.service._on_revoked()
+        with self._lock:
+            self.revoked = True
 
     def on_partitions_assigned(self, assigned: Any) -> None:
-        self.service._on_assigned(set(assigned))
+        with self._lock:
+            self._assigned = set(assigned)
+
+    def take_assignment(self) -> set[TopicPartition] | None:
+        with self._lock:
+            assigned, self._assigned = self._assigned, None
+            return assigned

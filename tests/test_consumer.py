@@ -1,0 +1,314 @@
+"""`recovery serve` against a real broker: effects out equal `recovery replay`'s, effectively once, DLQ, restarts.
+
+Each test runs `recovery serve` as a real process (so it can be SIGKILLed) on its own uuid topics and group.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+
+from recovery.consumer import DLQ_HEADERS, partition_of
+from recovery.engine import Engine
+from recovery.playbooks.compiler import CompiledPlaybook
+from recovery.replay import replay
+from recovery.store import MemoryStore, SqliteStore
+from recovery.times import format_time
+from tests.conftest import ROOT, random_stream
+
+pytestmark = pytest.mark.timeout(240)
+
+WAIT_S = 90.0
+
+
+@dataclass
+class Topics:
+    events: str
+    tasks: str
+    gestures: str
+    dlq: str
+    group: str
+
+
+@dataclass
+class Serve:
+    """One `recovery serve` process."""
+
+    env: dict[str, str]
+    log: Path
+    proc: subprocess.Popen[bytes] = field(init=False)
+
+    def start(self) -> Serve:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "recovery.cli", "--log-level", "INFO", "serve"],
+                env=self.env,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=60)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture
+def topics(topic_factory: Callable[..., str], consumer_group: str) -> Topics:
+    return Topics(
+        events=topic_factory(partitions=6, prefix="events"),
+        tasks=topic_factory(partitions=3, prefix="tasks"),
+        gestures=topic_factory(partitions=3, prefix="gestures"),
+        dlq=topic_factory(partitions=1, prefix="dlq"),
+        group=consumer_group,
+    )
+
+
+@pytest.fixture
+def serve_factory(kafka_bootstrap: str, topics: Topics, tmp_path: Path) -> Iterator[Callable[..., Serve]]:
+    started: list[Serve] = []
+
+    def make(store_url: str | None = None, **settings: str) -> Serve:
+        env = {
+            **os.environ,
+            "RECOVERY_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+            "RECOVERY_TOPIC_EVENTS": topics.events,
+            "RECOVERY_TOPIC_TASKS": topics.tasks,
+            "RECOVERY_TOPIC_GESTURES": topics.gestures,
+            "RECOVERY_TOPIC_DLQ": topics.dlq,
+            "RECOVERY_GROUP_ID": topics.group,
+            "RECOVERY_RULES_DIR": str(ROOT / "rules"),
+            "RECOVERY_STORE_URL": store_url or f"sqlite:///{tmp_path / 'recovery.db'}",
+            "RECOVERY_MERGE_WAIT_S": "1",
+        }
+        env.update({f"RECOVERY_{k.upper()}": v for k, v in settings.items()})
+        serve = Serve(env, tmp_path / f"serve-{len(started)}.log").start()
+        started.append(serve)
+        return serve
+
+    yield make
+    for serve in started:
+        if serve.proc.poll() is None:
+            serve.proc.kill()
+            serve.proc.wait(timeout=30)
+
+
+def event_key(event: dict[str, Any]) -> str:
+    return str(event.get("customer_id") or event["data"].get("outage_id") or event["id"])
+
+
+def produce(bootstrap: str, topic: str, messages: Sequence[tuple[str | None, bytes]]) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    for key, value in messages:
+        producer.send(topic, key=None if key is None else key.encode(), value=value)
+    producer.flush(timeout=60)
+    producer.close()
+
+
+def produce_events(bootstrap: str, topic: str, events: Sequence[dict[str, Any]]) -> None:
+    produce(bootstrap, topic, [(event_key(e), json.dumps(e).encode()) for e in events])
+
+
+def collect(
+    bootstrap: str, topics: Sequence[str], *, until: Callable[[list[Any]], bool], timeout_s: float = WAIT_S
+) -> list[Any]:
+    """Records of `topics` from the beginning, read until `until(records)` holds or the time is up."""
+    consumer = KafkaConsumer(
+        *topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None, enable_auto_commit=False
+    )
+    records: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not until(records) and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+    finally:
+        consumer.close()
+    return records
+
+
+def effects_of(records: list[Any]) -> list[str]:
+    return sorted(r.value.decode() for r in records)
+
+
+def replayed(playbooks: list[CompiledPlaybook], events: Sequence[dict[str, Any]], until: float | None) -> list[str]:
+    out = io.StringIO()
+    lines = [json.dumps(e) for e in events]
+    replay(lines, Engine(playbooks, MemoryStore()), out, io.StringIO(), until=until)
+    return sorted(out.getvalue().splitlines())
+
+
+def stream(seed: int = 11, customers: int = 60, events: int = 1_500) -> list[dict[str, Any]]:
+    return list(random_stream(seed, customers, events, days=30))
+
+
+def test_a_backlog_gives_exactly_replays_effects(
+    kafka_bootstrap: str,
+    topics: Topics,
+    serve_factory: Callable[..., Serve],
+    shipped_playbooks: list[CompiledPlaybook],
+    tmp_path: Path,
+) -> None:
+    events = stream()
+    expected = replayed(shipped_playbooks, events, until=time.time())
+    assert len(expected) > 50
+    produce_events(kafka_bootstrap, topics.events, events)  # a month, before the service starts
+
+    serve = serve_factory()
+    records = collect(kafka_bootstrap, [topics.tasks, topics.gestures], until=lambda r: len(r) >= len(expected))
+    time.sleep(2)  # anything extra would show up now
+    records += collect(kafka_bootstrap, [topics.tasks, topics.gestures], until=lambda r: False, timeout_s=3)[
+        len(records) :
+    ]
+    assert serve.stop() == 0, serve.output()
+    assert effects_of(records) == expected, serve.output()
+    # Each effect on its customer's key; the store holds them once.
+    assert all(r.key.decode() == json.loads(r.value)["customer_id"] for r in records)
+    store = SqliteStore(tmp_path / "recovery.db")
+    assert sorted(e.to_json() for e in store.effects()) == expected
+    store.close()
+
+
+def test_redelivered_events_make_no_second_effect(
+    kafka_bootstrap: str, topics: Topics, serve_factory: Callable[..., Serve], shipped_playbooks: list[CompiledPlaybook]
+) -> None:
+    events = stream(seed=12, customers=20, events=400)
+    expected = replayed(shipped_playbooks, events, until=time.time())
+    produce_events(kafka_bootstrap, topics.events, events)
+    serve = serve_factory()
+    first = collect(kafka_bootstrap, [topics.tasks, topics.gestures], until=lambda r: len(r) >= len(expected))
+    assert effects_of(first) == expected
+    # The whole stream again, plus one new event: only the new one's effect comes out.
+    cancel = {
+        "id": "late-cancel",
+        "type": "cancellation.requested",
+        "occurred_at": format_time(time.time()),
+        "customer_id": "C-new",
+        "data": {},
+    }
+    produce_events(kafka_bootstrap, topics.events, [*events, cancel])
+    after = collect(
+        kafka_bootstrap,
+        [topics.tasks, topics.gestures],
+        until=lambda r: any(b"C-new" in x.value for x in r),
+    )
+    time.sleep(2)
+    after = collect(kafka_bootstrap, [topics.tasks, topics.gestures], until=lambda r: False, timeout_s=3)
+    assert serve.stop() == 0
+    new = [json.loads(v) for v in set(effects_of(after)) - set(expected)]
+    assert [(e["customer_id"], e["playbook"]) for e in new if e["kind"] == "task"] == [("C-new", "cancellation-save")]
+    assert len(after) == len(expected) + len(new), "an effect was published twice"
+
+
+def test_a_poison_message_goes_to_the_dlq_and_later_events_are_processed(
+    kafka_bootstrap: str, topics: Topics, serve_factory: Callable[..., Serve]
+) -> None:
+    now = time.time()
+
+    def cancel(n: int) -> bytes:
+        event = {
+            "id": f"c{n}",
+            "type": "cancellation.requested",
+            "occurred_at": format_time(now - 3600 + n),
+            "customer_id": f"C{n}",
+            "data": {},
+        }
+        return json.dumps(event).encode()
+
+    bad_json = b"\xff{not json"
+    bad_event = json.dumps({"id": "x1", "type": "service.call", "occurred_at": "yesterday", "customer_id": "C9"})
+    produce(
+        kafka_bootstrap,
+        topics.events,
+        [("C1", cancel(1)), ("C1", bad_json), ("C1", bad_event.encode()), ("C1", b""), ("C1", cancel(2))],
+    )
+    serve = serve_factory()
+    dlq = collect(kafka_bootstrap, [topics.dlq], until=lambda r: len(r) >= 3)
+    tasks = collect(kafka_bootstrap, [topics.tasks], until=lambda r: len(r) >= 2)
+    assert serve.stop() == 0
+    assert sorted(json.loads(r.value)["customer_id"] for r in tasks) == ["C1", "C2"]
+    assert [r.value for r in dlq] == [bad_json, bad_event.encode(), b""]
+    partition = partition_of("C1", 6)
+    for record, offset in zip(dlq, (1, 2, 3), strict=True):
+        headers = {k: v.decode() for k, v in record.headers}
+        assert headers[DLQ_HEADERS[1]] == topics.events
+        assert headers[DLQ_HEADERS[2]] == str(partition)
+        assert headers[DLQ_HEADERS[3]] == str(offset)
+        assert record.key == b"C1"
+    reasons = [dict(r.headers)[DLQ_HEADERS[0]].decode() for r in dlq]
+    assert reasons[0].startswith("invalid event") and "JSON" in reasons[0]
+    assert "occurred_at" in reasons[1]
+    assert reasons[2].startswith("empty message")
+
+
+def test_killed_mid_stream_and_restarted_ends_with_the_uninterrupted_effects(
+    kafka_bootstrap: str,
+    topics: Topics,
+    serve_factory: Callable[..., Serve],
+    shipped_playbooks: list[CompiledPlaybook],
+    tmp_path: Path,
+) -> None:
+    events = stream(seed=13, customers=100, events=3_000)
+    # The clock in pure event time (a lateness of ten years), so that catching up after the first half does not
+    # move it to wall time: the run is then comparable with an uninterrupted one, `replay` without --until.
+    expected = replayed(shipped_playbooks, events, until=None)
+    event_time_only = {"lateness_s": str(10 * 365 * 86400), "batch_max_events": "20", "kafka_session_timeout_s": "6"}
+    half = len(events) // 2
+    produce_events(kafka_bootstrap, topics.events, events[:half])
+    # Small batches, so that the kill lands between a store commit and an offset commit now and then.
+    first = serve_factory(**event_time_only)
+    seen = collect(kafka_bootstrap, [topics.tasks, topics.gestures], until=lambda r: len(r) >= 20)
+    assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+    assert len(seen) >= 20, first.output()
+    produce_events(kafka_bootstrap, topics.events, events[half:])  # the rest of the stream arrives meanwhile
+
+    second = serve_factory(**event_time_only)
+    records = collect(
+        kafka_bootstrap, [topics.tasks, topics.gestures], until=lambda r: len({x.value for x in r}) >= len(expected)
+    )
+    assert second.stop() == 0, second.output()
+    # Published at least once (a repeat carries the same id and content), stored exactly once.
+    assert sorted(set(effects_of(records))) == expected
+    store = SqliteStore(tmp_path / "recovery.db")
+    assert sorted(e.to_json() for e in store.effects()) == expected
+    store.close()
+
+
+def test_a_deadline_fires_on_wall_time_and_survives_a_restart(
+    kafka_bootstrap: str, topics: Topics, serve_factory: Callable[..., Serve]
+) -> None:
+    # complaint-unresolved: a complaint not resolved within 48 hours. It opens 48h minus 6s ago, no event follows.
+    opened = time.time() - 48 * 3600 + 6
+    complaint = {
+        "id": "cmp-1",
+        "type": "complaint.opened",
+        "occurred_at": format_time(opened),
+        "customer_id": "C-wall",
+        "data": {"complaint_id": "K1", "category": "billing"},
+    }
+    produce_events(kafka_bootstrap, topics.events, [complaint])
+    first = serve_factory(lateness_s="0")
+    time.sleep(3)
+    assert first.stop() == 0
+    early = collect(kafka_bootstrap, [topics.tasks], until=lambda r: False, timeout_s=2)
+    assert early == [], "fired before its deadline"
+    serve_factory(lateness_s="0")  # the deadline is only in the store now
+    tasks = collect(kafka_bootstrap, [topics.tasks], until=lambda r: len(r) >= 1, timeout_s=60)
+    assert [json.loads(r.value)["playbook"] for r in tasks] == ["complaint-unresolved"]
