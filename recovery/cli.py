@@ -127,6 +127,26 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tasks(args: argparse.Namespace) -> int:
+    from recovery.config import Settings
+    from recovery.effects import Task
+    from recovery.store import open_store
+
+    url = args.store or Settings.load(args.config).store_url
+    store = open_store(url)
+    try:
+        tasks = [e for e in store.effects() if isinstance(e, Task) and (not args.queue or e.queue == args.queue)]
+    finally:
+        store.close()
+    tasks.sort(key=lambda t: (t.priority, t.due_at, t.id))
+    shown = tasks[: args.limit] if args.limit else tasks
+    print(f"{'PRIORITY':8s} {'DUE':24s} {'QUEUE':22s} {'CUSTOMER':10s} TITLE")
+    for t in shown:
+        print(f"{t.priority:8s} {t.due_at:24s} {t.queue:22s} {t.customer_id:10s} {t.title}")
+    print(f"{len(shown)} of {len(tasks)} task(s) in {url}", file=sys.stderr)
+    return 0
+
+
 def _schema(args: argparse.Namespace) -> int:
     from recovery.playbooks.model import Playbook
 
@@ -229,6 +249,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--live", action="store_true", help="print each effect as it is raised, and a summary")
     p.add_argument("--summary-every", type=float, default=10.0, help="seconds between live summaries (10)")
     p.set_defaults(func=_serve)
+
+    p = sub.add_parser("tasks", help="list the tasks in the store, most urgent first")
+    p.add_argument("--store", help="store URL (default: the settings' store_url)")
+    p.add_argument("--config", help="settings file (YAML or TOML)")
+    p.add_argument("--queue", help="only this queue")
+    p.add_argument("--limit", type=int, default=20, help="at most this many (default 20; 0 for all)")
+    p.set_defaults(func=_tasks)
 
     p = sub.add_parser("schema", help="print the JSON Schema of the playbook format")
     p.set_defaults(func=_schema)

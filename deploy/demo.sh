@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The demo behind `make demo`: a local Kafka broker, `recovery serve` on SQLite, and `recovery simulate` feeding it.
+# Tasks and gestures are printed as they are raised, with a summary per playbook and queue every few seconds.
+# Ctrl-C stops everything cleanly (simulator, service, broker) and shows the task list.
+#
+# Environment: DEMO_DURATION_S (0 = until Ctrl-C), DEMO_RATE (events/s, 40), DEMO_CUSTOMERS (500),
+# DEMO_TIME_SCALE (simulated seconds per real second, 600: a 2-hour outage takes 12 s), DEMO_KAFKA_PORT (19092),
+# DEMO_DIR (.cache/demo; its broker data and store are wiped at each start), BIN (the venv's bin).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+BIN=${BIN:-$PWD/.venv/bin}
+DEMO_DIR=${DEMO_DIR:-.cache/demo}
+case "$DEMO_DIR" in /*) ;; *) DEMO_DIR=$PWD/$DEMO_DIR ;; esac
+DEMO_DURATION_S=${DEMO_DURATION_S:-0}
+DEMO_RATE=${DEMO_RATE:-40}
+DEMO_CUSTOMERS=${DEMO_CUSTOMERS:-500}
+DEMO_TIME_SCALE=${DEMO_TIME_SCALE:-600}
+export KAFKA_PORT=${DEMO_KAFKA_PORT:-19092}
+export KAFKA_CONTROLLER_PORT=$((KAFKA_PORT + 1))
+export KAFKA_DATA_DIR=$DEMO_DIR/kafka
+export KAFKA_PYTHON=$BIN/python
+export RECOVERY_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
+export RECOVERY_STORE_URL=sqlite:///$DEMO_DIR/recovery.db
+export RECOVERY_RULES_DIR=rules
+export RECOVERY_KAFKA_SESSION_TIMEOUT_S=6
+
+serve_pid=""
+simulate_pid=""
+stopped=0
+
+say() { printf '\n== %s\n' "$*"; }
+
+finish() {
+    [ "$stopped" = 1 ] && return
+    stopped=1
+    trap '' INT TERM
+    say "stopping: simulator, service (it finishes its batch and commits), broker"
+    [ -n "$simulate_pid" ] && kill -TERM "$simulate_pid" 2>/dev/null || true
+    [ -n "$simulate_pid" ] && wait "$simulate_pid" 2>/dev/null || true
+    [ -n "$serve_pid" ] && kill -TERM "$serve_pid" 2>/dev/null || true
+    [ -n "$serve_pid" ] && wait "$serve_pid" 2>/dev/null || true
+    deploy/kafka/stop.sh >/dev/null 2>&1 || true
+    if [ -f "$DEMO_DIR/recovery.db" ]; then
+        say "the task list (most urgent first)"
+        "$BIN/recovery" tasks --store "$RECOVERY_STORE_URL" --limit 15 || true
+        cat <<MSG
+
+All tasks:     $BIN/recovery tasks --store $RECOVERY_STORE_URL --limit 0
+One queue:     $BIN/recovery tasks --store $RECOVERY_STORE_URL --queue care-callback
+Service log:   $DEMO_DIR/serve.log
+MSG
+    fi
+}
+trap 'finish; exit 0' INT TERM
+trap finish EXIT
+
+rm -rf "$DEMO_DIR/kafka" "$DEMO_DIR"/recovery.db*
+mkdir -p "$DEMO_DIR"
+say "starting a local Kafka broker on 127.0.0.1:$KAFKA_PORT (first run downloads it from Maven Central)"
+deploy/kafka/start.sh
+
+say "starting recovery serve (SQLite store $DEMO_DIR/recovery.db; log in $DEMO_DIR/serve.log)"
+"$BIN/recovery" --log-level INFO serve --live --summary-every 10 2>"$DEMO_DIR/serve.log" &
+serve_pid=$!
+
+say "simulating $DEMO_CUSTOMERS customers at $DEMO_RATE events/s, ${DEMO_TIME_SCALE}x time (Ctrl-C to stop)"
+"$BIN/recovery" simulate --customers "$DEMO_CUSTOMERS" --rate "$DEMO_RATE" --time-scale "$DEMO_TIME_SCALE" \
+    --duration "$DEMO_DURATION_S" --seed 7 2>"$DEMO_DIR/simulate.log" &
+simulate_pid=$!
+
+wait "$simulate_pid" || true
+simulate_pid=""
+# A timed run: give the service a moment to finish what was sent, then stop.
+sleep 5
+finish

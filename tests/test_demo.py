@@ -1,0 +1,50 @@
+"""`make demo`'s script end to end: broker, service and simulator; effects show live; Ctrl-C ends it cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, free_ports
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def test_the_demo_shows_effects_live_and_ends_cleanly_on_ctrl_c(kafka_libs: Path, tmp_path: Path) -> None:
+    port = free_ports(1)[0]
+    env = {
+        **os.environ,
+        "BIN": str(Path(sys.executable).parent),
+        "DEMO_DIR": str(tmp_path / "demo"),
+        "DEMO_KAFKA_PORT": str(port),
+        "DEMO_RATE": "60",
+    }
+    log = tmp_path / "demo.out"
+    with log.open("wb") as out:
+        demo = subprocess.Popen(
+            [str(ROOT / "deploy" / "demo.sh")], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and "\ntask    " not in log.read_text(errors="replace"):
+            assert demo.poll() is None, log.read_text(errors="replace")
+            time.sleep(0.5)
+        os.killpg(demo.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        assert demo.wait(timeout=120) == 0, log.read_text(errors="replace")
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+    output = log.read_text(errors="replace")
+    assert "\ntask    " in output
+    assert "effects so far, by playbook and queue" in output
+    assert "the task list (most urgent first)" in output
+    assert "task(s) in sqlite:///" in output
+    # Nothing left running: the broker's pid file is gone and the service logged its clean stop.
+    assert not (tmp_path / "demo" / "kafka" / "kafka.pid").exists()
+    assert "recovery.consumer: stopped" in (tmp_path / "demo" / "serve.log").read_text()
