@@ -6,13 +6,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv test lint typecheck unit unit-py312 validate-rules demo bench clean
+.PHONY: help venv test lint typecheck unit unit-py312 validate-rules demo bench clean postgres-up postgres-down
 
 help:
 	@echo "make demo   - run the reference playbooks over a generated stream (embedded default)"
 	@echo "make test   - lint, type-check and run the whole test suite"
 	@echo "make bench  - throughput and memory benchmarks"
 	@echo "make kafka-up / kafka-down - a local Kafka broker on 127.0.0.1:9092 (deploy/kafka)"
+	@echo "make postgres-up / postgres-down - a local PostgreSQL on 127.0.0.1:55432 (deploy/postgres)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +70,14 @@ kafka-up:
 
 kafka-down:
 	deploy/kafka/stop.sh
+
+# A local PostgreSQL (the Debian package, installed if missing; data in deploy/postgres/.cache); see
+# deploy/postgres/README.md. Prints the store URL, postgresql://postgres@127.0.0.1:55432/recovery.
+postgres-up:
+	deploy/postgres/start.sh
+
+postgres-down:
+	deploy/postgres/stop.sh
 
 clean:
 	rm -rf $(VENV) .venv312 .cache .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -3,15 +3,18 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from kafka import KafkaAdminClient
 
@@ -110,6 +113,90 @@ def random_stream(seed: int, customers: int, events: int, days: float = 40) -> I
     out.sort(key=lambda item: (item[0], item[1]))
     for _, _, raw in out:
         yield raw
+
+
+# ---------------------------------------------------------------------------------------------- PostgreSQL
+# One server per test session, started by deploy/postgres/start.sh only when a test asks for it; each test gets a
+# database of its own (``postgres_database``).
+
+POSTGRES_DEPLOY_DIR = ROOT / "deploy" / "postgres"
+POSTGRES_SETUP_TIMEOUT_S = 600
+"""Timeout of the first test needing the session server: a new machine installs the postgresql package first."""
+POSTGRES_SCRIPT_TIMEOUT_S = 300
+"""Bound on one run of start.sh or stop.sh (start.sh waits at most 60 s for the server itself)."""
+POSTGRES_TEST_CONF = "fsync = off\nsynchronous_commit = off\nfull_page_writes = off"
+"""A throw-away server need not survive a power cut: tests run several times faster without the syncs."""
+
+
+def _run_postgres_script(name: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run one of deploy/postgres's scripts; a failure shows its output, which ends with the server's last log."""
+    script = POSTGRES_DEPLOY_DIR / name
+    done = subprocess.run(
+        [str(script)], env=env, capture_output=True, text=True, timeout=POSTGRES_SCRIPT_TIMEOUT_S, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"{script} exited with {done.returncode}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
+        )
+    return done
+
+
+def _needs_postgres(item: pytest.Item) -> bool:
+    if "postgres_url" in getattr(item, "fixturenames", ()):
+        return True
+    # tests/store's store_factory asks for the server lazily, for its "postgres" parameter only.
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and callspec.params.get("store_factory") == "postgres"
+
+
+@pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
+def pytest_postgres_setup_timeout(items: list[pytest.Item]) -> None:
+    """Give the first test needing the session PostgreSQL time to install and start it (pytest-timeout counts
+    fixture set-up in the test's own timeout); the other tests keep the default.
+
+    Named apart from the hook so as not to replace another in this file; pytest only looks at names that start
+    with ``pytest_``.
+    """
+    for item in items:
+        if _needs_postgres(item):
+            if item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(POSTGRES_SETUP_TIMEOUT_S))
+            break
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """URL of the session's server (``postgresql://postgres@127.0.0.1:PORT/recovery``): a fresh cluster on a free
+    port, stopped and deleted at the end of the session.
+
+    The cluster is not under pytest's tmp_path_factory: the server runs as the ``postgres`` user and opens its files
+    by absolute path, and every new pytest session (of anyone, at the same time) makes ``/tmp/pytest-of-USER`` 0700
+    again, which crashes a server living below it.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="recovery-pg-"))
+    env = {
+        **os.environ,
+        "PG_DATA_DIR": str(folder / "data"),
+        "PG_PORT": str(free_ports(1)[0]),
+        "PG_EXTRA_CONF": POSTGRES_TEST_CONF,
+    }
+    try:
+        url = _run_postgres_script("start.sh", env).stdout.strip().splitlines()[-1]
+        yield url
+    finally:
+        _run_postgres_script("stop.sh", env)
+        shutil.rmtree(folder)
+
+
+@pytest.fixture
+def postgres_database(postgres_url: str) -> Iterator[str]:
+    """URL of an empty database of this test's own, dropped after it (with any connection left open)."""
+    name = f"test_{uuid.uuid4().hex}"
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield postgres_url.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 # ---------------------------------------------------------------------------------------------- Kafka

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from recovery.effects import Gesture, Task
@@ -12,26 +14,37 @@ from recovery.engine import Engine
 from recovery.events import Event, Occurrence
 from recovery.exceptions import StoreError
 from recovery.playbooks.compiler import CompiledPlaybook
-from recovery.store import Deadline, MemoryStore, SqliteStore, Store
+from recovery.store import Deadline, MemoryStore, SqliteStore, Store, open_store
+from recovery.store import postgres as postgres_module
+from recovery.store.postgres import MIGRATIONS as POSTGRES_MIGRATIONS
+from recovery.store.postgres import PostgresStore
 from recovery.store.sqlite import MIGRATIONS
-from tests.conftest import random_stream
+from tests.conftest import free_ports, random_stream
 
 StoreFactory = Callable[[], Store]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    """Stores of one kind; those one test makes share their data (the same file, the same database)."""
     made: list[Store] = []
+    # Only the postgres runs start the session's server (or wait for it).
+    url: str = request.getfixturevalue("postgres_database") if request.param == "postgres" else ""
 
     def make() -> Store:
-        store: Store = MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "recovery.db")
+        store: Store
+        if request.param == "memory":
+            store = MemoryStore()
+        elif request.param == "sqlite":
+            store = SqliteStore(tmp_path / "recovery.db")
+        else:
+            store = PostgresStore(url)
         made.append(store)
         return store
 
     yield make
     for store in made:
-        if isinstance(store, SqliteStore):
-            store.close()
+        store.close()
 
 
 def occ(event_id: str, ts: float, customer: str = "C1", type: str = "service.call") -> Occurrence:
@@ -209,6 +222,148 @@ class TestSqlite:
             SqliteStore(tmp_path / "missing-dir" / "r.db")
 
 
+class TestPostgres:
+    def test_survives_reopening(self, postgres_database: str) -> None:
+        store = PostgresStore(postgres_database)
+        store.add_event("e1")
+        store.put_effect(task("tsk-1"))
+        store.close()
+        again = open_store(postgres_database)
+        assert isinstance(again, PostgresStore)
+        assert again.add_event("e1") is False
+        assert [e.id for e in again.effects()] == ["tsk-1"]
+        assert again.schema_version == len(POSTGRES_MIGRATIONS)
+        again.close()
+
+    def test_uncommitted_writes_are_lost_on_a_crash(self, postgres_database: str) -> None:
+        store = PostgresStore(postgres_database)
+        store.add_event("e1")
+        store.commit()
+        store.add_event("e2")
+        store._conn.close()  # a crash: no commit
+        again = PostgresStore(postgres_database)
+        assert again.add_event("e1") is False
+        assert again.add_event("e2") is True
+        again.close()
+
+    def test_an_outbox_take_rolled_back_is_taken_again(self, postgres_database: str) -> None:
+        store = PostgresStore(postgres_database)
+        store.outbox_add("t", "k", b"v")
+        store.commit()
+        assert len(store.outbox_take(10)) == 1
+        store.rollback()  # publishing failed
+        assert [i.value for i in store.outbox_take(10)] == [b"v"]
+        store.close()
+
+    def test_a_newer_schema_is_refused(self, postgres_database: str) -> None:
+        PostgresStore(postgres_database).close()
+        with psycopg.connect(postgres_database, autocommit=True) as db:
+            db.execute("UPDATE schema_version SET version = 99")
+        with pytest.raises(StoreError, match="schema version 99, newer than this recovery"):
+            PostgresStore(postgres_database)
+
+    def test_instances_opening_at_once_migrate_once(self, postgres_database: str) -> None:
+        opened: list[PostgresStore] = []
+        failures: list[BaseException] = []
+
+        def open_one() -> None:
+            try:
+                opened.append(PostgresStore(postgres_database))
+            except BaseException as exc:
+                failures.append(exc)
+
+        threads = [threading.Thread(target=open_one) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failures == []
+        assert [store.schema_version for store in opened] == [len(POSTGRES_MIGRATIONS)] * 4
+        for store in opened:
+            store.close()
+
+    def test_an_unreachable_server_names_the_host_not_the_password(self) -> None:
+        url = f"postgresql://alice:s3cret-pw@127.0.0.1:{free_ports(1)[0]}/recovery?password=other-pw"
+        with pytest.raises(StoreError, match=r"cannot open the PostgreSQL store at .*127\.0\.0\.1") as caught:
+            PostgresStore(url, connect_timeout_s=2)
+        assert "alice@127.0.0.1" in str(caught.value)
+        assert "s3cret-pw" not in str(caught.value)
+        assert "other-pw" not in str(caught.value)
+
+    def test_a_missing_database_is_named(self, postgres_url: str) -> None:
+        url = postgres_url.replace("postgres@", "postgres:pw-123@").rsplit("/", 1)[0] + "/no_such_db"
+        with pytest.raises(StoreError, match='database "no_such_db" does not exist') as caught:
+            PostgresStore(url)
+        assert "pw-123" not in str(caught.value)
+
+    def test_a_lost_connection_raises_then_rollback_reconnects(self, postgres_database: str) -> None:
+        store = PostgresStore(postgres_database)
+        store.add_event("e1")
+        store.commit()
+        store.add_event("e2")
+        with psycopg.connect(postgres_database, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (store._conn.info.backend_pid,))
+        with pytest.raises(StoreError, match=r"PostgreSQL store .*: add_event failed"):
+            store.add_event("e3")
+        store.rollback()
+        assert store.add_event("e1") is False
+        assert store.add_event("e2") is True  # lost with the connection
+        store.close()
+
+    def test_a_queued_write_that_fails_is_named_at_commit(self, postgres_database: str) -> None:
+        store = PostgresStore(postgres_database)
+        store.add_event("e1")
+        store.outbox_add(None, None, b"v")  # type: ignore[arg-type]  # topic is NOT NULL
+        with pytest.raises(StoreError, match=r"queued outbox_add failed: null value in column \"topic\""):
+            store.commit()
+        store.rollback()
+        assert store.add_event("e1") is True
+        store.close()
+
+    def test_queued_writes_are_sent_in_bounded_batches(
+        self, postgres_database: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(postgres_module, "MAX_QUEUED_WRITES", 3)
+        store = PostgresStore(postgres_database)
+        for n in range(5):
+            store.outbox_add("t", None, b"%d" % n)
+        assert len(store._queued) == 2
+        assert store.outbox_size() == 5
+        store.close()
+
+    def test_two_instances_never_take_the_same_outbox_row(self, postgres_database: str) -> None:
+        first, second = PostgresStore(postgres_database), PostgresStore(postgres_database)
+        for n in range(100):
+            first.outbox_add("t", None, b"%d" % n)
+        first.commit()
+        # Both hold their rows in open transactions: the second skips the first's.
+        a, b = first.outbox_take(10), second.outbox_take(10)
+        assert [i.seq for i in a] == sorted(i.seq for i in a)
+        assert {i.seq for i in a}.isdisjoint(i.seq for i in b)
+        assert max(i.seq for i in a) < min(i.seq for i in b)
+        first.commit()
+        second.rollback()  # its rows come back
+        assert second.outbox_size() == 90
+
+        taken: dict[str, list[int]] = {"first": [], "second": []}
+
+        def drain(name: str, store: PostgresStore) -> None:
+            while items := store.outbox_take(3):
+                taken[name] += [i.seq for i in items]
+                store.commit()
+
+        threads = [threading.Thread(target=drain, args=item) for item in (("first", first), ("second", second))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        every = taken["first"] + taken["second"]
+        assert len(every) == len(set(every)) == 90
+        assert first.outbox_size() == 0
+        first.close()
+        second.close()
+
+
 @pytest.mark.parametrize("cut", [100, 400])
 def test_engine_restarted_on_sqlite_gives_the_uninterrupted_result(
     shipped_playbooks: list[CompiledPlaybook], tmp_path: Path, cut: int
@@ -221,6 +376,21 @@ def test_engine_restarted_on_sqlite_gives_the_uninterrupted_result(
     store.close()
     reopened = SqliteStore(path)
     # The whole stream again, as after a crash before offsets were committed: duplicates are ignored.
+    rest = Engine(shipped_playbooks, reopened).process_many(Event.from_dict(r) for r in raws)
+    assert [e.to_json() for e in first + rest] == whole
+    assert [e.to_json() for e in reopened.effects()] == whole
+    reopened.close()
+
+
+def test_engine_restarted_on_postgres_gives_the_uninterrupted_result(
+    shipped_playbooks: list[CompiledPlaybook], postgres_database: str
+) -> None:
+    raws = list(random_stream(21, customers=25, events=500))
+    whole = [e.to_json() for e in Engine(shipped_playbooks).process_many(Event.from_dict(r) for r in raws)]
+    store = PostgresStore(postgres_database)
+    first = Engine(shipped_playbooks, store).process_many(Event.from_dict(r) for r in raws[:250])
+    store.close()
+    reopened = PostgresStore(postgres_database)
     rest = Engine(shipped_playbooks, reopened).process_many(Event.from_dict(r) for r in raws)
     assert [e.to_json() for e in first + rest] == whole
     assert [e.to_json() for e in reopened.effects()] == whole

@@ -1,0 +1,399 @@
+"""The shared store: one PostgreSQL database that several recovery instances use at once (DESIGN.md principle 4).
+
+Same contract as the SQLite store: writes go into an open transaction that `commit()` makes durable, once per
+batch, before the input is acknowledged. Schema changes are versioned migrations, applied in order on open under
+an advisory lock, so that instances starting together do not race. Writes other instances may make too are
+idempotent (`ON CONFLICT DO NOTHING`), and `outbox_take` skips rows another instance has locked, so no two
+instances ever publish the same message.
+
+Round trips are what costs: statements run often are prepared by psycopg on their fifth use (its
+`prepare_threshold`), and writes whose result nobody reads (history, profiles, cooldowns, deadlines, scopes, the
+outbox) are queued and sent in one pipeline with the next statement whose result is read, or at commit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+
+import psycopg
+from psycopg.rows import TupleRow
+
+from recovery.effects import Effect, effect_from_dict
+from recovery.events import Occurrence
+from recovery.exceptions import StoreError
+from recovery.store.base import Deadline, OutboxItem
+
+logger = logging.getLogger(__name__)
+
+# JSON is kept as text, not jsonb: jsonb reorders keys, and a customer's state rebuilt from the store must be the
+# one the engine had (DESIGN.md principle 3). Text keys are COLLATE "C" so that ORDER BY sorts them as Python and
+# SQLite do, whatever the database's locale.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE ledger (event_id text COLLATE "C" PRIMARY KEY);
+    CREATE TABLE history (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, customer_id text COLLATE "C" NOT NULL,
+        ts double precision NOT NULL, event_id text NOT NULL, type text NOT NULL, data text NOT NULL
+    );
+    CREATE INDEX history_by_customer ON history (customer_id, ts, seq);
+    CREATE INDEX history_by_time ON history (ts);
+    CREATE TABLE profiles (
+        customer_id text COLLATE "C" PRIMARY KEY, ts double precision NOT NULL, data text NOT NULL,
+        region text COLLATE "C"
+    );
+    CREATE INDEX profiles_by_region ON profiles (region, customer_id);
+    CREATE TABLE cooldowns (
+        customer_id text COLLATE "C" NOT NULL, playbook text COLLATE "C" NOT NULL, ts double precision NOT NULL,
+        PRIMARY KEY (customer_id, playbook)
+    );
+    CREATE TABLE deadlines (
+        id text COLLATE "C" PRIMARY KEY, due double precision NOT NULL, playbook text NOT NULL,
+        customer_id text NOT NULL, key text NOT NULL, first text NOT NULL
+    );
+    CREATE INDEX deadlines_by_due ON deadlines (due, id);
+    CREATE TABLE scopes (
+        scope_id text COLLATE "C" NOT NULL, customer_id text COLLATE "C" NOT NULL,
+        PRIMARY KEY (scope_id, customer_id)
+    );
+    CREATE TABLE effects (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, id text COLLATE "C" NOT NULL UNIQUE,
+        kind text NOT NULL, customer_id text NOT NULL, body text NOT NULL
+    );
+    CREATE TABLE outbox (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, topic text NOT NULL, key text, value bytea NOT NULL,
+        headers text NOT NULL DEFAULT '[]'
+    );
+    """,
+)
+"""Migration N (1-based) brings the schema from version N-1 to N. Append only; never edit a shipped one."""
+
+MIGRATION_LOCK = int.from_bytes(b"recovery", "big")
+"""The advisory lock (per database) held while the schema is checked and migrated."""
+
+MAX_QUEUED_WRITES = 1000
+"""Queued writes are sent once this many wait, even if nothing is read."""
+
+_Statement = tuple[str, str, Sequence[Any]]
+"""What it is for (for messages), the SQL, its parameters."""
+
+
+def redact_url(url: str) -> str:
+    """`url` without its password (after the user name, or a `password=` parameter), for messages and logs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<malformed PostgreSQL URL>"
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    netloc = f"{userinfo.partition(':')[0]}@{hostport}" if at else parts.netloc
+    query = "&".join(p for p in parts.query.split("&") if p.partition("=")[0].lower() != "password")
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def _passwords(url: str) -> list[str]:
+    """Every spelling of the passwords in `url`, to scrub from a driver's message."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return []
+    found = [parts.netloc.rpartition("@")[0].partition(":")[2]]
+    found += [value for name, value in parse_qsl(parts.query) if name.lower() == "password"]
+    return [spelling for raw in found if raw for spelling in {raw, unquote(raw)}]
+
+
+def _names(statements: list[_Statement]) -> str:
+    return ", ".join(sorted({what for what, _, _ in statements}))
+
+
+def _occurrence_json(occ: Occurrence) -> str:
+    return json.dumps(
+        {"id": occ.id, "type": occ.type, "ts": occ.ts, "customer_id": occ.customer_id, "data": occ.data},
+        separators=(",", ":"),
+    )
+
+
+def _occurrence(text: str) -> Occurrence:
+    raw = json.loads(text)
+    return Occurrence(raw["id"], raw["type"], raw["ts"], raw["customer_id"], raw["data"])
+
+
+class PostgresStore:
+    """A Store in a PostgreSQL database, by URL (`postgresql://user:password@host:port/db`). One connection:
+    not thread-safe, one per engine; other instances open their own.
+
+    A statement that fails raises `StoreError` naming the store (its URL without the password) and the operation;
+    a queued write fails in the next call that reads, or in `commit()`, and is named there. Whatever the failure,
+    the batch is lost: call `rollback()` and process it again. After a lost connection,
+    `rollback()` connects again (raising `StoreError` while the server stays away), so the same store can retry.
+    `connect_timeout_s` (10) applies unless the URL sets `connect_timeout`.
+    """
+
+    def __init__(self, url: str, *, connect_timeout_s: int = 10) -> None:
+        self.url = redact_url(url)
+        self._dsn = url
+        self._passwords = _passwords(url)
+        self._options: dict[str, Any] = {"autocommit": False}
+        try:
+            given = {name for name, _ in parse_qsl(urlsplit(url).query)}
+        except ValueError:
+            given = set()
+        if "connect_timeout" not in given:
+            self._options["connect_timeout"] = connect_timeout_s
+        if "application_name" not in given:
+            self._options["application_name"] = "recovery"
+        self._closed = False
+        self._queued: list[_Statement] = []
+        self._conn = self._connect()
+        try:
+            self._migrate()
+        except psycopg.Error as exc:
+            self._conn.close()
+            raise StoreError(f"cannot migrate the PostgreSQL store at {self.url!r}: {self._describe(exc)}") from exc
+        except BaseException:
+            self._conn.close()
+            raise
+
+    # ------------------------------------------------------------------------------------------- plumbing
+
+    def _describe(self, exc: BaseException) -> str:
+        """The driver's message on one line, without the password (libpq's never shows it; be sure)."""
+        text = " ".join(str(exc).split())
+        for password in self._passwords:
+            text = text.replace(password, "***")
+        return text
+
+    def _connect(self) -> psycopg.Connection[TupleRow]:
+        try:
+            return psycopg.connect(self._dsn, **self._options)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot open the PostgreSQL store at {self.url!r}: {self._describe(exc)}") from exc
+
+    def _migrate(self) -> None:
+        # Every pending migration in one transaction (PostgreSQL's DDL is transactional): all or none. The lock
+        # is released at commit; an instance waiting for it then finds the schema up to date.
+        conn = self._conn
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
+        row = conn.execute("SELECT version FROM schema_version").fetchone()
+        version = int(row[0]) if row else 0
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"the store at {self.url!r} has schema version {version}, newer than this recovery "
+                f"({len(MIGRATIONS)}): upgrade recovery"
+            )
+        for number in range(version + 1, len(MIGRATIONS) + 1):
+            conn.execute(MIGRATIONS[number - 1])
+            conn.execute("DELETE FROM schema_version")
+            conn.execute("INSERT INTO schema_version VALUES (%s)", (number,))
+            logger.info("migrated store", extra={"store": self.url, "schema_version": number})
+        conn.commit()
+
+    @property
+    def schema_version(self) -> int:
+        row = self._run("schema_version", "SELECT version FROM schema_version").fetchone()
+        return int(row[0]) if row else 0
+
+    def _error(self, what: str, exc: psycopg.Error) -> StoreError:
+        return StoreError(f"PostgreSQL store {self.url!r}: {what} failed: {self._describe(exc)}")
+
+    def _run(self, what: str, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[TupleRow]:
+        """Run a statement whose result is read, after the queued writes and in the same round trip."""
+        queued, self._queued = self._queued, []
+        try:
+            if not queued:
+                return self._conn.execute(sql, params)
+            with self._conn.pipeline():
+                for _, queued_sql, queued_params in queued:
+                    self._conn.execute(queued_sql, queued_params)
+                cursor = self._conn.execute(sql, params)
+            return cursor
+        except psycopg.Error as exc:
+            raise self._error(f"{what} (sent after queued {_names(queued)})" if queued else what, exc) from exc
+
+    def _write(self, what: str, sql: str, params: Sequence[Any]) -> None:
+        """Queue a statement whose result nobody reads."""
+        self._queued.append((what, sql, params))
+        if len(self._queued) >= MAX_QUEUED_WRITES:
+            self._send_queued()
+
+    def _send_queued(self) -> None:
+        queued, self._queued = self._queued, []
+        try:
+            with self._conn.pipeline():
+                for _, sql, params in queued:
+                    self._conn.execute(sql, params)
+        except psycopg.Error as exc:
+            raise self._error(f"queued {_names(queued)}", exc) from exc
+
+    def commit(self) -> None:
+        """Make everything written since the last commit durable."""
+        if self._queued:
+            self._send_queued()
+        try:
+            self._conn.commit()
+        except psycopg.Error as exc:
+            raise self._error("commit", exc) from exc
+
+    def rollback(self) -> None:
+        """Forget everything written since the last commit; after a lost connection, connect again."""
+        if self._closed:
+            raise StoreError(f"PostgreSQL store {self.url!r}: rollback failed: the store is closed")
+        self._queued.clear()
+        try:
+            self._conn.rollback()
+        except psycopg.Error as exc:
+            if not self._conn.broken:
+                raise self._error("rollback", exc) from exc
+        if self._conn.broken:
+            # A new session has nothing uncommitted: that is what a rollback promises.
+            logger.warning("reconnecting to the store after a lost connection", extra={"store": self.url})
+            self._conn.close()
+            self._conn = self._connect()
+
+    def close(self) -> None:
+        """Commit what is pending and close the connection. Closing twice is fine."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.commit()
+        finally:
+            self._conn.close()
+
+    # ------------------------------------------------------------------------------------------- ledger
+
+    def add_event(self, event_id: str) -> bool:
+        sql = "INSERT INTO ledger VALUES (%s) ON CONFLICT DO NOTHING"
+        return self._run("add_event", sql, (event_id,)).rowcount == 1
+
+    def append_history(self, occurrence: Occurrence) -> None:
+        self._write(
+            "append_history",
+            "INSERT INTO history (customer_id, ts, event_id, type, data) VALUES (%s, %s, %s, %s, %s)",
+            (occurrence.customer_id, occurrence.ts, occurrence.id, occurrence.type, json.dumps(occurrence.data)),
+        )
+
+    def history(self, customer_id: str, since: float) -> list[Occurrence]:
+        rows = self._run(
+            "history",
+            "SELECT event_id, type, ts, data FROM history WHERE customer_id = %s AND ts >= %s ORDER BY ts, seq",
+            (customer_id, since),
+        ).fetchall()
+        return [Occurrence(eid, etype, ts, customer_id, json.loads(data)) for eid, etype, ts, data in rows]
+
+    def prune_history(self, before: float) -> int:
+        return self._run("prune_history", "DELETE FROM history WHERE ts < %s", (before,)).rowcount
+
+    # ------------------------------------------------------------------------------------------- customers
+
+    def get_profile(self, customer_id: str) -> tuple[float, dict[str, Any]] | None:
+        sql = "SELECT ts, data FROM profiles WHERE customer_id = %s"
+        row = self._run("get_profile", sql, (customer_id,)).fetchone()
+        return (row[0], json.loads(row[1])) if row else None
+
+    def put_profile(self, customer_id: str, ts: float, profile: dict[str, Any]) -> None:
+        region = profile.get("region")
+        self._write(
+            "put_profile",
+            "INSERT INTO profiles VALUES (%s, %s, %s, %s) ON CONFLICT (customer_id) DO UPDATE SET "
+            "ts = excluded.ts, data = excluded.data, region = excluded.region",
+            (customer_id, ts, json.dumps(profile), None if region is None else str(region)),
+        )
+
+    def customers_in_region(self, region: str) -> Iterable[str]:
+        sql = "SELECT customer_id FROM profiles WHERE region = %s ORDER BY customer_id"
+        return [r[0] for r in self._run("customers_in_region", sql, (region,)).fetchall()]
+
+    def get_cooldowns(self, customer_id: str) -> dict[str, float]:
+        sql = "SELECT playbook, ts FROM cooldowns WHERE customer_id = %s"
+        return {playbook: ts for playbook, ts in self._run("get_cooldowns", sql, (customer_id,)).fetchall()}
+
+    def set_cooldown(self, customer_id: str, playbook: str, ts: float) -> None:
+        self._write(
+            "set_cooldown",
+            "INSERT INTO cooldowns VALUES (%s, %s, %s) ON CONFLICT (customer_id, playbook) DO UPDATE SET "
+            "ts = excluded.ts",
+            (customer_id, playbook, ts),
+        )
+
+    # ------------------------------------------------------------------------------------------- deadlines
+
+    def add_deadline(self, deadline: Deadline) -> None:
+        self._write(
+            "add_deadline",
+            "INSERT INTO deadlines VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (
+                deadline.id,
+                deadline.due,
+                deadline.playbook,
+                deadline.customer_id,
+                deadline.key,
+                _occurrence_json(deadline.first),
+            ),
+        )
+
+    def remove_deadline(self, deadline_id: str) -> None:
+        self._write("remove_deadline", "DELETE FROM deadlines WHERE id = %s", (deadline_id,))
+
+    def pending_deadlines(self) -> list[Deadline]:
+        sql = "SELECT id, due, playbook, customer_id, key, first FROM deadlines ORDER BY due, id"
+        rows = self._run("pending_deadlines", sql).fetchall()
+        return [Deadline(i, due, pb, cid, key, _occurrence(first)) for i, due, pb, cid, key, first in rows]
+
+    def scope_customers(self, scope_id: str) -> set[str]:
+        sql = "SELECT customer_id FROM scopes WHERE scope_id = %s"
+        return {r[0] for r in self._run("scope_customers", sql, (scope_id,)).fetchall()}
+
+    def set_scope_customers(self, scope_id: str, customers: set[str]) -> None:
+        self._write("set_scope_customers", "DELETE FROM scopes WHERE scope_id = %s", (scope_id,))
+        for customer_id in sorted(customers):
+            self._write("set_scope_customers", "INSERT INTO scopes VALUES (%s, %s)", (scope_id, customer_id))
+
+    # ------------------------------------------------------------------------------------------- effects
+
+    def put_effect(self, effect: Effect) -> bool:
+        cursor = self._run(
+            "put_effect",
+            "INSERT INTO effects (id, kind, customer_id, body) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (effect.id, effect.kind, effect.customer_id, effect.to_json()),
+        )
+        return cursor.rowcount == 1
+
+    def effects(self) -> list[Effect]:
+        rows = self._run("effects", "SELECT body FROM effects ORDER BY seq").fetchall()
+        return [effect_from_dict(json.loads(body)) for (body,) in rows]
+
+    # ------------------------------------------------------------------------------------------- outbox
+
+    def outbox_add(
+        self, topic: str, key: str | None, value: bytes, headers: tuple[tuple[str, bytes], ...] = ()
+    ) -> None:
+        encoded = json.dumps([[name, raw.decode("latin-1")] for name, raw in headers])
+        self._write(
+            "outbox_add",
+            "INSERT INTO outbox (topic, key, value, headers) VALUES (%s, %s, %s, %s)",
+            (topic, key, value, encoded),
+        )
+
+    def outbox_take(self, limit: int) -> list[OutboxItem]:
+        # SKIP LOCKED: rows another instance took in its open transaction are not ours to take; if it rolls
+        # back, they come back for whoever asks next.
+        rows = self._run(
+            "outbox_take",
+            "DELETE FROM outbox WHERE seq IN "
+            "(SELECT seq FROM outbox ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED) "
+            "RETURNING seq, topic, key, value, headers",
+            (limit,),
+        ).fetchall()
+        rows.sort(key=lambda row: int(row[0]))
+        return [
+            OutboxItem(seq, topic, key, bytes(value), tuple((n, v.encode("latin-1")) for n, v in json.loads(headers)))
+            for seq, topic, key, value, headers in rows
+        ]
+
+    def outbox_size(self) -> int:
+        row = self._run("outbox_size", "SELECT count(*) FROM outbox").fetchone()
+        return int(row[0]) if row else 0
