@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 .PHONY: help venv test lint typecheck unit unit-py312 validate-rules demo bench clean postgres-up postgres-down
 
 help:
-	@echo "make demo   - run the reference playbooks over a generated stream (embedded default)"
+	@echo "make demo   - a local broker, recovery serve (SQLite) and the simulator; live tasks and gestures (Ctrl-C ends)"
 	@echo "make test   - lint, type-check and run the whole test suite"
 	@echo "make bench  - throughput and memory benchmarks"
 	@echo "make kafka-up / kafka-down - a local Kafka broker on 127.0.0.1:9092 (deploy/kafka)"
@@ -54,15 +54,12 @@ endif
 test: lint typecheck validate-rules unit unit-py312
 
 demo: $(STAMP)
-	$(BIN)/python -m bench.generate --customers 2000 --days 30 --seed 7 --out .cache/demo-events.jsonl
-	$(BIN)/recovery replay --rules rules --summary .cache/demo-events.jsonl > .cache/demo-effects.jsonl
-	@echo "first task raised:"
-	@grep -m1 '"kind":"task"' .cache/demo-effects.jsonl | $(BIN)/python -m json.tool
-	@echo "all effects: .cache/demo-effects.jsonl ($$(wc -l < .cache/demo-effects.jsonl) lines)"
+	deploy/demo.sh
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.replay_throughput
 	$(BIN)/python -m bench.memory
+	$(BIN)/python -m bench.end_to_end
 
 # A local single-node Kafka broker (jars from Maven Central, cached in deploy/kafka/.cache); see deploy/kafka/README.md.
 kafka-up:

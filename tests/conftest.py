@@ -280,7 +280,7 @@ class KafkaBroker:
 
 
 @pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
-def kafka_setup_timeouts(items: list[pytest.Item]) -> None:
+def pytest_kafka_setup_timeouts(items: list[pytest.Item]) -> None:
     """Give the first test needing the jars, and the first needing the session broker, time to set them up.
 
     pytest-timeout counts fixture set-up in the test's own timeout; the other Kafka tests keep the default.
