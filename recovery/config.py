@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     merge_wait_s: float = Field(default=2.0, ge=0)
     """How long records wait for a lagging partition with nothing fetched, to keep event-time order across
     partitions, before they are processed anyway."""
+    barrier_wait_s: float = Field(default=30.0, ge=0)
+    """How long an instance waits for another one's partitions to log their scope events (outages) up to the
+    event time it is at, before it goes on without them (their outages then reach its customers late)."""
     retry_backoff_s: float = Field(default=1.0, gt=0)
     """Pause after a failure of the broker or the store, before trying again."""
 

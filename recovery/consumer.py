@@ -11,10 +11,15 @@ Effectively once (DESIGN.md principle 2):
 4. The outbox publisher sends the batch's effects to `recovery.tasks` / `recovery.gestures`.
 A crash anywhere redelivers the batch: the ledger knows its events, effect ids are deterministic, nothing repeats.
 
-Ownership (principle 4): customers are keyed to partitions with Kafka's default partitioner. An event of a
-customer whose partition this instance does not own is forwarded to it, and an outage's customers on other
-partitions get a hand-over copy (header `recovery-for: CUSTOMER`), so each customer's state is only touched by
-the instance that owns the customer.
+Ownership (principle 4): customers are keyed to partitions with Kafka's default partitioner, and each customer's
+state is only touched by the instance that owns the customer's partition (an event keyed to the wrong partition
+is forwarded to the right one). A scope event (an outage, keyed by its own id) touches customers of every
+partition: the instance that reads it writes it to the store's scope log, and each partition's owner applies it
+to the partition's customers at its place in that partition's event-time order. So that no instance runs ahead of
+a scope event it has not seen yet, every instance publishes a watermark per partition in the store (the event
+time before which that partition's scope events are all logged) and does not process past the lowest watermark
+of the partitions it does not own (for at most `barrier_wait_s`, should an owner stall). With the barrier, several
+instances give exactly the effects of one.
 
 The clock (principle 1): event time; when every assigned partition is caught up, it follows wall time minus
 `lateness_s`, so deadlines fire without new events.
@@ -49,13 +54,12 @@ from recovery.store.base import Store
 
 logger = logging.getLogger(__name__)
 
-HANDOFF_HEADER = "recovery-for"
-"""On a copy of a scope event (an outage) handed to the partition of one customer it touches: that customer."""
 DLQ_HEADERS = ("recovery-error", "recovery-source-topic", "recovery-source-partition", "recovery-source-offset")
 PAUSE_ABOVE = 20_000
 """Buffered records per partition above which fetching from it pauses (bounds memory while merging)."""
 RESUME_BELOW = 5_000
 POLL_RECORDS = 5_000
+BARRIER_POLL_MS = 20
 POLLS_PER_STEP = 8
 
 
@@ -72,7 +76,19 @@ class Pending:
     ts: float
     event: Event | None
     error: str | None
-    handoff_to: str | None
+
+
+@dataclass(slots=True)
+class ScopeItem:
+    """A logged scope event still to be applied to the customers of one owned partition."""
+
+    tp: TopicPartition
+    seq: int
+    ts: float
+    event: Event
+
+
+Item = Pending | ScopeItem
 
 
 @dataclass
@@ -118,6 +134,11 @@ class Service:
         self._blocked_since: float | None = None
         self._partitions = 0
         self._listener = _Listener()
+        self._scopes: dict[TopicPartition, list[ScopeItem]] = {}
+        self._known_seqs: set[int] = set()
+        self._last_ts: dict[TopicPartition, float] = {}
+        self._foreign_floor = float("inf")
+        self._barrier_since: float | None = None
 
     # ------------------------------------------------------------------------------------------- engine
 
@@ -132,19 +153,10 @@ class Service:
             self.store,
             max_customers=self.settings.max_customers,
             owns=owns,
-            handoff=self._handoff,
             matcher=self._matcher,
         )
         self._matcher = engine.matcher
         return engine
-
-    def _handoff(self, customer_id: str, event: Event) -> None:
-        self.store.outbox_add(
-            self.settings.topic_events,
-            customer_id,
-            event.model_dump_json().encode(),
-            ((HANDOFF_HEADER, customer_id.encode()),),
-        )
 
     # ------------------------------------------------------------------------------------------- Kafka
 
@@ -182,29 +194,117 @@ class Service:
         finally:
             admin.close()
 
-    def _apply_rebalance(self) -> None:
-        """Act on what the rebalance listener saw (kafka-python calls it on its own I/O thread, inside `poll`)."""
+    def _apply_rebalance(self) -> bool:
+        """Act on what the rebalance listener saw (kafka-python calls it on its own I/O thread, inside `poll`).
+        True when the assignment changed: records polled with it are then dropped, as the positions go back to
+        the committed offsets."""
         listener = self._listener
+        changed = False
         if listener.revoked:
-            # Everything processed is committed already; what is buffered is fetched again by the next owner.
+            # Everything processed is committed already; what is buffered is fetched again, by us or the next owner.
+            changed = True
             listener.revoked = False
             self._buffers.clear()
             self._paused.clear()
+            self._scopes = {}
             self._assigned = set()
         assigned = listener.take_assignment()
         if assigned is None:
-            return
+            return changed
         self.stats.rebalances += 1
         self._assigned = assigned
+        self._rewind()
         self._buffers = {tp: deque() for tp in assigned}
         self._paused.clear()
         partitions = self._consumer.partitions_for_topic(self.settings.topic_events) or set()
         self._partitions = len(partitions)
         self.engine = self._new_engine({tp.partition for tp in assigned})
+        self._load_scopes()
         logger.info(
             "partitions assigned",
             extra={"partitions": sorted(tp.partition for tp in assigned), "of": self._partitions},
         )
+        return True
+
+    def _rewind(self) -> None:
+        """Position every assigned partition at its committed offset (kafka-python keeps the fetch position of a
+        partition it keeps across a rebalance, past records that were buffered here but not processed)."""
+        if self._assigned:
+            self._consumer.resume(*self._assigned)
+        for tp in self._assigned:
+            committed = self._consumer.committed(tp)
+            if committed is None:
+                self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, committed)
+
+    # ------------------------------------------------------------------------------------------- scope log
+
+    def _stream(self, tp: TopicPartition) -> str:
+        return f"{tp.topic}/{tp.partition}"
+
+    def _members(self, tp: TopicPartition) -> Callable[[str], bool]:
+        partitions, number = self._partitions, tp.partition
+        return lambda cid: partitions <= 1 or partition_of(cid, partitions) == number
+
+    def _load_scopes(self) -> None:
+        """After an assignment: the logged scope events not yet applied to each owned partition."""
+        self._scopes = {tp: [] for tp in self._assigned}
+        self._known_seqs = set()
+        applied = {tp: self.store.scope_applied(self._stream(tp)) for tp in self._assigned}
+        self._add_scopes(self.store.scope_log(float("-inf")), applied)
+
+    def _refresh_scopes(self) -> None:
+        """Scope events other instances logged since (only when other instances own partitions)."""
+        since = self.engine.clock - self.engine.horizon_s if self.engine.horizon_s else float("-inf")
+        fresh = [row for row in self.store.scope_log(since) if row[0] not in self._known_seqs]
+        if fresh:
+            applied = {tp: self.store.scope_applied(self._stream(tp)) for tp in self._assigned}
+            self._add_scopes(fresh, applied)
+
+    def _add_scopes(self, rows: list[tuple[int, float, str]], applied: dict[TopicPartition, set[int]]) -> None:
+        for seq, ts, raw in rows:
+            self._known_seqs.add(seq)
+            try:
+                event = Event.from_json(raw)
+            except EventError:  # it was valid when logged; a newer recovery may validate differently
+                logger.exception("a logged scope event no longer validates; skipped", extra={"seq": seq})
+                continue
+            for tp, items in self._scopes.items():
+                if seq not in applied.get(tp, ()):
+                    items.append(ScopeItem(tp, seq, ts, event))
+        for items in self._scopes.values():
+            items.sort(key=lambda item: (item.ts, item.seq))
+
+    def _foreign_streams(self) -> list[str]:
+        topic = self.settings.topic_events
+        owned = {tp.partition for tp in self._assigned}
+        return [f"{topic}/{n}" for n in range(self._partitions) if n not in owned]
+
+    def _update_barrier(self) -> None:
+        """Publish this instance's watermarks; read the others' (the lowest bounds what may be processed)."""
+        if set(self._scopes) != self._assigned:  # after a failed reload
+            self._load_scopes()
+        for tp in self._assigned:
+            # Partitions are in event-time order (late events aside): what is not fetched yet is newer than
+            # what is, so the watermark is the first unprocessed scope event fetched, else the newest fetched.
+            buffer = self._buffers.get(tp) or ()
+            mark = next((p.ts for p in buffer if p.event is not None and p.event.customer_id is None), None)
+            if mark is None:
+                if not self._lagging(tp):
+                    mark = float("inf")
+                elif buffer:
+                    mark = buffer[-1].ts
+                else:
+                    mark = self._last_ts.get(tp, float("-inf"))
+            self.store.set_watermark(self._stream(tp), mark)
+        foreign = self._foreign_streams()
+        if not foreign:
+            self._foreign_floor = float("inf")
+            return
+        marks = self.store.watermarks(f"{self.settings.topic_events}/")
+        self._foreign_floor = min(marks.get(stream, float("-inf")) for stream in foreign)
+        self._refresh_scopes()
 
     # ------------------------------------------------------------------------------------------- loop
 
@@ -230,21 +330,22 @@ class Service:
 
     def _step(self, stop: threading.Event) -> None:
         consumer = self._consumer
-        timeout_ms = int(self.settings.poll_timeout_s * 1000)
+        # Held back by another instance's watermark: look again soon rather than wait for new records.
+        timeout_ms = BARRIER_POLL_MS if self._barrier_since is not None else int(self.settings.poll_timeout_s * 1000)
         # Drain what the fetcher holds (it fetches every partition ahead), so the merge sees all partitions.
         for _ in range(POLLS_PER_STEP):
             polled = consumer.poll(timeout_ms=timeout_ms, max_records=POLL_RECORDS)
             timeout_ms = 0
-            if not polled:
-                self._apply_rebalance()
+            if self._apply_rebalance() or not polled:
                 break
-            self._apply_rebalance()
             for tp, records in polled.items():
                 buffer = self._buffers.setdefault(tp, deque())
                 buffer.extend(self._decode(r) for r in records)
                 if len(buffer) > PAUSE_ABOVE and tp not in self._paused:
                     consumer.pause(tp)
                     self._paused.add(tp)
+        if self._assigned:
+            self._update_barrier()
         while not stop.is_set():
             batch = self._take_batch()
             if not batch:
@@ -254,25 +355,21 @@ class Service:
             if len(self._buffers.get(tp, ())) < RESUME_BELOW:
                 consumer.resume(tp)
                 self._paused.discard(tp)
-        if self._caught_up():
+        if self._caught_up() and not any(self._scopes.values()):
             effects = self.engine.advance(self.wall_clock() - self.settings.lateness_s)
             self._emit(effects)
-            self.store.commit()
+        self.store.commit()
         if self._publisher is not None:
             self._publisher.publish()
 
     def _decode(self, record: Any) -> Pending:
-        handoff_to = None
-        for name, value in record.headers or ():
-            if name == HANDOFF_HEADER:
-                handoff_to = value.decode("utf-8", "replace")
         if not record.value:
-            return Pending(record, float("-inf"), None, "empty message (no value)", None)
+            return Pending(record, float("-inf"), None, "empty message (no value)")
         try:
             event = Event.from_json(record.value)
         except EventError as exc:
-            return Pending(record, float("-inf"), None, f"invalid event: {exc}", None)
-        return Pending(record, event.ts, event, None, handoff_to)
+            return Pending(record, float("-inf"), None, f"invalid event: {exc}")
+        return Pending(record, event.ts, event, None)
 
     def _lagging(self, tp: TopicPartition) -> bool:
         """More records exist on the broker than were returned so far (or we do not know yet)."""
@@ -287,66 +384,97 @@ class Service:
             not self._buffers.get(tp) and not self._lagging(tp) for tp in self._assigned
         )
 
-    def _take_batch(self) -> list[Pending]:
-        """Up to `batch_max_events` records in event-time order across partitions (ties: record timestamp,
-        partition, offset), stopping where a lagging partition with nothing buffered could hold earlier events."""
-        buffers = [(tp, b) for tp, b in self._buffers.items() if b]
-        if not buffers:
-            return []
-        waiting = [tp for tp, b in self._buffers.items() if not b and tp not in self._paused and self._lagging(tp)]
+    def _take_batch(self) -> list[Item]:
+        """Up to `batch_max_events` items in event-time order across the owned partitions and their pending scope
+        events (ties: scope events first, then record timestamp, partition, offset). It stops where a lagging
+        partition with nothing buffered could hold earlier events, after a scope event (its applications come
+        next), and at the other instances' lowest watermark."""
         now = time.monotonic()
+        waiting = [tp for tp, b in self._buffers.items() if not b and tp not in self._paused and self._lagging(tp)]
         if waiting:
             if self._blocked_since is None:
                 self._blocked_since = now
             if now - self._blocked_since < self.settings.merge_wait_s:
                 return []
         self._blocked_since = None
-        batch: list[Pending] = []
+        floor = self._foreign_floor
+        batch: list[Item] = []
         limit = self.settings.batch_max_events
         while len(batch) < limit:
-            best: deque[Pending] | None = None
+            best: deque[Pending] | list[ScopeItem] | None = None
             best_key: tuple[float, int, int, int] | None = None
-            for tp, buffer in buffers:
+            for tp, scopes in self._scopes.items():
+                if scopes:
+                    key = (scopes[0].ts, 0, tp.partition, scopes[0].seq)
+                    if best_key is None or key < best_key:
+                        best, best_key = scopes, key
+            for tp, buffer in self._buffers.items():
                 if buffer:
                     head = buffer[0]
-                    key = (head.ts, head.record.timestamp, tp.partition, head.record.offset)
+                    key = (head.ts, 1, head.record.timestamp, tp.partition * 2**40 + head.record.offset)
                     if best_key is None or key < best_key:
                         best, best_key = buffer, key
-            if best is None:
+            if best is None or best_key is None:
                 break
-            batch.append(best.popleft())
-            if not best and not waiting and self._lagging_tp_of(best, buffers):
+            if best_key[0] > floor:
+                if self._barrier_since is None:
+                    self._barrier_since = now
+                if now - self._barrier_since < self.settings.barrier_wait_s:
+                    break  # another instance has not logged its scope events up to here yet
+                logger.warning(
+                    "another instance's partitions lag behind; going on without them",
+                    extra={"watermark": floor, "waited_s": round(now - self._barrier_since, 1)},
+                )
+                floor = float("inf")
+            self._barrier_since = None
+            if isinstance(best, list):
+                batch.append(best.pop(0))
+                continue
+            item = best.popleft()
+            batch.append(item)
+            if item.event is not None and item.event.customer_id is None:
+                break  # a scope event: its applications are ordered after it, in the next batch
+            if not best and self._lagging_buffer(best):
                 break  # that partition may hold earlier events than the others' next ones: fetch first
         return batch
 
-    def _lagging_tp_of(self, emptied: deque[Pending], buffers: list[tuple[TopicPartition, deque[Pending]]]) -> bool:
-        for tp, buffer in buffers:
+    def _lagging_buffer(self, emptied: deque[Pending]) -> bool:
+        for tp, buffer in self._buffers.items():
             if buffer is emptied:
                 return self._lagging(tp)
         return False
 
-    def _process(self, batch: list[Pending]) -> None:
+    def _process(self, batch: list[Item]) -> None:
         """One store transaction: evaluate, queue effects and DLQ records, commit; then commit offsets."""
         engine = self.engine
         offsets: dict[TopicPartition, int] = {}
-        for pending in batch:
-            record = pending.record
-            offsets[TopicPartition(record.topic, record.partition)] = record.offset
-            if pending.event is None:
-                self._dead_letter(pending, pending.error or "invalid")
+        for item in batch:
+            if isinstance(item, ScopeItem):
+                self._emit(engine.apply_scope(item.event, self._stream(item.tp), item.seq, self._members(item.tp)))
                 continue
-            event = pending.event
+            record = item.record
+            tp = TopicPartition(record.topic, record.partition)
+            offsets[tp] = record.offset
+            if item.event is None:
+                self._dead_letter(item, item.error or "invalid")
+                continue
+            event = item.event
+            self._last_ts[tp] = max(self._last_ts.get(tp, item.ts), item.ts)
             try:
-                effects = self._evaluate(engine, pending, event)
+                effects = self._evaluate(engine, item, event)
             except StoreError:
                 raise
             except Exception as exc:  # one event's failure is a policy, not a crash
                 logger.exception("evaluation failed", extra={"event_id": event.id, "customer_id": event.customer_id})
-                self._dead_letter(pending, f"evaluation failed: {type(exc).__name__}: {exc}")
+                self._dead_letter(item, f"evaluation failed: {type(exc).__name__}: {exc}")
                 continue
             self._emit(effects)
+        if self._assigned:
+            self._update_barrier()
         self.store.commit()
         self.stats.batches += 1
+        if not offsets:
+            return
         commit = {tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in offsets.items()}
         try:
             self._consumer.commit(commit)
@@ -359,9 +487,14 @@ class Service:
 
     def _evaluate(self, engine: Engine, pending: Pending, event: Event) -> list[Effect]:
         before = engine.stats.duplicates
-        if pending.handoff_to is not None:
-            effects = engine.deliver(pending.handoff_to, event)
-        elif event.customer_id is not None and engine.owns is not None and not engine.owns(event.customer_id):
+        if event.customer_id is None:
+            effects, seq = engine.record_scope(event)
+            if seq is not None:  # applied to each owned partition's customers at its place in their order
+                for tp, items in self._scopes.items():
+                    items.append(ScopeItem(tp, seq, pending.ts, event))
+                    items.sort(key=lambda item: (item.ts, item.seq))
+                self._known_seqs.add(seq)
+        elif engine.owns is not None and not engine.owns(event.customer_id):
             # Keyed to the wrong partition (by its producer): send it to the one that owns the customer.
             self.store.outbox_add(self.settings.topic_events, event.customer_id, pending.record.value)
             self.stats.consumed["forwarded"] += 1
@@ -410,12 +543,7 @@ class Service:
         if consumer is None:
             return
         try:
-            for tp in self._assigned:
-                committed = consumer.committed(tp)
-                if committed is None:
-                    consumer.seek_to_beginning(tp)
-                else:
-                    consumer.seek(tp, committed)
+            self._rewind()
         except KafkaError:
             logger.exception("cannot rewind to the committed offsets; reconnecting")
             self._close_clients()
@@ -423,6 +551,11 @@ class Service:
         self._paused.clear()
         owned = {tp.partition for tp in self._assigned} if self._assigned else None
         self.engine = self._new_engine(owned)
+        try:
+            self._load_scopes()
+        except StoreError:
+            logger.exception("cannot reload the scope log; trying again with the next batch")
+            self._scopes = {}
 
     def _close_clients(self) -> None:
         for client in (self._consumer, self._producer):

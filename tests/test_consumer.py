@@ -312,3 +312,35 @@ def test_a_deadline_fires_on_wall_time_and_survives_a_restart(
     serve_factory(lateness_s="0")  # the deadline is only in the store now
     tasks = collect(kafka_bootstrap, [topics.tasks], until=lambda r: len(r) >= 1, timeout_s=60)
     assert [json.loads(r.value)["playbook"] for r in tasks] == ["complaint-unresolved"]
+
+
+def test_two_instances_on_postgresql_give_the_effects_of_one_and_take_over_from_a_killed_one(
+    kafka_bootstrap: str,
+    topics: Topics,
+    serve_factory: Callable[..., Serve],
+    shipped_playbooks: list[CompiledPlaybook],
+    postgres_database: str,
+) -> None:
+    events = stream(seed=14, customers=120, events=3_000)
+    expected = replayed(shipped_playbooks, events, until=None)  # event time only, as below
+    settings = {"lateness_s": str(10 * 365 * 86400), "batch_max_events": "50", "kafka_session_timeout_s": "6"}
+    half = len(events) // 2
+    produce_events(kafka_bootstrap, topics.events, events[:half])
+    one = serve_factory(postgres_database, **settings)
+    two = serve_factory(postgres_database, **settings)
+    collect(kafka_bootstrap, [topics.tasks, topics.gestures], until=lambda r: len(r) >= 50)
+    time.sleep(2)
+    assert "partitions assigned" in one.output() and "partitions assigned" in two.output()
+    assert two.stop(signal.SIGKILL) == -signal.SIGKILL  # its partitions must move to the other one
+    produce_events(kafka_bootstrap, topics.events, events[half:])
+    records = collect(
+        kafka_bootstrap, [topics.tasks, topics.gestures], until=lambda r: len({x.value for x in r}) >= len(expected)
+    )
+    time.sleep(2)
+    records = collect(kafka_bootstrap, [topics.tasks, topics.gestures], until=lambda r: False, timeout_s=3)
+    assert one.stop() == 0, one.output()
+    got = set(effects_of(records))
+    missing, extra = sorted(set(expected) - got), sorted(got - set(expected))
+    assert (missing, extra) == ([], []), f"{len(missing)} missing, {len(extra)} extra; e.g. {(missing + extra)[:2]}"
+    handed_over = one.output().count("partitions assigned")
+    assert handed_over >= 2, "the surviving instance never took the killed one's partitions"

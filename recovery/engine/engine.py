@@ -68,11 +68,11 @@ class Engine:
     `max_customers` bounds how many customers' state is held in memory (least recently used are evicted and
     rebuilt from the store when they come back).
 
-    In `serve` an instance owns only some customers (its Kafka partitions): `owns(customer_id)` says which.
-    Only owned customers' deadlines are loaded, and a scope event (an outage) is evaluated here for the owned
-    customers it touches and handed to `handoff(customer_id, event)` for the others, which the service
-    publishes to the customer's own partition; the owner then calls `deliver(customer_id, event)`.
-    `matcher` lets engines rebuilt after a rebalance reuse the compiled durable-rules host.
+    In `serve` an instance owns only some customers (its Kafka partitions): `owns(customer_id)` says which, and
+    only owned customers' deadlines are loaded. There a scope event (an outage) is not evaluated where it is
+    read: `record_scope` logs it in the store, and `apply_scope` evaluates it for one partition's customers,
+    in that partition's event-time order (see recovery/consumer.py). `matcher` lets engines rebuilt after a
+    rebalance reuse the compiled durable-rules host.
     """
 
     def __init__(
@@ -82,7 +82,6 @@ class Engine:
         *,
         max_customers: int = DEFAULT_MAX_CUSTOMERS,
         owns: Callable[[str], bool] | None = None,
-        handoff: Callable[[str, Event], None] | None = None,
         matcher: Matcher | None = None,
     ) -> None:
         self.store: Store = store if store is not None else MemoryStore()
@@ -95,7 +94,6 @@ class Engine:
         self._deadlines: dict[str, Deadline] = {}
         self._deadline_keys: dict[tuple[str, str, str], set[str]] = {}
         self.owns = owns
-        self._handoff = handoff
         self._load(playbooks, matcher)
         for deadline in self.store.pending_deadlines():
             if owns is None or owns(deadline.customer_id):
@@ -166,25 +164,31 @@ class Engine:
         if event.customer_id is not None:
             effects.extend(self._on_customer_event(event.customer_id, event.id, event.type, ts, event.data))
             return effects
-        owns, handoff = self.owns, self._handoff
         for cid in self._scope(event):
-            if owns is not None and handoff is not None and not owns(cid):
-                handoff(cid, event)
-                continue
             self.stats.fanned_out += 1
             effects.extend(self._on_customer_event(cid, event.id, event.type, ts, event.data))
         return effects
 
-    def deliver(self, customer_id: str, event: Event) -> list[Effect]:
-        """Evaluate a scope event handed over by the instance that saw it, for one customer owned here."""
-        if not self.store.add_event(f"{event.id}@{customer_id}"):
+    def record_scope(self, event: Event) -> tuple[list[Effect], int | None]:
+        """Log a scope event for every partition's customers (`serve`); returns the effects of the deadlines
+        its time passed and its seq in the scope log (None for a duplicate)."""
+        if not self.store.add_event(event.id):
             self.stats.duplicates += 1
-            return []
+            return [], None
         self.stats.events += 1
-        self.stats.fanned_out += 1
         ts = event.occurred_at.timestamp()
         effects = self.advance(ts)
-        effects.extend(self._on_customer_event(customer_id, event.id, event.type, ts, event.data))
+        return effects, self.store.scope_log_add(ts, event.model_dump_json())
+
+    def apply_scope(self, event: Event, stream: str, seq: int, members: Callable[[str], bool]) -> list[Effect]:
+        """Evaluate a logged scope event for the customers of one partition (`stream`; `members` says which
+        customers are in it), once: the store remembers it was applied, in the same transaction."""
+        self.store.mark_scope_applied(stream, seq)
+        ts = event.occurred_at.timestamp()
+        effects = self.advance(ts)
+        for cid in self._scope(event, members, f"#{stream}"):
+            self.stats.fanned_out += 1
+            effects.extend(self._on_customer_event(cid, event.id, event.type, ts, event.data))
         return effects
 
     def process_many(self, events: Iterable[Event]) -> list[Effect]:
@@ -193,14 +197,16 @@ class Engine:
             effects.extend(self.process(event))
         return effects
 
-    def _scope(self, event: Event) -> list[str]:
-        """The customers a scope event (an outage without customer_id) touches."""
+    def _scope(self, event: Event, members: Callable[[str], bool] | None = None, suffix: str = "") -> list[str]:
+        """The customers a scope event (an outage without customer_id) touches; only `members` when given."""
         data = event.data
         affected: set[str] = {str(c) for c in data.get("customer_ids") or ()}
         region = data.get("region")
         if region is not None:
             affected.update(self.store.customers_in_region(str(region)))
-        scope_id = f"{event.type.rsplit('.', 1)[0]}:{data.get('outage_id') or event.id}"
+        if members is not None:
+            affected = {cid for cid in affected if members(cid)}
+        scope_id = f"{event.type.rsplit('.', 1)[0]}:{data.get('outage_id') or event.id}{suffix}"
         if event.type in SCOPE_TYPES and event.type.endswith(".resolved"):
             affected |= self.store.scope_customers(scope_id)
             self.store.set_scope_customers(scope_id, set())

@@ -48,7 +48,8 @@ class Store(Protocol):
         ...
 
     def prune_history(self, before: float) -> int:
-        """Forget occurrences older than `before` (no playbook looks back that far); returns how many."""
+        """Forget occurrences and logged scope events older than `before` (no playbook looks back that far);
+        returns how many occurrences."""
         ...
 
     def get_profile(self, customer_id: str) -> tuple[float, dict[str, Any]] | None: ...
@@ -72,6 +73,28 @@ class Store(Protocol):
         ...
 
     def set_scope_customers(self, scope_id: str, customers: set[str]) -> None: ...
+
+    def scope_log_add(self, ts: float, event: str) -> int:
+        """Log a scope event (an outage, as envelope JSON) for every partition's customers; returns its seq."""
+        ...
+
+    def scope_log(self, since: float) -> list[tuple[int, float, str]]:
+        """Logged scope events with `ts >= since` as (seq, ts, event JSON), by time then seq."""
+        ...
+
+    def scope_applied(self, stream: str) -> set[int]:
+        """The seqs of the logged scope events already applied to the customers of `stream` (a partition)."""
+        ...
+
+    def mark_scope_applied(self, stream: str, seq: int) -> None: ...
+
+    def set_watermark(self, stream: str, ts: float) -> None:
+        """Every scope event of `stream` (a partition) older than `ts` is in the scope log (inf: caught up)."""
+        ...
+
+    def watermarks(self, prefix: str) -> dict[str, float]:
+        """The watermarks of the streams whose name starts with `prefix`."""
+        ...
 
     def put_effect(self, effect: Effect) -> bool:
         """Store an effect; False when an effect with that id exists already (never raised twice)."""

@@ -26,6 +26,9 @@ class MemoryStore:
         self._scopes: dict[str, set[str]] = {}
         self._effects: dict[str, Effect] = {}
         self._outbox: list[OutboxItem] = []
+        self._scope_log: dict[int, tuple[float, str]] = {}
+        self._scope_applied: dict[str, set[int]] = {}
+        self._watermarks: dict[str, float] = {}
         self._outbox_seq = 0
 
     def add_event(self, event_id: str) -> bool:
@@ -47,6 +50,10 @@ class MemoryStore:
         return items[start:]
 
     def prune_history(self, before: float) -> int:
+        for seq in [seq for seq, (ts, _) in self._scope_log.items() if ts < before]:
+            del self._scope_log[seq]
+            for applied in self._scope_applied.values():
+                applied.discard(seq)
         dropped = 0
         for cid in list(self._history):
             items = self._history[cid]
@@ -97,6 +104,27 @@ class MemoryStore:
             self._scopes[scope_id] = set(customers)
         else:
             self._scopes.pop(scope_id, None)
+
+    def scope_log_add(self, ts: float, event: str) -> int:
+        seq = max(self._scope_log, default=0) + 1
+        self._scope_log[seq] = (ts, event)
+        return seq
+
+    def scope_log(self, since: float) -> list[tuple[int, float, str]]:
+        rows = [(seq, ts, event) for seq, (ts, event) in self._scope_log.items() if ts >= since]
+        return sorted(rows, key=lambda row: (row[1], row[0]))
+
+    def scope_applied(self, stream: str) -> set[int]:
+        return set(self._scope_applied.get(stream, ()))
+
+    def mark_scope_applied(self, stream: str, seq: int) -> None:
+        self._scope_applied.setdefault(stream, set()).add(seq)
+
+    def set_watermark(self, stream: str, ts: float) -> None:
+        self._watermarks[stream] = ts
+
+    def watermarks(self, prefix: str) -> dict[str, float]:
+        return {k: v for k, v in self._watermarks.items() if k.startswith(prefix)}
 
     def put_effect(self, effect: Effect) -> bool:
         if effect.id in self._effect_ids:

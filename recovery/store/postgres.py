@@ -68,6 +68,14 @@ MIGRATIONS: tuple[str, ...] = (
         headers text NOT NULL DEFAULT '[]'
     );
     """,
+    """
+    CREATE TABLE scope_log (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, ts double precision NOT NULL, event text NOT NULL
+    );
+    CREATE INDEX scope_log_by_time ON scope_log (ts);
+    CREATE TABLE scope_applied (stream text COLLATE "C" NOT NULL, seq bigint NOT NULL, PRIMARY KEY (stream, seq));
+    CREATE TABLE watermarks (stream text COLLATE "C" PRIMARY KEY, ts double precision NOT NULL);
+    """,
 )
 """Migration N (1-based) brings the schema from version N-1 to N. Append only; never edit a shipped one."""
 
@@ -285,6 +293,12 @@ class PostgresStore:
         return [Occurrence(eid, etype, ts, customer_id, json.loads(data)) for eid, etype, ts, data in rows]
 
     def prune_history(self, before: float) -> int:
+        self._write(
+            "prune_history",
+            "DELETE FROM scope_applied WHERE seq IN (SELECT seq FROM scope_log WHERE ts < %s)",
+            (before,),
+        )
+        self._write("prune_history", "DELETE FROM scope_log WHERE ts < %s", (before,))
         return self._run("prune_history", "DELETE FROM history WHERE ts < %s", (before,)).rowcount
 
     # ------------------------------------------------------------------------------------------- customers
@@ -351,6 +365,34 @@ class PostgresStore:
         self._write("set_scope_customers", "DELETE FROM scopes WHERE scope_id = %s", (scope_id,))
         for customer_id in sorted(customers):
             self._write("set_scope_customers", "INSERT INTO scopes VALUES (%s, %s)", (scope_id, customer_id))
+
+    # ------------------------------------------------------------------------------------------- scope log
+
+    def scope_log_add(self, ts: float, event: str) -> int:
+        sql = "INSERT INTO scope_log (ts, event) VALUES (%s, %s) RETURNING seq"
+        row = self._run("scope_log_add", sql, (ts, event)).fetchone()
+        return int(row[0]) if row else 0
+
+    def scope_log(self, since: float) -> list[tuple[int, float, str]]:
+        sql = "SELECT seq, ts, event FROM scope_log WHERE ts >= %s ORDER BY ts, seq"
+        return [(int(seq), float(ts), str(event)) for seq, ts, event in self._run("scope_log", sql, (since,))]
+
+    def scope_applied(self, stream: str) -> set[int]:
+        sql = "SELECT seq FROM scope_applied WHERE stream = %s"
+        return {int(r[0]) for r in self._run("scope_applied", sql, (stream,)).fetchall()}
+
+    def mark_scope_applied(self, stream: str, seq: int) -> None:
+        sql = "INSERT INTO scope_applied VALUES (%s, %s) ON CONFLICT DO NOTHING"
+        self._write("mark_scope_applied", sql, (stream, seq))
+
+    def set_watermark(self, stream: str, ts: float) -> None:
+        sql = "INSERT INTO watermarks VALUES (%s, %s) ON CONFLICT (stream) DO UPDATE SET ts = excluded.ts"
+        self._write("set_watermark", sql, (stream, ts))
+
+    def watermarks(self, prefix: str) -> dict[str, float]:
+        sql = "SELECT stream, ts FROM watermarks WHERE left(stream, %s) = %s"
+        rows = self._run("watermarks", sql, (len(prefix), prefix)).fetchall()
+        return {str(stream): float(ts) for stream, ts in rows}
 
     # ------------------------------------------------------------------------------------------- effects
 

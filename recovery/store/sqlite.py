@@ -48,6 +48,12 @@ MIGRATIONS: tuple[str, ...] = (
         headers TEXT NOT NULL DEFAULT '[]'
     );
     """,
+    """
+    CREATE TABLE scope_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, event TEXT NOT NULL);
+    CREATE INDEX scope_log_by_time ON scope_log (ts);
+    CREATE TABLE scope_applied (stream TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (stream, seq)) WITHOUT ROWID;
+    CREATE TABLE watermarks (stream TEXT PRIMARY KEY, ts REAL NOT NULL) WITHOUT ROWID;
+    """,
 )
 """Migration N (1-based) brings the schema from version N-1 to N. Append only; never edit a shipped one."""
 
@@ -149,6 +155,8 @@ class SqliteStore:
         return [Occurrence(eid, etype, ts, customer_id, json.loads(data)) for eid, etype, ts, data in rows]
 
     def prune_history(self, before: float) -> int:
+        self._run("DELETE FROM scope_applied WHERE seq IN (SELECT seq FROM scope_log WHERE ts < ?)", (before,))
+        self._run("DELETE FROM scope_log WHERE ts < ?", (before,))
         return self._run("DELETE FROM history WHERE ts < ?", (before,)).rowcount
 
     # ------------------------------------------------------------------------------------------- customers
@@ -209,6 +217,32 @@ class SqliteStore:
         self._run("DELETE FROM scopes WHERE scope_id = ?", (scope_id,))
         for cid in sorted(customers):
             self._run("INSERT INTO scopes VALUES (?, ?)", (scope_id, cid))
+
+    # ------------------------------------------------------------------------------------------- scope log
+
+    def scope_log_add(self, ts: float, event: str) -> int:
+        cursor = self._run("INSERT INTO scope_log (ts, event) VALUES (?, ?)", (ts, event))
+        return int(cursor.lastrowid or 0)
+
+    def scope_log(self, since: float) -> list[tuple[int, float, str]]:
+        rows = self._run("SELECT seq, ts, event FROM scope_log WHERE ts >= ? ORDER BY ts, seq", (since,))
+        return [(int(seq), float(ts), str(event)) for seq, ts, event in rows.fetchall()]
+
+    def scope_applied(self, stream: str) -> set[int]:
+        rows = self._run("SELECT seq FROM scope_applied WHERE stream = ?", (stream,))
+        return {int(r[0]) for r in rows.fetchall()}
+
+    def mark_scope_applied(self, stream: str, seq: int) -> None:
+        self._run("INSERT OR IGNORE INTO scope_applied VALUES (?, ?)", (stream, seq))
+
+    def set_watermark(self, stream: str, ts: float) -> None:
+        self._run(
+            "INSERT INTO watermarks VALUES (?, ?) ON CONFLICT (stream) DO UPDATE SET ts = excluded.ts", (stream, ts)
+        )
+
+    def watermarks(self, prefix: str) -> dict[str, float]:
+        rows = self._run("SELECT stream, ts FROM watermarks WHERE substr(stream, 1, ?) = ?", (len(prefix), prefix))
+        return {str(stream): float(ts) for stream, ts in rows.fetchall()}
 
     # ------------------------------------------------------------------------------------------- effects
 

@@ -69,6 +69,26 @@ def task(effect_id: str) -> Task:
 
 
 class TestContract:
+    def test_scope_log_applied_sets_and_watermarks(self, store_factory: StoreFactory) -> None:
+        store = store_factory()
+        late = store.scope_log_add(200.0, '{"id":"o2"}')
+        early = store.scope_log_add(100.0, '{"id":"o1"}')
+        assert store.scope_log(float("-inf")) == [(early, 100.0, '{"id":"o1"}'), (late, 200.0, '{"id":"o2"}')]
+        assert store.scope_log(150.0) == [(late, 200.0, '{"id":"o2"}')]
+        store.mark_scope_applied("events/0", early)
+        store.mark_scope_applied("events/0", early)
+        assert store.scope_applied("events/0") == {early}
+        assert store.scope_applied("events/1") == set()
+        store.set_watermark("events/0", 10.0)
+        store.set_watermark("events/0", 20.0)
+        store.set_watermark("events/1", float("inf"))
+        store.set_watermark("other/0", 5.0)
+        assert store.watermarks("events/") == {"events/0": 20.0, "events/1": float("inf")}
+        store.commit()
+        store.prune_history(150.0)  # what no playbook can look back to goes, applied marks with it
+        assert [seq for seq, _, _ in store.scope_log(float("-inf"))] == [late]
+        assert store.scope_applied("events/0") == set()
+
     def test_outbox_is_first_in_first_out_and_taken_once(self, store_factory: StoreFactory) -> None:
         store = store_factory()
         store.outbox_add("recovery.tasks", "C1", b'{"id":"t1"}', (("h", b"\x00\xff"),))
