@@ -5,7 +5,7 @@
 #
 # Environment: DEMO_DURATION_S (0 = until Ctrl-C), DEMO_RATE (events/s, 40), DEMO_CUSTOMERS (500),
 # DEMO_TIME_SCALE (simulated seconds per real second, 600: a 2-hour outage takes 12 s), DEMO_KAFKA_PORT (19092),
-# DEMO_DIR (.cache/demo; its broker data and store are wiped at each start), BIN (the venv's bin).
+# DEMO_HTTP_PORT (8000), DEMO_DIR (.cache/demo; its broker data and store are wiped at each start), BIN (the venv's bin).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -24,6 +24,7 @@ export RECOVERY_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
 export RECOVERY_STORE_URL=sqlite:///$DEMO_DIR/recovery.db
 export RECOVERY_RULES_DIR=rules
 export RECOVERY_KAFKA_SESSION_TIMEOUT_S=6
+export RECOVERY_HTTP_PORT=${DEMO_HTTP_PORT:-8000}
 
 serve_pid=""
 simulate_pid=""

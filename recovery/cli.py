@@ -94,14 +94,24 @@ def _serve(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    from prometheus_client import CollectorRegistry
+
     from recovery.config import Settings
     from recovery.consumer import Service
+    from recovery.http import Health, HttpServer, create_app
     from recovery.live import LiveSummary
+    from recovery.logs import redact_text
+    from recovery.metrics import Metrics
     from recovery.playbooks.loader import load_playbooks_or_raise
     from recovery.store import open_store
 
     settings = Settings.load(args.config)
+    registry = CollectorRegistry()
+    health = Health()
     playbooks = load_playbooks_or_raise([settings.rules_dir])
+    metrics = Metrics(registry, playbooks=[pb.id for pb in playbooks])
+    metrics.observe_reload(True)
+    health.playbooks = None
     store = open_store(settings.store_url)
     stop = threading.Event()
 
@@ -112,15 +122,19 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     live = LiveSummary(sys.stdout, every_s=args.summary_every) if args.live else None
-    service = Service(settings, store, playbooks, on_effects=live.add if live else None)
+    service = Service(settings, store, playbooks, on_effects=live.add if live else None, metrics=metrics, health=health)
+    http = HttpServer(create_app(settings, registry, health), settings.http_port)
+    http.start()
     print(
-        f"recovery serve: {len(playbooks)} playbook(s) from {settings.rules_dir}, store {settings.store_url}, "
-        f"broker {settings.kafka_bootstrap_servers}, topic {settings.topic_events}, group {settings.group_id}",
+        f"recovery serve: {len(playbooks)} playbook(s) from {settings.rules_dir}, "
+        f"store {redact_text(settings.store_url)}, broker {settings.kafka_bootstrap_servers}, "
+        f"topic {settings.topic_events}, group {settings.group_id}, http://127.0.0.1:{settings.http_port}/",
         file=sys.stderr,
     )
     try:
         service.run(stop)
     finally:
+        http.stop()
         store.close()
         if live is not None:
             live.final()
@@ -225,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recovery", description="Proactive customer-recovery rules engine.")
     parser.add_argument("--version", action="version", version=f"recovery {__version__}")
     parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default), ERROR")
+    parser.add_argument(
+        "--log-format", choices=("text", "json"), help="log lines as text or JSON (default: JSON for serve, else text)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("validate", help="check playbooks; one FILE:LINE:COL: message line per problem")
@@ -287,7 +304,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    from recovery.logs import configure_logging
+
+    log_format = args.log_format or ("json" if args.command == "serve" else "text")
+    try:
+        configure_logging(args.log_level, json=log_format == "json")
+    except ValueError as exc:
+        print(f"--log-level: {exc}", file=sys.stderr)
+        return 2
     try:
         result: int = args.func(args)
         return result

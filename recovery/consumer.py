@@ -48,6 +48,8 @@ from recovery.engine import Engine
 from recovery.engine.matcher import Matcher
 from recovery.events import Event
 from recovery.exceptions import EventError, StoreError
+from recovery.http import Health
+from recovery.metrics import Metrics
 from recovery.outbox import OutboxPublisher
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.store.base import Store
@@ -59,6 +61,7 @@ PAUSE_ABOVE = 20_000
 """Buffered records per partition above which fetching from it pauses (bounds memory while merging)."""
 RESUME_BELOW = 5_000
 POLL_RECORDS = 5_000
+BROKER_CHECK_S = 5.0
 BARRIER_POLL_MS = 20
 POLLS_PER_STEP = 8
 
@@ -116,8 +119,15 @@ class Service:
         *,
         wall_clock: Callable[[], float] = time.time,
         on_effects: Callable[[list[Effect]], None] | None = None,
+        metrics: Metrics | None = None,
+        health: Health | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics
+        self.health = health or Health()
+        self._stored: list[Effect] = []
+        self._polled_at: float | None = None
+        self._broker_checked = 0.0
         self.store = store
         self.playbooks = list(playbooks)
         self.wall_clock = wall_clock
@@ -208,6 +218,8 @@ class Service:
             self._paused.clear()
             self._scopes = {}
             self._assigned = set()
+            if self.metrics is not None:
+                self.metrics.forget_partitions()
         assigned = listener.take_assignment()
         if assigned is None:
             return changed
@@ -316,13 +328,17 @@ class Service:
                 if self._consumer is None:
                     self._connect()
                 self._step(stop)
-            except StoreError:
+            except StoreError as exc:
                 self.stats.store_errors += 1
+                self.health.set(store=str(exc))
+                if self.metrics is not None:
+                    self.metrics.observe_store_error()
                 logger.exception("store failure: the batch is rolled back and read again")
                 self._recover()
                 stop.wait(backoff)
-            except KafkaError:
+            except KafkaError as exc:
                 self.stats.broker_errors += 1
+                self.health.set(broker=f"{type(exc).__name__}: {exc}")
                 logger.exception("broker failure: retrying")
                 self._recover()
                 stop.wait(backoff)
@@ -338,6 +354,8 @@ class Service:
             timeout_ms = 0
             if self._apply_rebalance() or not polled:
                 break
+            if self._polled_at is None:
+                self._polled_at = time.monotonic()
             for tp, records in polled.items():
                 buffer = self._buffers.setdefault(tp, deque())
                 buffer.extend(self._decode(r) for r in records)
@@ -346,6 +364,7 @@ class Service:
                     self._paused.add(tp)
         if self._assigned:
             self._update_barrier()
+        self._observe_lag()
         while not stop.is_set():
             batch = self._take_batch()
             if not batch:
@@ -359,6 +378,10 @@ class Service:
             effects = self.engine.advance(self.wall_clock() - self.settings.lateness_s)
             self._emit(effects)
         self.store.commit()
+        self._observe_stored()
+        self._polled_at = None
+        self._check_broker()
+        self.health.set(store=None)
         if self._publisher is not None:
             self._publisher.publish()
 
@@ -472,6 +495,7 @@ class Service:
         if self._assigned:
             self._update_barrier()
         self.store.commit()
+        self._observe_stored()
         self.stats.batches += 1
         if not offsets:
             return
@@ -484,6 +508,37 @@ class Service:
                 "offset commit failed; the batch may be redelivered and is then deduplicated",
                 extra={"error": str(exc)},
             )
+        if self.metrics is not None and self._polled_at is not None:
+            self.metrics.observe_batch(time.monotonic() - self._polled_at)
+
+    def _observe_stored(self) -> None:
+        """Metrics of what the last commit made durable."""
+        stored, self._stored = self._stored, []
+        if self.metrics is not None:
+            self.metrics.observe_effects(stored, time.time())
+            self.metrics.observe_engine(self.engine.stats, self.engine.customers_in_memory)
+
+    def _observe_lag(self) -> None:
+        if self.metrics is None or self._consumer is None:
+            return
+        for tp in self._assigned:
+            highwater = self._consumer.highwater(tp)
+            position = self._consumer.position(tp) if highwater is not None else None
+            if highwater is not None and position is not None:
+                self.metrics.set_lag(tp.partition, max(highwater - position, 0) + len(self._buffers.get(tp, ())))
+
+    def _check_broker(self) -> None:
+        """Readiness: is any broker connected? (kafka-python reconnects by itself and raises nothing.)"""
+        now = time.monotonic()
+        if now - self._broker_checked < BROKER_CHECK_S:
+            return
+        self._broker_checked = now
+        try:
+            client = self._consumer._client
+            connected = any(client.connected(b.node_id) for b in client.cluster.brokers())
+        except Exception:  # private API moved: do not guess
+            return
+        self.health.set(broker=None if connected else f"no broker reachable at {self.settings.kafka_bootstrap_servers}")
 
     def _evaluate(self, engine: Engine, pending: Pending, event: Event) -> list[Effect]:
         before = engine.stats.duplicates
@@ -498,10 +553,15 @@ class Service:
             # Keyed to the wrong partition (by its producer): send it to the one that owns the customer.
             self.store.outbox_add(self.settings.topic_events, event.customer_id, pending.record.value)
             self.stats.consumed["forwarded"] += 1
+            if self.metrics is not None:
+                self.metrics.observe_event(event.type, "forwarded")
             return []
         else:
             effects = engine.process(event)
-        self.stats.consumed["duplicate" if engine.stats.duplicates != before else "processed"] += 1
+        result = "duplicate" if engine.stats.duplicates != before else "processed"
+        self.stats.consumed[result] += 1
+        if self.metrics is not None:
+            self.metrics.observe_event(event.type, result)
         return effects
 
     def _emit(self, effects: list[Effect]) -> None:
@@ -510,6 +570,7 @@ class Service:
             topic = settings.topic_tasks if effect.kind == "task" else settings.topic_gestures
             self.store.outbox_add(topic, effect.customer_id, effect.to_json().encode())
             self.stats.effects[f"{effect.kind} {effect.playbook}"] += 1
+            self._stored.append(effect)
         if effects and self.on_effects is not None:
             self.on_effects(effects)
 
@@ -517,6 +578,9 @@ class Service:
         record = pending.record
         self.stats.consumed["invalid"] += 1
         self.stats.dlq[reason.split(":", 1)[0]] += 1
+        if self.metrics is not None:
+            self.metrics.observe_event(pending.event.type if pending.event else None, "invalid")
+            self.metrics.observe_dlq(reason)
         logger.warning(
             "message sent to the DLQ",
             extra={"topic": record.topic, "partition": record.partition, "offset": record.offset, "reason": reason},

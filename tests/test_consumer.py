@@ -26,7 +26,7 @@ from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.replay import replay
 from recovery.store import MemoryStore, SqliteStore
 from recovery.times import format_time
-from tests.conftest import ROOT, random_stream
+from tests.conftest import ROOT, free_ports, random_stream
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -97,6 +97,7 @@ def serve_factory(kafka_bootstrap: str, topics: Topics, tmp_path: Path) -> Itera
             "RECOVERY_RULES_DIR": str(ROOT / "rules"),
             "RECOVERY_STORE_URL": store_url or f"sqlite:///{tmp_path / 'recovery.db'}",
             "RECOVERY_MERGE_WAIT_S": "1",
+            "RECOVERY_HTTP_PORT": str(free_ports(1)[0]),
         }
         env.update({f"RECOVERY_{k.upper()}": v for k, v in settings.items()})
         serve = Serve(env, tmp_path / f"serve-{len(started)}.log").start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -24,6 +25,7 @@ def test_the_demo_shows_effects_live_and_ends_cleanly_on_ctrl_c(kafka_libs: Path
         "DEMO_DIR": str(tmp_path / "demo"),
         "DEMO_KAFKA_PORT": str(port),
         "DEMO_RATE": "60",
+        "DEMO_HTTP_PORT": str(free_ports(1)[0]),
     }
     log = tmp_path / "demo.out"
     with log.open("wb") as out:
@@ -47,4 +49,5 @@ def test_the_demo_shows_effects_live_and_ends_cleanly_on_ctrl_c(kafka_libs: Path
     assert "task(s) in sqlite:///" in output
     # Nothing left running: the broker's pid file is gone and the service logged its clean stop.
     assert not (tmp_path / "demo" / "kafka" / "kafka.pid").exists()
-    assert "recovery.consumer: stopped" in (tmp_path / "demo" / "serve.log").read_text()
+    stopped = [line for line in (tmp_path / "demo" / "serve.log").read_text().splitlines() if '"stopped"' in line]
+    assert len(stopped) == 1 and json.loads(stopped[0])["logger"] == "recovery.consumer"
