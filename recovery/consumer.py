@@ -471,6 +471,7 @@ class Service:
         """One store transaction: evaluate, queue effects and DLQ records, commit; then commit offsets."""
         engine = self.engine
         offsets: dict[TopicPartition, int] = {}
+        self.store.preload_events([i.event.id for i in batch if isinstance(i, Pending) and i.event is not None])
         for item in batch:
             if isinstance(item, ScopeItem):
                 self._emit(engine.apply_scope(item.event, self._stream(item.tp), item.seq, self._members(item.tp)))

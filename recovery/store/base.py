@@ -39,6 +39,11 @@ class Store(Protocol):
         """Record an event id in the ledger; False when it was seen before (a duplicate)."""
         ...
 
+    def preload_events(self, event_ids: list[str]) -> None:
+        """A hint before a batch: the ids `add_event` is about to be asked about (a remote store checks them in
+        one round trip). Stores where a lookup is cheap ignore it."""
+        ...
+
     def append_history(self, occurrence: Occurrence) -> None:
         """Keep an occurrence a playbook may look back to."""
         ...

@@ -154,6 +154,7 @@ class PostgresStore:
             self._options["application_name"] = "recovery"
         self._closed = False
         self._queued: list[_Statement] = []
+        self._preloaded: dict[str, bool] = {}
         self._conn = self._connect()
         try:
             self._migrate()
@@ -238,6 +239,7 @@ class PostgresStore:
 
     def commit(self) -> None:
         """Make everything written since the last commit durable."""
+        self._preloaded = {}
         if self._queued:
             self._send_queued()
         try:
@@ -250,6 +252,7 @@ class PostgresStore:
         if self._closed:
             raise StoreError(f"PostgreSQL store {self.url!r}: rollback failed: the store is closed")
         self._queued.clear()
+        self._preloaded = {}
         try:
             self._conn.rollback()
         except psycopg.Error as exc:
@@ -273,9 +276,23 @@ class PostgresStore:
 
     # ------------------------------------------------------------------------------------------- ledger
 
+    def preload_events(self, event_ids: list[str]) -> None:
+        """Check a batch's ids in one round trip; `add_event` then queues its insert instead of waiting for it.
+        (Only the owner of a partition adds its events, so no one else inserts them meanwhile.)"""
+        sql = "SELECT event_id FROM ledger WHERE event_id = ANY(%s)"
+        seen = {row[0] for row in self._run("preload_events", sql, (event_ids,)).fetchall()}
+        self._preloaded = {event_id: event_id in seen for event_id in event_ids}
+
     def add_event(self, event_id: str) -> bool:
         sql = "INSERT INTO ledger VALUES (%s) ON CONFLICT DO NOTHING"
-        return self._run("add_event", sql, (event_id,)).rowcount == 1
+        seen = self._preloaded.get(event_id)
+        if seen is None:
+            return self._run("add_event", sql, (event_id,)).rowcount == 1
+        if seen:
+            return False
+        self._preloaded[event_id] = True
+        self._write("add_event", sql, (event_id,))
+        return True
 
     def append_history(self, occurrence: Occurrence) -> None:
         self._write(

@@ -141,6 +141,9 @@ class SqliteStore:
     def add_event(self, event_id: str) -> bool:
         return self._run("INSERT OR IGNORE INTO ledger VALUES (?)", (event_id,)).rowcount == 1
 
+    def preload_events(self, event_ids: list[str]) -> None:
+        """Nothing to do: a lookup here is cheap."""
+
     def append_history(self, occurrence: Occurrence) -> None:
         self._run(
             "INSERT INTO history VALUES (?, ?, ?, ?, ?)",

@@ -69,6 +69,23 @@ def task(effect_id: str) -> Task:
 
 
 class TestContract:
+    def test_preloaded_ledger_answers_like_the_plain_one(self, store_factory: StoreFactory) -> None:
+        store = store_factory()
+        assert store.add_event("old") is True
+        store.commit()
+        store.preload_events(["old", "new", "twice"])
+        assert [store.add_event(i) for i in ("old", "new", "twice", "twice", "unlisted", "unlisted")] == [
+            False,
+            True,
+            True,
+            False,
+            True,
+            False,
+        ]
+        store.commit()
+        store.preload_events(["new"])
+        assert store.add_event("new") is False
+
     def test_scope_log_applied_sets_and_watermarks(self, store_factory: StoreFactory) -> None:
         store = store_factory()
         late = store.scope_log_add(200.0, '{"id":"o2"}')
