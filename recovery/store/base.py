@@ -4,10 +4,10 @@ customer's state, and every pending deadline, is written here as it happens."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
 
-from recovery.effects import Effect
+from recovery.effects import Effect, Gesture, GestureStatus, Task, TaskStatus
 from recovery.events import Occurrence
 
 
@@ -32,6 +32,86 @@ class OutboxItem:
     key: str | None
     value: bytes
     headers: tuple[tuple[str, bytes], ...] = ()
+
+
+TASK_OUTCOMES: Final = ("saved", "lost", "unreachable", "not-needed")
+"""How a frontline agent closes a task."""
+CLAIMABLE: Final = ("open", "escalated")
+"""Task statuses an agent may claim."""
+ACTIVE: Final = ("open", "claimed", "escalated")
+"""Task statuses of a task not done yet (it counts as open, and can become overdue)."""
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """A task as raised (`task`, the effect) and where it stands now. Times are epoch seconds.
+
+    `queue` and `priority` are the current ones (escalation moves them); `task.queue` and `task.priority` are
+    those it was raised with."""
+
+    task: Task
+    status: TaskStatus
+    queue: str
+    priority: str
+    due_ts: float
+    created_ts: float
+    claimed_by: str | None = None
+    claimed_at: float | None = None
+    completed_at: float | None = None
+    outcome: str | None = None
+    reason_code: str | None = None
+    note: str | None = None
+    escalated_at: float | None = None
+
+    @property
+    def id(self) -> str:
+        return self.task.id
+
+    def view(self) -> Task:
+        """The task effect with its current status, queue and priority."""
+        return self.task.model_copy(update={"status": self.status, "queue": self.queue, "priority": self.priority})
+
+
+@dataclass(frozen=True)
+class GestureRecord:
+    """A gesture as raised and its current status (`decided_by` approved or rejected it)."""
+
+    gesture: Gesture
+    status: GestureStatus
+    decided_by: str | None = None
+    decided_at: float | None = None
+
+    @property
+    def id(self) -> str:
+        return self.gesture.id
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One state change: who (`actor`, a token name or `recovery` for the service), when (`at`, epoch seconds),
+    what (`action`), on which task or gesture, with details."""
+
+    seq: int
+    at: float
+    actor: str
+    action: str
+    customer_id: str | None = None
+    task_id: str | None = None
+    gesture_id: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskQuery:
+    """Filters of `Store.list_tasks`; None matches everything. `due_before` is epoch seconds (exclusive)."""
+
+    queue: str | None = None
+    status: str | None = None
+    priority: str | None = None
+    customer_id: str | None = None
+    due_before: float | None = None
+    limit: int = 50
+    offset: int = 0
 
 
 class Store(Protocol):
@@ -106,6 +186,66 @@ class Store(Protocol):
         ...
 
     def effects(self) -> list[Effect]: ...
+
+    # Task lifecycle. A task effect gets its task row, and a gesture its status row, in `put_effect`'s transaction.
+    # State changes are conditional updates: of two agents claiming one task, exactly one gets True.
+
+    def list_tasks(self, query: TaskQuery) -> tuple[list[TaskRecord], int]:
+        """The tasks matching `query`, by priority, then due time, then id: one page and the total count."""
+        ...
+
+    def get_task(self, task_id: str) -> TaskRecord | None: ...
+
+    def claim_task(self, task_id: str, agent: str, at: float) -> bool:
+        """Open or escalated -> claimed by `agent`; False when the task is not claimable (or unknown)."""
+        ...
+
+    def release_task(self, task_id: str, agent: str | None, at: float) -> bool:
+        """Claimed (by `agent`, or by anyone when None) -> open again (escalated if it was)."""
+        ...
+
+    def complete_task(self, task_id: str, agent: str, at: float, outcome: str, reason_code: str, note: str) -> bool:
+        """Claimed by `agent` -> done with an outcome; False otherwise."""
+        ...
+
+    def overdue_tasks(self, now: float, limit: int) -> list[TaskRecord]:
+        """Tasks not done and never escalated whose due time is before `now`, earliest due first."""
+        ...
+
+    def escalate_task(self, task_id: str, priority: str, queue: str, at: float) -> bool:
+        """Escalate once: the new priority and queue; an open task becomes `escalated` (a claimed one stays with
+        its agent). False when it was escalated already or is not active."""
+        ...
+
+    def task_counts(self, now: float) -> tuple[dict[str, int], dict[str, int]]:
+        """Active tasks per queue, and those of them overdue at `now`."""
+        ...
+
+    def list_gestures(self, status: str | None, customer_id: str | None, limit: int) -> list[GestureRecord]: ...
+
+    def get_gesture(self, gesture_id: str) -> GestureRecord | None: ...
+
+    def decide_gesture(self, gesture_id: str, status: GestureStatus, actor: str, at: float) -> bool:
+        """Proposed -> `status` (approved or rejected); False when it is not proposed (or unknown)."""
+        ...
+
+    def add_audit(
+        self,
+        at: float,
+        actor: str,
+        action: str,
+        *,
+        customer_id: str | None = None,
+        task_id: str | None = None,
+        gesture_id: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None: ...
+
+    def audit(
+        self, *, customer_id: str | None = None, task_id: str | None = None, limit: int = 1000
+    ) -> list[AuditEntry]:
+        """Audit entries, oldest first, optionally of one customer or one task."""
+        ...
 
     def outbox_add(
         self, topic: str, key: str | None, value: bytes, headers: tuple[tuple[str, bytes], ...] = ()

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import bisect
+import dataclasses
+import threading
 from collections.abc import Iterable
 from typing import Any
 
-from recovery.effects import Effect
+from recovery.effects import Effect, GestureStatus, Task
 from recovery.events import Occurrence
-from recovery.store.base import Deadline, OutboxItem
+from recovery.store.base import (
+    ACTIVE,
+    CLAIMABLE,
+    AuditEntry,
+    Deadline,
+    GestureRecord,
+    OutboxItem,
+    TaskQuery,
+    TaskRecord,
+)
+from recovery.times import parse_time
 
 
 class MemoryStore:
@@ -30,6 +42,11 @@ class MemoryStore:
         self._scope_applied: dict[str, set[int]] = {}
         self._watermarks: dict[str, float] = {}
         self._outbox_seq = 0
+        self._tasks: dict[str, TaskRecord] = {}
+        self._gestures: dict[str, GestureRecord] = {}
+        self._audit: list[AuditEntry] = []
+        # API threads share one memory store in tests: the conditional updates must be atomic.
+        self._lock = threading.Lock()
 
     def add_event(self, event_id: str) -> bool:
         if event_id in self._ledger:
@@ -135,10 +152,132 @@ class MemoryStore:
         self._effect_ids.add(effect.id)
         if self._keep_effects:
             self._effects[effect.id] = effect
+            if isinstance(effect, Task):
+                self._tasks[effect.id] = TaskRecord(
+                    effect,
+                    effect.status,
+                    effect.queue,
+                    effect.priority,
+                    parse_time(effect.due_at),
+                    parse_time(effect.created_at),
+                )
+            else:
+                self._gestures[effect.id] = GestureRecord(effect, effect.status)
         return True
 
     def effects(self) -> list[Effect]:
         return list(self._effects.values())
+
+    # ------------------------------------------------------------------------------------------- task lifecycle
+
+    def list_tasks(self, query: TaskQuery) -> tuple[list[TaskRecord], int]:
+        found = [
+            t
+            for t in self._tasks.values()
+            if (query.queue is None or t.queue == query.queue)
+            and (query.status is None or t.status == query.status)
+            and (query.priority is None or t.priority == query.priority)
+            and (query.customer_id is None or t.task.customer_id == query.customer_id)
+            and (query.due_before is None or t.due_ts < query.due_before)
+        ]
+        found.sort(key=lambda t: (t.priority, t.due_ts, t.id))
+        return found[query.offset : query.offset + query.limit], len(found)
+
+    def get_task(self, task_id: str) -> TaskRecord | None:
+        return self._tasks.get(task_id)
+
+    def _change_task(self, task_id: str, allowed: bool, **changes: Any) -> bool:
+        if not allowed:
+            return False
+        self._tasks[task_id] = dataclasses.replace(self._tasks[task_id], **changes)
+        return True
+
+    def claim_task(self, task_id: str, agent: str, at: float) -> bool:
+        with self._lock:
+            task = self._tasks.get(task_id)
+            ok = task is not None and task.status in CLAIMABLE
+            return self._change_task(task_id, ok, status="claimed", claimed_by=agent, claimed_at=at)
+
+    def release_task(self, task_id: str, agent: str | None, at: float) -> bool:
+        with self._lock:
+            task = self._tasks.get(task_id)
+            ok = task is not None and task.status == "claimed" and agent in (None, task.claimed_by)
+            status = "open" if task is None or task.escalated_at is None else "escalated"
+            return self._change_task(task_id, ok, status=status, claimed_by=None, claimed_at=None)
+
+    def complete_task(self, task_id: str, agent: str, at: float, outcome: str, reason_code: str, note: str) -> bool:
+        with self._lock:
+            task = self._tasks.get(task_id)
+            ok = task is not None and task.status == "claimed" and task.claimed_by == agent
+            changes = {"outcome": outcome, "reason_code": reason_code, "note": note}
+            return self._change_task(task_id, ok, status="done", completed_at=at, **changes)
+
+    def overdue_tasks(self, now: float, limit: int) -> list[TaskRecord]:
+        found = [t for t in self._tasks.values() if t.status in ACTIVE and t.escalated_at is None and t.due_ts < now]
+        return sorted(found, key=lambda t: (t.due_ts, t.id))[:limit]
+
+    def escalate_task(self, task_id: str, priority: str, queue: str, at: float) -> bool:
+        with self._lock:
+            task = self._tasks.get(task_id)
+            ok = task is not None and task.escalated_at is None and task.status in ("open", "claimed")
+            status = "escalated" if task is not None and task.status == "open" else "claimed"
+            return self._change_task(task_id, ok, priority=priority, queue=queue, escalated_at=at, status=status)
+
+    def task_counts(self, now: float) -> tuple[dict[str, int], dict[str, int]]:
+        active: dict[str, int] = {}
+        overdue: dict[str, int] = {}
+        for t in self._tasks.values():
+            if t.status in ACTIVE:
+                active[t.queue] = active.get(t.queue, 0) + 1
+                if t.due_ts < now:
+                    overdue[t.queue] = overdue.get(t.queue, 0) + 1
+        return active, overdue
+
+    def list_gestures(self, status: str | None, customer_id: str | None, limit: int) -> list[GestureRecord]:
+        found = [
+            g
+            for g in self._gestures.values()
+            if (status is None or g.status == status) and (customer_id is None or g.gesture.customer_id == customer_id)
+        ]
+        return found[:limit]
+
+    def get_gesture(self, gesture_id: str) -> GestureRecord | None:
+        return self._gestures.get(gesture_id)
+
+    def decide_gesture(self, gesture_id: str, status: GestureStatus, actor: str, at: float) -> bool:
+        with self._lock:
+            gesture = self._gestures.get(gesture_id)
+            if gesture is None or gesture.status != "proposed":
+                return False
+            self._gestures[gesture_id] = dataclasses.replace(gesture, status=status, decided_by=actor, decided_at=at)
+            return True
+
+    def add_audit(
+        self,
+        at: float,
+        actor: str,
+        action: str,
+        *,
+        customer_id: str | None = None,
+        task_id: str | None = None,
+        gesture_id: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        with self._lock:
+            entry = AuditEntry(len(self._audit) + 1, at, actor, action, customer_id, task_id, gesture_id)
+            self._audit.append(dataclasses.replace(entry, details=dict(details or {})))
+
+    def audit(
+        self, *, customer_id: str | None = None, task_id: str | None = None, limit: int = 1000
+    ) -> list[AuditEntry]:
+        found = [
+            a
+            for a in self._audit
+            if (customer_id is None or a.customer_id == customer_id) and (task_id is None or a.task_id == task_id)
+        ]
+        return found[:limit]
+
+    # ------------------------------------------------------------------------------------------- outbox
 
     def outbox_add(
         self, topic: str, key: str | None, value: bytes, headers: tuple[tuple[str, bytes], ...] = ()

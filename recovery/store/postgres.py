@@ -22,10 +22,12 @@ from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 import psycopg
 from psycopg.rows import TupleRow
 
-from recovery.effects import Effect, effect_from_dict
+from recovery.effects import Effect, GestureStatus, Task, effect_from_dict
 from recovery.events import Occurrence
 from recovery.exceptions import StoreError
-from recovery.store.base import Deadline, OutboxItem
+from recovery.store import lifecycle as sql
+from recovery.store.base import AuditEntry, Deadline, GestureRecord, OutboxItem, TaskQuery, TaskRecord
+from recovery.times import parse_time
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +78,35 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE scope_applied (stream text COLLATE "C" NOT NULL, seq bigint NOT NULL, PRIMARY KEY (stream, seq));
     CREATE TABLE watermarks (stream text COLLATE "C" PRIMARY KEY, ts double precision NOT NULL);
     """,
+    """
+    CREATE TABLE tasks (
+        id text COLLATE "C" PRIMARY KEY, customer_id text COLLATE "C" NOT NULL, playbook text NOT NULL,
+        queue text COLLATE "C" NOT NULL, priority text COLLATE "C" NOT NULL, due_ts double precision NOT NULL,
+        created_ts double precision NOT NULL, status text NOT NULL, claimed_by text, claimed_at double precision,
+        completed_at double precision, outcome text, reason_code text, note text, escalated_at double precision
+    );
+    CREATE INDEX tasks_by_status ON tasks (status, priority, due_ts);
+    CREATE INDEX tasks_by_customer ON tasks (customer_id);
+    CREATE TABLE gestures (
+        id text COLLATE "C" PRIMARY KEY, customer_id text COLLATE "C" NOT NULL, task_id text,
+        status text NOT NULL, decided_by text, decided_at double precision
+    );
+    CREATE INDEX gestures_by_customer ON gestures (customer_id);
+    CREATE TABLE audit (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, at double precision NOT NULL, actor text NOT NULL,
+        action text NOT NULL, customer_id text COLLATE "C", task_id text COLLATE "C", gesture_id text,
+        details text NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX audit_by_customer ON audit (customer_id, seq);
+    CREATE INDEX audit_by_task ON audit (task_id, seq);
+    INSERT INTO tasks (id, customer_id, playbook, queue, priority, due_ts, created_ts, status)
+        SELECT id, customer_id, body::json->>'playbook', body::json->>'queue', body::json->>'priority',
+            extract(epoch FROM (body::json->>'due_at')::timestamptz),
+            extract(epoch FROM (body::json->>'created_at')::timestamptz), body::json->>'status'
+        FROM effects WHERE kind = 'task';
+    INSERT INTO gestures (id, customer_id, task_id, status)
+        SELECT id, customer_id, body::json->>'task_id', body::json->>'status' FROM effects WHERE kind = 'gesture';
+    """,
 )
 """Migration N (1-based) brings the schema from version N-1 to N. Append only; never edit a shipped one."""
 
@@ -114,6 +145,11 @@ def _passwords(url: str) -> list[str]:
 
 def _names(statements: list[_Statement]) -> str:
     return ", ".join(sorted({what for what, _, _ in statements}))
+
+
+def _pg(statement: str) -> str:
+    """A statement of `recovery.store.lifecycle` (`?` placeholders) with psycopg's `%s`."""
+    return statement.replace("?", "%s")
 
 
 def _occurrence_json(occ: Occurrence) -> str:
@@ -419,11 +455,83 @@ class PostgresStore:
             "INSERT INTO effects (id, kind, customer_id, body) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
             (effect.id, effect.kind, effect.customer_id, effect.to_json()),
         )
-        return cursor.rowcount == 1
+        if cursor.rowcount != 1:
+            return False
+        if isinstance(effect, Task):
+            due_ts, created_ts = parse_time(effect.due_at), parse_time(effect.created_at)
+            self._write("put_effect", _pg(sql.INSERT_TASK), sql.task_params(effect, due_ts, created_ts))
+        else:
+            self._write("put_effect", _pg(sql.INSERT_GESTURE), sql.gesture_params(effect))
+        return True
 
     def effects(self) -> list[Effect]:
         rows = self._run("effects", "SELECT body FROM effects ORDER BY seq").fetchall()
         return [effect_from_dict(json.loads(body)) for (body,) in rows]
+
+    # ------------------------------------------------------------------------------------------- task lifecycle
+
+    def list_tasks(self, query: TaskQuery) -> tuple[list[TaskRecord], int]:
+        select, count, params = sql.list_tasks_sql(query)
+        rows = self._run("list_tasks", _pg(select), [*params, query.limit, query.offset]).fetchall()
+        row = self._run("list_tasks", _pg(count), params).fetchone()
+        return [sql.task_record(r) for r in rows], int(row[0]) if row else 0
+
+    def get_task(self, task_id: str) -> TaskRecord | None:
+        row = self._run("get_task", _pg(sql.GET_TASK), (task_id,)).fetchone()
+        return sql.task_record(row) if row else None
+
+    def claim_task(self, task_id: str, agent: str, at: float) -> bool:
+        return self._run("claim_task", _pg(sql.CLAIM), (agent, at, task_id)).rowcount == 1
+
+    def release_task(self, task_id: str, agent: str | None, at: float) -> bool:
+        if agent is None:
+            return self._run("release_task", _pg(sql.RELEASE), (task_id,)).rowcount == 1
+        statement = _pg(sql.RELEASE + " AND claimed_by = ?")
+        return self._run("release_task", statement, (task_id, agent)).rowcount == 1
+
+    def complete_task(self, task_id: str, agent: str, at: float, outcome: str, reason_code: str, note: str) -> bool:
+        params = (at, outcome, reason_code, note, task_id, agent)
+        return self._run("complete_task", _pg(sql.COMPLETE), params).rowcount == 1
+
+    def overdue_tasks(self, now: float, limit: int) -> list[TaskRecord]:
+        return [sql.task_record(r) for r in self._run("overdue_tasks", _pg(sql.OVERDUE), (now, limit)).fetchall()]
+
+    def escalate_task(self, task_id: str, priority: str, queue: str, at: float) -> bool:
+        return self._run("escalate_task", _pg(sql.ESCALATE), (priority, queue, at, task_id)).rowcount == 1
+
+    def task_counts(self, now: float) -> tuple[dict[str, int], dict[str, int]]:
+        return sql.count_rows(self._run("task_counts", _pg(sql.COUNTS), (now,)).fetchall())
+
+    def list_gestures(self, status: str | None, customer_id: str | None, limit: int) -> list[GestureRecord]:
+        select, params = sql.list_gestures_sql(status, customer_id)
+        return [sql.gesture_record(r) for r in self._run("list_gestures", _pg(select), [*params, limit]).fetchall()]
+
+    def get_gesture(self, gesture_id: str) -> GestureRecord | None:
+        row = self._run("get_gesture", _pg(sql.GET_GESTURE), (gesture_id,)).fetchone()
+        return sql.gesture_record(row) if row else None
+
+    def decide_gesture(self, gesture_id: str, status: GestureStatus, actor: str, at: float) -> bool:
+        return self._run("decide_gesture", _pg(sql.DECIDE), (status, actor, at, gesture_id)).rowcount == 1
+
+    def add_audit(
+        self,
+        at: float,
+        actor: str,
+        action: str,
+        *,
+        customer_id: str | None = None,
+        task_id: str | None = None,
+        gesture_id: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        params = (at, actor, action, customer_id, task_id, gesture_id, json.dumps(details or {}))
+        self._write("add_audit", _pg(sql.INSERT_AUDIT), params)
+
+    def audit(
+        self, *, customer_id: str | None = None, task_id: str | None = None, limit: int = 1000
+    ) -> list[AuditEntry]:
+        select, params = sql.audit_sql(customer_id, task_id)
+        return [sql.audit_entry(r) for r in self._run("audit", _pg(select), [*params, limit]).fetchall()]
 
     # ------------------------------------------------------------------------------------------- outbox
 

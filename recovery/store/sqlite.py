@@ -13,10 +13,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from recovery.effects import Effect, effect_from_dict
+from recovery.effects import Effect, GestureStatus, Task, effect_from_dict
 from recovery.events import Occurrence
 from recovery.exceptions import StoreError
-from recovery.store.base import Deadline, OutboxItem
+from recovery.store import lifecycle as sql
+from recovery.store.base import AuditEntry, Deadline, GestureRecord, OutboxItem, TaskQuery, TaskRecord
+from recovery.times import parse_time
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -53,6 +55,35 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX scope_log_by_time ON scope_log (ts);
     CREATE TABLE scope_applied (stream TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (stream, seq)) WITHOUT ROWID;
     CREATE TABLE watermarks (stream TEXT PRIMARY KEY, ts REAL NOT NULL) WITHOUT ROWID;
+    """,
+    """
+    CREATE TABLE tasks (
+        id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, playbook TEXT NOT NULL, queue TEXT NOT NULL,
+        priority TEXT NOT NULL, due_ts REAL NOT NULL, created_ts REAL NOT NULL, status TEXT NOT NULL,
+        claimed_by TEXT, claimed_at REAL, completed_at REAL, outcome TEXT, reason_code TEXT, note TEXT,
+        escalated_at REAL
+    ) WITHOUT ROWID;
+    CREATE INDEX tasks_by_status ON tasks (status, priority, due_ts);
+    CREATE INDEX tasks_by_customer ON tasks (customer_id);
+    CREATE TABLE gestures (
+        id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, task_id TEXT, status TEXT NOT NULL, decided_by TEXT,
+        decided_at REAL
+    ) WITHOUT ROWID;
+    CREATE INDEX gestures_by_customer ON gestures (customer_id);
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+        customer_id TEXT, task_id TEXT, gesture_id TEXT, details TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX audit_by_customer ON audit (customer_id, seq);
+    CREATE INDEX audit_by_task ON audit (task_id, seq);
+    INSERT INTO tasks (id, customer_id, playbook, queue, priority, due_ts, created_ts, status)
+        SELECT id, customer_id, json_extract(body, '$.playbook'), json_extract(body, '$.queue'),
+            json_extract(body, '$.priority'), (julianday(json_extract(body, '$.due_at')) - 2440587.5) * 86400.0,
+            (julianday(json_extract(body, '$.created_at')) - 2440587.5) * 86400.0, json_extract(body, '$.status')
+        FROM effects WHERE kind = 'task';
+    INSERT INTO gestures (id, customer_id, task_id, status)
+        SELECT id, customer_id, json_extract(body, '$.task_id'), json_extract(body, '$.status')
+        FROM effects WHERE kind = 'gesture';
     """,
 )
 """Migration N (1-based) brings the schema from version N-1 to N. Append only; never edit a shipped one."""
@@ -254,11 +285,81 @@ class SqliteStore:
             "INSERT OR IGNORE INTO effects (id, kind, customer_id, body) VALUES (?, ?, ?, ?)",
             (effect.id, effect.kind, effect.customer_id, effect.to_json()),
         )
-        return cursor.rowcount == 1
+        if cursor.rowcount != 1:
+            return False
+        if isinstance(effect, Task):
+            due_ts, created_ts = parse_time(effect.due_at), parse_time(effect.created_at)
+            self._run(sql.INSERT_TASK, sql.task_params(effect, due_ts, created_ts))
+        else:
+            self._run(sql.INSERT_GESTURE, sql.gesture_params(effect))
+        return True
 
     def effects(self) -> list[Effect]:
         rows = self._run("SELECT body FROM effects ORDER BY seq").fetchall()
         return [effect_from_dict(json.loads(body)) for (body,) in rows]
+
+    # ------------------------------------------------------------------------------------------- task lifecycle
+
+    def list_tasks(self, query: TaskQuery) -> tuple[list[TaskRecord], int]:
+        select, count, params = sql.list_tasks_sql(query)
+        rows = self._run(select, [*params, query.limit, query.offset]).fetchall()
+        total = int(self._run(count, params).fetchone()[0])
+        return [sql.task_record(row) for row in rows], total
+
+    def get_task(self, task_id: str) -> TaskRecord | None:
+        row = self._run(sql.GET_TASK, (task_id,)).fetchone()
+        return sql.task_record(row) if row else None
+
+    def claim_task(self, task_id: str, agent: str, at: float) -> bool:
+        return self._run(sql.CLAIM, (agent, at, task_id)).rowcount == 1
+
+    def release_task(self, task_id: str, agent: str | None, at: float) -> bool:
+        if agent is None:
+            return self._run(sql.RELEASE, (task_id,)).rowcount == 1
+        return self._run(sql.RELEASE + " AND claimed_by = ?", (task_id, agent)).rowcount == 1
+
+    def complete_task(self, task_id: str, agent: str, at: float, outcome: str, reason_code: str, note: str) -> bool:
+        return self._run(sql.COMPLETE, (at, outcome, reason_code, note, task_id, agent)).rowcount == 1
+
+    def overdue_tasks(self, now: float, limit: int) -> list[TaskRecord]:
+        return [sql.task_record(row) for row in self._run(sql.OVERDUE, (now, limit)).fetchall()]
+
+    def escalate_task(self, task_id: str, priority: str, queue: str, at: float) -> bool:
+        return self._run(sql.ESCALATE, (priority, queue, at, task_id)).rowcount == 1
+
+    def task_counts(self, now: float) -> tuple[dict[str, int], dict[str, int]]:
+        return sql.count_rows(self._run(sql.COUNTS, (now,)).fetchall())
+
+    def list_gestures(self, status: str | None, customer_id: str | None, limit: int) -> list[GestureRecord]:
+        select, params = sql.list_gestures_sql(status, customer_id)
+        return [sql.gesture_record(row) for row in self._run(select, [*params, limit]).fetchall()]
+
+    def get_gesture(self, gesture_id: str) -> GestureRecord | None:
+        row = self._run(sql.GET_GESTURE, (gesture_id,)).fetchone()
+        return sql.gesture_record(row) if row else None
+
+    def decide_gesture(self, gesture_id: str, status: GestureStatus, actor: str, at: float) -> bool:
+        return self._run(sql.DECIDE, (status, actor, at, gesture_id)).rowcount == 1
+
+    def add_audit(
+        self,
+        at: float,
+        actor: str,
+        action: str,
+        *,
+        customer_id: str | None = None,
+        task_id: str | None = None,
+        gesture_id: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        params = (at, actor, action, customer_id, task_id, gesture_id, json.dumps(details or {}))
+        self._run(sql.INSERT_AUDIT, params)
+
+    def audit(
+        self, *, customer_id: str | None = None, task_id: str | None = None, limit: int = 1000
+    ) -> list[AuditEntry]:
+        select, params = sql.audit_sql(customer_id, task_id)
+        return [sql.audit_entry(row) for row in self._run(select, [*params, limit]).fetchall()]
 
     # ------------------------------------------------------------------------------------------- outbox
 
