@@ -96,9 +96,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     from prometheus_client import CollectorRegistry
 
+    from recovery.api import ApiContext
     from recovery.config import Settings
     from recovery.consumer import Service
     from recovery.http import Health, HttpServer, create_app
+    from recovery.lifecycle import Catalog, Escalator
     from recovery.live import LiveSummary
     from recovery.logs import redact_text
     from recovery.metrics import Metrics
@@ -122,8 +124,20 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     live = LiveSummary(sys.stdout, every_s=args.summary_every) if args.live else None
-    service = Service(settings, store, playbooks, on_effects=live.add if live else None, metrics=metrics, health=health)
-    http = HttpServer(create_app(settings, registry, health), settings.http_port)
+    catalog = Catalog(settings.rules_dir, playbooks, metrics=metrics)
+    service = Service(
+        settings,
+        store,
+        playbooks,
+        on_effects=live.add if live else None,
+        metrics=metrics,
+        health=health,
+        on_step=Escalator(catalog, metrics, settings.escalation_every_s),
+    )
+    catalog.on_reload = service.request_reload
+    # The API opens connections of its own, one per request (the loop's store belongs to the loop's thread).
+    api = ApiContext(settings, lambda: open_store(settings.store_url), catalog, metrics)
+    http = HttpServer(create_app(settings, registry, health, api), settings.http_port)
     http.start()
     print(
         f"recovery serve: {len(playbooks)} playbook(s) from {settings.rules_dir}, "

@@ -5,13 +5,14 @@ Only this module reads the environment. Environment variables override the file 
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from recovery.exceptions import RecoveryError
@@ -19,6 +20,30 @@ from recovery.exceptions import RecoveryError
 
 class ConfigError(RecoveryError):
     """A setting is missing or invalid; the message names the setting, its environment variable and value."""
+
+
+Role = Literal["frontline", "ops", "admin"]
+
+
+class ApiToken(BaseModel):
+    """A bearer token of the HTTP API, stored as the SHA-256 of the token (hex): the token itself is never kept.
+    `name` is who acts with it (the audit trail's actor); `role` what it may do (frontline < ops < admin)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$", max_length=100)
+    role: Role
+    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+def _json_list(value: Any) -> Any:
+    """A list given as JSON text (from an environment variable)."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value) if value.strip() else []
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not a JSON list: {exc}") from None
+    return value
 
 
 class Settings(BaseSettings):
@@ -58,6 +83,11 @@ class Settings(BaseSettings):
     event time it is at, before it goes on without them (their outages then reach its customers late)."""
     retry_backoff_s: float = Field(default=1.0, gt=0)
     """Pause after a failure of the broker or the store, before trying again."""
+    api_tokens: Annotated[tuple[ApiToken, ...], BeforeValidator(_json_list)] = ()
+    """Bearer tokens of the HTTP API: a list of {name, role, token_sha256} (in RECOVERY_API_TOKENS, as JSON).
+    Without any, every `/api/` call and the task page answer 401."""
+    escalation_every_s: float = Field(default=5.0, gt=0)
+    """How often the service looks for tasks not done by their due time, to escalate them."""
 
     @classmethod
     def load(cls, path: str | Path | None = None, environ: dict[str, str] | None = None) -> Settings:

@@ -121,8 +121,13 @@ class Service:
         on_effects: Callable[[list[Effect]], None] | None = None,
         metrics: Metrics | None = None,
         health: Health | None = None,
+        on_step: Callable[[Store, float], None] | None = None,
     ) -> None:
         self.settings = settings
+        # Called once per loop step with the loop's store (inside its transaction) and the wall clock: the task
+        # lifecycle's escalation clock (recovery.lifecycle.Escalator).
+        self.on_step = on_step
+        self._reload: list[CompiledPlaybook] | None = None
         self.metrics = metrics
         self.health = health or Health()
         self._stored: list[Effect] = []
@@ -344,7 +349,17 @@ class Service:
                 stop.wait(backoff)
         self._close()
 
+    def request_reload(self, playbooks: Sequence[CompiledPlaybook]) -> None:
+        """Run `playbooks` from the next loop step on (called from the API's thread; the loop swaps the engine)."""
+        self._reload = list(playbooks)
+
     def _step(self, stop: threading.Event) -> None:
+        reload, self._reload = self._reload, None
+        if reload is not None:
+            self.playbooks = reload
+            self._matcher = None  # the new playbooks' conditions
+            self.engine = self._new_engine({tp.partition for tp in self._assigned} if self._assigned else None)
+            logger.info("playbooks reloaded", extra={"playbooks": len(reload)})
         consumer = self._consumer
         # Held back by another instance's watermark: look again soon rather than wait for new records.
         timeout_ms = BARRIER_POLL_MS if self._barrier_since is not None else int(self.settings.poll_timeout_s * 1000)
@@ -377,6 +392,8 @@ class Service:
         if self._caught_up() and not any(self._scopes.values()):
             effects = self.engine.advance(self.wall_clock() - self.settings.lateness_s)
             self._emit(effects)
+        if self.on_step is not None:
+            self.on_step(self.store, self.wall_clock())
         self.store.commit()
         self._observe_stored()
         self._polled_at = None

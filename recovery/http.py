@@ -18,6 +18,8 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from recovery import __version__
+from recovery.api import ApiContext
+from recovery.api import install as install_api
 from recovery.config import Settings
 
 logger = logging.getLogger(__name__)
@@ -51,7 +53,10 @@ class Health:
         return found
 
 
-def create_app(settings: Settings, registry: CollectorRegistry, health: Health) -> FastAPI:
+def create_app(
+    settings: Settings, registry: CollectorRegistry, health: Health, api: ApiContext | None = None
+) -> FastAPI:
+    """The service's app; with `api`, also the frontline and ops API under `/api/` and the task page at `/`."""
     app = FastAPI(
         title="recovery",
         version=__version__,
@@ -76,6 +81,8 @@ def create_app(settings: Settings, registry: CollectorRegistry, health: Health) 
             return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)
         return JSONResponse({"status": "ready"})
 
+    if api is not None:
+        install_api(app, api)
     return app
 
 

@@ -32,6 +32,7 @@ class CompiledTask:
     reason: Template
     talking_points: tuple[Template, ...]
     when: Compiled | None
+    escalate_to: str | None = None
 
     def priority(self, ctx: Context) -> str:
         for rule in self.priorities:
@@ -246,6 +247,7 @@ def _compile_task(t: TaskAction, index: int, loc: Loc, expr: Any, template: Any)
         reason=template(t.reason, (*loc, "reason")),
         talking_points=tuple(template(p, (*loc, "talking_points", j)) for j, p in enumerate(t.talking_points)),
         when=expr(t.when, (*loc, "when"), ("bool",)) if t.when else None,
+        escalate_to=t.escalate_to,
     )
 
 

@@ -118,7 +118,19 @@ def load_document(path: Path) -> Document:
 
 def load_playbook(path: Path) -> CompiledPlaybook:
     """Read, validate and compile one playbook file; raises PlaybookError listing every problem found."""
-    doc = load_document(path)
+    return _compile_document(load_document(path))
+
+
+def load_playbook_text(text: str, file: str) -> CompiledPlaybook:
+    """Validate and compile a playbook given as YAML text (problems name `file`); raises PlaybookError."""
+    try:
+        doc = load_yaml(text, file)
+    except YamlProblem as exc:
+        raise PlaybookError([exc.problem]) from None
+    return _compile_document(doc)
+
+
+def _compile_document(doc: Document) -> CompiledPlaybook:
     if not isinstance(doc.data, dict):
         raise PlaybookError([doc.problem((), "a playbook is a mapping of keys (id, trigger, actions...)")])
     try:
@@ -126,7 +138,7 @@ def load_playbook(path: Path) -> CompiledPlaybook:
     except ValidationError as exc:
         problems = _validation_problems(doc, exc, Playbook)
         raise PlaybookError(sorted(problems, key=lambda p: (p.line, p.column))) from None
-    compiled, located = compile_playbook(model, str(path))
+    compiled, located = compile_playbook(model, doc.file)
     if compiled is None:
         problems = [doc.problem(loc, msg, offset=offset) for loc, offset, msg in located]
         raise PlaybookError(sorted(problems, key=lambda p: (p.line, p.column)))

@@ -126,6 +126,12 @@ class TaskAction(_Strict):
     reason: Template = Field(min_length=1)
     talking_points: list[Template] = Field(default_factory=list)
     when: Expr | None = None
+    escalate_to: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9_.-]*$",
+        max_length=100,
+        description="The queue a task moves to when it is not done by its due time (else it stays in its queue)",
+    )
 
     @model_validator(mode="after")
     def _default_last(self) -> TaskAction:

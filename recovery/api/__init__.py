@@ -1,0 +1,26 @@
+"""The frontline and ops API under `/api/`, and the task page at `/` (DESIGN.md, HTTP).
+
+`ApiContext` carries what they need (dependencies passed in, never imported globals): the settings (tokens,
+topics), how to open a store connection of their own (SQLite connections belong to one thread: one per request),
+the playbook catalog, the metrics and the clock. `install(app, ctx)` adds the routers to the service's app.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from recovery.api.context import ApiContext
+from recovery.api.errors import ApiError
+
+
+def install(app: FastAPI, ctx: ApiContext) -> None:
+    from recovery.api import errors, ops, page, tasks
+
+    app.state.api = ctx
+    errors.install(app)
+    app.include_router(tasks.router(ctx))
+    app.include_router(ops.router(ctx))
+    app.include_router(page.router(ctx))
+
+
+__all__ = ["ApiContext", "ApiError", "install"]

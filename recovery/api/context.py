@@ -1,0 +1,37 @@
+"""What the API and the task page are given."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from recovery.config import Settings
+from recovery.lifecycle import Catalog
+from recovery.metrics import Metrics
+from recovery.store.base import Store
+
+
+@dataclass
+class ApiContext:
+    """`open_store` opens a connection of the API's own (the service loop keeps its own on its thread); each
+    request opens one, commits on success, rolls back on failure and closes it. `clock` is epoch seconds."""
+
+    settings: Settings
+    open_store: Callable[[], Store]
+    catalog: Catalog
+    metrics: Metrics | None = None
+    clock: Callable[[], float] = field(default=time.time)
+
+    @contextmanager
+    def session(self) -> Iterator[Store]:
+        store = self.open_store()
+        try:
+            yield store
+        except BaseException:
+            store.rollback()
+            store.close()
+            raise
+        store.commit()
+        store.close()

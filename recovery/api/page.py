@@ -1,0 +1,164 @@
+"""The frontline task page at `/`: server-rendered HTML (Jinja2) with plain forms, no JavaScript. The queue sorted
+by urgency (priority, then due time) with overdue tasks marked, a task's detail (reason, evidence timeline,
+talking points, gestures, audit), claim, release and complete with an outcome.
+
+The token comes from the login form, or `/?token=...` for a demo link; it is kept in an HttpOnly, SameSite=Strict
+cookie (forms post only from this site's own pages).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
+from recovery.api import actions
+from recovery.api.auth import COOKIE, Caller, identify
+from recovery.api.context import ApiContext
+from recovery.api.errors import ApiError
+from recovery.api.models import CompleteBody, TaskOut
+from recovery.store.base import ACTIVE, TaskQuery
+from recovery.times import parse_time
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+OUTCOMES = ("saved", "lost", "unreachable", "not-needed")
+QUEUE_PAGE = 200
+REFRESH_S = 15
+
+
+def _complete_body(form: dict[str, str]) -> CompleteBody:
+    try:
+        return CompleteBody(outcome=form["outcome"], reason_code=form["reason_code"].strip(), note=form["note"])  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = ".".join(str(part) for part in first["loc"]).replace("_", " ")
+        raise ApiError(422, f"{field}: {first['msg']}") from None
+
+
+def router(ctx: ApiContext) -> APIRouter:
+    page = APIRouter(include_in_schema=False)
+
+    def caller_of(request: Request) -> Caller | None:
+        return identify(ctx.settings, request.cookies.get(COOKIE))
+
+    def login(request: Request, error: str | None = None, status: int = 200) -> Response:
+        return TEMPLATES.TemplateResponse(request, "login.html", {"error": error, "caller": None}, status_code=status)
+
+    def signed_in(location: str, token: str) -> Response:
+        response = RedirectResponse(location, status_code=303)
+        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=12 * 3600)
+        return response
+
+    def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
+        return TEMPLATES.TemplateResponse(request, name, context, status_code=status)
+
+    @page.get("/", response_class=HTMLResponse)
+    def queue(request: Request, token: str | None = None, queue: str | None = None, mine: bool = False) -> Response:
+        if token is not None:
+            if identify(ctx.settings, token) is None:
+                return login(request, "That token is not valid.", 401)
+            return signed_in("/", token)
+        caller = caller_of(request)
+        if caller is None:
+            return login(request)
+        now = ctx.clock()
+        with ctx.session() as store:
+            tasks: list[TaskOut] = []
+            for status in ACTIVE:
+                records, _ = store.list_tasks(TaskQuery(queue=queue or None, status=status, limit=QUEUE_PAGE))
+                tasks += [TaskOut.of(r, now) for r in records]
+            counts, overdue = store.task_counts(now)
+        if mine:
+            tasks = [t for t in tasks if t.claimed_by == caller.name]
+        tasks.sort(key=lambda t: (t.priority, parse_time(t.due_at), t.id))
+        return render(
+            request,
+            "queue.html",
+            {
+                "caller": caller,
+                "tasks": tasks,
+                "queues": sorted(counts),
+                "counts": counts,
+                "overdue": overdue,
+                "queue": queue or "",
+                "mine": mine,
+                "refresh_s": REFRESH_S,
+            },
+        )
+
+    @page.post("/login")
+    def do_login(request: Request, token: str = Form("")) -> Response:
+        if identify(ctx.settings, token.strip()) is None:
+            return login(request, "That token is not valid.", 401)
+        return signed_in("/", token.strip())
+
+    @page.post("/logout")
+    def logout() -> Response:
+        response = RedirectResponse("/", status_code=303)
+        response.delete_cookie(COOKIE)
+        return response
+
+    def show(request: Request, caller: Caller, task_id: str, message: str | None, error: str | None,
+             status: int = 200) -> Response:  # fmt: skip
+        try:
+            with ctx.session() as store:
+                detail = actions.detail(ctx, store, task_id)
+        except ApiError as exc:
+            return render(request, "error.html", {"caller": caller, "error": exc.detail}, exc.status)
+        context = {
+            "caller": caller,
+            "detail": detail,
+            "task": detail.task,
+            "outcomes": OUTCOMES,
+            "message": message,
+            "error": error,
+        }
+        return render(request, "task.html", context, status)
+
+    @page.get("/tasks/{task_id}", response_class=HTMLResponse)
+    def task(request: Request, task_id: str, message: str | None = None) -> Response:
+        caller = caller_of(request)
+        if caller is None:
+            return login(request)
+        return show(request, caller, task_id, message, None)
+
+    def act(request: Request, task_id: str, what: str, **form: str) -> Response:
+        caller = caller_of(request)
+        if caller is None:
+            return login(request, "Sign in again.", 401)
+        try:
+            with ctx.session() as store:
+                if what == "claim":
+                    actions.claim(ctx, store, caller, task_id)
+                    message = "Claimed: the task is yours."
+                elif what == "release":
+                    actions.release(ctx, store, caller, task_id)
+                    message = "Released: the task is back in its queue."
+                else:
+                    body = _complete_body(form)
+                    actions.complete(ctx, store, caller, task_id, body.outcome, body.reason_code, body.note)
+                    message = f"Completed: {body.outcome}."
+        except ApiError as exc:
+            return show(request, caller, task_id, None, exc.detail, exc.status)
+        return RedirectResponse(f"/tasks/{quote(task_id)}?message={quote(message)}", status_code=303)
+
+    @page.post("/tasks/{task_id}/claim")
+    def claim(request: Request, task_id: str) -> Response:
+        return act(request, task_id, "claim")
+
+    @page.post("/tasks/{task_id}/release")
+    def release(request: Request, task_id: str) -> Response:
+        return act(request, task_id, "release")
+
+    @page.post("/tasks/{task_id}/complete")
+    def complete(
+        request: Request, task_id: str, outcome: str = Form(""), reason_code: str = Form(""), note: str = Form("")
+    ) -> Response:
+        return act(request, task_id, "complete", outcome=outcome, reason_code=reason_code, note=note)
+
+    return page
