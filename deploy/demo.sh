@@ -25,6 +25,10 @@ export RECOVERY_STORE_URL=sqlite:///$DEMO_DIR/recovery.db
 export RECOVERY_RULES_DIR=rules
 export RECOVERY_KAFKA_SESSION_TIMEOUT_S=6
 export RECOVERY_HTTP_PORT=${DEMO_HTTP_PORT:-8000}
+# The task page and API accept one admin token, made for this run (only its SHA-256 is in the settings).
+DEMO_TOKEN=${DEMO_TOKEN:-demo-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')}
+export RECOVERY_API_TOKENS="[{\"name\":\"demo\",\"role\":\"admin\",\"token_sha256\":\"$(printf %s "$DEMO_TOKEN" | sha256sum | cut -d' ' -f1)\"}]"
+TASK_PAGE="http://127.0.0.1:$RECOVERY_HTTP_PORT/?token=$DEMO_TOKEN"
 
 serve_pid=""
 simulate_pid=""
@@ -50,6 +54,7 @@ finish() {
 All tasks:     $BIN/recovery tasks --store $RECOVERY_STORE_URL --limit 0
 One queue:     $BIN/recovery tasks --store $RECOVERY_STORE_URL --queue care-callback
 Service log:   $DEMO_DIR/serve.log
+Task page:     $TASK_PAGE (while the service runs)
 MSG
     fi
 }
@@ -64,6 +69,8 @@ deploy/kafka/start.sh
 say "starting recovery serve (SQLite store $DEMO_DIR/recovery.db; log in $DEMO_DIR/serve.log)"
 "$BIN/recovery" --log-level INFO serve --live --summary-every 10 2>"$DEMO_DIR/serve.log" &
 serve_pid=$!
+say "the task page (live tasks; claim and complete them): $TASK_PAGE"
+echo "   the API: curl -H 'Authorization: Bearer $DEMO_TOKEN' http://127.0.0.1:$RECOVERY_HTTP_PORT/api/tasks"
 
 say "simulating $DEMO_CUSTOMERS customers at $DEMO_RATE events/s, ${DEMO_TIME_SCALE}x time (Ctrl-C to stop)"
 "$BIN/recovery" simulate --customers "$DEMO_CUSTOMERS" --rate "$DEMO_RATE" --time-scale "$DEMO_TIME_SCALE" \
