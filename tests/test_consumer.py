@@ -325,15 +325,23 @@ def test_two_instances_on_postgresql_give_the_effects_of_one_and_take_over_from_
     events = stream(seed=14, customers=120, events=3_000)
     expected = replayed(shipped_playbooks, events, until=None)  # event time only, as below
     settings = {"lateness_s": str(10 * 365 * 86400), "batch_max_events": "50", "kafka_session_timeout_s": "6"}
-    half = len(events) // 2
-    produce_events(kafka_bootstrap, topics.events, events[:half])
+    third = len(events) // 3
+    produce_events(kafka_bootstrap, topics.events, events[:third])
     one = serve_factory(postgres_database, **settings)
     two = serve_factory(postgres_database, **settings)
-    collect(kafka_bootstrap, [topics.tasks, topics.gestures], until=lambda r: len(r) >= 50)
-    time.sleep(2)
-    assert "partitions assigned" in one.output() and "partitions assigned" in two.output()
+
+    def shares(serve: Serve) -> bool:  # its latest assignment is half of the six partitions
+        assigned = [json.loads(line) for line in serve.output().splitlines() if '"partitions assigned"' in line]
+        return bool(assigned) and len(assigned[-1]["partitions"]) == 3
+
+    deadline = time.monotonic() + WAIT_S
+    while not (shares(one) and shares(two)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert shares(one) and shares(two), one.output() + two.output()
+    produce_events(kafka_bootstrap, topics.events, events[third : 2 * third])  # both at work on it
+    collect(kafka_bootstrap, [topics.tasks, topics.gestures], until=lambda r: len(r) >= len(expected) // 2)
     assert two.stop(signal.SIGKILL) == -signal.SIGKILL  # its partitions must move to the other one
-    produce_events(kafka_bootstrap, topics.events, events[half:])
+    produce_events(kafka_bootstrap, topics.events, events[2 * third :])
     records = collect(
         kafka_bootstrap, [topics.tasks, topics.gestures], until=lambda r: len({x.value for x in r}) >= len(expected)
     )

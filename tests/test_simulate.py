@@ -254,13 +254,14 @@ class TestCommandLine:
     ) -> None:
         monkeypatch.setattr(simulate.KafkaSink, "BOOTSTRAP_TIMEOUT_MS", 1_000)
         servers = f"127.0.0.1:{free_ports(1)[0]}"
-        assert main(["simulate", "--customers", "2", "--duration", "1", "--bootstrap-servers", servers]) == 2
-        err = capsys.readouterr().err
         # kafka-python 3.0.12 leaves the socket of a refused connection attempt open: collect it here, quietly, rather
         # than let its ResourceWarning fail whichever test runs when the garbage collector finds it.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ResourceWarning)
+            code = main(["simulate", "--customers", "2", "--duration", "1", "--bootstrap-servers", servers])
             gc.collect()
+        assert code == 2
+        err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1, err
         assert servers in err and "Traceback" not in err
 
