@@ -57,3 +57,30 @@ def test_unreadable_or_malformed_files(tmp_path: Path) -> None:
     bad.write_text("= nope")
     with pytest.raises(ConfigError, match="not valid toml"):
         Settings.load(bad, environ={})
+
+
+def test_kafka_security_settings_pass_through_to_kafka_python() -> None:
+    settings = Settings.load(
+        None,
+        environ={
+            "RECOVERY_KAFKA_BOOTSTRAP_SERVERS": "b1:9093,b2:9093",
+            "RECOVERY_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "RECOVERY_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "RECOVERY_KAFKA_SASL_USERNAME": "recovery",
+            "RECOVERY_KAFKA_SASL_PASSWORD": "s3cret",
+            "RECOVERY_KAFKA_SSL_CAFILE": "/etc/ca.pem",
+        },
+    )
+    assert settings.kafka_config() == {
+        "bootstrap_servers": ["b1:9093", "b2:9093"],
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "recovery",
+        "sasl_plain_password": "s3cret",
+        "ssl_cafile": "/etc/ca.pem",
+    }
+    assert "s3cret" not in repr(settings)
+    assert Settings.load(None, environ={}).kafka_config() == {
+        "bootstrap_servers": ["127.0.0.1:9092"],
+        "security_protocol": "PLAINTEXT",
+    }
