@@ -27,6 +27,7 @@ The clock (principle 1): event time; when every assigned partition is caught up,
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -62,10 +63,12 @@ PAUSE_ABOVE = 20_000
 RESUME_BELOW = 5_000
 POLL_RECORDS = 5_000
 BROKER_CHECK_S = 5.0
+STEP_BUDGET_S = 2.0
 BARRIER_POLL_MS = 20
 POLLS_PER_STEP = 8
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def partition_of(key: str, partitions: int) -> int:
     """The partition Kafka's default partitioner (Java's and kafka-python's) gives a key."""
     return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
@@ -154,6 +157,8 @@ class Service:
         self._last_ts: dict[TopicPartition, float] = {}
         self._foreign_floor = float("inf")
         self._barrier_since: float | None = None
+        self._scope_records: dict[TopicPartition, int] = {}
+        """Scope events among the buffered records, per partition (the watermark looks for the first one)."""
 
     # ------------------------------------------------------------------------------------------- engine
 
@@ -220,6 +225,7 @@ class Service:
             changed = True
             listener.revoked = False
             self._buffers.clear()
+            self._scope_records = {}
             self._paused.clear()
             self._scopes = {}
             self._assigned = set()
@@ -230,6 +236,7 @@ class Service:
             return changed
         self.stats.rebalances += 1
         self._assigned = assigned
+        self._scope_records = {}
         self._rewind()
         self._buffers = {tp: deque() for tp in assigned}
         self._paused.clear()
@@ -306,7 +313,9 @@ class Service:
             # Partitions are in event-time order (late events aside): what is not fetched yet is newer than
             # what is, so the watermark is the first unprocessed scope event fetched, else the newest fetched.
             buffer = self._buffers.get(tp) or ()
-            mark = next((p.ts for p in buffer if p.event is not None and p.event.customer_id is None), None)
+            mark = None
+            if self._scope_records.get(tp):
+                mark = next((p.ts for p in buffer if p.event is not None and p.event.customer_id is None), None)
             if mark is None:
                 if not self._lagging(tp):
                     mark = float("inf")
@@ -373,14 +382,20 @@ class Service:
                 self._polled_at = time.monotonic()
             for tp, records in polled.items():
                 buffer = self._buffers.setdefault(tp, deque())
-                buffer.extend(self._decode(r) for r in records)
+                decoded = [self._decode(r) for r in records]
+                buffer.extend(decoded)
+                scopes = sum(1 for p in decoded if p.event is not None and p.event.customer_id is None)
+                if scopes:
+                    self._scope_records[tp] = self._scope_records.get(tp, 0) + scopes
                 if len(buffer) > PAUSE_ABOVE and tp not in self._paused:
                     consumer.pause(tp)
                     self._paused.add(tp)
         if self._assigned:
             self._update_barrier()
         self._observe_lag()
-        while not stop.is_set():
+        # Poll again within a bounded time, so that a rebalance (a new instance joining) or a stop is not held up.
+        budget = time.monotonic() + STEP_BUDGET_S
+        while not stop.is_set() and time.monotonic() < budget:
             batch = self._take_batch()
             if not batch:
                 break
@@ -473,6 +488,8 @@ class Service:
             item = best.popleft()
             batch.append(item)
             if item.event is not None and item.event.customer_id is None:
+                tp = TopicPartition(item.record.topic, item.record.partition)
+                self._scope_records[tp] = self._scope_records.get(tp, 1) - 1
                 break  # a scope event: its applications are ordered after it, in the next batch
             if not best and self._lagging_buffer(best):
                 break  # that partition may hold earlier events than the others' next ones: fetch first
@@ -630,6 +647,7 @@ class Service:
             logger.exception("cannot rewind to the committed offsets; reconnecting")
             self._close_clients()
         self._buffers = {tp: deque() for tp in self._assigned}
+        self._scope_records = {}
         self._paused.clear()
         owned = {tp.partition for tp in self._assigned} if self._assigned else None
         self.engine = self._new_engine(owned)
