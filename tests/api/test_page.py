@@ -103,11 +103,23 @@ def browser(chromium: tuple[str, str]) -> Iterator[object]:
 def test_an_agent_claims_and_completes_in_chromium(
     api_factory: ApiFactory, shipped_playbooks: list[CompiledPlaybook], browser: object
 ) -> None:
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     assert isinstance(browser, WebDriver)
+
+    def text_of(by: str, selector: str, expected: str) -> str:
+        """The element's text once it shows `expected`: a click navigates, and the old page's element goes stale."""
+        wait = WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException, NoSuchElementException))
+
+        def shown(driver: WebDriver) -> str | None:
+            text = str(driver.find_element(by, selector).text)
+            return text if expected in text else None
+
+        return str(wait.until(shown))
+
     api = api_factory()
     task = api.task_of(api.seed(shipped_playbooks))
     api.put(make_task("late-one", priority="P3", due_at="2026-11-02T09:30:00Z", title="An overdue callback"))
@@ -119,22 +131,22 @@ def test_an_agent_claims_and_completes_in_chromium(
         browser.get(f"http://127.0.0.1:{port}/")
         browser.find_element(By.ID, "token").send_keys(token_of("ann"))
         browser.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
-        assert "Tasks to do" in browser.find_element(By.TAG_NAME, "h1").text
+        assert "Tasks to do" in text_of(By.TAG_NAME, "h1", "Tasks to do")
         rows = browser.find_elements(By.CSS_SELECTOR, "tbody tr[data-task-id]")
         assert rows[0].get_attribute("data-task-id") == task.id  # P1/P2 before the P3
         late = browser.find_element(By.CSS_SELECTOR, "tr[data-task-id='late-one']")
         assert "overdue" in (late.get_attribute("class") or "") and "Overdue" in late.text
         browser.save_screenshot(str(ARTIFACTS / "task-page-queue.png"))
         browser.find_element(By.LINK_TEXT, task.title).click()
-        assert task.reason in browser.page_source
+        WebDriverWait(browser, 30).until(lambda b: task.reason in b.page_source)
         browser.find_element(By.ID, "claim").click()
-        assert "Claimed" in browser.find_element(By.CSS_SELECTOR, "[role=status]").text
+        assert "Claimed" in text_of(By.CSS_SELECTOR, "[role=status]", "Claimed")
         Select(browser.find_element(By.ID, "outcome")).select_by_value("saved")
         browser.find_element(By.ID, "reason_code").send_keys("offer-accepted")
         browser.find_element(By.ID, "note").send_keys("Accepted the retention offer.")
         browser.save_screenshot(str(ARTIFACTS / "task-page-complete.png"))
         browser.find_element(By.ID, "complete").click()
-        assert browser.find_element(By.ID, "task-outcome").text == "saved"
+        assert text_of(By.ID, "task-outcome", "saved") == "saved"
         browser.save_screenshot(str(ARTIFACTS / "task-page-done.png"))
     finally:
         server.stop()
