@@ -84,6 +84,9 @@ class RawHost(durable_engine.Host):  # type: ignore[misc]
         self.hits: list[str] = []
         super().__init__()
 
+    def _run(self) -> None:
+        """No background dispatch threads, as in recovery's Matcher: both sides post synchronously."""
+
     def get_action(self, action_name: str) -> Callable[[Any], None]:
         hits = self.hits
         name = action_name.rsplit(".", 1)[0]
@@ -148,16 +151,17 @@ def post_all(host: RawHost, posts: Sequence[tuple[str, dict[str, Any]]]) -> floa
 
 
 def retire(host: Any) -> bool:
-    """Stop the background loops of a durable-rules Host that is no longer used; True when they stopped.
+    """Stop the background loops of a durable-rules Host that is no longer used; True when none run.
 
-    Every Host starts two chains of `threading.Timer`s (ruleset and timer dispatch) that reschedule
-    themselves forever and keep the Host alive. Each live Host costs the main thread wall time (GIL hand-offs
-    to short-lived timer threads), so hosts left over from warm-up and earlier runs would slow the later runs.
-    A service has one engine, hence one Host: each timing here runs with only its own Host alive.
+    A stock Host starts two chains of `threading.Timer`s (ruleset and timer dispatch) that reschedule
+    themselves forever and keep the Host alive, costing the main thread wall time (GIL hand-offs to short-lived
+    timer threads). recovery's Matcher and RawHost here do not start them; this stops them on any other Host.
     """
     attrs = ("_d_timer", "_t_timer")
     for _ in range(40):
         timers: list[Any] = [getattr(host, a, None) for a in attrs]
+        if all(t is None for t in timers):
+            return True  # no loops were started
         if not all(isinstance(t, threading.Timer) for t in timers):
             return False
         for timer in timers:

@@ -4,7 +4,8 @@ One ruleset per playbook, each with one single-pattern rule, and one session (`s
 durable-rules holds at most 1,024 sessions per ruleset and merges sessions whose ids collide on a 32-bit hash,
 so per-customer state is recovery's own (see ../shared/notes/durable-rules.md). An event that matches is
 consumed at once; one that does not raises MessageNotHandledException and is not stored, so durable-rules
-keeps nothing between posts. Timers, persistence callbacks and `delete_state` are never used.
+keeps nothing between posts. Timers, persistence callbacks and `delete_state` are never used, so the host's
+background dispatch threads are not started either.
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ class Matcher:
         matcher = self
 
         class _Host(durable_engine.Host):  # type: ignore[misc]
+            def _run(self) -> None:
+                """No background dispatch: durable-rules would start two `threading.Timer` chains that spawn a
+                new thread every few milliseconds forever, for queued messages and timers, which are never used
+                here (an event is matched synchronously inside `post`)."""
+
             def get_action(self, action_name: str) -> Callable[[Any], None]:
                 def hit(c: Any) -> None:
                     matcher._hit = True
