@@ -505,7 +505,12 @@ class Service:
         """One store transaction: evaluate, queue effects and DLQ records, commit; then commit offsets."""
         engine = self.engine
         offsets: dict[TopicPartition, int] = {}
-        self.store.preload_events([i.event.id for i in batch if isinstance(i, Pending) and i.event is not None])
+        events = [i.event for i in batch if isinstance(i, Pending) and i.event is not None]
+        self.store.preload_events([e.id for e in events])
+        missing = engine.uncached(e.customer_id for e in events if e.customer_id is not None)
+        if missing:
+            horizon = engine.horizon_s
+            self.store.preload_customers(missing, engine.clock - horizon if horizon else float("inf"))
         for item in batch:
             if isinstance(item, ScopeItem):
                 self._emit(engine.apply_scope(item.event, self._stream(item.tp), item.seq, self._members(item.tp)))

@@ -121,6 +121,11 @@ class Engine:
         self.horizon_s = max((pb.horizon_s for pb in self.playbooks), default=0.0)
         self.matcher = matcher or Matcher((pb.id, pb.condition.pattern) for pb in self.playbooks)
 
+    def uncached(self, customer_ids: Iterable[str]) -> list[str]:
+        """Those of `customer_ids` whose state is not in memory (a rebuild would read it from the store)."""
+        cache = self._cache
+        return [cid for cid in dict.fromkeys(customer_ids) if cid not in cache]
+
     @property
     def customers_in_memory(self) -> int:
         return len(self._cache)

@@ -124,6 +124,11 @@ class Store(Protocol):
         one round trip). Stores where a lookup is cheap ignore it."""
         ...
 
+    def preload_customers(self, customer_ids: list[str], since: float) -> None:
+        """A hint before a batch: the customers whose state (profile, cooldowns, history since `since`) is about
+        to be read. Stores where a lookup is cheap ignore it."""
+        ...
+
     def append_history(self, occurrence: Occurrence) -> None:
         """Keep an occurrence a playbook may look back to."""
         ...

@@ -57,6 +57,9 @@ class MemoryStore:
     def preload_events(self, event_ids: list[str]) -> None:
         """Nothing to do: a lookup here is cheap."""
 
+    def preload_customers(self, customer_ids: list[str], since: float) -> None:
+        """Nothing to do: a lookup here is cheap."""
+
     def append_history(self, occurrence: Occurrence) -> None:
         items = self._history.setdefault(occurrence.customer_id, [])
         if items and items[-1].ts > occurrence.ts:

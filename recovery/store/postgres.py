@@ -120,6 +120,10 @@ _Statement = tuple[str, str, Sequence[Any]]
 """What it is for (for messages), the SQL, its parameters."""
 
 
+_Preloaded = tuple[float, tuple[float, dict[str, Any]] | None, dict[str, float], list[Occurrence]]
+"""A preloaded customer: (since, profile, cooldowns, history since `since`), valid in the open transaction."""
+
+
 def redact_url(url: str) -> str:
     """`url` without its password (after the user name, or a `password=` parameter), for messages and logs."""
     try:
@@ -191,6 +195,7 @@ class PostgresStore:
         self._closed = False
         self._queued: list[_Statement] = []
         self._preloaded: dict[str, bool] = {}
+        self._customers: dict[str, _Preloaded] = {}
         self._conn = self._connect()
         try:
             self._migrate()
@@ -276,6 +281,7 @@ class PostgresStore:
     def commit(self) -> None:
         """Make everything written since the last commit durable."""
         self._preloaded = {}
+        self._customers = {}
         if self._queued:
             self._send_queued()
         try:
@@ -289,6 +295,7 @@ class PostgresStore:
             raise StoreError(f"PostgreSQL store {self.url!r}: rollback failed: the store is closed")
         self._queued.clear()
         self._preloaded = {}
+        self._customers = {}
         try:
             self._conn.rollback()
         except psycopg.Error as exc:
@@ -330,7 +337,33 @@ class PostgresStore:
         self._write("add_event", sql, (event_id,))
         return True
 
+    def preload_customers(self, customer_ids: list[str], since: float) -> None:
+        """Fetch the state of a batch's customers (profiles, cooldowns, history since `since`) in three round trips
+        instead of three per customer; `get_profile`, `get_cooldowns` and `history` answer from it until a write
+        touches the customer or the transaction ends."""
+        wanted = sorted({cid for cid in customer_ids if cid not in self._customers})
+        if not wanted:
+            return
+        rows = self._run(
+            "preload_customers", "SELECT customer_id, ts, data FROM profiles WHERE customer_id = ANY(%s)", (wanted,)
+        ).fetchall()
+        profiles = {cid: (ts, json.loads(data)) for cid, ts, data in rows}
+        cooldowns: dict[str, dict[str, float]] = {cid: {} for cid in wanted}
+        sql_cooldowns = "SELECT customer_id, playbook, ts FROM cooldowns WHERE customer_id = ANY(%s)"
+        for cid, playbook, ts in self._run("preload_customers", sql_cooldowns, (wanted,)).fetchall():
+            cooldowns[cid][playbook] = ts
+        history: dict[str, list[Occurrence]] = {cid: [] for cid in wanted}
+        sql_history = (
+            "SELECT customer_id, event_id, type, ts, data FROM history WHERE customer_id = ANY(%s) AND ts >= %s "
+            "ORDER BY customer_id, ts, seq"
+        )
+        for cid, eid, etype, ts, data in self._run("preload_customers", sql_history, (wanted, since)).fetchall():
+            history[cid].append(Occurrence(eid, etype, ts, cid, json.loads(data)))
+        for cid in wanted:
+            self._customers[cid] = (since, profiles.get(cid), cooldowns[cid], history[cid])
+
     def append_history(self, occurrence: Occurrence) -> None:
+        self._customers.pop(occurrence.customer_id, None)
         self._write(
             "append_history",
             "INSERT INTO history (customer_id, ts, event_id, type, data) VALUES (%s, %s, %s, %s, %s)",
@@ -338,6 +371,9 @@ class PostgresStore:
         )
 
     def history(self, customer_id: str, since: float) -> list[Occurrence]:
+        cached = self._customers.get(customer_id)
+        if cached is not None and since >= cached[0]:
+            return [o for o in cached[3] if o.ts >= since]
         rows = self._run(
             "history",
             "SELECT event_id, type, ts, data FROM history WHERE customer_id = %s AND ts >= %s ORDER BY ts, seq",
@@ -357,11 +393,15 @@ class PostgresStore:
     # ------------------------------------------------------------------------------------------- customers
 
     def get_profile(self, customer_id: str) -> tuple[float, dict[str, Any]] | None:
+        cached = self._customers.get(customer_id)
+        if cached is not None:
+            return cached[1]
         sql = "SELECT ts, data FROM profiles WHERE customer_id = %s"
         row = self._run("get_profile", sql, (customer_id,)).fetchone()
         return (row[0], json.loads(row[1])) if row else None
 
     def put_profile(self, customer_id: str, ts: float, profile: dict[str, Any]) -> None:
+        self._customers.pop(customer_id, None)
         region = profile.get("region")
         self._write(
             "put_profile",
@@ -375,10 +415,14 @@ class PostgresStore:
         return [r[0] for r in self._run("customers_in_region", sql, (region,)).fetchall()]
 
     def get_cooldowns(self, customer_id: str) -> dict[str, float]:
+        cached = self._customers.get(customer_id)
+        if cached is not None:
+            return dict(cached[2])
         sql = "SELECT playbook, ts FROM cooldowns WHERE customer_id = %s"
         return {playbook: ts for playbook, ts in self._run("get_cooldowns", sql, (customer_id,)).fetchall()}
 
     def set_cooldown(self, customer_id: str, playbook: str, ts: float) -> None:
+        self._customers.pop(customer_id, None)
         self._write(
             "set_cooldown",
             "INSERT INTO cooldowns VALUES (%s, %s, %s) ON CONFLICT (customer_id, playbook) DO UPDATE SET "

@@ -175,6 +175,9 @@ class SqliteStore:
     def preload_events(self, event_ids: list[str]) -> None:
         """Nothing to do: a lookup here is cheap."""
 
+    def preload_customers(self, customer_ids: list[str], since: float) -> None:
+        """Nothing to do: a lookup here is cheap."""
+
     def append_history(self, occurrence: Occurrence) -> None:
         self._run(
             "INSERT INTO history VALUES (?, ?, ?, ?, ?)",

@@ -69,6 +69,27 @@ def task(effect_id: str) -> Task:
 
 
 class TestContract:
+    def test_preloaded_customers_answer_like_the_plain_reads(self, store_factory: StoreFactory) -> None:
+        store = store_factory()
+        store.put_profile("C1", 5.0, {"tier": "gold"})
+        store.set_cooldown("C1", "p", 7.0)
+        for n, ts in enumerate((1.0, 10.0, 20.0)):
+            store.append_history(occ(f"e{n}", ts))
+        store.commit()
+        store.preload_customers(["C1", "C2"], since=5.0)
+        assert store.get_profile("C1") == (5.0, {"tier": "gold"})
+        assert store.get_profile("C2") is None
+        assert store.get_cooldowns("C1") == {"p": 7.0}
+        assert [o.id for o in store.history("C1", 10.0)] == ["e1", "e2"]
+        assert [o.id for o in store.history("C1", 0.0)] == ["e0", "e1", "e2"]  # earlier than preloaded: read
+        # Writes in the same transaction are seen, not the preloaded copy.
+        store.put_profile("C1", 30.0, {"tier": "platinum"})
+        store.set_cooldown("C1", "p", 31.0)
+        store.append_history(occ("e3", 32.0))
+        assert store.get_profile("C1") == (30.0, {"tier": "platinum"})
+        assert store.get_cooldowns("C1") == {"p": 31.0}
+        assert [o.id for o in store.history("C1", 10.0)] == ["e1", "e2", "e3"]
+
     def test_preloaded_ledger_answers_like_the_plain_one(self, store_factory: StoreFactory) -> None:
         store = store_factory()
         assert store.add_event("old") is True
