@@ -187,7 +187,9 @@ class Store(Protocol):
         ...
 
     def put_effect(self, effect: Effect) -> bool:
-        """Store an effect; False when an effect with that id exists already (never raised twice)."""
+        """Store an effect; False when an effect with that id exists already (never raised twice). A store shared
+        by several processes may answer True for an id another connection stored before it started: the row is
+        not written twice, and the effect is at most published once more with the same id and content."""
         ...
 
     def effects(self) -> list[Effect]: ...

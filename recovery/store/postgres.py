@@ -114,6 +114,7 @@ MIGRATION_LOCK = int.from_bytes(b"recovery", "big")
 """The advisory lock (per database) held while the schema is checked and migrated."""
 
 MAX_QUEUED_WRITES = 1000
+KNOWN_EFFECT_IDS = 200_000
 """Queued writes are sent once this many wait, even if nothing is read."""
 
 _Statement = tuple[str, str, Sequence[Any]]
@@ -145,6 +146,35 @@ def _passwords(url: str) -> list[str]:
     found = [parts.netloc.rpartition("@")[0].partition(":")[2]]
     found += [value for name, value in parse_qsl(parts.query) if name.lower() == "password"]
     return [spelling for raw in found if raw for spelling in {raw, unquote(raw)}]
+
+
+GROUPABLE = frozenset(
+    (
+        "add_event",
+        "append_history",
+        "outbox_add",
+        "put_effect",
+        "put_profile",
+        "set_cooldown",
+        "mark_scope_applied",
+        "set_watermark",
+        "add_audit",
+    )
+)
+"""Queued writes that commute with every other queued write except one of the same SQL (inserts of distinct rows
+and upserts): they are sent grouped by statement, each group with `executemany`, in the order they were queued.
+The others (deletes, deadlines, scopes) are sent one by one, first, in their queued order."""
+
+
+def _grouped(statements: list[_Statement]) -> list[tuple[str, list[Sequence[Any]]]]:
+    ordered: list[tuple[str, list[Sequence[Any]]]] = []
+    groups: dict[str, list[Sequence[Any]]] = {}
+    for what, statement, params in statements:
+        if what in GROUPABLE:
+            groups.setdefault(statement, []).append(params)
+        else:
+            ordered.append((statement, [params]))
+    return ordered + list(groups.items())
 
 
 def _names(statements: list[_Statement]) -> str:
@@ -196,6 +226,8 @@ class PostgresStore:
         self._queued: list[_Statement] = []
         self._preloaded: dict[str, bool] = {}
         self._customers: dict[str, _Preloaded] = {}
+        self._effect_ids: dict[str, None] = {}  # insertion-ordered, bounded: the effects this connection stored
+        self._uncommitted_effects: list[str] = []  # forgotten again on a rollback
         self._conn = self._connect()
         try:
             self._migrate()
@@ -256,8 +288,7 @@ class PostgresStore:
             if not queued:
                 return self._conn.execute(sql, params)
             with self._conn.pipeline():
-                for _, queued_sql, queued_params in queued:
-                    self._conn.execute(queued_sql, queued_params)
+                self._execute_grouped(queued)
                 cursor = self._conn.execute(sql, params)
             return cursor
         except psycopg.Error as exc:
@@ -273,10 +304,17 @@ class PostgresStore:
         queued, self._queued = self._queued, []
         try:
             with self._conn.pipeline():
-                for _, sql, params in queued:
-                    self._conn.execute(sql, params)
+                self._execute_grouped(queued)
         except psycopg.Error as exc:
             raise self._error(f"queued {_names(queued)}", exc) from exc
+
+    def _execute_grouped(self, queued: list[_Statement]) -> None:
+        for statement, rows in _grouped(queued):
+            if len(rows) == 1:
+                self._conn.execute(statement, rows[0])
+            else:
+                with self._conn.cursor() as cursor:
+                    cursor.executemany(statement, rows)
 
     def commit(self) -> None:
         """Make everything written since the last commit durable."""
@@ -288,6 +326,7 @@ class PostgresStore:
             self._conn.commit()
         except psycopg.Error as exc:
             raise self._error("commit", exc) from exc
+        self._uncommitted_effects = []  # only now: a failed commit is rolled back, and these with it
 
     def rollback(self) -> None:
         """Forget everything written since the last commit; after a lost connection, connect again."""
@@ -296,6 +335,9 @@ class PostgresStore:
         self._queued.clear()
         self._preloaded = {}
         self._customers = {}
+        for effect_id in self._uncommitted_effects:
+            self._effect_ids.pop(effect_id, None)
+        self._uncommitted_effects = []
         try:
             self._conn.rollback()
         except psycopg.Error as exc:
@@ -494,13 +536,20 @@ class PostgresStore:
     # ------------------------------------------------------------------------------------------- effects
 
     def put_effect(self, effect: Effect) -> bool:
-        cursor = self._run(
+        """Queued like the other writes: an id stored by this connection is known here; one stored before it
+        started (only a replay of already-recorded causes could make it again, which the ledger prevents) is
+        inserted as nothing (ON CONFLICT), and at worst published once more with the same id and content."""
+        if effect.id in self._effect_ids:
+            return False
+        self._effect_ids[effect.id] = None
+        self._uncommitted_effects.append(effect.id)
+        if len(self._effect_ids) > KNOWN_EFFECT_IDS:
+            del self._effect_ids[next(iter(self._effect_ids))]
+        self._write(
             "put_effect",
             "INSERT INTO effects (id, kind, customer_id, body) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
             (effect.id, effect.kind, effect.customer_id, effect.to_json()),
         )
-        if cursor.rowcount != 1:
-            return False
         if isinstance(effect, Task):
             due_ts, created_ts = parse_time(effect.due_at), parse_time(effect.created_at)
             self._write("put_effect", _pg(sql.INSERT_TASK), sql.task_params(effect, due_ts, created_ts))

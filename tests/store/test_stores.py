@@ -69,6 +69,17 @@ def task(effect_id: str) -> Task:
 
 
 class TestContract:
+    def test_an_effect_rolled_back_can_be_stored_again(self, store_factory: StoreFactory) -> None:
+        store = store_factory()
+        if isinstance(store, MemoryStore):
+            pytest.skip("the memory store has no transactions")
+        assert store.put_effect(task("t1")) is True
+        store.rollback()
+        assert store.put_effect(task("t1")) is True
+        store.commit()
+        assert store.put_effect(task("t1")) is False
+        assert [e.id for e in store.effects()] == ["t1"]
+
     def test_preloaded_customers_answer_like_the_plain_reads(self, store_factory: StoreFactory) -> None:
         store = store_factory()
         store.put_profile("C1", 5.0, {"tier": "gold"})
