@@ -3,6 +3,7 @@ customer's state, and every pending deadline, is written here as it happens."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
@@ -112,6 +113,19 @@ class TaskQuery:
     due_before: float | None = None
     limit: int = 50
     offset: int = 0
+
+
+def occurrence_to_json(occ: Occurrence) -> str:
+    """An occurrence as compact JSON, as the SQL stores keep a deadline's first event."""
+    return json.dumps(
+        {"id": occ.id, "type": occ.type, "ts": occ.ts, "customer_id": occ.customer_id, "data": occ.data},
+        separators=(",", ":"),
+    )
+
+
+def occurrence_from_json(text: str) -> Occurrence:
+    raw = json.loads(text)
+    return Occurrence(raw["id"], raw["type"], raw["ts"], raw["customer_id"], raw["data"])
 
 
 class Store(Protocol):

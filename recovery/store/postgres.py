@@ -26,7 +26,16 @@ from recovery.effects import Effect, GestureStatus, Task, effect_from_dict
 from recovery.events import Occurrence
 from recovery.exceptions import StoreError
 from recovery.store import lifecycle as sql
-from recovery.store.base import AuditEntry, Deadline, GestureRecord, OutboxItem, TaskQuery, TaskRecord
+from recovery.store.base import (
+    AuditEntry,
+    Deadline,
+    GestureRecord,
+    OutboxItem,
+    TaskQuery,
+    TaskRecord,
+    occurrence_from_json,
+    occurrence_to_json,
+)
 from recovery.times import parse_time
 
 logger = logging.getLogger(__name__)
@@ -184,18 +193,6 @@ def _names(statements: list[_Statement]) -> str:
 def _pg(statement: str) -> str:
     """A statement of `recovery.store.lifecycle` (`?` placeholders) with psycopg's `%s`."""
     return statement.replace("?", "%s")
-
-
-def _occurrence_json(occ: Occurrence) -> str:
-    return json.dumps(
-        {"id": occ.id, "type": occ.type, "ts": occ.ts, "customer_id": occ.customer_id, "data": occ.data},
-        separators=(",", ":"),
-    )
-
-
-def _occurrence(text: str) -> Occurrence:
-    raw = json.loads(text)
-    return Occurrence(raw["id"], raw["type"], raw["ts"], raw["customer_id"], raw["data"])
 
 
 class PostgresStore:
@@ -484,7 +481,7 @@ class PostgresStore:
                 deadline.playbook,
                 deadline.customer_id,
                 deadline.key,
-                _occurrence_json(deadline.first),
+                occurrence_to_json(deadline.first),
             ),
         )
 
@@ -494,7 +491,7 @@ class PostgresStore:
     def pending_deadlines(self) -> list[Deadline]:
         sql = "SELECT id, due, playbook, customer_id, key, first FROM deadlines ORDER BY due, id"
         rows = self._run("pending_deadlines", sql).fetchall()
-        return [Deadline(i, due, pb, cid, key, _occurrence(first)) for i, due, pb, cid, key, first in rows]
+        return [Deadline(i, due, pb, cid, key, occurrence_from_json(first)) for i, due, pb, cid, key, first in rows]
 
     def scope_customers(self, scope_id: str) -> set[str]:
         sql = "SELECT customer_id FROM scopes WHERE scope_id = %s"

@@ -17,7 +17,16 @@ from recovery.effects import Effect, GestureStatus, Task, effect_from_dict
 from recovery.events import Occurrence
 from recovery.exceptions import StoreError
 from recovery.store import lifecycle as sql
-from recovery.store.base import AuditEntry, Deadline, GestureRecord, OutboxItem, TaskQuery, TaskRecord
+from recovery.store.base import (
+    AuditEntry,
+    Deadline,
+    GestureRecord,
+    OutboxItem,
+    TaskQuery,
+    TaskRecord,
+    occurrence_from_json,
+    occurrence_to_json,
+)
 from recovery.times import parse_time
 
 MIGRATIONS: tuple[str, ...] = (
@@ -87,18 +96,6 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 """Migration N (1-based) brings the schema from version N-1 to N. Append only; never edit a shipped one."""
-
-
-def _occurrence_json(occ: Occurrence) -> str:
-    return json.dumps(
-        {"id": occ.id, "type": occ.type, "ts": occ.ts, "customer_id": occ.customer_id, "data": occ.data},
-        separators=(",", ":"),
-    )
-
-
-def _occurrence(text: str) -> Occurrence:
-    raw = json.loads(text)
-    return Occurrence(raw["id"], raw["type"], raw["ts"], raw["customer_id"], raw["data"])
 
 
 class SqliteStore:
@@ -235,7 +232,7 @@ class SqliteStore:
                 deadline.playbook,
                 deadline.customer_id,
                 deadline.key,
-                _occurrence_json(deadline.first),
+                occurrence_to_json(deadline.first),
             ),
         )
 
@@ -244,7 +241,10 @@ class SqliteStore:
 
     def pending_deadlines(self) -> list[Deadline]:
         rows = self._run("SELECT id, due, playbook, customer_id, key, first FROM deadlines ORDER BY due, id")
-        return [Deadline(i, due, pb, cid, key, _occurrence(first)) for i, due, pb, cid, key, first in rows.fetchall()]
+        return [
+            Deadline(i, due, pb, cid, key, occurrence_from_json(first))
+            for i, due, pb, cid, key, first in rows.fetchall()
+        ]
 
     def scope_customers(self, scope_id: str) -> set[str]:
         rows = self._run("SELECT customer_id FROM scopes WHERE scope_id = ?", (scope_id,))
