@@ -457,19 +457,20 @@ class Service:
         limit = self.settings.batch_max_events
         while len(batch) < limit:
             best: deque[Pending] | list[ScopeItem] | None = None
+            best_tp: TopicPartition | None = None
             best_key: tuple[float, int, int, int] | None = None
             for tp, scopes in self._scopes.items():
                 if scopes:
                     key = (scopes[0].ts, 0, tp.partition, scopes[0].seq)
                     if best_key is None or key < best_key:
-                        best, best_key = scopes, key
+                        best, best_tp, best_key = scopes, tp, key
             for tp, buffer in self._buffers.items():
                 if buffer:
                     head = buffer[0]
                     key = (head.ts, 1, head.record.timestamp, tp.partition * 2**40 + head.record.offset)
                     if best_key is None or key < best_key:
-                        best, best_key = buffer, key
-            if best is None or best_key is None:
+                        best, best_tp, best_key = buffer, tp, key
+            if best is None or best_tp is None or best_key is None:
                 break
             if best_key[0] > floor:
                 if self._barrier_since is None:
@@ -488,18 +489,11 @@ class Service:
             item = best.popleft()
             batch.append(item)
             if item.event is not None and item.event.customer_id is None:
-                tp = TopicPartition(item.record.topic, item.record.partition)
-                self._scope_records[tp] = self._scope_records.get(tp, 1) - 1
+                self._scope_records[best_tp] = self._scope_records.get(best_tp, 1) - 1
                 break  # a scope event: its applications are ordered after it, in the next batch
-            if not best and self._lagging_buffer(best):
+            if not best and self._lagging(best_tp):
                 break  # that partition may hold earlier events than the others' next ones: fetch first
         return batch
-
-    def _lagging_buffer(self, emptied: deque[Pending]) -> bool:
-        for tp, buffer in self._buffers.items():
-            if buffer is emptied:
-                return self._lagging(tp)
-        return False
 
     def _process(self, batch: list[Item]) -> None:
         """One store transaction: evaluate, queue effects and DLQ records, commit; then commit offsets."""
