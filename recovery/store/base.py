@@ -4,7 +4,7 @@ customer's state, and every pending deadline, is written here as it happens."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -113,6 +113,43 @@ class TaskQuery:
     due_before: float | None = None
     limit: int = 50
     offset: int = 0
+
+
+Statement = tuple[str, str, Sequence[Any]]
+"""A queued write of a SQL store: what it is for (for messages), the SQL, its parameters."""
+
+GROUPABLE = frozenset(
+    (
+        "add_event",
+        "append_history",
+        "outbox_add",
+        "put_effect",
+        "put_profile",
+        "set_cooldown",
+        "mark_scope_applied",
+        "set_watermark",
+        "add_audit",
+    )
+)
+"""Queued writes that commute with every other queued write except one of the same SQL (inserts of distinct rows
+and upserts): they are sent grouped by statement, each group with `executemany`, in the order they were queued.
+The others (deletes, deadlines, scopes) are sent one by one, first, in their queued order."""
+
+
+def grouped_writes(statements: list[Statement]) -> list[tuple[str, list[Sequence[Any]]]]:
+    """The queued writes as (SQL, rows) to send in this order (see GROUPABLE)."""
+    ordered: list[tuple[str, list[Sequence[Any]]]] = []
+    groups: dict[str, list[Sequence[Any]]] = {}
+    for what, statement, params in statements:
+        if what in GROUPABLE:
+            groups.setdefault(statement, []).append(params)
+        else:
+            ordered.append((statement, [params]))
+    return ordered + list(groups.items())
+
+
+def statement_names(statements: list[Statement]) -> str:
+    return ", ".join(sorted({what for what, _, _ in statements}))
 
 
 def occurrence_to_json(occ: Occurrence) -> str:

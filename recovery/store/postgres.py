@@ -31,10 +31,13 @@ from recovery.store.base import (
     Deadline,
     GestureRecord,
     OutboxItem,
+    Statement,
     TaskQuery,
     TaskRecord,
+    grouped_writes,
     occurrence_from_json,
     occurrence_to_json,
+    statement_names,
 )
 from recovery.times import parse_time
 
@@ -126,9 +129,6 @@ MAX_QUEUED_WRITES = 1000
 KNOWN_EFFECT_IDS = 200_000
 """Queued writes are sent once this many wait, even if nothing is read."""
 
-_Statement = tuple[str, str, Sequence[Any]]
-"""What it is for (for messages), the SQL, its parameters."""
-
 
 _Preloaded = tuple[float, tuple[float, dict[str, Any]] | None, dict[str, float], list[Occurrence]]
 """A preloaded customer: (since, profile, cooldowns, history since `since`), valid in the open transaction."""
@@ -155,39 +155,6 @@ def _passwords(url: str) -> list[str]:
     found = [parts.netloc.rpartition("@")[0].partition(":")[2]]
     found += [value for name, value in parse_qsl(parts.query) if name.lower() == "password"]
     return [spelling for raw in found if raw for spelling in {raw, unquote(raw)}]
-
-
-GROUPABLE = frozenset(
-    (
-        "add_event",
-        "append_history",
-        "outbox_add",
-        "put_effect",
-        "put_profile",
-        "set_cooldown",
-        "mark_scope_applied",
-        "set_watermark",
-        "add_audit",
-    )
-)
-"""Queued writes that commute with every other queued write except one of the same SQL (inserts of distinct rows
-and upserts): they are sent grouped by statement, each group with `executemany`, in the order they were queued.
-The others (deletes, deadlines, scopes) are sent one by one, first, in their queued order."""
-
-
-def _grouped(statements: list[_Statement]) -> list[tuple[str, list[Sequence[Any]]]]:
-    ordered: list[tuple[str, list[Sequence[Any]]]] = []
-    groups: dict[str, list[Sequence[Any]]] = {}
-    for what, statement, params in statements:
-        if what in GROUPABLE:
-            groups.setdefault(statement, []).append(params)
-        else:
-            ordered.append((statement, [params]))
-    return ordered + list(groups.items())
-
-
-def _names(statements: list[_Statement]) -> str:
-    return ", ".join(sorted({what for what, _, _ in statements}))
 
 
 def _pg(statement: str) -> str:
@@ -220,7 +187,7 @@ class PostgresStore:
         if "application_name" not in given:
             self._options["application_name"] = "recovery"
         self._closed = False
-        self._queued: list[_Statement] = []
+        self._queued: list[Statement] = []
         self._preloaded: dict[str, bool] = {}
         self._customers: dict[str, _Preloaded] = {}
         self._effect_ids: dict[str, None] = {}  # insertion-ordered, bounded: the effects this connection stored
@@ -289,7 +256,7 @@ class PostgresStore:
                 cursor = self._conn.execute(sql, params)
             return cursor
         except psycopg.Error as exc:
-            raise self._error(f"{what} (sent after queued {_names(queued)})" if queued else what, exc) from exc
+            raise self._error(f"{what} (sent after queued {statement_names(queued)})" if queued else what, exc) from exc
 
     def _write(self, what: str, sql: str, params: Sequence[Any]) -> None:
         """Queue a statement whose result nobody reads."""
@@ -303,10 +270,10 @@ class PostgresStore:
             with self._conn.pipeline():
                 self._execute_grouped(queued)
         except psycopg.Error as exc:
-            raise self._error(f"queued {_names(queued)}", exc) from exc
+            raise self._error(f"queued {statement_names(queued)}", exc) from exc
 
-    def _execute_grouped(self, queued: list[_Statement]) -> None:
-        for statement, rows in _grouped(queued):
+    def _execute_grouped(self, queued: list[Statement]) -> None:
+        for statement, rows in grouped_writes(queued):
             if len(rows) == 1:
                 self._conn.execute(statement, rows[0])
             else:

@@ -2,6 +2,9 @@
 
 Writes go into an open transaction that `commit()` makes durable: the caller commits once per batch, after
 the batch's effects are written, and only then acknowledges its input (Kafka offsets).
+Writes whose result nobody reads are queued and sent grouped by statement with `executemany` (one C loop instead
+of a Python call per row) before the next read and at `commit()`; a queued write that fails raises there, naming
+it, and the batch is rolled back as any failed batch.
 Schema changes are versioned migrations, applied in order on open.
 """
 
@@ -22,10 +25,13 @@ from recovery.store.base import (
     Deadline,
     GestureRecord,
     OutboxItem,
+    Statement,
     TaskQuery,
     TaskRecord,
+    grouped_writes,
     occurrence_from_json,
     occurrence_to_json,
+    statement_names,
 )
 from recovery.times import parse_time
 
@@ -97,12 +103,17 @@ MIGRATIONS: tuple[str, ...] = (
 )
 """Migration N (1-based) brings the schema from version N-1 to N. Append only; never edit a shipped one."""
 
+MAX_QUEUED_WRITES = 5000
+"""Queued writes are sent once this many wait, even if nothing is read."""
+
 
 class SqliteStore:
     """A Store in one SQLite file (or `:memory:`). Not thread-safe: one per engine."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
+        self._queued: list[Statement] = []
+        self._preloaded: dict[str, bool] = {}
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -139,13 +150,40 @@ class SqliteStore:
         return int(row[0]) if row else 0
 
     def _run(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        """Run a statement whose result is read, after the queued writes."""
+        if self._queued:
+            self._send_queued()
+        return self._now(sql, params)
+
+    def _now(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        """Run a statement at once, ahead of the queued writes: only for tables no queued write touches."""
         try:
             return self._db.execute(sql, tuple(params))
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite store {self.path!r}: {exc} (in: {sql.split()[0]} ...)") from exc
 
+    def _write(self, what: str, sql: str, params: tuple[Any, ...]) -> None:
+        """Queue a statement whose result nobody reads."""
+        self._queued.append((what, sql, params))
+        if len(self._queued) >= MAX_QUEUED_WRITES:
+            self._send_queued()
+
+    def _send_queued(self) -> None:
+        queued, self._queued = self._queued, []
+        try:
+            for statement, rows in grouped_writes(queued):
+                if len(rows) == 1:
+                    self._db.execute(statement, rows[0])
+                else:
+                    self._db.executemany(statement, rows)
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path!r}: queued {statement_names(queued)} failed: {exc}") from exc
+
     def commit(self) -> None:
         """Make everything written since the last commit durable."""
+        self._preloaded = {}
+        if self._queued:
+            self._send_queued()
         try:
             self._db.execute("COMMIT")
             self._db.execute("BEGIN")
@@ -154,6 +192,8 @@ class SqliteStore:
 
     def rollback(self) -> None:
         """Forget everything written since the last commit."""
+        self._queued.clear()
+        self._preloaded = {}
         try:
             self._db.execute("ROLLBACK")
             self._db.execute("BEGIN")
@@ -167,16 +207,28 @@ class SqliteStore:
     # ------------------------------------------------------------------------------------------- ledger
 
     def add_event(self, event_id: str) -> bool:
-        return self._run("INSERT OR IGNORE INTO ledger VALUES (?)", (event_id,)).rowcount == 1
+        sql = "INSERT OR IGNORE INTO ledger VALUES (?)"
+        seen = self._preloaded.get(event_id)
+        if seen is None:
+            return self._run(sql, (event_id,)).rowcount == 1
+        if seen:
+            return False
+        self._preloaded[event_id] = True
+        self._write("add_event", sql, (event_id,))
+        return True
 
     def preload_events(self, event_ids: list[str]) -> None:
-        """Nothing to do: a lookup here is cheap."""
+        """Check a batch's ids in one query; `add_event` then queues its insert instead of running it."""
+        sql = "SELECT event_id FROM ledger WHERE event_id IN (SELECT value FROM json_each(?))"
+        seen = {row[0] for row in self._run(sql, (json.dumps(event_ids),)).fetchall()}
+        self._preloaded = {event_id: event_id in seen for event_id in event_ids}
 
     def preload_customers(self, customer_ids: list[str], since: float) -> None:
         """Nothing to do: a lookup here is cheap."""
 
     def append_history(self, occurrence: Occurrence) -> None:
-        self._run(
+        self._write(
+            "append_history",
             "INSERT INTO history VALUES (?, ?, ?, ?, ?)",
             (occurrence.customer_id, occurrence.ts, occurrence.id, occurrence.type, json.dumps(occurrence.data)),
         )
@@ -201,7 +253,8 @@ class SqliteStore:
 
     def put_profile(self, customer_id: str, ts: float, profile: dict[str, Any]) -> None:
         region = profile.get("region")
-        self._run(
+        self._write(
+            "put_profile",
             "INSERT INTO profiles VALUES (?, ?, ?, ?) ON CONFLICT (customer_id) DO UPDATE SET "
             "ts = excluded.ts, data = excluded.data, region = excluded.region",
             (customer_id, ts, json.dumps(profile), None if region is None else str(region)),
@@ -216,7 +269,8 @@ class SqliteStore:
         return {playbook: ts for playbook, ts in rows}
 
     def set_cooldown(self, customer_id: str, playbook: str, ts: float) -> None:
-        self._run(
+        self._write(
+            "set_cooldown",
             "INSERT INTO cooldowns VALUES (?, ?, ?) ON CONFLICT (customer_id, playbook) DO UPDATE SET ts = excluded.ts",
             (customer_id, playbook, ts),
         )
@@ -224,7 +278,8 @@ class SqliteStore:
     # ------------------------------------------------------------------------------------------- deadlines
 
     def add_deadline(self, deadline: Deadline) -> None:
-        self._run(
+        self._write(
+            "add_deadline",
             "INSERT OR IGNORE INTO deadlines VALUES (?, ?, ?, ?, ?, ?)",
             (
                 deadline.id,
@@ -237,7 +292,7 @@ class SqliteStore:
         )
 
     def remove_deadline(self, deadline_id: str) -> None:
-        self._run("DELETE FROM deadlines WHERE id = ?", (deadline_id,))
+        self._write("remove_deadline", "DELETE FROM deadlines WHERE id = ?", (deadline_id,))
 
     def pending_deadlines(self) -> list[Deadline]:
         rows = self._run("SELECT id, due, playbook, customer_id, key, first FROM deadlines ORDER BY due, id")
@@ -251,9 +306,9 @@ class SqliteStore:
         return {r[0] for r in rows.fetchall()}
 
     def set_scope_customers(self, scope_id: str, customers: set[str]) -> None:
-        self._run("DELETE FROM scopes WHERE scope_id = ?", (scope_id,))
+        self._write("set_scope_customers", "DELETE FROM scopes WHERE scope_id = ?", (scope_id,))
         for cid in sorted(customers):
-            self._run("INSERT INTO scopes VALUES (?, ?)", (scope_id, cid))
+            self._write("set_scope_customers", "INSERT INTO scopes VALUES (?, ?)", (scope_id, cid))
 
     # ------------------------------------------------------------------------------------------- scope log
 
@@ -270,11 +325,13 @@ class SqliteStore:
         return {int(r[0]) for r in rows.fetchall()}
 
     def mark_scope_applied(self, stream: str, seq: int) -> None:
-        self._run("INSERT OR IGNORE INTO scope_applied VALUES (?, ?)", (stream, seq))
+        self._write("mark_scope_applied", "INSERT OR IGNORE INTO scope_applied VALUES (?, ?)", (stream, seq))
 
     def set_watermark(self, stream: str, ts: float) -> None:
-        self._run(
-            "INSERT INTO watermarks VALUES (?, ?) ON CONFLICT (stream) DO UPDATE SET ts = excluded.ts", (stream, ts)
+        self._write(
+            "set_watermark",
+            "INSERT INTO watermarks VALUES (?, ?) ON CONFLICT (stream) DO UPDATE SET ts = excluded.ts",
+            (stream, ts),
         )
 
     def watermarks(self, prefix: str) -> dict[str, float]:
@@ -284,7 +341,8 @@ class SqliteStore:
     # ------------------------------------------------------------------------------------------- effects
 
     def put_effect(self, effect: Effect) -> bool:
-        cursor = self._run(
+        # No queued write touches effects, tasks or gestures: these need not wait for the queue.
+        cursor = self._now(
             "INSERT OR IGNORE INTO effects (id, kind, customer_id, body) VALUES (?, ?, ?, ?)",
             (effect.id, effect.kind, effect.customer_id, effect.to_json()),
         )
@@ -292,9 +350,9 @@ class SqliteStore:
             return False
         if isinstance(effect, Task):
             due_ts, created_ts = parse_time(effect.due_at), parse_time(effect.created_at)
-            self._run(sql.INSERT_TASK, sql.task_params(effect, due_ts, created_ts))
+            self._now(sql.INSERT_TASK, sql.task_params(effect, due_ts, created_ts))
         else:
-            self._run(sql.INSERT_GESTURE, sql.gesture_params(effect))
+            self._now(sql.INSERT_GESTURE, sql.gesture_params(effect))
         return True
 
     def effects(self) -> list[Effect]:
@@ -356,7 +414,7 @@ class SqliteStore:
         details: dict[str, Any] | None = None,
     ) -> None:
         params = (at, actor, action, customer_id, task_id, gesture_id, json.dumps(details or {}))
-        self._run(sql.INSERT_AUDIT, params)
+        self._write("add_audit", sql.INSERT_AUDIT, params)
 
     def audit(
         self, *, customer_id: str | None = None, task_id: str | None = None, limit: int = 1000
@@ -370,7 +428,8 @@ class SqliteStore:
         self, topic: str, key: str | None, value: bytes, headers: tuple[tuple[str, bytes], ...] = ()
     ) -> None:
         encoded = json.dumps([[name, raw.decode("latin-1")] for name, raw in headers])
-        self._run("INSERT INTO outbox (topic, key, value, headers) VALUES (?, ?, ?, ?)", (topic, key, value, encoded))
+        sql = "INSERT INTO outbox (topic, key, value, headers) VALUES (?, ?, ?, ?)"
+        self._write("outbox_add", sql, (topic, key, value, encoded))
 
     def outbox_take(self, limit: int) -> list[OutboxItem]:
         rows = self._run("SELECT seq, topic, key, value, headers FROM outbox ORDER BY seq LIMIT ?", (limit,)).fetchall()

@@ -16,6 +16,7 @@ from recovery.exceptions import StoreError
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.store import Deadline, MemoryStore, SqliteStore, Store, open_store
 from recovery.store import postgres as postgres_module
+from recovery.store import sqlite as sqlite_module
 from recovery.store.postgres import MIGRATIONS as POSTGRES_MIGRATIONS
 from recovery.store.postgres import PostgresStore
 from recovery.store.sqlite import MIGRATIONS
@@ -289,6 +290,31 @@ class TestSqlite:
     def test_an_unusable_path_says_where(self, tmp_path: Path) -> None:
         with pytest.raises(StoreError, match="cannot open the SQLite store at"):
             SqliteStore(tmp_path / "missing-dir" / "r.db")
+
+    def test_a_queued_write_that_fails_is_named_at_commit(self, tmp_path: Path) -> None:
+        store = SqliteStore(tmp_path / "r.db")
+        store.preload_events(["e1"])
+        assert store.add_event("e1") is True  # queued
+        store.outbox_add(None, None, b"v")  # type: ignore[arg-type]  # topic is NOT NULL
+        with pytest.raises(StoreError, match=r"queued add_event, outbox_add failed: NOT NULL constraint failed"):
+            store.commit()
+        store.rollback()
+        assert store.add_event("e1") is True  # the failed batch left nothing
+        store.close()
+
+    def test_queued_writes_keep_their_order_and_are_sent_before_a_read(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(sqlite_module, "MAX_QUEUED_WRITES", 4)
+        store = SqliteStore(tmp_path / "r.db")
+        for n in range(6):
+            store.put_profile("C1", float(n), {"tier": "gold", "n": n})
+            store.set_scope_customers("s", {f"C{n}"})
+        assert len(store._queued) == 18 % 4  # 18 queued, sent by fours: bounded
+        assert store.get_profile("C1") == (5.0, {"tier": "gold", "n": 5})  # the last upsert wins
+        assert store.scope_customers("s") == {"C5"}  # each replace after the one before
+        assert store._queued == []
+        store.close()
 
 
 class TestPostgres:
