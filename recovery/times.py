@@ -53,8 +53,7 @@ def parse_time(text: str) -> float:
 
 def format_time(ts: float) -> str:
     """RFC 3339 UTC with `Z`, with milliseconds only when there are any."""
-    value = datetime.fromtimestamp(ts, UTC)
-    millis = value.microsecond // 1000
-    if millis:
-        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{millis:03d}Z"
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    v = datetime.fromtimestamp(ts, UTC)
+    text = f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}"
+    millis = v.microsecond // 1000
+    return f"{text}.{millis:03d}Z" if millis else f"{text}Z"

@@ -13,8 +13,11 @@ import difflib
 import math
 import operator
 import re
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
+from operator import attrgetter
 from typing import Any
 
 from recovery.events import EVENT_TYPE_PATTERN, STANDARD_TYPES, Occurrence, data_fields
@@ -49,11 +52,14 @@ _DATA_TYPES: dict[str, dict[str, str]] = {
 }
 
 
+_ts = attrgetter("ts")
+
+
 class Context:
     """Everything an expression can see while a playbook is evaluated for one customer at one instant.
 
     `at` is the evaluation instant (epoch seconds): look-back windows end there, inclusive.
-    `history` holds the customer's recent occurrences of the types playbooks look back to.
+    `history` holds the customer's recent occurrences of the types playbooks look back to, in time order.
     """
 
     __slots__ = ("_counts", "at", "customer_id", "duration", "event", "first", "history", "lets", "profile")
@@ -84,9 +90,14 @@ class Context:
         key = (event_type, window_s)
         found = self._counts.get(key)
         if found is None:
-            start = self.at - window_s
             at = self.at
-            found = [o for o in self.history if o.type == event_type and start <= o.ts <= at]
+            history = self.history
+            # History is in time order: skip what is older than the window.
+            first = bisect_left(history, at - window_s, key=_ts) if len(history) > 4 else 0
+            found = [o for o in islice(history, first, None) if o.type == event_type and o.ts <= at]
+            if first == 0:
+                start = at - window_s
+                found = [o for o in found if o.ts >= start]
             self._counts[key] = found
         return found
 
@@ -354,7 +365,8 @@ class Compiler:
                 if isinstance(container, str):
                     found = isinstance(value, str) and value in container
                 elif isinstance(container, list):
-                    found = any(_same(value, item) for item in container)
+                    # A string equals only a string: `in` is exact for it, and quick.
+                    found = value in container if type(value) is str else any(_same(value, i) for i in container)
                 else:
                     found = False
                 return not found if negate else found

@@ -673,7 +673,7 @@ class TestWindows:
         scope_factory: ScopeFactory,
         context_factory: ContextFactory,
     ) -> None:
-        history = [_occurrence(t, AT + off) for t, off in offsets]
+        history = sorted((_occurrence(t, AT + off) for t, off in offsets), key=lambda o: o.ts)  # as the engine keeps it
         ctx = context_factory(history=history)
         expected = sum(1 for o in history if o.type == "service.call" and AT - window_s <= o.ts <= AT)
         scope = scope_factory("x.y")
