@@ -3,8 +3,9 @@
 Principles (DESIGN.md):
 1. Event time. Before an event is processed, the clock moves to its `occurred_at` and every deadline strictly
    before that fires. `advance(ts)` moves the clock without an event (`--until`, or wall time in `serve`).
-2. Effectively once. An event id seen before is ignored; effect ids derive from the cause, and the store keeps
-   an effect id once, so the same cause never raises a second task or gesture.
+2. Effectively once. An event id seen before is ignored (ids are kept for `ledger_retention_s` of event time);
+   effect ids derive from the cause, and the store keeps an effect id once, so the same cause never raises a
+   second task or gesture.
 3. The store is the truth, this engine a cache: a customer's state (profile, recent history, cooldowns) is
    loaded from the store on first use and may be evicted at any time; deadlines are written to the store.
 """
@@ -31,6 +32,9 @@ from recovery.times import format_time
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_CUSTOMERS = 100_000
+LEDGER_MIN_RETENTION_S = 7 * 86400.0
+"""Event ids are remembered (duplicates recognised) for the longest playbook look-back, and at least this long
+in event time: redeliveries and producer retries come within seconds or minutes of the original."""
 _NO_DATA: dict[str, Any] = {}
 
 
@@ -119,6 +123,7 @@ class Engine:
         self.history_types = frozenset().union(*(pb.history_types for pb in self.playbooks))
         self._paired_types = frozenset(pb.first_type for pb in self.playbooks if pb.kind == "sequence")
         self.horizon_s = max((pb.horizon_s for pb in self.playbooks), default=0.0)
+        self.ledger_retention_s = max(self.horizon_s, LEDGER_MIN_RETENTION_S)
         self.matcher = matcher or Matcher((pb.id, pb.condition.pattern) for pb in self.playbooks)
 
     def uncached(self, customer_ids: Iterable[str]) -> list[str]:
@@ -151,20 +156,22 @@ class Engine:
             effects.extend(self._fire(deadline))
         if ts > self.clock:
             self.clock = ts
-            if self.horizon_s and ts - self._pruned_at > self.horizon_s / 4:
+            if ts - self._pruned_at > self.ledger_retention_s / 4:
                 self._pruned_at = ts
-                self.store.prune_history(ts - self.horizon_s)
+                if self.horizon_s:
+                    self.store.prune_history(ts - self.horizon_s)
+                self.store.prune_ledger(ts - self.ledger_retention_s)
         return effects
 
     # ------------------------------------------------------------------------------------------- events
 
     def process(self, event: Event) -> list[Effect]:
         """Evaluate one event; returns the new effects (none for a duplicate)."""
-        if not self.store.add_event(event.id):
+        ts = event.occurred_at.timestamp()
+        if not self.store.add_event(event.id, ts):
             self.stats.duplicates += 1
             return []
         self.stats.events += 1
-        ts = event.occurred_at.timestamp()
         effects = self.advance(ts)
         if event.customer_id is not None:
             effects.extend(self._on_customer_event(event.customer_id, event.id, event.type, ts, event.data))
@@ -177,11 +184,11 @@ class Engine:
     def record_scope(self, event: Event) -> tuple[list[Effect], int | None]:
         """Log a scope event for every partition's customers (`serve`); returns the effects of the deadlines
         its time passed and its seq in the scope log (None for a duplicate)."""
-        if not self.store.add_event(event.id):
+        ts = event.occurred_at.timestamp()
+        if not self.store.add_event(event.id, ts):
             self.stats.duplicates += 1
             return [], None
         self.stats.events += 1
-        ts = event.occurred_at.timestamp()
         effects = self.advance(ts)
         return effects, self.store.scope_log_add(ts, event.model_dump_json())
 

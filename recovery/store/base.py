@@ -166,8 +166,14 @@ def occurrence_from_json(text: str) -> Occurrence:
 
 
 class Store(Protocol):
-    def add_event(self, event_id: str) -> bool:
-        """Record an event id in the ledger; False when it was seen before (a duplicate)."""
+    def add_event(self, event_id: str, ts: float) -> bool:
+        """Record an event id (of an event of time `ts`) in the ledger; False when it was seen before (a
+        duplicate)."""
+        ...
+
+    def prune_ledger(self, before: float) -> int:
+        """Forget the ids of events of time before `before` (a duplicate of one is no longer recognised by the
+        ledger: its effects still are, by their ids); returns how many (at least; a store may keep some longer)."""
         ...
 
     def preload_events(self, event_ids: list[str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import math
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -22,6 +23,8 @@ from recovery.store.base import (
 )
 from recovery.times import parse_time
 
+DAY_S = 86400.0
+
 
 class MemoryStore:
     """Everything in dicts. `keep_effects=False` keeps only effect ids (enough to never raise one twice)."""
@@ -30,6 +33,7 @@ class MemoryStore:
         self._keep_effects = keep_effects
         self._effect_ids: set[str] = set()
         self._ledger: set[str] = set()
+        self._ledger_days: dict[int, list[str]] = {}  # the ids by day of their event, for pruning
         self._history: dict[str, list[Occurrence]] = {}
         self._profiles: dict[str, tuple[float, dict[str, Any]]] = {}
         self._regions: dict[str, set[str]] = {}
@@ -48,11 +52,25 @@ class MemoryStore:
         # API threads share one memory store in tests: the conditional updates must be atomic.
         self._lock = threading.Lock()
 
-    def add_event(self, event_id: str) -> bool:
+    def add_event(self, event_id: str, ts: float) -> bool:
         if event_id in self._ledger:
             return False
         self._ledger.add(event_id)
+        day = math.floor(ts / DAY_S) if math.isfinite(ts) else 0
+        self._ledger_days.setdefault(day, []).append(event_id)
         return True
+
+    def prune_ledger(self, before: float) -> int:
+        """Whole days only: ids of the day `before` falls in stay until the next prune."""
+        last = math.floor(before / DAY_S) if math.isfinite(before) else None
+        if last is None:
+            return 0
+        dropped = 0
+        for day in [d for d in self._ledger_days if d < last]:
+            ids = self._ledger_days.pop(day)
+            self._ledger.difference_update(ids)
+            dropped += len(ids)
+        return dropped
 
     def preload_events(self, event_ids: list[str]) -> None:
         """Nothing to do: a lookup here is cheap."""

@@ -119,6 +119,10 @@ MIGRATIONS: tuple[str, ...] = (
     INSERT INTO gestures (id, customer_id, task_id, status)
         SELECT id, customer_id, body::json->>'task_id', body::json->>'status' FROM effects WHERE kind = 'gesture';
     """,
+    """
+    ALTER TABLE ledger ADD COLUMN ts double precision;
+    UPDATE ledger SET ts = extract(epoch FROM now());
+    """,
 )
 """Migration N (1-based) brings the schema from version N-1 to N. Append only; never edit a shipped one."""
 
@@ -332,16 +336,19 @@ class PostgresStore:
         seen = {row[0] for row in self._run("preload_events", sql, (event_ids,)).fetchall()}
         self._preloaded = {event_id: event_id in seen for event_id in event_ids}
 
-    def add_event(self, event_id: str) -> bool:
-        sql = "INSERT INTO ledger VALUES (%s) ON CONFLICT DO NOTHING"
+    def add_event(self, event_id: str, ts: float) -> bool:
+        sql = "INSERT INTO ledger VALUES (%s, %s) ON CONFLICT DO NOTHING"
         seen = self._preloaded.get(event_id)
         if seen is None:
-            return self._run("add_event", sql, (event_id,)).rowcount == 1
+            return self._run("add_event", sql, (event_id, ts)).rowcount == 1
         if seen:
             return False
         self._preloaded[event_id] = True
-        self._write("add_event", sql, (event_id,))
+        self._write("add_event", sql, (event_id, ts))
         return True
+
+    def prune_ledger(self, before: float) -> int:
+        return self._run("prune_ledger", "DELETE FROM ledger WHERE ts < %s", (before,)).rowcount
 
     def preload_customers(self, customer_ids: list[str], since: float) -> None:
         """Fetch the state of a batch's customers (profiles, cooldowns, history since `since`) in three round trips

@@ -100,8 +100,13 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT id, customer_id, json_extract(body, '$.task_id'), json_extract(body, '$.status')
         FROM effects WHERE kind = 'gesture';
     """,
+    """
+    ALTER TABLE ledger ADD COLUMN ts REAL;
+    UPDATE ledger SET ts = (julianday('now') - 2440587.5) * 86400.0;
+    """,
 )
-"""Migration N (1-based) brings the schema from version N-1 to N. Append only; never edit a shipped one."""
+"""Migration N (1-based) brings the schema from version N-1 to N. Append only; never edit a shipped one.
+5: the ledger keeps each event's time, to be pruned (ids recorded before it count as of the migration's time)."""
 
 MAX_QUEUED_WRITES = 5000
 """Queued writes are sent once this many wait, even if nothing is read."""
@@ -206,16 +211,19 @@ class SqliteStore:
 
     # ------------------------------------------------------------------------------------------- ledger
 
-    def add_event(self, event_id: str) -> bool:
-        sql = "INSERT OR IGNORE INTO ledger VALUES (?)"
+    def add_event(self, event_id: str, ts: float) -> bool:
+        sql = "INSERT OR IGNORE INTO ledger VALUES (?, ?)"
         seen = self._preloaded.get(event_id)
         if seen is None:
-            return self._run(sql, (event_id,)).rowcount == 1
+            return self._run(sql, (event_id, ts)).rowcount == 1
         if seen:
             return False
         self._preloaded[event_id] = True
-        self._write("add_event", sql, (event_id,))
+        self._write("add_event", sql, (event_id, ts))
         return True
+
+    def prune_ledger(self, before: float) -> int:
+        return self._run("DELETE FROM ledger WHERE ts < ?", (before,)).rowcount
 
     def preload_events(self, event_ids: list[str]) -> None:
         """Check a batch's ids in one query; `add_event` then queues its insert instead of running it."""

@@ -20,6 +20,7 @@ DECIMAL = r"\d+\.\d+"
 
 def test_end_to_end_tiny(kafka_bootstrap: str) -> None:
     args = ["--events", "2000", "--customers", "200", "--bootstrap", kafka_bootstrap, "--stores", "sqlite,postgres"]
+    args += ["--runs", "1"]
     done = subprocess.run(
         [sys.executable, "-m", "bench.end_to_end", *args],
         cwd=ROOT,

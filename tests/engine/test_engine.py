@@ -69,6 +69,20 @@ class TestDuplicatesAndIds:
         assert effects == []
         assert engine.stats.duplicates == 2
 
+    def test_the_ledger_keeps_ids_for_the_retention_only(self, engine_factory, event_factory) -> None:
+        store = MemoryStore()
+        engine = engine_factory(store=store)
+        retention = engine.ledger_retention_s
+        assert retention >= 7 * DAY
+        step = DAY / 4
+        n = int(4 * retention / step)
+        for i in range(n):
+            engine.process(event_factory("payment.failed", at=i * step, id=f"p{i}"))
+        # Bounded: about one retention (plus the prune interval and a day of rounding) of ids, not all of them.
+        assert len(store._ledger) <= (retention * 1.25 + DAY) / step + 1 < n / 2
+        recent = event_factory("payment.failed", at=(n - 5) * step, id=f"p{n - 5}")
+        assert engine.process(recent) == [] and engine.stats.duplicates == 1  # within the retention: a duplicate
+
     def test_colliding_customer_ids_keep_separate_state(self, engine_factory, event_factory) -> None:
         # These two ids collide on durable-rules' 32-bit session hash: recovery must not merge them.
         engine = engine_factory()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import psycopg
@@ -287,4 +288,35 @@ def test_postgres_migration_fills_tasks_from_existing_effects(postgres_database:
     assert record.due_ts == pytest.approx(parse_time("2026-11-02T10:00:00.250Z"), abs=0.001)
     gesture = store.get_gesture("gst-1")
     assert gesture is not None and gesture.status == "proposed"
+    store.close()
+
+
+def test_sqlite_migration_keeps_the_ledger_and_dates_it(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    for migration in MIGRATIONS[:4]:
+        db.executescript(migration)
+    db.execute("INSERT INTO schema_version VALUES (4)")
+    db.execute("INSERT INTO ledger VALUES ('e1')")
+    db.commit()
+    db.close()
+    store = SqliteStore(path)
+    assert store.add_event("e1", 0.0) is False  # still recognised
+    assert store.prune_ledger(time.time() - 3600) == 0  # dated as of the migration: kept for the retention
+    assert store.prune_ledger(time.time() + 3600) == 1
+    store.close()
+
+
+def test_postgres_migration_keeps_the_ledger_and_dates_it(postgres_database: str) -> None:
+    with psycopg.connect(postgres_database, autocommit=True) as db:
+        db.execute("CREATE TABLE schema_version (version integer NOT NULL)")
+        for migration in POSTGRES_MIGRATIONS[:3]:
+            db.execute(migration)
+        db.execute("INSERT INTO schema_version VALUES (3)")
+        db.execute("INSERT INTO ledger VALUES ('e1')")
+    store = PostgresStore(postgres_database)
+    assert store.add_event("e1", 0.0) is False
+    assert store.prune_ledger(time.time() - 3600) == 0
+    assert store.prune_ledger(time.time() + 3600) == 1
     store.close()

@@ -104,10 +104,10 @@ class TestContract:
 
     def test_preloaded_ledger_answers_like_the_plain_one(self, store_factory: StoreFactory) -> None:
         store = store_factory()
-        assert store.add_event("old") is True
+        assert store.add_event("old", 0.0) is True
         store.commit()
         store.preload_events(["old", "new", "twice"])
-        assert [store.add_event(i) for i in ("old", "new", "twice", "twice", "unlisted", "unlisted")] == [
+        assert [store.add_event(i, 0.0) for i in ("old", "new", "twice", "twice", "unlisted", "unlisted")] == [
             False,
             True,
             True,
@@ -117,7 +117,7 @@ class TestContract:
         ]
         store.commit()
         store.preload_events(["new"])
-        assert store.add_event("new") is False
+        assert store.add_event("new", 0.0) is False
 
     def test_scope_log_applied_sets_and_watermarks(self, store_factory: StoreFactory) -> None:
         store = store_factory()
@@ -160,9 +160,23 @@ class TestContract:
 
     def test_ledger_sees_each_event_once(self, store_factory: StoreFactory) -> None:
         store = store_factory()
-        assert store.add_event("e1") is True
-        assert store.add_event("e1") is False
-        assert store.add_event("e2") is True
+        assert store.add_event("e1", 0.0) is True
+        assert store.add_event("e1", 0.0) is False
+        assert store.add_event("e2", 0.0) is True
+
+    def test_ledger_forgets_ids_of_events_before_the_prune(self, store_factory: StoreFactory) -> None:
+        store = store_factory()
+        day = 86400.0
+        assert store.add_event("old", 1.5 * day) is True
+        assert store.add_event("new", 3.5 * day) is True
+        store.commit()
+        assert store.prune_ledger(3 * day) >= 1
+        store.commit()
+        assert store.add_event("old", 1.5 * day) is True  # forgotten: recorded again
+        assert store.add_event("new", 3.5 * day) is False  # kept
+        store.preload_events(["old", "new"])
+        assert store.add_event("old", 1.5 * day) is False
+        assert store.add_event("new", 3.5 * day) is False
 
     def test_history_is_by_customer_ordered_and_pruned(self, store_factory: StoreFactory) -> None:
         store = store_factory()
@@ -245,11 +259,11 @@ class TestSqlite:
     def test_survives_reopening(self, tmp_path: Path) -> None:
         path = tmp_path / "r.db"
         store = SqliteStore(path)
-        store.add_event("e1")
+        store.add_event("e1", 0.0)
         store.put_effect(task("tsk-1"))
         store.close()
         again = SqliteStore(path)
-        assert again.add_event("e1") is False
+        assert again.add_event("e1", 0.0) is False
         assert [e.id for e in again.effects()] == ["tsk-1"]
         assert again.schema_version == len(MIGRATIONS)
         again.close()
@@ -257,13 +271,13 @@ class TestSqlite:
     def test_uncommitted_writes_are_lost_on_a_crash(self, tmp_path: Path) -> None:
         path = tmp_path / "r.db"
         store = SqliteStore(path)
-        store.add_event("e1")
+        store.add_event("e1", 0.0)
         store.commit()
-        store.add_event("e2")
+        store.add_event("e2", 0.0)
         store._db.close()  # a crash: no commit
         again = SqliteStore(path)
-        assert again.add_event("e1") is False
-        assert again.add_event("e2") is True
+        assert again.add_event("e1", 0.0) is False
+        assert again.add_event("e2", 0.0) is True
         again.close()
 
     def test_an_outbox_take_rolled_back_is_taken_again(self, tmp_path: Path) -> None:
@@ -294,12 +308,12 @@ class TestSqlite:
     def test_a_queued_write_that_fails_is_named_at_commit(self, tmp_path: Path) -> None:
         store = SqliteStore(tmp_path / "r.db")
         store.preload_events(["e1"])
-        assert store.add_event("e1") is True  # queued
+        assert store.add_event("e1", 0.0) is True  # queued
         store.outbox_add(None, None, b"v")  # type: ignore[arg-type]  # topic is NOT NULL
         with pytest.raises(StoreError, match=r"queued add_event, outbox_add failed: NOT NULL constraint failed"):
             store.commit()
         store.rollback()
-        assert store.add_event("e1") is True  # the failed batch left nothing
+        assert store.add_event("e1", 0.0) is True  # the failed batch left nothing
         store.close()
 
     def test_queued_writes_keep_their_order_and_are_sent_before_a_read(
@@ -320,25 +334,25 @@ class TestSqlite:
 class TestPostgres:
     def test_survives_reopening(self, postgres_database: str) -> None:
         store = PostgresStore(postgres_database)
-        store.add_event("e1")
+        store.add_event("e1", 0.0)
         store.put_effect(task("tsk-1"))
         store.close()
         again = open_store(postgres_database)
         assert isinstance(again, PostgresStore)
-        assert again.add_event("e1") is False
+        assert again.add_event("e1", 0.0) is False
         assert [e.id for e in again.effects()] == ["tsk-1"]
         assert again.schema_version == len(POSTGRES_MIGRATIONS)
         again.close()
 
     def test_uncommitted_writes_are_lost_on_a_crash(self, postgres_database: str) -> None:
         store = PostgresStore(postgres_database)
-        store.add_event("e1")
+        store.add_event("e1", 0.0)
         store.commit()
-        store.add_event("e2")
+        store.add_event("e2", 0.0)
         store._conn.close()  # a crash: no commit
         again = PostgresStore(postgres_database)
-        assert again.add_event("e1") is False
-        assert again.add_event("e2") is True
+        assert again.add_event("e1", 0.0) is False
+        assert again.add_event("e2", 0.0) is True
         again.close()
 
     def test_an_outbox_take_rolled_back_is_taken_again(self, postgres_database: str) -> None:
@@ -393,26 +407,26 @@ class TestPostgres:
 
     def test_a_lost_connection_raises_then_rollback_reconnects(self, postgres_database: str) -> None:
         store = PostgresStore(postgres_database)
-        store.add_event("e1")
+        store.add_event("e1", 0.0)
         store.commit()
-        store.add_event("e2")
+        store.add_event("e2", 0.0)
         with psycopg.connect(postgres_database, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (store._conn.info.backend_pid,))
         with pytest.raises(StoreError, match=r"PostgreSQL store .*: add_event failed"):
-            store.add_event("e3")
+            store.add_event("e3", 0.0)
         store.rollback()
-        assert store.add_event("e1") is False
-        assert store.add_event("e2") is True  # lost with the connection
+        assert store.add_event("e1", 0.0) is False
+        assert store.add_event("e2", 0.0) is True  # lost with the connection
         store.close()
 
     def test_a_queued_write_that_fails_is_named_at_commit(self, postgres_database: str) -> None:
         store = PostgresStore(postgres_database)
-        store.add_event("e1")
+        store.add_event("e1", 0.0)
         store.outbox_add(None, None, b"v")  # type: ignore[arg-type]  # topic is NOT NULL
         with pytest.raises(StoreError, match=r"queued outbox_add failed: null value in column \"topic\""):
             store.commit()
         store.rollback()
-        assert store.add_event("e1") is True
+        assert store.add_event("e1", 0.0) is True
         store.close()
 
     def test_queued_writes_are_sent_in_bounded_batches(
