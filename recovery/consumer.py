@@ -27,6 +27,7 @@ The clock (principle 1): event time; when every assigned partition is caught up,
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
@@ -409,13 +410,13 @@ class Service:
             self._emit(effects)
         if self.on_step is not None:
             self.on_step(self.store, self.wall_clock())
-        self.store.commit()
+        self._commit()
         self._observe_stored()
         self._polled_at = None
         self._check_broker()
         self.health.set(store=None)
         if self._publisher is not None:
-            self._publisher.publish()
+            self._publisher.send()  # confirmed before the next commit: the next batch goes on meanwhile
 
     def _decode(self, record: Any) -> Pending:
         if not record.value:
@@ -528,7 +529,7 @@ class Service:
             self._emit(effects)
         if self._assigned:
             self._update_barrier()
-        self.store.commit()
+        self._commit()
         self._observe_stored()
         self.stats.batches += 1
         if not offsets:
@@ -630,9 +631,17 @@ class Service:
 
     # ------------------------------------------------------------------------------------------- failures
 
+    def _commit(self) -> None:
+        """Commit the store's transaction, once the broker has what the outbox sent (the take becomes final)."""
+        if self._publisher is not None:
+            self._publisher.confirm()
+        self.store.commit()
+
     def _recover(self) -> None:
         """After a failed batch: forget uncommitted writes and in-memory state, read again from the committed
         offsets."""
+        if self._publisher is not None:
+            self._publisher.forget()
         try:
             self.store.rollback()
         except StoreError:
@@ -668,11 +677,16 @@ class Service:
 
     def _close(self) -> None:
         try:
-            self.store.commit()
+            self._commit()
             if self._publisher is not None:
                 self._publisher.publish()
         except (KafkaError, StoreError):
             logger.exception("the outbox could not be published before closing; it is sent on the next start")
+            # What was taken and not confirmed goes back to the outbox (closing the store commits).
+            if self._publisher is not None:
+                self._publisher.forget()
+            with contextlib.suppress(StoreError):
+                self.store.rollback()
         self._close_clients()
         logger.info(
             "stopped",
