@@ -7,8 +7,10 @@ Effectively once (DESIGN.md principle 2):
    `recovery replay` would evaluate it.
 3. Each record is decoded and evaluated; a record that is not a valid event is queued for `recovery.dlq` with its
    original bytes, topic, partition, offset and the reason. Effects, state and the outbox rows go into one store
-   transaction, committed once per batch; only then are the Kafka offsets committed.
-4. The outbox publisher sends the batch's effects to `recovery.tasks` / `recovery.gestures`.
+   transaction, committed once per batch; only then are the Kafka offsets committed (asynchronously: one that is
+   lost only redelivers events the ledger knows; the last ones are committed synchronously on closing).
+4. The outbox publisher sends the batch's effects to `recovery.tasks` / `recovery.gestures` (the broker's
+   acknowledgement is awaited before the next store commit, while the next batch is evaluated).
 A crash anywhere redelivers the batch: the ledger knows its events, effect ids are deterministic, nothing repeats.
 
 Ownership (principle 4): customers are keyed to partitions with Kafka's default partitioner, and each customer's
@@ -107,6 +109,7 @@ class ServiceStats:
     store_errors: int = 0
     broker_errors: int = 0
     rebalances: int = 0
+    commit_failures: int = 0  # offset commits the broker refused (their events come again and are deduplicated)
 
 
 class Service:
@@ -147,6 +150,8 @@ class Service:
         self._consumer: Any = None
         self._producer: Any = None
         self._publisher: OutboxPublisher | None = None
+        self._uncommitted: dict[TopicPartition, OffsetAndMetadata] = {}
+        """The offsets committed asynchronously since the last synchronous commit."""
         self._assigned: set[TopicPartition] = set()
         self._buffers: dict[TopicPartition, deque[Pending]] = {}
         self._paused: set[TopicPartition] = set()
@@ -225,6 +230,7 @@ class Service:
             # Everything processed is committed already; what is buffered is fetched again, by us or the next owner.
             changed = True
             listener.revoked = False
+            self._uncommitted = {}  # the partitions' next owners commit from here on
             self._buffers.clear()
             self._scope_records = {}
             self._paused.clear()
@@ -535,8 +541,9 @@ class Service:
         if not offsets:
             return
         commit = {tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in offsets.items()}
+        self._uncommitted.update(commit)
         try:
-            self._consumer.commit(commit)
+            self._consumer.commit_async(commit, callback=self._on_offsets_committed)
         except KafkaError as exc:
             # The effects are durable: a redelivery after a rebalance is recognised by the ledger.
             logger.warning(
@@ -545,6 +552,23 @@ class Service:
             )
         if self.metrics is not None and self._polled_at is not None:
             self.metrics.observe_batch(time.monotonic() - self._polled_at)
+
+    def _on_offsets_committed(self, offsets: dict[TopicPartition, OffsetAndMetadata], response: Any) -> None:
+        """kafka-python's callback of an asynchronous offset commit (on its I/O thread)."""
+        if isinstance(response, Exception):
+            self.stats.commit_failures += 1
+            logger.warning(
+                "offset commit failed; the batch may be redelivered and is then deduplicated",
+                extra={"error": f"{type(response).__name__}: {response}"},
+            )
+
+    def _commit_offsets_now(self) -> None:
+        """The last processed offsets, committed synchronously (on closing: nothing processed comes again)."""
+        offsets, self._uncommitted = self._uncommitted, {}
+        if offsets and self._consumer is not None and self._assigned:
+            owned = {tp: meta for tp, meta in offsets.items() if tp in self._assigned}
+            if owned:
+                self._consumer.commit(owned)
 
     def _observe_stored(self) -> None:
         """Metrics of what the last commit made durable."""
@@ -678,6 +702,7 @@ class Service:
     def _close(self) -> None:
         try:
             self._commit()
+            self._commit_offsets_now()
             if self._publisher is not None:
                 self._publisher.publish()
         except (KafkaError, StoreError):
