@@ -2,7 +2,7 @@
 
 `Metrics(registry)` defines every metric on the registry it is given (never the global one), so each test and
 each service builds its own. The service calls the small `observe_*` / `set_*` methods below; each says where
-in the loop (recovery/consumer.py `Service`) or the API it belongs.
+in the loop (recovery/consumer/ `Service`) or the API it belongs.
 
 Names follow Prometheus conventions: prefix `recovery_`, base units (seconds), `_total` for counters. Label values
 come from small fixed sets (event types outside the standard ones are `other`, unknown outcomes `other`) or from

@@ -75,7 +75,7 @@ class Engine:
     In `serve` an instance owns only some customers (its Kafka partitions): `owns(customer_id)` says which, and
     only owned customers' deadlines are loaded. There a scope event (an outage) is not evaluated where it is
     read: `record_scope` logs it in the store, and `apply_scope` evaluates it for one partition's customers,
-    in that partition's event-time order (see recovery/consumer.py). `matcher` lets engines rebuilt after a
+    in that partition's event-time order (see recovery/consumer/). `matcher` lets engines rebuilt after a
     rebalance reuse the compiled durable-rules host.
     """
 

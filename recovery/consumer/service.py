@@ -1,118 +1,53 @@
-"""The service loop of `recovery serve`: Kafka in, engine, one store transaction per batch, offsets, outbox out.
-
-Effectively once (DESIGN.md principle 2):
-1. Records are polled from `ops.events` (consumer group, auto-commit off) and buffered per partition.
-2. A batch is taken from the buffers in event-time order across partitions (a partition that still has a
-   backlog but nothing fetched holds the others back, for at most `merge_wait_s`), so a backlog is evaluated as
-   `recovery replay` would evaluate it.
-3. Each record is decoded and evaluated; a record that is not a valid event is queued for `recovery.dlq` with its
-   original bytes, topic, partition, offset and the reason. Effects, state and the outbox rows go into one store
-   transaction, committed once per batch; only then are the Kafka offsets committed (asynchronously: one that is
-   lost only redelivers events the ledger knows; the last ones are committed synchronously on closing).
-4. The outbox publisher sends the batch's effects to `recovery.tasks` / `recovery.gestures` (the broker's
-   acknowledgement is awaited before the next store commit, while the next batch is evaluated).
-A crash anywhere redelivers the batch: the ledger knows its events, effect ids are deterministic, nothing repeats.
-
-Ownership (principle 4): customers are keyed to partitions with Kafka's default partitioner, and each customer's
-state is only touched by the instance that owns the customer's partition (an event keyed to the wrong partition
-is forwarded to the right one). A scope event (an outage, keyed by its own id) touches customers of every
-partition: the instance that reads it writes it to the store's scope log, and each partition's owner applies it
-to the partition's customers at its place in that partition's event-time order. So that no instance runs ahead of
-a scope event it has not seen yet, every instance publishes a watermark per partition in the store (the event
-time before which that partition's scope events are all logged) and does not process past the lowest watermark
-of the partitions it does not own (for at most `barrier_wait_s`, should an owner stall). With the barrier, several
-instances give exactly the effects of one.
-
-The clock (principle 1): event time; when every assigned partition is caught up, it follows wall time minus
-`lateness_s`, so deadlines fire without new events.
-"""
+"""`Service`: the loop of `recovery serve` (see the package's docstring)."""
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError, TopicAlreadyExistsError
-from kafka.partitioner.default import murmur2
 from kafka.structs import OffsetAndMetadata
 
 from recovery.config import Settings
+from recovery.consumer.ordering import EventTimeOrder
+from recovery.consumer.records import (
+    BARRIER_POLL_MS,
+    BROKER_CHECK_S,
+    DLQ_HEADERS,
+    PAUSE_ABOVE,
+    POLL_RECORDS,
+    POLLS_PER_STEP,
+    RESUME_BELOW,
+    STEP_BUDGET_S,
+    Item,
+    Pending,
+    RebalanceListener,
+    ScopeItem,
+    ServiceStats,
+    partition_of,
+)
 from recovery.effects import Effect
 from recovery.engine import Engine
 from recovery.engine.matcher import Matcher
 from recovery.events import Event
-from recovery.exceptions import EventError, StoreError
+from recovery.exceptions import StoreError
 from recovery.http import Health
 from recovery.metrics import Metrics
 from recovery.outbox import OutboxPublisher
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.store.base import Store
 
-logger = logging.getLogger(__name__)
-
-DLQ_HEADERS = ("recovery-error", "recovery-source-topic", "recovery-source-partition", "recovery-source-offset")
-PAUSE_ABOVE = 20_000
-"""Buffered records per partition above which fetching from it pauses (bounds memory while merging)."""
-RESUME_BELOW = 5_000
-POLL_RECORDS = 5_000
-BROKER_CHECK_S = 5.0
-STEP_BUDGET_S = 2.0
-BARRIER_POLL_MS = 20
-POLLS_PER_STEP = 8
+logger = logging.getLogger("recovery.consumer")  # one name for the loop's logs, whatever the module
 
 
-@functools.lru_cache(maxsize=1 << 18)
-def partition_of(key: str, partitions: int) -> int:
-    """The partition Kafka's default partitioner (Java's and kafka-python's) gives a key."""
-    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
-
-
-@dataclass(slots=True)
-class Pending:
-    """A polled record, decoded once."""
-
-    record: Any
-    ts: float
-    event: Event | None
-    error: str | None
-
-
-@dataclass(slots=True)
-class ScopeItem:
-    """A logged scope event still to be applied to the customers of one owned partition."""
-
-    tp: TopicPartition
-    seq: int
-    ts: float
-    event: Event
-
-
-Item = Pending | ScopeItem
-
-
-@dataclass
-class ServiceStats:
-    consumed: Counter[str] = field(default_factory=Counter)  # by result: processed, duplicate, invalid, forwarded
-    dlq: Counter[str] = field(default_factory=Counter)  # by reason kind
-    effects: Counter[str] = field(default_factory=Counter)  # by "kind playbook"
-    batches: int = 0
-    store_errors: int = 0
-    broker_errors: int = 0
-    rebalances: int = 0
-    commit_failures: int = 0  # offset commits the broker refused (their events come again and are deduplicated)
-
-
-class Service:
+class Service(EventTimeOrder):
     """One `recovery serve` instance's consumer loop. Build it, then `run(stop)` until `stop` is set.
 
     `wall_clock` (epoch seconds) is injectable so tests can pin what "now" is.
@@ -157,7 +92,7 @@ class Service:
         self._paused: set[TopicPartition] = set()
         self._blocked_since: float | None = None
         self._partitions = 0
-        self._listener = _Listener()
+        self._listener = RebalanceListener()
         self._scopes: dict[TopicPartition, list[ScopeItem]] = {}
         self._known_seqs: set[int] = set()
         self._last_ts: dict[TopicPartition, float] = {}
@@ -201,7 +136,7 @@ class Service:
             heartbeat_interval_ms=int(settings.kafka_session_timeout_s * 1000 / 3),
             **config,
         )
-        self._listener = _Listener()
+        self._listener = RebalanceListener()
         self._consumer.subscribe([settings.topic_events], listener=self._listener)
 
     def _ensure_topics(self, config: dict[str, Any]) -> None:
@@ -268,76 +203,6 @@ class Service:
                 self._consumer.seek_to_beginning(tp)
             else:
                 self._consumer.seek(tp, committed)
-
-    # ------------------------------------------------------------------------------------------- scope log
-
-    def _stream(self, tp: TopicPartition) -> str:
-        return f"{tp.topic}/{tp.partition}"
-
-    def _members(self, tp: TopicPartition) -> Callable[[str], bool]:
-        partitions, number = self._partitions, tp.partition
-        return lambda cid: partitions <= 1 or partition_of(cid, partitions) == number
-
-    def _load_scopes(self) -> None:
-        """After an assignment: the logged scope events not yet applied to each owned partition."""
-        self._scopes = {tp: [] for tp in self._assigned}
-        self._known_seqs = set()
-        applied = {tp: self.store.scope_applied(self._stream(tp)) for tp in self._assigned}
-        self._add_scopes(self.store.scope_log(float("-inf")), applied)
-
-    def _refresh_scopes(self) -> None:
-        """Scope events other instances logged since (only when other instances own partitions)."""
-        since = self.engine.clock - self.engine.horizon_s if self.engine.horizon_s else float("-inf")
-        fresh = [row for row in self.store.scope_log(since) if row[0] not in self._known_seqs]
-        if fresh:
-            applied = {tp: self.store.scope_applied(self._stream(tp)) for tp in self._assigned}
-            self._add_scopes(fresh, applied)
-
-    def _add_scopes(self, rows: list[tuple[int, float, str]], applied: dict[TopicPartition, set[int]]) -> None:
-        for seq, ts, raw in rows:
-            self._known_seqs.add(seq)
-            try:
-                event = Event.from_json(raw)
-            except EventError:  # it was valid when logged; a newer recovery may validate differently
-                logger.exception("a logged scope event no longer validates; skipped", extra={"seq": seq})
-                continue
-            for tp, items in self._scopes.items():
-                if seq not in applied.get(tp, ()):
-                    items.append(ScopeItem(tp, seq, ts, event))
-        for items in self._scopes.values():
-            items.sort(key=lambda item: (item.ts, item.seq))
-
-    def _foreign_streams(self) -> list[str]:
-        topic = self.settings.topic_events
-        owned = {tp.partition for tp in self._assigned}
-        return [f"{topic}/{n}" for n in range(self._partitions) if n not in owned]
-
-    def _update_barrier(self) -> None:
-        """Publish this instance's watermarks; read the others' (the lowest bounds what may be processed)."""
-        if set(self._scopes) != self._assigned:  # after a failed reload
-            self._load_scopes()
-        for tp in self._assigned:
-            # Partitions are in event-time order (late events aside): what is not fetched yet is newer than
-            # what is, so the watermark is the first unprocessed scope event fetched, else the newest fetched.
-            buffer = self._buffers.get(tp) or ()
-            mark = None
-            if self._scope_records.get(tp):
-                mark = next((p.ts for p in buffer if p.event is not None and p.event.customer_id is None), None)
-            if mark is None:
-                if not self._lagging(tp):
-                    mark = float("inf")
-                elif buffer:
-                    mark = buffer[-1].ts
-                else:
-                    mark = self._last_ts.get(tp, float("-inf"))
-            self.store.set_watermark(self._stream(tp), mark)
-        foreign = self._foreign_streams()
-        if not foreign:
-            self._foreign_floor = float("inf")
-            return
-        marks = self.store.watermarks(f"{self.settings.topic_events}/")
-        self._foreign_floor = min(marks.get(stream, float("-inf")) for stream in foreign)
-        self._refresh_scopes()
 
     # ------------------------------------------------------------------------------------------- loop
 
@@ -423,84 +288,6 @@ class Service:
         self.health.set(store=None)
         if self._publisher is not None:
             self._publisher.send()  # confirmed before the next commit: the next batch goes on meanwhile
-
-    def _decode(self, record: Any) -> Pending:
-        if not record.value:
-            return Pending(record, float("-inf"), None, "empty message (no value)")
-        try:
-            event = Event.from_json(record.value)
-        except EventError as exc:
-            return Pending(record, float("-inf"), None, f"invalid event: {exc}")
-        return Pending(record, event.ts, event, None)
-
-    def _lagging(self, tp: TopicPartition) -> bool:
-        """More records exist on the broker than were returned so far (or we do not know yet)."""
-        highwater = self._consumer.highwater(tp)
-        if highwater is None:
-            return True
-        position = self._consumer.position(tp)
-        return position is None or position < highwater
-
-    def _caught_up(self) -> bool:
-        return bool(self._assigned) and all(
-            not self._buffers.get(tp) and not self._lagging(tp) for tp in self._assigned
-        )
-
-    def _take_batch(self) -> list[Item]:
-        """Up to `batch_max_events` items in event-time order across the owned partitions and their pending scope
-        events (ties: scope events first, then record timestamp, partition, offset). It stops where a lagging
-        partition with nothing buffered could hold earlier events, after a scope event (its applications come
-        next), and at the other instances' lowest watermark."""
-        now = time.monotonic()
-        waiting = [tp for tp, b in self._buffers.items() if not b and tp not in self._paused and self._lagging(tp)]
-        if waiting:
-            if self._blocked_since is None:
-                self._blocked_since = now
-            if now - self._blocked_since < self.settings.merge_wait_s:
-                return []
-        self._blocked_since = None
-        floor = self._foreign_floor
-        batch: list[Item] = []
-        limit = self.settings.batch_max_events
-        while len(batch) < limit:
-            best: deque[Pending] | list[ScopeItem] | None = None
-            best_tp: TopicPartition | None = None
-            best_key: tuple[float, int, int, int] | None = None
-            for tp, scopes in self._scopes.items():
-                if scopes:
-                    key = (scopes[0].ts, 0, tp.partition, scopes[0].seq)
-                    if best_key is None or key < best_key:
-                        best, best_tp, best_key = scopes, tp, key
-            for tp, buffer in self._buffers.items():
-                if buffer:
-                    head = buffer[0]
-                    key = (head.ts, 1, head.record.timestamp, tp.partition * 2**40 + head.record.offset)
-                    if best_key is None or key < best_key:
-                        best, best_tp, best_key = buffer, tp, key
-            if best is None or best_tp is None or best_key is None:
-                break
-            if best_key[0] > floor:
-                if self._barrier_since is None:
-                    self._barrier_since = now
-                if now - self._barrier_since < self.settings.barrier_wait_s:
-                    break  # another instance has not logged its scope events up to here yet
-                logger.warning(
-                    "another instance's partitions lag behind; going on without them",
-                    extra={"watermark": floor, "waited_s": round(now - self._barrier_since, 1)},
-                )
-                floor = float("inf")
-            self._barrier_since = None
-            if isinstance(best, list):
-                batch.append(best.pop(0))
-                continue
-            item = best.popleft()
-            batch.append(item)
-            if item.event is not None and item.event.customer_id is None:
-                self._scope_records[best_tp] = self._scope_records.get(best_tp, 1) - 1
-                break  # a scope event: its applications are ordered after it, in the next batch
-            if not best and self._lagging(best_tp):
-                break  # that partition may hold earlier events than the others' next ones: fetch first
-        return batch
 
     def _process(self, batch: list[Item]) -> None:
         """One store transaction: evaluate, queue effects and DLQ records, commit; then commit offsets."""
@@ -721,25 +508,3 @@ class Service:
                 "batches": self.stats.batches,
             },
         )
-
-
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Records rebalances for the loop's thread to act on (the callbacks run on kafka-python's I/O thread)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.revoked = False
-        self._assigned: set[TopicPartition] | None = None
-
-    def on_partitions_revoked(self, revoked: Any) -> None:
-        with self._lock:
-            self.revoked = True
-
-    def on_partitions_assigned(self, assigned: Any) -> None:
-        with self._lock:
-            self._assigned = set(assigned)
-
-    def take_assignment(self) -> set[TopicPartition] | None:
-        with self._lock:
-            assigned, self._assigned = self._assigned, None
-            return assigned
