@@ -85,8 +85,13 @@ class Service(EventTimeOrder):
         self._consumer: Any = None
         self._producer: Any = None
         self._publisher: OutboxPublisher | None = None
-        self._uncommitted: dict[TopicPartition, OffsetAndMetadata] = {}
-        """The offsets committed asynchronously since the last synchronous commit."""
+        self._processed: dict[TopicPartition, OffsetAndMetadata] = {}
+        """The offsets after the last processed record of each partition (committed synchronously on closing)."""
+        self._to_commit: dict[TopicPartition, OffsetAndMetadata] = {}
+        """Processed offsets not sent in a commit yet."""
+        self._commit_sent: dict[TopicPartition, OffsetAndMetadata] = {}
+        self._commit_future: Any = None
+        """The asynchronous offset commit in flight (sent with `_commit_sent`), if any."""
         self._assigned: set[TopicPartition] = set()
         self._buffers: dict[TopicPartition, deque[Pending]] = {}
         self._paused: set[TopicPartition] = set()
@@ -165,7 +170,8 @@ class Service(EventTimeOrder):
             # Everything processed is committed already; what is buffered is fetched again, by us or the next owner.
             changed = True
             listener.revoked = False
-            self._uncommitted = {}  # the partitions' next owners commit from here on
+            # The partitions' next owners commit from here on; a commit in flight is left to itself.
+            self._processed, self._to_commit, self._commit_sent, self._commit_future = {}, {}, {}, None
             self._buffers.clear()
             self._scope_records = {}
             self._paused.clear()
@@ -282,6 +288,7 @@ class Service(EventTimeOrder):
         if self.on_step is not None:
             self.on_step(self.store, self.wall_clock())
         self._commit()
+        self._send_offsets()  # what waited for a commit in flight, or failed, even when no batch follows
         self._observe_stored()
         self._polled_at = None
         self._check_broker()
@@ -328,30 +335,47 @@ class Service(EventTimeOrder):
         if not offsets:
             return
         commit = {tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in offsets.items()}
-        self._uncommitted.update(commit)
-        try:
-            self._consumer.commit_async(commit, callback=self._on_offsets_committed)
-        except KafkaError as exc:
-            # The effects are durable: a redelivery after a rebalance is recognised by the ledger.
-            logger.warning(
-                "offset commit failed; the batch may be redelivered and is then deduplicated",
-                extra={"error": str(exc)},
-            )
+        self._processed.update(commit)
+        self._to_commit.update(commit)
+        self._send_offsets()
         if self.metrics is not None and self._polled_at is not None:
             self.metrics.observe_batch(time.monotonic() - self._polled_at)
 
-    def _on_offsets_committed(self, offsets: dict[TopicPartition, OffsetAndMetadata], response: Any) -> None:
-        """kafka-python's callback of an asynchronous offset commit (on its I/O thread)."""
-        if isinstance(response, Exception):
+    def _send_offsets(self) -> None:
+        """Commit the processed offsets asynchronously, one commit in flight at a time (kafka-python refuses more
+        than a connection's in-flight limit): offsets processed meanwhile wait for the next call, and a commit that
+        failed is sent again (unless newer offsets replaced it). Called after every batch and every loop step, so
+        the last offsets are committed although no batch follows. A lost commit only redelivers events the ledger
+        knows."""
+        future = self._commit_future
+        if future is not None:
+            if not future.is_done:
+                return
+            self._commit_future = None
+            if future.failed():
+                self.stats.commit_failures += 1
+                logger.warning(
+                    "offset commit failed; it is sent again",
+                    extra={"error": f"{type(future.exception).__name__}: {future.exception}"},
+                )
+                for tp, meta in self._commit_sent.items():
+                    if tp in self._assigned:
+                        self._to_commit.setdefault(tp, meta)
+        if not self._to_commit or self._consumer is None:
+            return
+        offsets, self._to_commit = self._to_commit, {}
+        self._commit_sent = offsets
+        try:
+            self._commit_future = self._consumer.commit_async(offsets)
+        except KafkaError as exc:
             self.stats.commit_failures += 1
-            logger.warning(
-                "offset commit failed; the batch may be redelivered and is then deduplicated",
-                extra={"error": f"{type(response).__name__}: {response}"},
-            )
+            logger.warning("offset commit failed; it is sent again", extra={"error": f"{type(exc).__name__}: {exc}"})
+            for tp, meta in offsets.items():
+                self._to_commit.setdefault(tp, meta)
 
     def _commit_offsets_now(self) -> None:
         """The last processed offsets, committed synchronously (on closing: nothing processed comes again)."""
-        offsets, self._uncommitted = self._uncommitted, {}
+        offsets, self._processed, self._to_commit = self._processed, {}, {}
         if offsets and self._consumer is not None and self._assigned:
             owned = {tp: meta for tp, meta in offsets.items() if tp in self._assigned}
             if owned:
