@@ -167,10 +167,11 @@ class Service(EventTimeOrder):
         listener = self._listener
         changed = False
         if listener.revoked:
-            # Everything processed is committed already; what is buffered is fetched again, by us or the next owner.
+            # What was processed is in the store; what is buffered is fetched again, by us or the next owner, from
+            # the committed offsets (an offset commit still pending only makes some events come again, which the
+            # ledger recognises). The next owners commit from here on; a commit in flight is left to itself.
             changed = True
             listener.revoked = False
-            # The partitions' next owners commit from here on; a commit in flight is left to itself.
             self._processed, self._to_commit, self._commit_sent, self._commit_future = {}, {}, {}, None
             self._buffers.clear()
             self._scope_records = {}
