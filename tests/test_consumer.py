@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 
 from recovery.consumer import DLQ_HEADERS, partition_of
 from recovery.engine import Engine
@@ -353,3 +354,36 @@ def test_two_instances_on_postgresql_give_the_effects_of_one_and_take_over_from_
     assert (missing, extra) == ([], []), f"{len(missing)} missing, {len(extra)} extra; e.g. {(missing + extra)[:2]}"
     handed_over = one.output().count("partitions assigned")
     assert handed_over >= 2, "the surviving instance never took the killed one's partitions"
+
+
+def test_offsets_are_committed_up_to_the_end_while_running(
+    kafka_bootstrap: str,
+    kafka_admin: KafkaAdminClient,
+    topics: Topics,
+    serve_factory: Callable[..., Serve],
+) -> None:
+    # Tiny batches: many asynchronous offset commits in a short time (kafka-python refuses those past a connection's
+    # in-flight limit); the last offsets must still be committed although no batch follows them.
+    events = stream(seed=15, customers=30, events=600)
+    produce_events(kafka_bootstrap, topics.events, events)
+    serve = serve_factory(batch_max_events="5")
+    probe = KafkaConsumer(bootstrap_servers=kafka_bootstrap)
+    try:
+        ends = probe.end_offsets([TopicPartition(topics.events, p) for p in range(6)])
+    finally:
+        probe.close()
+    assert sum(ends.values()) == len(events)
+
+    def committed() -> dict[TopicPartition, int]:
+        try:
+            offsets = kafka_admin.list_group_offsets({topics.group: None}).get(topics.group, {})
+        except KafkaError:  # the group does not exist yet
+            return {}
+        return {tp: meta.offset for tp, meta in offsets.items() if tp.topic == topics.events}
+
+    deadline = time.monotonic() + WAIT_S
+    while committed() != ends and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert committed() == ends, serve.output()[-3000:]
+    assert serve.proc.poll() is None  # while running, not only on the way out
+    assert serve.stop() == 0
