@@ -19,6 +19,8 @@ Each is timed `--runs` times (default 2: the machine is shared with the broker, 
 best run of each counts, and every run's time is printed. Both timings include joining the group (the broker
 assigns at once: group.initial.rebalance.delay.ms=0); the "to first" column shows that start-up part. The target
 is end-to-end events/s >= 0.40 x the bare consumer's. Targets are for humans to read: nothing here asserts them.
+The bare consumer runs with Python's default garbage collector thresholds; then the heap is frozen and the
+service runs with recovery's tuning, as `recovery serve` sets it (`recovery.runtime.tune_gc`).
 `--profile` adds one more SQLite run under cProfile (the service's thread only: kafka-python's own I/O thread is
 not in it).
 """
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import gc
 import os
 import pstats
 import signal
@@ -50,6 +53,7 @@ from recovery.config import Settings
 from recovery.consumer import POLL_RECORDS, Service
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.playbooks.loader import load_playbooks_or_raise
+from recovery.runtime import tune_gc
 from recovery.store import open_store
 
 TARGET_RATIO = 0.40
@@ -376,8 +380,10 @@ def measure(args: argparse.Namespace, bootstrap: str, stores: Sequence[str], sta
     )
 
     runs = max(1, args.runs)
+    python_gc = gc.get_threshold()
     bare_runs = [bare_consumer(run) for _ in range(runs)]
     bare = best(bare_runs)
+    recovery_gc = tune_gc()  # as `recovery serve` does before its loop
     rows: list[Result] = []
     times = [f"bare {_secs(bare_runs)}"]
     server: str | None = None
@@ -412,6 +418,10 @@ def measure(args: argparse.Namespace, bootstrap: str, stores: Sequence[str], sta
     for row in rows:
         for line in row.details:
             print(line)
+    print(
+        f"garbage collector thresholds: bare consumer {python_gc} (Python's defaults), end to end {recovery_gc} "
+        "(recovery's tuning, as `recovery serve` sets it)"
+    )
     print(
         f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs, shared with the "
         "broker" + (" and PostgreSQL)" if "postgres" in stores else ")")

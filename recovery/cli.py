@@ -67,6 +67,7 @@ def _replay(args: argparse.Namespace) -> int:
     from recovery.engine import Engine
     from recovery.playbooks.loader import load_playbooks_or_raise
     from recovery.replay import replay
+    from recovery.runtime import tune_gc
     from recovery.store import MemoryStore
     from recovery.times import parse_time
 
@@ -79,6 +80,7 @@ def _replay(args: argparse.Namespace) -> int:
             return 2
     playbooks = load_playbooks_or_raise([args.rules])
     engine = Engine(playbooks, MemoryStore(keep_effects=False))
+    tune_gc()
     source = sys.stdin if args.events == "-" else open(args.events, encoding="utf-8")
     try:
         summary = replay(source, engine, sys.stdout, sys.stderr, until=until, strict=args.strict)
@@ -105,6 +107,7 @@ def _serve(args: argparse.Namespace) -> int:
     from recovery.logs import redact_text
     from recovery.metrics import Metrics
     from recovery.playbooks.loader import load_playbooks_or_raise
+    from recovery.runtime import tune_gc
     from recovery.store import open_store
 
     settings = Settings.load(args.config)
@@ -145,6 +148,7 @@ def _serve(args: argparse.Namespace) -> int:
         f"topic {settings.topic_events}, group {settings.group_id}, http://127.0.0.1:{settings.http_port}/",
         file=sys.stderr,
     )
+    tune_gc(settings.gc_gen0_threshold)
     try:
         service.run(stop)
     finally:

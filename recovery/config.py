@@ -16,6 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, V
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from recovery.exceptions import RecoveryError
+from recovery.runtime import DEFAULT_GC_GEN0_THRESHOLD
 
 
 class ConfigError(RecoveryError):
@@ -88,6 +89,9 @@ class Settings(BaseSettings):
     Without any, every `/api/` call and the task page answer 401."""
     escalation_every_s: float = Field(default=5.0, gt=0)
     """How often the service looks for tasks not done by their due time, to escalate them."""
+    gc_gen0_threshold: int = Field(default=DEFAULT_GC_GEN0_THRESHOLD, ge=0)
+    """Python's garbage collector: allocations between two young-generation collections (Python's default is
+    700; 0 keeps it). The start-up heap is frozen either way (see recovery/runtime.py)."""
 
     @classmethod
     def load(cls, path: str | Path | None = None, environ: dict[str, str] | None = None) -> Settings:
