@@ -3,6 +3,7 @@ watermark barrier across instances (see the package's docstring)."""
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
 from collections import deque
@@ -32,8 +33,9 @@ class EventTimeOrder:
     _partitions: int
     _buffers: dict[TopicPartition, deque[Pending]]
     _paused: set[TopicPartition]
-    _scope_records: dict[TopicPartition, int]
-    """Scope events among the buffered records, per partition (the watermark looks for the first one)."""
+    _scope_records: dict[TopicPartition, deque[float]]
+    """The times of the scope events among the buffered records, per partition, in buffer order (the watermark
+    is the first one's)."""
     _scopes: dict[TopicPartition, list[ScopeItem]]
     _known_seqs: set[int]
     _last_ts: dict[TopicPartition, float]
@@ -92,9 +94,8 @@ class EventTimeOrder:
             # Partitions are in event-time order (late events aside): what is not fetched yet is newer than
             # what is, so the watermark is the first unprocessed scope event fetched, else the newest fetched.
             buffer = self._buffers.get(tp) or ()
-            mark = None
-            if self._scope_records.get(tp):
-                mark = next((p.ts for p in buffer if p.event is not None and p.event.customer_id is None), None)
+            scope_times = self._scope_records.get(tp)
+            mark = scope_times[0] if scope_times else None
             if mark is None:
                 if not self._lagging(tp):
                     mark = float("inf")
@@ -151,23 +152,17 @@ class EventTimeOrder:
         floor = self._foreign_floor
         batch: list[Item] = []
         limit = self.settings.batch_max_events
-        while len(batch) < limit:
-            best: deque[Pending] | list[ScopeItem] | None = None
-            best_tp: TopicPartition | None = None
-            best_key: tuple[float, int, int, int] | None = None
-            for tp, scopes in self._scopes.items():
-                if scopes:
-                    key = (scopes[0].ts, 0, tp.partition, scopes[0].seq)
-                    if best_key is None or key < best_key:
-                        best, best_tp, best_key = scopes, tp, key
-            for tp, buffer in self._buffers.items():
-                if buffer:
-                    head = buffer[0]
-                    key = (head.ts, 1, head.record.timestamp, tp.partition * 2**40 + head.record.offset)
-                    if best_key is None or key < best_key:
-                        best, best_tp, best_key = buffer, tp, key
-            if best is None or best_tp is None or best_key is None:
-                break
+        # A k-way merge: the head of each partition's buffer and of each scope list, smallest key first.
+        heads: list[tuple[tuple[float, int, int, int], TopicPartition, bool]] = []
+        for tp, scopes in self._scopes.items():
+            if scopes:
+                heads.append((_scope_key(scopes[0]), tp, True))
+        for tp, buffer in self._buffers.items():
+            if buffer:
+                heads.append((_record_key(tp, buffer[0]), tp, False))
+        heapq.heapify(heads)
+        while heads and len(batch) < limit:
+            best_key, best_tp, is_scope = heads[0]
             if best_key[0] > floor:
                 if self._barrier_since is None:
                     self._barrier_since = now
@@ -179,14 +174,37 @@ class EventTimeOrder:
                 )
                 floor = float("inf")
             self._barrier_since = None
-            if isinstance(best, list):
-                batch.append(best.pop(0))
+            if is_scope:
+                scopes = self._scopes[best_tp]
+                batch.append(scopes.pop(0))
+                if scopes:
+                    heapq.heapreplace(heads, (_scope_key(scopes[0]), best_tp, True))
+                else:
+                    heapq.heappop(heads)
                 continue
-            item = best.popleft()
+            buffer = self._buffers[best_tp]
+            item = buffer.popleft()
             batch.append(item)
+            if buffer:
+                heapq.heapreplace(heads, (_record_key(best_tp, buffer[0]), best_tp, False))
+            else:
+                heapq.heappop(heads)
             if item.event is not None and item.event.customer_id is None:
-                self._scope_records[best_tp] = self._scope_records.get(best_tp, 1) - 1
+                scope_times = self._scope_records.get(best_tp)
+                if scope_times:
+                    scope_times.popleft()
                 break  # a scope event: its applications are ordered after it, in the next batch
-            if not best and self._lagging(best_tp):
+            if not buffer and self._lagging(best_tp):
                 break  # that partition may hold earlier events than the others' next ones: fetch first
         return batch
+
+
+def _scope_key(item: ScopeItem) -> tuple[float, int, int, int]:
+    """Merge order: event time; at a tie scope events first (by partition, then log order)."""
+    return (item.ts, 0, item.tp.partition, item.seq)
+
+
+def _record_key(tp: TopicPartition, pending: Pending) -> tuple[float, int, int, int]:
+    """Merge order: event time; at a tie records after scope events, by record timestamp, partition, offset."""
+    record = pending.record
+    return (pending.ts, 1, record.timestamp, tp.partition * 2**40 + record.offset)

@@ -103,7 +103,7 @@ class Service(EventTimeOrder):
         self._last_ts: dict[TopicPartition, float] = {}
         self._foreign_floor = float("inf")
         self._barrier_since: float | None = None
-        self._scope_records: dict[TopicPartition, int] = {}
+        self._scope_records: dict[TopicPartition, deque[float]] = {}
         """Scope events among the buffered records, per partition (the watermark looks for the first one)."""
 
     # ------------------------------------------------------------------------------------------- engine
@@ -263,9 +263,9 @@ class Service(EventTimeOrder):
                 buffer = self._buffers.setdefault(tp, deque())
                 decoded = [self._decode(r) for r in records]
                 buffer.extend(decoded)
-                scopes = sum(1 for p in decoded if p.event is not None and p.event.customer_id is None)
-                if scopes:
-                    self._scope_records[tp] = self._scope_records.get(tp, 0) + scopes
+                scope_times = [p.ts for p in decoded if p.event is not None and p.event.customer_id is None]
+                if scope_times:
+                    self._scope_records.setdefault(tp, deque()).extend(scope_times)
                 if len(buffer) > PAUSE_ABOVE and tp not in self._paused:
                     consumer.pause(tp)
                     self._paused.add(tp)
