@@ -53,6 +53,7 @@ _DATA_TYPES: dict[str, dict[str, str]] = {
 
 
 _ts = attrgetter("ts")
+_UNSET: Any = object()
 
 
 class Context:
@@ -91,13 +92,14 @@ class Context:
         found = self._counts.get(key)
         if found is None:
             at = self.at
+            start = at - window_s
             history = self.history
-            # History is in time order: skip what is older than the window.
-            first = bisect_left(history, at - window_s, key=_ts) if len(history) > 4 else 0
-            found = [o for o in islice(history, first, None) if o.type == event_type and o.ts <= at]
-            if first == 0:
-                start = at - window_s
-                found = [o for o in found if o.ts >= start]
+            if len(history) > 4:
+                # History is in time order: skip what is older than the window.
+                first = bisect_left(history, start, key=_ts)
+                found = [o for o in islice(history, first, None) if o.type == event_type and o.ts <= at]
+            else:
+                found = [o for o in history if o.type == event_type and start <= o.ts <= at]
             self._counts[key] = found
         return found
 
@@ -224,11 +226,11 @@ class Compiler:
             let_fn = let.fn
 
             def get_let(ctx: Context) -> Any:
-                try:
-                    return ctx.lets[head]
-                except KeyError:
-                    value = ctx.lets[head] = let_fn(ctx)
-                    return value
+                lets = ctx.lets
+                value = lets.get(head, _UNSET)
+                if value is _UNSET:
+                    value = lets[head] = let_fn(ctx)
+                return value
 
             return Compiled(get_let, let.type, node, windows=let.windows)
         if head == "customer":
