@@ -1,7 +1,7 @@
 """End-to-end throughput of `recovery serve`'s loop against a bare kafka-python consumer on the same topic.
 
     python -m bench.end_to_end [--events N] [--customers N] [--bootstrap HOST:PORT] [--stores sqlite,postgres]
-                               [--runs N] [--profile]
+                               [--runs N] [--profile [sqlite|postgres]]
 
 1. Starts a broker of its own on free ports (deploy/kafka, deleted at the end) unless `--bootstrap` names one,
    and for the PostgreSQL row a server of its own (deploy/postgres, its default settings: fsync and synchronous
@@ -21,8 +21,8 @@ assigns at once: group.initial.rebalance.delay.ms=0); the "to first" column show
 is end-to-end events/s >= 0.40 x the bare consumer's. Targets are for humans to read: nothing here asserts them.
 The bare consumer runs with Python's default garbage collector thresholds; then the heap is frozen and the
 service runs with recovery's tuning, as `recovery serve` sets it (`recovery.runtime.tune_gc`).
-`--profile` adds one more SQLite run under cProfile (the service's thread only: kafka-python's own I/O thread is
-not in it).
+`--profile` adds one more run (SQLite, or the store named) under cProfile (the service's thread only:
+kafka-python's own I/O thread is not in it).
 """
 
 from __future__ import annotations
@@ -429,10 +429,17 @@ def measure(args: argparse.Namespace, bootstrap: str, stores: Sequence[str], sta
 
     if args.profile:
         profiler = cProfile.Profile()
-        with sqlite_url() as url:
-            end_to_end(run, "sqlite", url, playbooks, profiler)
+        if args.profile == "sqlite":
+            with sqlite_url() as url:
+                end_to_end(run, "sqlite", url, playbooks, profiler)
+        else:
+            server = server or stack.enter_context(postgres_server())
+            end_to_end(run, "postgres", fresh_database(server), playbooks, profiler)
         for order in ("tottime", "cumulative"):
-            print(f"\ncProfile of one end-to-end SQLite run (the service's thread), top 25 by {order}:")
+            print(
+                f"\ncProfile of one end-to-end {STORE_NAMES[args.profile]} run (the service's thread), top 25 by "
+                f"{order}:"
+            )
             pstats.Stats(profiler, stream=sys.stdout).strip_dirs().sort_stats(order).print_stats(25)
     return 0
 
@@ -459,7 +466,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stores", default="sqlite,postgres", help="comma-separated: sqlite, postgres")
     parser.add_argument("--timeout-s", type=float, default=600.0, help="bound on each drain (default 600)")
     parser.add_argument("--runs", type=int, default=2, help="timed runs of each; the best counts (default 2)")
-    parser.add_argument("--profile", action="store_true", help="also profile one SQLite end-to-end run")
+    parser.add_argument(
+        "--profile",
+        nargs="?",
+        const="sqlite",
+        choices=STORE_NAMES,
+        help="also profile one end-to-end run on this store (default sqlite)",
+    )
     args = parser.parse_args(argv)
     stores = [s.strip() for s in args.stores.split(",") if s.strip()]
     unknown = [s for s in stores if s not in STORE_NAMES]

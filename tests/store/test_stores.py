@@ -440,6 +440,55 @@ class TestPostgres:
         assert store.outbox_size() == 5
         store.close()
 
+    def test_grouped_inserts_go_as_multi_row_statements_in_queued_order(
+        self, postgres_database: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(postgres_module, "MAX_ROW_PARAMS", 10)  # 2 history rows or 2 outbox rows a statement
+        store = PostgresStore(postgres_database)
+        sent: list[str] = []
+        execute = store._conn.execute
+
+        def spy(query: str, *args: object, **kwargs: object) -> object:
+            sent.append(query)
+            return execute(query, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(store._conn, "execute", spy)
+        for n in range(7):
+            store.append_history(Occurrence(f"e{n}", "service.call", 5.0, "C-1", {"n": n}))
+            store.outbox_add("t", f"k{n}", b"%d" % n)
+        store.commit()
+        history_inserts = [q for q in sent if q.startswith("INSERT INTO history")]
+        assert [q.count("), (") + 1 for q in history_inserts] == [2, 2, 2, 1]
+        # Same time: the order they were written in is kept (the store's sequence), across statements.
+        assert [o.id for o in store.history("C-1", 0.0)] == [f"e{n}" for n in range(7)]
+        assert [(i.key, i.value) for i in store.outbox_take(100)] == [(f"k{n}", b"%d" % n) for n in range(7)]
+        store.close()
+
+    def test_a_failing_row_of_a_multi_row_insert_is_named_at_commit(self, postgres_database: str) -> None:
+        store = PostgresStore(postgres_database)
+        store.outbox_add("t", None, b"ok")
+        store.outbox_add(None, None, b"v")  # type: ignore[arg-type]  # topic is NOT NULL
+        with pytest.raises(StoreError, match=r"queued outbox_add failed: null value in column \"topic\""):
+            store.commit()
+        store.rollback()
+        assert store.outbox_size() == 0
+        store.close()
+
+    def test_multi_row_leaves_upserts_and_other_statements_alone(self) -> None:
+        rows = [("a", 1.0), ("b", 2.0), ("c", 3.0)]
+        chunks = postgres_module.multi_row("INSERT INTO ledger VALUES (%s, %s) ON CONFLICT DO NOTHING", rows)
+        assert chunks == [
+            (
+                "INSERT INTO ledger VALUES (%s, %s), (%s, %s), (%s, %s) ON CONFLICT DO NOTHING",
+                ["a", 1.0, "b", 2.0, "c", 3.0],
+            )
+        ]
+        upsert = "INSERT INTO watermarks VALUES (%s, %s) ON CONFLICT (stream) DO UPDATE SET ts = excluded.ts"
+        assert postgres_module.multi_row(upsert, rows) is None  # one row may come twice: DO UPDATE refuses that
+        assert postgres_module.multi_row("DELETE FROM deadlines WHERE id = %s", [("a",), ("b",)]) is None
+        with pytest.raises(psycopg.ProgrammingError, match="3 parameters for 2 placeholders"):
+            postgres_module.multi_row("INSERT INTO ledger VALUES (%s, %s)", [("a", 1.0, "x")])
+
     def test_two_instances_never_take_the_same_outbox_row(self, postgres_database: str) -> None:
         first, second = PostgresStore(postgres_database), PostgresStore(postgres_database)
         for n in range(100):
