@@ -5,14 +5,14 @@
 Streams two events for each of `--customers` distinct customers (default 1,000,000): a `customer.updated`
 profile, then two hours later a `service.call` or a `survey.response`, in `occurred_at` order. The lines are
 generated lazily (only the events waiting for their time are held) and fed to `recovery.replay.replay` with a
-fresh `Engine(max_customers=...)` and its default in-memory store. Prints the peak RSS (ru_maxrss) against the
+fresh `Engine(max_customers=...)` and its default in-memory store, with the garbage collector tuned as
+`recovery replay` tunes it (`recovery.runtime.tune_gc`). Prints the peak RSS (ru_maxrss) against the
 target (< 1 GB), events/s, and `engine.customers_in_memory`. Targets are for humans to read: nothing asserts them.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import heapq
 import io
 import json
@@ -43,6 +43,7 @@ from recovery.engine import Engine
 from recovery.engine.engine import DEFAULT_MAX_CUSTOMERS
 from recovery.playbooks.loader import load_playbooks_or_raise
 from recovery.replay import replay
+from recovery.runtime import tune_gc
 from recovery.store import MemoryStore
 
 TARGET_MB = 1024.0
@@ -172,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     playbooks = load_playbooks_or_raise([RULES_DIR])
     engine = Engine(playbooks, MemoryStore(keep_effects=False), max_customers=args.max_customers)
-    gc.collect()
+    tune_gc()  # collects first
     before = peak_rss_mb()
     out, err = _Discard(), io.StringIO()
     cpu = time.process_time()
