@@ -84,6 +84,8 @@ STANDARD_TYPES: dict[str, type[_Data]] = {
 """The standard event types and the model of their `data`."""
 
 _SHARED_FIELDS = frozenset({"tier", "segment", "region", "language"})
+_DATA_VALIDATORS = {name: model.__pydantic_validator__.validate_python for name, model in STANDARD_TYPES.items()}
+"""`model_validate` of each standard type's data model, without its per-call Python layer."""
 
 SCOPE_TYPES = frozenset({"outage.started", "outage.resolved"})
 """Types that may concern many customers at once (no `customer_id`): fanned out to every affected customer."""
@@ -131,17 +133,24 @@ class Event(BaseModel):
         return event.checked()
 
     def checked(self) -> Event:
-        """Validate `data` for the standard types and the envelope rules that span fields."""
-        model = STANDARD_TYPES.get(self.type)
+        """Validate `data` for the standard types and the envelope rules that span fields.
+
+        Only for an event just validated (`from_json`, `from_dict`): its `data` is then a dict of its own (pydantic
+        copies it), completed here in place (a profile's default tier, shared strings).
+        """
+        validator = _DATA_VALIDATORS.get(self.type)
         data = self.data
-        if model is not None:
+        if validator is not None:
             try:
-                model.model_validate(data)
+                validator(data)  # the model instance is not kept: `data` stays as given
             except ValidationError as exc:
                 raise EventError(f"event {self.id!r} ({self.type}): {_describe(exc, prefix='data.')}") from None
             if self.type == "customer.updated":
                 # Profiles repeat a few values across millions of customers: share one string each.
-                data = {k: sys.intern(v) if k in _SHARED_FIELDS and isinstance(v, str) else v for k, v in data.items()}
+                for key in _SHARED_FIELDS.intersection(data):
+                    value = data[key]
+                    if isinstance(value, str):
+                        data[key] = sys.intern(value)
                 data.setdefault("tier", "standard")
         if self.customer_id is None and self.type not in SCOPE_TYPES:
             raise EventError(f"event {self.id!r} ({self.type}): customer_id is required for this type")
@@ -154,8 +163,6 @@ class Event(BaseModel):
                 f"event {self.id!r} ({self.type}): an outage without customer_id must name the affected "
                 "customers in data.customer_ids or data.region"
             )
-        if data is not self.data:
-            return self.model_copy(update={"data": data})
         return self
 
     def to_json_dict(self) -> dict[str, Any]:
