@@ -36,20 +36,38 @@ LEDGER_MIN_RETENTION_S = 7 * 86400.0
 """Event ids are remembered (duplicates recognised) for the longest playbook look-back, and at least this long
 in event time: redeliveries and producer retries come within seconds or minutes of the original."""
 _NO_DATA: dict[str, Any] = {}
+_NO_HISTORY: dict[str, list[Occurrence]] = {}
+"""Shared by every customer without recent history until its first occurrence (never written to)."""
 
 
 class CustomerState:
-    """What the engine holds about one customer; rebuilt from the store whenever it is missing."""
+    """What the engine holds about one customer; rebuilt from the store whenever it is missing.
+
+    `history` holds the recent occurrences of the types playbooks look back to, per type, each list in time
+    order (one shared empty mapping until the customer has any).
+    """
 
     __slots__ = ("cooldowns", "history", "profile", "profile_ts")
 
     def __init__(
-        self, profile: dict[str, Any], profile_ts: float, history: list[Occurrence], cooldowns: dict[str, float]
+        self,
+        profile: dict[str, Any],
+        profile_ts: float,
+        history: dict[str, list[Occurrence]],
+        cooldowns: dict[str, float],
     ) -> None:
         self.profile = profile
         self.profile_ts = profile_ts
         self.history = history
         self.cooldowns = cooldowns
+
+
+def by_type(occurrences: Iterable[Occurrence]) -> dict[str, list[Occurrence]]:
+    """Occurrences in time order, split per type (each list keeps the order)."""
+    split: dict[str, list[Occurrence]] = {}
+    for occ in occurrences:
+        split.setdefault(occ.type, []).append(occ)
+    return split
 
 
 @dataclass
@@ -234,8 +252,8 @@ class Engine:
         stored = self.store.get_profile(customer_id)
         profile_ts, profile = stored if stored is not None else (float("-inf"), {})
         since = self.clock - self.horizon_s
-        history = list(self.store.history(customer_id, since)) if self.history_types else []
-        state = CustomerState(profile, profile_ts, history, self.store.get_cooldowns(customer_id))
+        history = by_type(self.store.history(customer_id, since)) if self.history_types else {}
+        state = CustomerState(profile, profile_ts, history or _NO_HISTORY, self.store.get_cooldowns(customer_id))
         self.stats.rebuilds += 1
         self._cache[customer_id] = state
         if len(self._cache) > self.max_customers:
@@ -263,7 +281,7 @@ class Engine:
         for pb in self._on_first.get(event_type, ()):
             self._wait_for(pb, cid, occ)
         for pb in self._on_event.get(event_type, ()):
-            ctx = Context(event=occ, customer_id=cid, profile=state.profile, at=ts, history=state.history)
+            ctx = Context(event=occ, customer_id=cid, profile=state.profile, at=ts, by_type=state.history)
             effects.extend(self._evaluate(pb, state, ctx, cause=event_id, anchor=ts, evidence=[occ]))
         for pb in self._on_then.get(event_type, ()):
             first = self._paired(pb, state, occ)
@@ -274,7 +292,7 @@ class Engine:
                 customer_id=cid,
                 profile=state.profile,
                 at=ts,
-                history=state.history,
+                by_type=state.history,
                 first=first,
                 duration=ts - first.ts,
             )
@@ -284,7 +302,9 @@ class Engine:
         return effects
 
     def _remember(self, state: CustomerState, occ: Occurrence) -> None:
-        history = state.history
+        if state.history is _NO_HISTORY:
+            state.history = {}
+        history = state.history.setdefault(occ.type, [])
         if history and history[-1].ts > occ.ts:
             pos = len(history)
             while pos and history[pos - 1].ts > occ.ts:
@@ -311,12 +331,8 @@ class Engine:
             return None
         value = str(value)
         earliest = occ.ts - pb.within_s
-        for candidate in reversed(state.history):
-            if (
-                candidate.type == pb.first_type
-                and earliest <= candidate.ts <= occ.ts
-                and str(candidate.data.get(key)) == value
-            ):
+        for candidate in reversed(state.history.get(pb.first_type or "", ())):
+            if earliest <= candidate.ts <= occ.ts and str(candidate.data.get(key)) == value:
                 return candidate
         return None
 
@@ -378,7 +394,7 @@ class Engine:
             customer_id=deadline.customer_id,
             profile=state.profile,
             at=deadline.due,
-            history=state.history,
+            by_type=state.history,
             first=first,
         )
         return self._evaluate(pb, state, ctx, cause=f"{first.id}@deadline", anchor=first.ts, evidence=[first])

@@ -13,8 +13,8 @@ import difflib
 import math
 import operator
 import re
-from bisect import bisect_left
-from collections.abc import Callable, Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from operator import attrgetter
@@ -60,10 +60,23 @@ class Context:
     """Everything an expression can see while a playbook is evaluated for one customer at one instant.
 
     `at` is the evaluation instant (epoch seconds): look-back windows end there, inclusive.
-    `history` holds the customer's recent occurrences of the types playbooks look back to, in time order.
+    The customer's recent occurrences of the types playbooks look back to come either as `history` (any types,
+    in time order) or as `by_type` (per type, each in time order: what the engine keeps, so that a window is two
+    binary searches).
     """
 
-    __slots__ = ("_counts", "at", "customer_id", "duration", "event", "first", "history", "lets", "profile")
+    __slots__ = (
+        "_counts",
+        "at",
+        "by_type",
+        "customer_id",
+        "duration",
+        "event",
+        "first",
+        "history",
+        "lets",
+        "profile",
+    )
 
     def __init__(
         self,
@@ -73,6 +86,7 @@ class Context:
         profile: dict[str, Any],
         at: float,
         history: Sequence[Occurrence] = (),
+        by_type: Mapping[str, list[Occurrence]] | None = None,
         first: Occurrence | None = None,
         duration: float | None = None,
     ) -> None:
@@ -81,6 +95,7 @@ class Context:
         self.profile = profile
         self.at = at
         self.history = history
+        self.by_type = by_type
         self.first = first
         self.duration = duration
         self.lets: dict[str, Any] = {}
@@ -93,13 +108,22 @@ class Context:
         if found is None:
             at = self.at
             start = at - window_s
-            history = self.history
-            if len(history) > 4:
-                # History is in time order: skip what is older than the window.
-                first = bisect_left(history, start, key=_ts)
-                found = [o for o in islice(history, first, None) if o.type == event_type and o.ts <= at]
+            if self.by_type is not None:
+                same = self.by_type.get(event_type)
+                if not same:
+                    found = []
+                else:
+                    lo = 0 if same[0].ts >= start else bisect_left(same, start, key=_ts)
+                    hi = len(same) if same[-1].ts <= at else bisect_right(same, at, key=_ts)
+                    found = same[lo:hi]
             else:
-                found = [o for o in history if o.type == event_type and start <= o.ts <= at]
+                history = self.history
+                if len(history) > 4:
+                    # History is in time order: skip what is older than the window.
+                    first = bisect_left(history, start, key=_ts)
+                    found = [o for o in islice(history, first, None) if o.type == event_type and o.ts <= at]
+                else:
+                    found = [o for o in history if o.type == event_type and start <= o.ts <= at]
             self._counts[key] = found
         return found
 
