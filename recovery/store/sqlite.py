@@ -349,7 +349,8 @@ class SqliteStore:
     # ------------------------------------------------------------------------------------------- effects
 
     def put_effect(self, effect: Effect) -> bool:
-        # No queued write touches effects, tasks or gestures: these need not wait for the queue.
+        # No queued write touches effects: its insert need not wait for the queue, and says at once whether the
+        # effect is new. The task or gesture row is queued like the other writes (every read sends the queue first).
         cursor = self._now(
             "INSERT OR IGNORE INTO effects (id, kind, customer_id, body) VALUES (?, ?, ?, ?)",
             (effect.id, effect.kind, effect.customer_id, effect.to_json()),
@@ -358,9 +359,9 @@ class SqliteStore:
             return False
         if isinstance(effect, Task):
             due_ts, created_ts = parse_time(effect.due_at), parse_time(effect.created_at)
-            self._now(sql.INSERT_TASK, sql.task_params(effect, due_ts, created_ts))
+            self._write("put_effect", sql.INSERT_TASK, sql.task_params(effect, due_ts, created_ts))
         else:
-            self._now(sql.INSERT_GESTURE, sql.gesture_params(effect))
+            self._write("put_effect", sql.INSERT_GESTURE, sql.gesture_params(effect))
         return True
 
     def effects(self) -> list[Effect]:
