@@ -104,7 +104,7 @@ class Service(EventTimeOrder):
         self._foreign_floor = float("inf")
         self._barrier_since: float | None = None
         self._scope_records: dict[TopicPartition, deque[float]] = {}
-        """Scope events among the buffered records, per partition (the watermark looks for the first one)."""
+        """The times of the scope events among the buffered records, per partition (see EventTimeOrder)."""
 
     # ------------------------------------------------------------------------------------------- engine
 

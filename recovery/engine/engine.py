@@ -23,7 +23,7 @@ from typing import Any
 from recovery.effects import Effect, Gesture, Task, effect_id
 from recovery.engine.matcher import Matcher, MatcherError
 from recovery.events import SCOPE_TYPES, Event, Occurrence
-from recovery.expressions.compiler import Context
+from recovery.expressions.compiler import Context, split_by_type
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.store.base import Deadline, Store
 from recovery.store.memory import MemoryStore
@@ -60,14 +60,6 @@ class CustomerState:
         self.profile_ts = profile_ts
         self.history = history
         self.cooldowns = cooldowns
-
-
-def by_type(occurrences: Iterable[Occurrence]) -> dict[str, list[Occurrence]]:
-    """Occurrences in time order, split per type (each list keeps the order)."""
-    split: dict[str, list[Occurrence]] = {}
-    for occ in occurrences:
-        split.setdefault(occ.type, []).append(occ)
-    return split
 
 
 @dataclass
@@ -252,7 +244,7 @@ class Engine:
         stored = self.store.get_profile(customer_id)
         profile_ts, profile = stored if stored is not None else (float("-inf"), {})
         since = self.clock - self.horizon_s
-        history = by_type(self.store.history(customer_id, since)) if self.history_types else {}
+        history = split_by_type(self.store.history(customer_id, since)) if self.history_types else {}
         state = CustomerState(profile, profile_ts, history or _NO_HISTORY, self.store.get_cooldowns(customer_id))
         self.stats.rebuilds += 1
         self._cache[customer_id] = state

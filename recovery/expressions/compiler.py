@@ -14,9 +14,8 @@ import math
 import operator
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import islice
 from operator import attrgetter
 from typing import Any
 
@@ -56,27 +55,24 @@ _ts = attrgetter("ts")
 _UNSET: Any = object()
 
 
+def split_by_type(occurrences: Iterable[Occurrence]) -> dict[str, list[Occurrence]]:
+    """Occurrences in time order, split per type (each list keeps the order)."""
+    split: dict[str, list[Occurrence]] = {}
+    for occ in occurrences:
+        split.setdefault(occ.type, []).append(occ)
+    return split
+
+
 class Context:
     """Everything an expression can see while a playbook is evaluated for one customer at one instant.
 
     `at` is the evaluation instant (epoch seconds): look-back windows end there, inclusive.
-    The customer's recent occurrences of the types playbooks look back to come either as `history` (any types,
-    in time order) or as `by_type` (per type, each in time order: what the engine keeps, so that a window is two
-    binary searches).
+    `by_type` holds the customer's recent occurrences of the types playbooks look back to, per type, each list in
+    time order (what the engine keeps, so that a window is two binary searches). `history` gives the same as one
+    sequence of any types instead; it is sorted and split here.
     """
 
-    __slots__ = (
-        "_counts",
-        "at",
-        "by_type",
-        "customer_id",
-        "duration",
-        "event",
-        "first",
-        "history",
-        "lets",
-        "profile",
-    )
+    __slots__ = ("_counts", "at", "by_type", "customer_id", "duration", "event", "first", "lets", "profile")
 
     def __init__(
         self,
@@ -94,8 +90,7 @@ class Context:
         self.customer_id = customer_id
         self.profile = profile
         self.at = at
-        self.history = history
-        self.by_type = by_type
+        self.by_type = by_type if by_type is not None else split_by_type(sorted(history, key=_ts))
         self.first = first
         self.duration = duration
         self.lets: dict[str, Any] = {}
@@ -106,24 +101,15 @@ class Context:
         key = (event_type, window_s)
         found = self._counts.get(key)
         if found is None:
-            at = self.at
-            start = at - window_s
-            if self.by_type is not None:
-                same = self.by_type.get(event_type)
-                if not same:
-                    found = []
-                else:
-                    lo = 0 if same[0].ts >= start else bisect_left(same, start, key=_ts)
-                    hi = len(same) if same[-1].ts <= at else bisect_right(same, at, key=_ts)
-                    found = same[lo:hi]
+            same = self.by_type.get(event_type)
+            if not same:
+                found = []
             else:
-                history = self.history
-                if len(history) > 4:
-                    # History is in time order: skip what is older than the window.
-                    first = bisect_left(history, start, key=_ts)
-                    found = [o for o in islice(history, first, None) if o.type == event_type and o.ts <= at]
-                else:
-                    found = [o for o in history if o.type == event_type and start <= o.ts <= at]
+                at = self.at
+                start = at - window_s
+                lo = 0 if same[0].ts >= start else bisect_left(same, start, key=_ts)
+                hi = len(same) if same[-1].ts <= at else bisect_right(same, at, key=_ts)
+                found = same[lo:hi]
             self._counts[key] = found
         return found
 
