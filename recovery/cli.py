@@ -64,11 +64,9 @@ def _test(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from recovery.engine import Engine
     from recovery.playbooks.loader import load_playbooks_or_raise
-    from recovery.replay import replay
+    from recovery.replay import replay, replay_engine
     from recovery.runtime import tune_gc
-    from recovery.store import MemoryStore
     from recovery.times import parse_time
 
     until = None
@@ -79,7 +77,7 @@ def _replay(args: argparse.Namespace) -> int:
             print(f"--until: {exc}", file=sys.stderr)
             return 2
     playbooks = load_playbooks_or_raise([args.rules])
-    engine = Engine(playbooks, MemoryStore(keep_effects=False))
+    engine = replay_engine(playbooks)
     tune_gc()
     source = sys.stdin if args.events == "-" else open(args.events, encoding="utf-8")
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -12,6 +12,8 @@ from recovery.effects import Effect, Task
 from recovery.engine import Engine
 from recovery.events import Event
 from recovery.exceptions import EventError, RecoveryError
+from recovery.playbooks.compiler import CompiledPlaybook
+from recovery.store import MemoryStore
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,12 @@ class ReplaySummary:
         for key, n in sorted(self.effects.items()):
             rows.append(f"  {n:6d}  {key}")
         return "\n".join(rows)
+
+
+def replay_engine(playbooks: Sequence[CompiledPlaybook]) -> Engine:
+    """The engine `recovery replay` runs: an in-memory store that remembers effect ids only (enough to never
+    raise one twice), as the effects themselves go to the output."""
+    return Engine(playbooks, MemoryStore(keep_effects=False))
 
 
 def replay(
