@@ -4,8 +4,8 @@
 
 1. Generates the stream (bench.generate, default about 200,000 events over 10,000 customers) in memory and
    serializes it to JSON lines first, so `replay` measures parsing as well.
-2. replay: `recovery.replay.replay(lines, Engine(playbooks), out=StringIO(), err=StringIO())`, a fresh engine
-   per run (built outside the timing), events/s.
+2. replay: `recovery.replay.replay(lines, engine, out=StringIO(), err=StringIO())` with the engine `recovery
+   replay` runs (`recovery.replay.replay_engine`), a fresh one per run (built outside the timing), events/s.
 3. raw durable-rules: a bare `durable.engine.Host` with one ruleset per playbook (its compiled
    `pb.condition.pattern`, one rule, an action appending to a list), posting exactly the messages the engine
    posts for this stream (recorded from one replay before the timing: real feature values, outage fan-out and
@@ -34,6 +34,7 @@ import copy
 import cProfile
 import gc
 import io
+import json
 import os
 import pstats
 import sys
@@ -50,7 +51,7 @@ from recovery.engine import Engine
 from recovery.engine.matcher import Matcher
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.playbooks.loader import load_playbooks_or_raise
-from recovery.replay import ReplaySummary, replay
+from recovery.replay import ReplaySummary, replay, replay_engine
 from recovery.runtime import tune_gc
 from recovery.store import MemoryStore
 
@@ -74,8 +75,9 @@ def build_stream(customers: int, days: float, seed: int, events: int) -> tuple[l
 def run_replay(
     lines: Sequence[str], playbooks: Sequence[CompiledPlaybook]
 ) -> tuple[float, float, ReplaySummary, Engine]:
-    """One timed replay with a fresh engine: (wall seconds, CPU seconds of the process, summary, engine)."""
-    engine = Engine(playbooks)
+    """One timed replay with a fresh engine, as `recovery replay` builds it: (wall seconds, CPU seconds of the
+    process, summary, engine)."""
+    engine = replay_engine(playbooks)
     out, err = io.StringIO(), io.StringIO()
     gc.collect()
     cpu = time.process_time()
@@ -133,13 +135,13 @@ def raw_posts(
     messages with the real feature values, deadline evaluations and fan-out included."""
     engine = Engine(playbooks, MemoryStore(keep_effects=False))
     posts: list[tuple[str, dict[str, Any]]] = []
-    original = engine.matcher.matches
+    original = engine.matcher.matches_json
 
-    def record(name: str, message: dict[str, Any]) -> bool:
-        posts.append((names[name], dict(message)))
+    def record(name: str, message: str) -> bool:
+        posts.append((names[name], json.loads(message)))
         return original(name, message)
 
-    engine.matcher.matches = record  # type: ignore[method-assign]
+    engine.matcher.matches_json = record  # type: ignore[method-assign]
     replay(lines, engine, io.StringIO(), io.StringIO())
     retire_engine(engine)
     return posts
@@ -211,7 +213,7 @@ def _secs(values: Sequence[float]) -> str:
 
 
 def profile_replay(lines: Sequence[str], playbooks: Sequence[CompiledPlaybook], top: int) -> None:
-    engine = Engine(playbooks)
+    engine = replay_engine(playbooks)
     profiler = cProfile.Profile()
     profiler.enable()
     replay(lines, engine, out=io.StringIO(), err=io.StringIO())

@@ -406,7 +406,7 @@ class Engine:
         condition = pb.condition
         if not condition.trivial:
             try:
-                matched = self.matcher.matches(pb.id, condition.message(ctx))
+                matched = self.matcher.matches_json(pb.id, condition.message_json(ctx))
             except MatcherError:
                 # One event's odd data must not stop the stream: count it, say where, and go on.
                 self.stats.errors += 1

@@ -42,7 +42,8 @@ def ruleset_definition(pattern: dict[str, Any]) -> dict[str, Any]:
 
 
 class Matcher:
-    """Posts messages to compiled patterns; `matches(name, message)` is True when the pattern holds."""
+    """Posts messages to compiled patterns; `matches(name, message)` is True when the pattern holds (the message
+    as a dict, or as JSON text with `matches_json`)."""
 
     def __init__(self, patterns: Iterable[tuple[str, dict[str, Any]]]) -> None:
         self._handles: dict[str, int] = {}
@@ -59,9 +60,13 @@ class Matcher:
         self._encode = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":")).encode
 
     def matches(self, name: str, message: dict[str, Any]) -> bool:
+        return self.matches_json(name, self._encode(message))
+
+    def matches_json(self, name: str, message: str) -> bool:
+        """`matches` for a message given as JSON text (`Pattern.message_json`)."""
         handle = self._handles[name]
         try:
-            result = durable_rules_engine.assert_event(handle, self._encode(message))
+            result = durable_rules_engine.assert_event(handle, message)
             code = result[0]
             if code == _NOT_HANDLED:
                 return False

@@ -16,7 +16,8 @@ The null rules match the reference evaluator in `compiler.py` exactly: `==` and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from typing import Any
 
 from recovery.expressions.compiler import Compiled, Compiler, Context, Fn
@@ -28,11 +29,36 @@ NEVER: dict[str, Any] = {ALWAYS_KEY: 0}
 _DURABLE_OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
 
 
+_json_string = json.JSONEncoder(ensure_ascii=False).encode
+"""A string as JSON text (the encoder's fast path for a bare string)."""
+_int_text = int.__repr__
+_float_text = float.__repr__
+"""Numbers as the json module writes them (whatever a subclass's repr says)."""
+
+
 @dataclass(frozen=True)
 class Feature:
     key: str
     fn: Fn
     boolean: bool
+    text: dict[str, str] = field(init=False, repr=False, compare=False)
+    """The feature's members of the message, as JSON text to append to it: per type tag (z, o, `true`, `false`)
+    whole, and (n, s) up to the value."""
+
+    def __post_init__(self) -> None:
+        k = self.key
+        if self.boolean:
+            text = {"true": f',"{k}":true', "false": f',"{k}":false'}
+        else:
+            text = {
+                "z": f',"{k}t":"z"',
+                "o": f',"{k}t":"o"',
+                "true": f',"{k}t":"b","{k}b":true',
+                "false": f',"{k}t":"b","{k}b":false',
+                "n": f',"{k}t":"n","{k}n":',
+                "s": f',"{k}t":"s","{k}s":',
+            }
+        object.__setattr__(self, "text", text)
 
 
 def _tag(value: Any) -> str:
@@ -89,21 +115,41 @@ class Pattern:
         return self.pattern == ALWAYS
 
     def message(self, ctx: Context) -> dict[str, Any]:
-        msg: dict[str, Any] = {"sid": "0", ALWAYS_KEY: 1}
+        """The message to post for one evaluation, as a dict (`message_json` is what the engine posts)."""
+        message: dict[str, Any] = json.loads(self.message_json(ctx))
+        return message
+
+    def message_json(self, ctx: Context) -> str:
+        """The message to post for one evaluation, as the JSON text durable-rules reads: `sid`, the constant
+        key `k` and each feature's members. Written directly (no dict, no encoder): it is built once per post."""
+        parts = [_MESSAGE_START]
         for f in self.features:
             value = f.fn(ctx)
+            text = f.text
             if f.boolean:
-                msg[f.key] = bool(value)
-                continue
-            tag = _tag(value)
-            if tag == "n":
+                parts.append(text["true"] if value else text["false"])
+            elif value is None:
+                parts.append(text["z"])
+            elif value is True or value is False:
+                parts.append(text["true"] if value else text["false"])
+            elif isinstance(value, int):
                 value = _durable_number(value)
-                if value is None:
-                    tag = "o"
-            msg[f.key + "t"] = tag
-            if tag in "bns":
-                msg[f.key + tag] = value
-        return msg
+                parts.append(text["n"] + _int_text(value) if isinstance(value, int) else _number_text(text, value))
+            elif isinstance(value, float):
+                parts.append(_number_text(text, _durable_number(value)))
+            elif isinstance(value, str):
+                parts.append(text["s"] + _json_string(value))
+            else:
+                parts.append(text["o"])
+        parts.append("}")
+        return "".join(parts)
+
+
+_MESSAGE_START = f'{{"sid":"0","{ALWAYS_KEY}":1'
+
+
+def _number_text(text: dict[str, str], value: float | None) -> str:
+    return text["o"] if value is None else text["n"] + _float_text(value)
 
 
 def _scalar(node: Node) -> tuple[bool, Any]:

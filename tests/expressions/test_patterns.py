@@ -222,6 +222,14 @@ class TestShape:
             ("event.data.a", {"a": "yes"}, {"sid": "0", "k": 1, "f0": True}),
             ("event.data.a", {"a": 0}, {"sid": "0", "k": 1, "f0": False}),
             ("true", {"a": 1}, {"sid": "0", "k": 1}),
+            ("event.data.a == true", {"a": False}, {"sid": "0", "k": 1, "f0t": "b", "f0b": False}),
+            ("event.data.a == 3", {"a": 2.5}, {"sid": "0", "k": 1, "f0t": "n", "f0n": 2.5}),
+            ("event.data.a == 3", {"a": 10**20}, {"sid": "0", "k": 1, "f0t": "n", "f0n": 5e14}),
+            ("event.data.a == 3", {"a": -1e300}, {"sid": "0", "k": 1, "f0t": "n", "f0n": -5e14}),
+            ("event.data.a == 3", {"a": 1e-9}, {"sid": "0", "k": 1, "f0t": "n", "f0n": 0.0005}),
+            ("event.data.a == 3", {"a": float("nan")}, {"sid": "0", "k": 1, "f0t": "o"}),
+            ("event.data.a == 3", {"a": [1]}, {"sid": "0", "k": 1, "f0t": "o"}),
+            ("event.data.a == 3", {"a": 'q"\\\nü'}, {"sid": "0", "k": 1, "f0t": "s", "f0s": 'q"\\\nü'}),
         ],
     )
     def test_message(
@@ -234,6 +242,9 @@ class TestShape:
     ) -> None:
         pattern = to_pattern(parse(text), Compiler(scope_factory("x.y")))
         assert pattern.message(context_factory(data)) == message
+        # The text posted is compact JSON of exactly this, in this order, as json.dumps would write it.
+        expected = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+        assert pattern.message_json(context_factory(data)) == expected
 
     def test_features_are_computed_by_the_compiler(
         self, scope_factory: ScopeFactory, context_factory: ContextFactory
