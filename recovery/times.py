@@ -6,8 +6,9 @@ seconds: cheap to compare and to store. Text forms are parsed and printed here o
 
 from __future__ import annotations
 
+import math
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 _UNITS = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 DURATION_RE = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|w|d|h|m|s))+$")
@@ -52,8 +53,45 @@ def parse_time(text: str) -> float:
 
 
 def format_time(ts: float) -> str:
-    """RFC 3339 UTC with `Z`, with milliseconds only when there are any."""
-    v = datetime.fromtimestamp(ts, UTC)
-    text = f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}"
-    millis = v.microsecond // 1000
-    return f"{text}.{millis:03d}Z" if millis else f"{text}Z"
+    """RFC 3339 UTC with `Z`, with milliseconds only when there are any (truncated, as datetime's microseconds
+    are: `datetime.fromtimestamp(ts, UTC)` printed, at a fraction of its cost, as every effect prints two)."""
+    # The split datetime.fromtimestamp makes: whole seconds and microseconds rounded half to even.
+    fraction, whole = math.modf(ts)
+    micros = round(fraction * 1e6)
+    if micros >= 1_000_000:
+        micros -= 1_000_000
+        whole += 1.0
+    elif micros < 0:
+        micros += 1_000_000
+        whole -= 1.0
+    day, second = divmod(int(whole), 86400)
+    date = _DATES.get(day)
+    if date is None:
+        date = _date_text(day)
+    minute, second = divmod(second, 60)
+    millis = micros // 1000
+    if millis:
+        return f"{date}T{_HOURS_MINUTES[minute]}:{_TWO_DIGITS[second]}.{_THREE_DIGITS[millis]}Z"
+    return f"{date}T{_HOURS_MINUTES[minute]}:{_TWO_DIGITS[second]}Z"
+
+
+_TWO_DIGITS = tuple(f"{n:02d}" for n in range(60))
+_THREE_DIGITS = tuple(f"{n:03d}" for n in range(1000))
+_HOURS_MINUTES = tuple(f"{h:02d}:{m:02d}" for h in range(24) for m in range(60))
+
+
+_DATES: dict[int, str] = {}
+"""`YYYY-MM-DD` of days since the epoch, as printed so far (a few thousand at most in practice)."""
+_MAX_DATES = 100_000
+
+
+def _date_text(day: int) -> str:
+    v = _EPOCH + timedelta(days=day)
+    text = f"{v.year:04d}-{v.month:02d}-{v.day:02d}"
+    if len(_DATES) >= _MAX_DATES:
+        _DATES.clear()
+    _DATES[day] = text
+    return text
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

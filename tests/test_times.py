@@ -142,6 +142,20 @@ class TestTime:
     def test_format(self, ts: float, text: str) -> None:
         assert format_time(ts) == text
 
+    @given(
+        st.one_of(
+            st.floats(min_value=-5e9, max_value=5e10, allow_nan=False),
+            st.integers(-5_000_000_000_000, 50_000_000_000_000).map(lambda us: us / 1e6),
+            st.integers(-5_000_000_000, 50_000_000_000).map(lambda s: s + 0.9999995),
+        )
+    )
+    def test_format_is_datetimes_own_printing(self, ts: float) -> None:
+        """format_time prints what datetime.fromtimestamp gives, milliseconds truncated (its own arithmetic)."""
+        v = datetime.fromtimestamp(ts, UTC)
+        millis = v.microsecond // 1000
+        expected = v.strftime("%Y-%m-%dT%H:%M:%S") + (f".{millis:03d}Z" if millis else "Z")
+        assert format_time(ts) == expected
+
     @given(st.integers(min_value=0, max_value=4_000_000_000_000))
     def test_round_trip_at_millisecond_precision(self, ms: int) -> None:
         ts = ms / 1000
