@@ -36,6 +36,10 @@ LEDGER_MIN_RETENTION_S = 7 * 86400.0
 """Event ids are remembered (duplicates recognised) for the longest playbook look-back, and at least this long
 in event time: redeliveries and producer retries come within seconds or minutes of the original."""
 _NO_DATA: dict[str, Any] = {}
+_new_task = Task.__pydantic_validator__.validate_python
+_new_gesture = Gesture.__pydantic_validator__.validate_python
+"""`Task(**values)` and `Gesture(**values)`, validated, without pydantic's per-call Python layer (cheaper than
+`model_construct`, which checks nothing)."""
 _NO_HISTORY: dict[str, list[Occurrence]] = {}
 """Shared by every customer without recent history until its first occurrence (never written to)."""
 
@@ -442,19 +446,21 @@ class Engine:
             tid = effect_id("tsk", pb.id, cid, cause, f"task{task.index}")
             task_id = task_id or tid
             effects.append(
-                Task.model_construct(
-                    id=tid,
-                    playbook=pb.id,
-                    playbook_version=pb.version,
-                    customer_id=cid,
-                    queue=task.queue,
-                    priority=task.priority(ctx),
-                    title=task.title.render(ctx),
-                    reason=task.reason.render(ctx),
-                    evidence=evidence_ids,
-                    due_at=format_time(anchor + task.due_in_s),
-                    created_at=created_at,
-                    talking_points=[t for t in (p.render(ctx) for p in task.talking_points) if t.strip()],
+                _new_task(
+                    {
+                        "id": tid,
+                        "playbook": pb.id,
+                        "playbook_version": pb.version,
+                        "customer_id": cid,
+                        "queue": task.queue,
+                        "priority": task.priority(ctx),
+                        "title": task.title.render(ctx),
+                        "reason": task.reason.render(ctx),
+                        "evidence": evidence_ids,
+                        "due_at": format_time(anchor + task.due_in_s),
+                        "created_at": created_at,
+                        "talking_points": [t for t in (p.render(ctx) for p in task.talking_points) if t.strip()],
+                    }
                 )
             )
         for gesture in pb.gestures:
@@ -470,20 +476,22 @@ class Engine:
             if gesture.cap is not None:
                 amount = min(amount, gesture.cap)
             effects.append(
-                Gesture.model_construct(
-                    id=effect_id("gst", pb.id, cid, cause, f"gesture{gesture.index}"),
-                    playbook=pb.id,
-                    playbook_version=pb.version,
-                    customer_id=cid,
-                    type=gesture.type,
-                    amount=round(float(amount), 2),
-                    currency=gesture.currency,
-                    status="proposed" if gesture.requires_approval else "issued",
-                    requires_approval=gesture.requires_approval,
-                    reason=gesture.reason.render(ctx),
-                    evidence=evidence_ids,
-                    created_at=created_at,
-                    task_id=task_id,
+                _new_gesture(
+                    {
+                        "id": effect_id("gst", pb.id, cid, cause, f"gesture{gesture.index}"),
+                        "playbook": pb.id,
+                        "playbook_version": pb.version,
+                        "customer_id": cid,
+                        "type": gesture.type,
+                        "amount": round(float(amount), 2),
+                        "currency": gesture.currency,
+                        "status": "proposed" if gesture.requires_approval else "issued",
+                        "requires_approval": gesture.requires_approval,
+                        "reason": gesture.reason.render(ctx),
+                        "evidence": evidence_ids,
+                        "created_at": created_at,
+                        "task_id": task_id,
+                    }
                 )
             )
         if not effects:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from recovery.exceptions import ExpressionError
@@ -34,8 +34,16 @@ def render_value(value: Any, kind: str) -> str:
 @dataclass(frozen=True)
 class Template:
     parts: tuple[str | Compiled, ...]
+    constant: str | None = field(init=False, repr=False, compare=False)
+    """The text of a template without placeholders (rendered once)."""
+
+    def __post_init__(self) -> None:
+        constant = all(isinstance(p, str) for p in self.parts)
+        object.__setattr__(self, "constant", "".join(map(str, self.parts)) if constant else None)
 
     def render(self, ctx: Context) -> str:
+        if self.constant is not None:
+            return self.constant
         out: list[str] = []
         for part in self.parts:
             if isinstance(part, str):

@@ -96,15 +96,17 @@ class MemoryStore:
             for applied in self._scope_applied.values():
                 applied.discard(seq)
         dropped = 0
-        for cid in list(self._history):
-            items = self._history[cid]
-            cut = bisect.bisect_left(items, before, key=lambda o: o.ts)
-            if cut:
-                dropped += cut
-                if cut == len(items):
-                    del self._history[cid]
-                else:
-                    del items[:cut]
+        for cid, items in list(self._history.items()):
+            if items[0].ts >= before:  # most customers: nothing to drop
+                continue
+            cut = 1
+            while cut < len(items) and items[cut].ts < before:
+                cut += 1
+            dropped += cut
+            if cut == len(items):
+                del self._history[cid]
+            else:
+                del items[:cut]
         return dropped
 
     def get_profile(self, customer_id: str) -> tuple[float, dict[str, Any]] | None:

@@ -105,6 +105,9 @@ class TestRender:
     def test_parts(self, scope_factory: ScopeFactory) -> None:
         compiled = compile_template("a {{ 1 }} b {{ 2 }}", scope_factory("x.y"))
         assert [p if isinstance(p, str) else p.type for p in compiled.parts] == ["a ", "number", " b ", "number"]
+        assert compiled.constant is None
+        plain = compile_template("plain } text", scope_factory("x.y"))
+        assert (plain.constant, plain.parts) == ("plain } text", ("plain } text",))
 
 
 class TestErrors:
