@@ -7,16 +7,19 @@ standard type; an unknown type is valid and keeps its `data` as given.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, NotRequired, Required
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
 )
+from typing_extensions import TypedDict
 
 from recovery.exceptions import EventError
 from recovery.times import format_time
@@ -84,8 +87,22 @@ STANDARD_TYPES: dict[str, type[_Data]] = {
 """The standard event types and the model of their `data`."""
 
 _SHARED_FIELDS = frozenset({"tier", "segment", "region", "language"})
-_DATA_VALIDATORS = {name: model.__pydantic_validator__.validate_python for name, model in STANDARD_TYPES.items()}
-"""`model_validate` of each standard type's data model, without its per-call Python layer."""
+
+
+def _data_checker(model: type[_Data]) -> Callable[[dict[str, Any]], Any]:
+    """Validates a `data` dict as `model` does, the same rules and messages, without building a model instance:
+    the fields as a TypedDict that allows other keys (validation only; its result is not kept)."""
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        annotation = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        fields[name] = Required[annotation] if info.is_required() else NotRequired[annotation]
+    checked = TypedDict(f"{model.__name__}Fields", fields)  # type: ignore[misc]  # pydantic needs typing_extensions on 3.11
+    checked.__pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[attr-defined]
+    return TypeAdapter(checked).validator.validate_python
+
+
+_DATA_VALIDATORS = {name: _data_checker(model) for name, model in STANDARD_TYPES.items() if model.model_fields}
+"""A check of each standard type's `data` that has fields (any dict is valid data of the others)."""
 
 SCOPE_TYPES = frozenset({"outage.started", "outage.resolved"})
 """Types that may concern many customers at once (no `customer_id`): fanned out to every affected customer."""

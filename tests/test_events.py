@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from recovery.events import STANDARD_TYPES, Event, Occurrence, data_fields
+from recovery.events import SCOPE_TYPES, STANDARD_TYPES, Event, Occurrence, _describe, data_fields
 from recovery.exceptions import EventError
 from recovery.times import format_time
 
@@ -278,6 +279,43 @@ class TestStandardTypes:
         }
         for event_type in STANDARD_TYPES:
             assert Event.from_json(raw_factory(type=event_type, data=needs.get(event_type, {}))).type == event_type
+
+    _values = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-3, 12),
+        st.floats(-5, 2000, allow_nan=False),
+        st.sampled_from(["", "gold", "x", "7"]),
+        st.lists(st.sampled_from(["C1", "", 3]), max_size=2),
+    )
+
+    @given(
+        st.sampled_from(sorted(STANDARD_TYPES)),
+        st.dictionaries(
+            st.sampled_from(["tier", "annual_value", "outage_id", "customer_ids", "score", "complaint_id", "reason"]),
+            _values,
+        ),
+    )
+    def test_data_is_checked_exactly_as_its_model_would(self, event_type: str, data: dict[str, Any]) -> None:
+        """The data check (a TypedDict of the model's fields, no model built) accepts and refuses what the
+        model does, with the same messages."""
+        try:
+            STANDARD_TYPES[event_type].model_validate(data)
+            expected = None
+        except ValidationError as exc:
+            expected = f"event 'e1' ({event_type}): {_describe(exc, prefix='data.')}"
+        raw = json.dumps({"id": "e1", "type": event_type, "occurred_at": "2026-01-01T00:00:00Z", "data": data})
+        if event_type not in SCOPE_TYPES:
+            raw = raw.replace('"data"', '"customer_id": "C1", "data"')
+        try:
+            Event.from_json(raw)
+            found = None
+        except EventError as exc:
+            found = str(exc)
+        if expected is None and found is not None:
+            assert "must name the affected customers" in found  # an outage without customers: envelope rule
+        else:
+            assert found == expected
 
 
 def test_occurrence() -> None:
