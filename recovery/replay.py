@@ -28,14 +28,15 @@ class ReplaySummary:
     events: int = 0
     invalid: int = 0
     duplicates: int = 0
-    effects: Counter[str] = field(default_factory=Counter)
+    effects: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    """Effects per (kind, playbook, queue of a task or type of a gesture)."""
 
     def render(self) -> str:
         rows = [
             f"{self.lines} lines, {self.events} events, {self.duplicates} duplicates, {self.invalid} invalid",
         ]
-        for key, n in sorted(self.effects.items()):
-            rows.append(f"  {n:6d}  {key}")
+        for (kind, playbook, where), n in sorted(self.effects.items()):
+            rows.append(f"  {n:6d}  {kind:8s} {playbook:24s} {where}")
         return "\n".join(rows)
 
 
@@ -89,4 +90,4 @@ def _emit(effects: list[Effect], out: TextIO, summary: ReplaySummary) -> None:
         out.write(effect.to_json())
         out.write("\n")
         where = effect.queue if isinstance(effect, Task) else effect.type
-        summary.effects[f"{effect.kind:8s} {effect.playbook:24s} {where}"] += 1
+        summary.effects[effect.kind, effect.playbook, where] += 1
