@@ -189,6 +189,19 @@ class TestContract:
         assert [o.id for o in store.history("C1", since=0)] == ["c", "b"]
         assert store.history("C2", since=0) == []
 
+    def test_pruning_reaches_late_history(self, store_factory: StoreFactory) -> None:
+        """An occurrence appended after newer ones (a late event) is pruned all the same, at once or later."""
+        store = store_factory()
+        for o in (occ("a", 100), occ("b", 200, customer="C2"), occ("late", 50, customer="C3"), occ("d", 300)):
+            store.append_history(o)
+        store.prune_history(before=150)
+        assert [o.id for o in store.history("C1", since=0)] == ["d"]
+        assert [o.id for o in store.history("C2", since=0)] == ["b"]
+        store.prune_history(before=250)
+        assert store.history("C3", since=0) == []
+        assert store.history("C2", since=0) == []
+        assert [o.id for o in store.history("C1", since=0)] == ["d"]
+
     def test_profiles_and_regions(self, store_factory: StoreFactory) -> None:
         store = store_factory()
         assert store.get_profile("C1") is None
