@@ -245,6 +245,10 @@ class Engine:
         if state is not None:
             self._cache.move_to_end(customer_id)
             return state
+        return self._rebuild(customer_id)
+
+    def _rebuild(self, customer_id: str) -> CustomerState:
+        """Load a customer's state from the store into the cache (evicting the least recently used)."""
         stored = self.store.get_profile(customer_id)
         profile_ts, profile = stored if stored is not None else (float("-inf"), {})
         since = self.clock - self.horizon_s
@@ -260,7 +264,11 @@ class Engine:
     def _on_customer_event(
         self, cid: str, event_id: str, event_type: str, ts: float, data: dict[str, Any]
     ) -> list[Effect]:
-        state = self._state(cid)
+        state = self._cache.get(cid)  # `_state(cid)`, inline: once per event
+        if state is None:
+            state = self._rebuild(cid)
+        else:
+            self._cache.move_to_end(cid)
         event_type = sys.intern(event_type)
         occ = Occurrence(event_id, event_type, ts, cid, data)
         if event_type == "customer.updated" and ts >= state.profile_ts:
@@ -429,7 +437,7 @@ class Engine:
             return []
         seen = {o.id for o in evidence}
         proof = list(evidence)
-        for event_type, window_s in sorted(pb.evidence_windows):
+        for event_type, window_s in pb.evidence_order:
             for o in ctx.window(event_type, window_s):
                 if o.id not in seen:
                     seen.add(o.id)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from recovery.expressions.compiler import Compiled, Compiler, Context, Fn
@@ -109,7 +110,7 @@ class Pattern:
     pattern: dict[str, Any]
     features: tuple[Feature, ...]
 
-    @property
+    @cached_property
     def trivial(self) -> bool:
         """True when the pattern holds for every message (no condition at all)."""
         return self.pattern == ALWAYS

@@ -4,6 +4,7 @@ durable-rules pattern. Problems are collected with their path in the document, n
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from recovery.exceptions import ExpressionError
@@ -74,6 +75,11 @@ class CompiledPlaybook:
     lets: dict[str, Compiled]
     windows: frozenset[tuple[str, float]] = field(default_factory=frozenset)
     source: Playbook | None = None
+
+    @cached_property
+    def evidence_order(self) -> tuple[tuple[str, float], ...]:
+        """`evidence_windows` in a fixed order."""
+        return tuple(sorted(self.evidence_windows))
 
     @property
     def horizon_s(self) -> float:
