@@ -6,7 +6,6 @@ import bisect
 import dataclasses
 import math
 import threading
-from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -36,9 +35,6 @@ class MemoryStore:
         self._ledger: set[str] = set()
         self._ledger_days: dict[int, list[str]] = {}  # the ids by day of their event, for pruning
         self._history: dict[str, list[Occurrence]] = {}
-        # Every occurrence kept, to find what to prune: in time order, and those that came late (after a newer one).
-        self._history_log: deque[Occurrence] = deque()
-        self._history_late: list[Occurrence] = []
         self._profiles: dict[str, tuple[float, dict[str, Any]]] = {}
         self._regions: dict[str, set[str]] = {}
         self._cooldowns: dict[str, dict[str, float]] = {}
@@ -88,11 +84,6 @@ class MemoryStore:
             bisect.insort(items, occurrence, key=lambda o: o.ts)
         else:
             items.append(occurrence)
-        log = self._history_log
-        if log and log[-1].ts > occurrence.ts:
-            self._history_late.append(occurrence)
-        else:
-            log.append(occurrence)
 
     def history(self, customer_id: str, since: float) -> list[Occurrence]:
         items = self._history.get(customer_id, [])
@@ -104,32 +95,19 @@ class MemoryStore:
             del self._scope_log[seq]
             for applied in self._scope_applied.values():
                 applied.discard(seq)
-        # Only customers with an occurrence older than `before` have anything to drop: the logs name them.
         dropped = 0
-        log = self._history_log
-        while log and log[0].ts < before:
-            dropped += self._drop_history(log.popleft().customer_id, before)
-        if self._history_late:
-            late, self._history_late = self._history_late, []
-            for o in late:
-                if o.ts < before:
-                    dropped += self._drop_history(o.customer_id, before)
-                else:
-                    self._history_late.append(o)
+        for cid, items in list(self._history.items()):
+            if items[0].ts >= before:  # most customers: nothing to drop
+                continue
+            cut = 1
+            while cut < len(items) and items[cut].ts < before:
+                cut += 1
+            dropped += cut
+            if cut == len(items):
+                del self._history[cid]
+            else:
+                del items[:cut]
         return dropped
-
-    def _drop_history(self, customer_id: str, before: float) -> int:
-        items = self._history.get(customer_id)
-        if not items or items[0].ts >= before:
-            return 0
-        cut = 1
-        while cut < len(items) and items[cut].ts < before:
-            cut += 1
-        if cut == len(items):
-            del self._history[customer_id]
-        else:
-            del items[:cut]
-        return cut
 
     def get_profile(self, customer_id: str) -> tuple[float, dict[str, Any]] | None:
         return self._profiles.get(customer_id)
