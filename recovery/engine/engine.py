@@ -44,6 +44,23 @@ _NO_HISTORY: dict[str, list[Occurrence]] = {}
 """Shared by every customer without recent history until its first occurrence (never written to)."""
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What one event type sets off for a customer: kept in history (with its data or not), and the playbooks it
+    answers (absence), starts waiting for (absence), fires (event) and completes (sequence)."""
+
+    type: str = ""  # the type, interned: every occurrence in history shares it
+    keep: bool = False
+    keep_data: bool = False
+    missing: tuple[CompiledPlaybook, ...] = ()
+    first: tuple[CompiledPlaybook, ...] = ()
+    event: tuple[CompiledPlaybook, ...] = ()
+    then: tuple[CompiledPlaybook, ...] = ()
+
+
+_NO_PLAN = _Plan()
+
+
 class CustomerState:
     """What the engine holds about one customer; rebuilt from the store whenever it is missing.
 
@@ -122,20 +139,26 @@ class Engine:
     def _load(self, playbooks: Sequence[CompiledPlaybook], matcher: Matcher | None) -> None:
         self.playbooks = [pb for pb in playbooks if pb.source is None or pb.source.enabled]
         self._by_id = {pb.id: pb for pb in self.playbooks}
-        self._on_event: dict[str, list[CompiledPlaybook]] = {}
-        self._on_then: dict[str, list[CompiledPlaybook]] = {}
-        self._on_first: dict[str, list[CompiledPlaybook]] = {}
-        self._on_missing: dict[str, list[CompiledPlaybook]] = {}
+        by_role: dict[str, dict[str, list[CompiledPlaybook]]] = {r: {} for r in ("missing", "first", "event", "then")}
         for pb in self.playbooks:
             if pb.kind == "event":
-                self._on_event.setdefault(pb.event_type, []).append(pb)
+                by_role["event"].setdefault(pb.event_type, []).append(pb)
             elif pb.kind == "sequence":
-                self._on_then.setdefault(pb.event_type, []).append(pb)
+                by_role["then"].setdefault(pb.event_type, []).append(pb)
             else:
-                self._on_first.setdefault(pb.event_type, []).append(pb)
-                self._on_missing.setdefault(pb.end_type or "", []).append(pb)
+                by_role["first"].setdefault(pb.event_type, []).append(pb)
+                by_role["missing"].setdefault(pb.end_type or "", []).append(pb)
         self.history_types = frozenset().union(*(pb.history_types for pb in self.playbooks))
-        self._paired_types = frozenset(pb.first_type for pb in self.playbooks if pb.kind == "sequence")
+        paired = frozenset(pb.first_type for pb in self.playbooks if pb.kind == "sequence")
+        self._plans: dict[str, _Plan] = {
+            event_type: _Plan(
+                type=sys.intern(event_type),
+                keep=event_type in self.history_types,
+                keep_data=event_type in paired,
+                **{role: tuple(playbooks.get(event_type, ())) for role, playbooks in by_role.items()},
+            )
+            for event_type in set(self.history_types).union(*by_role.values())
+        }
         self.horizon_s = max((pb.horizon_s for pb in self.playbooks), default=0.0)
         self.ledger_retention_s = max(self.horizon_s, LEDGER_MIN_RETENTION_S)
         self.matcher = matcher or Matcher((pb.id, pb.condition.pattern) for pb in self.playbooks)
@@ -269,25 +292,24 @@ class Engine:
             state = self._rebuild(cid)
         else:
             self._cache.move_to_end(cid)
-        event_type = sys.intern(event_type)
-        occ = Occurrence(event_id, event_type, ts, cid, data)
+        plan = self._plans.get(event_type, _NO_PLAN)
+        occ = Occurrence(event_id, plan.type or event_type, ts, cid, data)
         if event_type == "customer.updated" and ts >= state.profile_ts:
             state.profile = data
             state.profile_ts = ts
             self.store.put_profile(cid, ts, data)
-        if event_type in self.history_types:
+        if plan.keep:
             # Counting needs only time and type; pairing (sequences) needs the data too.
-            kept = occ if event_type in self._paired_types else Occurrence(event_id, event_type, ts, cid, _NO_DATA)
-            self._remember(state, kept)
+            self._remember(state, occ if plan.keep_data else Occurrence(event_id, plan.type, ts, cid, _NO_DATA))
         effects: list[Effect] = []
-        for pb in self._on_missing.get(event_type, ()):
+        for pb in plan.missing:
             self._answer(pb, cid, occ)
-        for pb in self._on_first.get(event_type, ()):
+        for pb in plan.first:
             self._wait_for(pb, cid, occ)
-        for pb in self._on_event.get(event_type, ()):
+        for pb in plan.event:
             ctx = Context(event=occ, customer_id=cid, profile=state.profile, at=ts, by_type=state.history)
             effects.extend(self._evaluate(pb, state, ctx, cause=event_id, anchor=ts, evidence=[occ]))
-        for pb in self._on_then.get(event_type, ()):
+        for pb in plan.then:
             first = self._paired(pb, state, occ)
             if first is None:
                 continue
