@@ -165,6 +165,63 @@ def occurrence_from_json(text: str) -> Occurrence:
     return Occurrence(raw["id"], raw["type"], raw["ts"], raw["customer_id"], raw["data"])
 
 
+Preloaded = tuple[float, tuple[float, dict[str, Any]] | None, dict[str, float], list[Occurrence]]
+"""A preloaded customer: (since, profile, cooldowns, history since `since`), valid in the open transaction."""
+Rows = Iterable[Sequence[Any]]
+
+
+class CustomerReads:
+    """The customer reads of a SQL store (`get_profile`, `get_cooldowns`, `history`), with `preload_customers`:
+    a batch's customers are fetched in three queries instead of three per customer, and answered from memory
+    until a write touches the customer (the store calls `_customers.pop`) or the transaction ends (`_customers`
+    cleared). A store supplies the queries: `_fetch_customers` for many, `_read_*` for one."""
+
+    _customers: dict[str, Preloaded]
+
+    def _fetch_customers(self, wanted: list[str], since: float) -> tuple[Rows, Rows, Rows]:
+        """Rows of (customer_id, ts, data JSON) from profiles, (customer_id, playbook, ts) from cooldowns and
+        (customer_id, event_id, type, ts, data JSON) from history since `since`, each customer's in time order."""
+        raise NotImplementedError
+
+    def _read_profile(self, customer_id: str) -> tuple[float, dict[str, Any]] | None:
+        raise NotImplementedError
+
+    def _read_cooldowns(self, customer_id: str) -> dict[str, float]:
+        raise NotImplementedError
+
+    def _read_history(self, customer_id: str, since: float) -> list[Occurrence]:
+        raise NotImplementedError
+
+    def preload_customers(self, customer_ids: list[str], since: float) -> None:
+        wanted = sorted({cid for cid in customer_ids if cid not in self._customers})
+        if not wanted:
+            return
+        profile_rows, cooldown_rows, history_rows = self._fetch_customers(wanted, since)
+        profiles = {cid: (ts, json.loads(data)) for cid, ts, data in profile_rows}
+        cooldowns: dict[str, dict[str, float]] = {cid: {} for cid in wanted}
+        for cid, playbook, ts in cooldown_rows:
+            cooldowns[cid][playbook] = ts
+        history: dict[str, list[Occurrence]] = {cid: [] for cid in wanted}
+        for cid, eid, etype, ts, data in history_rows:
+            history[cid].append(Occurrence(eid, etype, ts, cid, json.loads(data)))
+        for cid in wanted:
+            self._customers[cid] = (since, profiles.get(cid), cooldowns[cid], history[cid])
+
+    def get_profile(self, customer_id: str) -> tuple[float, dict[str, Any]] | None:
+        cached = self._customers.get(customer_id)
+        return cached[1] if cached is not None else self._read_profile(customer_id)
+
+    def get_cooldowns(self, customer_id: str) -> dict[str, float]:
+        cached = self._customers.get(customer_id)
+        return dict(cached[2]) if cached is not None else self._read_cooldowns(customer_id)
+
+    def history(self, customer_id: str, since: float) -> list[Occurrence]:
+        cached = self._customers.get(customer_id)
+        if cached is not None and since >= cached[0]:
+            return [o for o in cached[3] if o.ts >= since]
+        return self._read_history(customer_id, since)
+
+
 class Store(Protocol):
     def add_event(self, event_id: str, ts: float) -> bool:
         """Record an event id (of an event of time `ts`) in the ledger; False when it was seen before (a

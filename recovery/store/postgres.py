@@ -29,9 +29,12 @@ from recovery.exceptions import StoreError
 from recovery.store import lifecycle as sql
 from recovery.store.base import (
     AuditEntry,
+    CustomerReads,
     Deadline,
     GestureRecord,
     OutboxItem,
+    Preloaded,
+    Rows,
     Statement,
     TaskQuery,
     TaskRecord,
@@ -139,10 +142,6 @@ MAX_ROW_PARAMS = 30_000
 _MULTI_ROW = re.compile(r"^(INSERT INTO .+? VALUES )(\((?:%s, )*%s\))(.*)$", re.DOTALL)
 
 
-_Preloaded = tuple[float, tuple[float, dict[str, Any]] | None, dict[str, float], list[Occurrence]]
-"""A preloaded customer: (since, profile, cooldowns, history since `since`), valid in the open transaction."""
-
-
 def redact_url(url: str) -> str:
     """`url` without its password (after the user name, or a `password=` parameter), for messages and logs."""
     try:
@@ -195,7 +194,7 @@ def _pg(statement: str) -> str:
     return statement.replace("?", "%s")
 
 
-class PostgresStore:
+class PostgresStore(CustomerReads):
     """A Store in a PostgreSQL database, by URL (`postgresql://user:password@host:port/db`). One connection:
     not thread-safe, one per engine; other instances open their own.
 
@@ -222,7 +221,7 @@ class PostgresStore:
         self._closed = False
         self._queued: list[Statement] = []
         self._preloaded: dict[str, bool] = {}
-        self._customers: dict[str, _Preloaded] = {}
+        self._customers: dict[str, Preloaded] = {}
         self._effect_ids: dict[str, None] = {}  # insertion-ordered, bounded: the effects this connection stored
         self._uncommitted_effects: list[str] = []  # forgotten again on a rollback
         self._conn = self._connect()
@@ -385,30 +384,18 @@ class PostgresStore:
     def prune_ledger(self, before: float) -> int:
         return self._run("prune_ledger", "DELETE FROM ledger WHERE ts < %s", (before,)).rowcount
 
-    def preload_customers(self, customer_ids: list[str], since: float) -> None:
-        """Fetch the state of a batch's customers (profiles, cooldowns, history since `since`) in three round trips
-        instead of three per customer; `get_profile`, `get_cooldowns` and `history` answer from it until a write
-        touches the customer or the transaction ends."""
-        wanted = sorted({cid for cid in customer_ids if cid not in self._customers})
-        if not wanted:
-            return
-        rows = self._run(
-            "preload_customers", "SELECT customer_id, ts, data FROM profiles WHERE customer_id = ANY(%s)", (wanted,)
-        ).fetchall()
-        profiles = {cid: (ts, json.loads(data)) for cid, ts, data in rows}
-        cooldowns: dict[str, dict[str, float]] = {cid: {} for cid in wanted}
+    def _fetch_customers(self, wanted: list[str], since: float) -> tuple[Rows, Rows, Rows]:
+        sql_profiles = "SELECT customer_id, ts, data FROM profiles WHERE customer_id = ANY(%s)"
         sql_cooldowns = "SELECT customer_id, playbook, ts FROM cooldowns WHERE customer_id = ANY(%s)"
-        for cid, playbook, ts in self._run("preload_customers", sql_cooldowns, (wanted,)).fetchall():
-            cooldowns[cid][playbook] = ts
-        history: dict[str, list[Occurrence]] = {cid: [] for cid in wanted}
         sql_history = (
             "SELECT customer_id, event_id, type, ts, data FROM history WHERE customer_id = ANY(%s) AND ts >= %s "
             "ORDER BY customer_id, ts, seq"
         )
-        for cid, eid, etype, ts, data in self._run("preload_customers", sql_history, (wanted, since)).fetchall():
-            history[cid].append(Occurrence(eid, etype, ts, cid, json.loads(data)))
-        for cid in wanted:
-            self._customers[cid] = (since, profiles.get(cid), cooldowns[cid], history[cid])
+        return (
+            self._run("preload_customers", sql_profiles, (wanted,)).fetchall(),
+            self._run("preload_customers", sql_cooldowns, (wanted,)).fetchall(),
+            self._run("preload_customers", sql_history, (wanted, since)).fetchall(),
+        )
 
     def append_history(self, occurrence: Occurrence) -> None:
         self._customers.pop(occurrence.customer_id, None)
@@ -418,10 +405,7 @@ class PostgresStore:
             (occurrence.customer_id, occurrence.ts, occurrence.id, occurrence.type, json.dumps(occurrence.data)),
         )
 
-    def history(self, customer_id: str, since: float) -> list[Occurrence]:
-        cached = self._customers.get(customer_id)
-        if cached is not None and since >= cached[0]:
-            return [o for o in cached[3] if o.ts >= since]
+    def _read_history(self, customer_id: str, since: float) -> list[Occurrence]:
         rows = self._run(
             "history",
             "SELECT event_id, type, ts, data FROM history WHERE customer_id = %s AND ts >= %s ORDER BY ts, seq",
@@ -440,10 +424,7 @@ class PostgresStore:
 
     # ------------------------------------------------------------------------------------------- customers
 
-    def get_profile(self, customer_id: str) -> tuple[float, dict[str, Any]] | None:
-        cached = self._customers.get(customer_id)
-        if cached is not None:
-            return cached[1]
+    def _read_profile(self, customer_id: str) -> tuple[float, dict[str, Any]] | None:
         sql = "SELECT ts, data FROM profiles WHERE customer_id = %s"
         row = self._run("get_profile", sql, (customer_id,)).fetchone()
         return (row[0], json.loads(row[1])) if row else None
@@ -462,10 +443,7 @@ class PostgresStore:
         sql = "SELECT customer_id FROM profiles WHERE region = %s ORDER BY customer_id"
         return [r[0] for r in self._run("customers_in_region", sql, (region,)).fetchall()]
 
-    def get_cooldowns(self, customer_id: str) -> dict[str, float]:
-        cached = self._customers.get(customer_id)
-        if cached is not None:
-            return dict(cached[2])
+    def _read_cooldowns(self, customer_id: str) -> dict[str, float]:
         sql = "SELECT playbook, ts FROM cooldowns WHERE customer_id = %s"
         return {playbook: ts for playbook, ts in self._run("get_cooldowns", sql, (customer_id,)).fetchall()}
 

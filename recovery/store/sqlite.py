@@ -22,9 +22,12 @@ from recovery.exceptions import StoreError
 from recovery.store import lifecycle as sql
 from recovery.store.base import (
     AuditEntry,
+    CustomerReads,
     Deadline,
     GestureRecord,
     OutboxItem,
+    Preloaded,
+    Rows,
     Statement,
     TaskQuery,
     TaskRecord,
@@ -112,13 +115,14 @@ MAX_QUEUED_WRITES = 5000
 """Queued writes are sent once this many wait, even if nothing is read."""
 
 
-class SqliteStore:
+class SqliteStore(CustomerReads):
     """A Store in one SQLite file (or `:memory:`). Not thread-safe: one per engine."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._queued: list[Statement] = []
         self._preloaded: dict[str, bool] = {}
+        self._customers: dict[str, Preloaded] = {}
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -187,6 +191,7 @@ class SqliteStore:
     def commit(self) -> None:
         """Make everything written since the last commit durable."""
         self._preloaded = {}
+        self._customers = {}
         if self._queued:
             self._send_queued()
         try:
@@ -199,6 +204,7 @@ class SqliteStore:
         """Forget everything written since the last commit."""
         self._queued.clear()
         self._preloaded = {}
+        self._customers = {}
         try:
             self._db.execute("ROLLBACK")
             self._db.execute("BEGIN")
@@ -231,17 +237,34 @@ class SqliteStore:
         seen = {row[0] for row in self._run(sql, (json.dumps(event_ids),)).fetchall()}
         self._preloaded = {event_id: event_id in seen for event_id in event_ids}
 
-    def preload_customers(self, customer_ids: list[str], since: float) -> None:
-        """Nothing to do: a lookup here is cheap."""
+    def _fetch_customers(self, wanted: list[str], since: float) -> tuple[Rows, Rows, Rows]:
+        # One query per table instead of one per customer, and no flush of the queued writes per customer.
+        ids = json.dumps(wanted)
+        return (
+            self._run(
+                "SELECT customer_id, ts, data FROM profiles WHERE customer_id IN (SELECT value FROM json_each(?))",
+                (ids,),
+            ).fetchall(),
+            self._run(
+                "SELECT customer_id, playbook, ts FROM cooldowns WHERE customer_id IN (SELECT value FROM json_each(?))",
+                (ids,),
+            ).fetchall(),
+            self._run(
+                "SELECT customer_id, event_id, type, ts, data FROM history "
+                "WHERE customer_id IN (SELECT value FROM json_each(?)) AND ts >= ? ORDER BY customer_id, ts, rowid",
+                (ids, since),
+            ).fetchall(),
+        )
 
     def append_history(self, occurrence: Occurrence) -> None:
+        self._customers.pop(occurrence.customer_id, None)
         self._write(
             "append_history",
             "INSERT INTO history VALUES (?, ?, ?, ?, ?)",
             (occurrence.customer_id, occurrence.ts, occurrence.id, occurrence.type, json.dumps(occurrence.data)),
         )
 
-    def history(self, customer_id: str, since: float) -> list[Occurrence]:
+    def _read_history(self, customer_id: str, since: float) -> list[Occurrence]:
         rows = self._run(
             "SELECT event_id, type, ts, data FROM history WHERE customer_id = ? AND ts >= ? ORDER BY ts, rowid",
             (customer_id, since),
@@ -255,11 +278,12 @@ class SqliteStore:
 
     # ------------------------------------------------------------------------------------------- customers
 
-    def get_profile(self, customer_id: str) -> tuple[float, dict[str, Any]] | None:
+    def _read_profile(self, customer_id: str) -> tuple[float, dict[str, Any]] | None:
         row = self._run("SELECT ts, data FROM profiles WHERE customer_id = ?", (customer_id,)).fetchone()
         return (row[0], json.loads(row[1])) if row else None
 
     def put_profile(self, customer_id: str, ts: float, profile: dict[str, Any]) -> None:
+        self._customers.pop(customer_id, None)
         region = profile.get("region")
         self._write(
             "put_profile",
@@ -272,11 +296,12 @@ class SqliteStore:
         rows = self._run("SELECT customer_id FROM profiles WHERE region = ? ORDER BY customer_id", (region,))
         return [r[0] for r in rows.fetchall()]
 
-    def get_cooldowns(self, customer_id: str) -> dict[str, float]:
+    def _read_cooldowns(self, customer_id: str) -> dict[str, float]:
         rows = self._run("SELECT playbook, ts FROM cooldowns WHERE customer_id = ?", (customer_id,)).fetchall()
         return {playbook: ts for playbook, ts in rows}
 
     def set_cooldown(self, customer_id: str, playbook: str, ts: float) -> None:
+        self._customers.pop(customer_id, None)
         self._write(
             "set_cooldown",
             "INSERT INTO cooldowns VALUES (?, ?, ?) ON CONFLICT (customer_id, playbook) DO UPDATE SET ts = excluded.ts",

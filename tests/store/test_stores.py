@@ -269,6 +269,26 @@ class TestContract:
 
 
 class TestSqlite:
+    def test_preloaded_customers_are_answered_without_a_query(self, tmp_path: Path) -> None:
+        store = SqliteStore(tmp_path / "r.db")
+        store.put_profile("C1", 5.0, {"tier": "gold"})
+        store.set_cooldown("C1", "p", 7.0)
+        store.append_history(occ("e1", 10.0))
+        store.commit()
+        store.preload_customers(["C1", "C2"], since=5.0)
+        statements: list[str] = []
+        store._db.set_trace_callback(statements.append)
+        assert store.get_profile("C1") == (5.0, {"tier": "gold"})
+        assert (store.get_profile("C2"), store.get_cooldowns("C2"), store.history("C2", 5.0)) == (None, {}, [])
+        assert (store.get_cooldowns("C1"), [o.id for o in store.history("C1", 6.0)]) == ({"p": 7.0}, ["e1"])
+        assert statements == []
+        assert [o.id for o in store.history("C1", 0.0)] == ["e1"]  # before what was preloaded: read
+        assert len(statements) == 1
+        store.commit()  # the transaction ends: so does the preload
+        statements.clear()
+        assert store.get_profile("C1") == (5.0, {"tier": "gold"})
+        assert len(statements) == 1
+
     def test_survives_reopening(self, tmp_path: Path) -> None:
         path = tmp_path / "r.db"
         store = SqliteStore(path)
