@@ -486,8 +486,9 @@ class PostgresStore(CustomerReads):
 
     def set_scope_customers(self, scope_id: str, customers: set[str]) -> None:
         self._write("set_scope_customers", "DELETE FROM scopes WHERE scope_id = %s", (scope_id,))
-        for customer_id in sorted(customers):
-            self._write("set_scope_customers", "INSERT INTO scopes VALUES (%s, %s)", (scope_id, customer_id))
+        if customers:  # one statement for all (an outage may reach thousands)
+            sql = "INSERT INTO scopes SELECT %s, unnest(%s::text[])"
+            self._write("set_scope_customers", sql, (scope_id, sorted(customers)))
 
     # ------------------------------------------------------------------------------------------- scope log
 

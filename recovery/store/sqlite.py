@@ -340,8 +340,9 @@ class SqliteStore(CustomerReads):
 
     def set_scope_customers(self, scope_id: str, customers: set[str]) -> None:
         self._write("set_scope_customers", "DELETE FROM scopes WHERE scope_id = ?", (scope_id,))
-        for cid in sorted(customers):
-            self._write("set_scope_customers", "INSERT INTO scopes VALUES (?, ?)", (scope_id, cid))
+        if customers:  # one statement for all (an outage may reach thousands)
+            sql = "INSERT INTO scopes SELECT ?, value FROM json_each(?)"
+            self._write("set_scope_customers", sql, (scope_id, json.dumps(sorted(customers))))
 
     # ------------------------------------------------------------------------------------------- scope log
 

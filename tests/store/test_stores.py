@@ -244,6 +244,9 @@ class TestContract:
         assert store.scope_customers("outage:O1") == {"C1", "C2"}
         store.set_scope_customers("outage:O1", set())
         assert store.scope_customers("outage:O1") == set()
+        many = {f"C{n:05d}" for n in range(2500)} | {'O\'Brien "quoted"', "ü"}
+        store.set_scope_customers("outage:O2", many)
+        assert store.scope_customers("outage:O2") == many
 
     def test_an_effect_is_stored_once(self, store_factory: StoreFactory) -> None:
         store = store_factory()
