@@ -4,6 +4,7 @@ customer's state, and every pending deadline, is written here as it happens."""
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
@@ -170,7 +171,7 @@ Preloaded = tuple[float, tuple[float, dict[str, Any]] | None, dict[str, float], 
 Rows = Iterable[Sequence[Any]]
 
 
-class CustomerReads:
+class CustomerReads(ABC):
     """The customer reads of a SQL store (`get_profile`, `get_cooldowns`, `history`), with `preload_customers`:
     a batch's customers are fetched in three queries instead of three per customer, and answered from memory
     until a write touches the customer (the store calls `_customers.pop`) or the transaction ends (`_customers`
@@ -178,19 +179,22 @@ class CustomerReads:
 
     _customers: dict[str, Preloaded]
 
+    @abstractmethod
     def _fetch_customers(self, wanted: list[str], since: float) -> tuple[Rows, Rows, Rows]:
         """Rows of (customer_id, ts, data JSON) from profiles, (customer_id, playbook, ts) from cooldowns and
         (customer_id, event_id, type, ts, data JSON) from history since `since`, each customer's in time order."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _read_profile(self, customer_id: str) -> tuple[float, dict[str, Any]] | None:
-        raise NotImplementedError
+        """One customer's (ts, profile), or None."""
 
+    @abstractmethod
     def _read_cooldowns(self, customer_id: str) -> dict[str, float]:
-        raise NotImplementedError
+        """One customer's cooldowns: the last trigger time per playbook."""
 
+    @abstractmethod
     def _read_history(self, customer_id: str, since: float) -> list[Occurrence]:
-        raise NotImplementedError
+        """One customer's occurrences since `since`, oldest first."""
 
     def preload_customers(self, customer_ids: list[str], since: float) -> None:
         wanted = sorted({cid for cid in customer_ids if cid not in self._customers})
