@@ -61,25 +61,29 @@ def replay(
     ReplayError when `strict`. `until` moves the clock on after the last event.
     """
     summary = ReplaySummary()
+    stats = engine.stats
+    events, duplicates = stats.events, stats.duplicates
+    from_json = Event.from_json
+    number = 0
     for number, line in enumerate(lines, start=1):
-        summary.lines += 1
-        if not line.strip():
-            continue
         try:
-            event = Event.from_json(line)
+            event = from_json(line)
         except EventError as exc:
+            if not line.strip():  # a blank line (checked only here: most lines are events)
+                continue
             summary.invalid += 1
             message = f"line {number}: invalid event: {exc}"
             if strict:
                 raise ReplayError(message) from None
             print(message, file=err)
             continue
-        before = engine.stats.duplicates
-        _emit(engine.process(event), out, summary)
-        if engine.stats.duplicates != before:
-            summary.duplicates += 1
-        else:
-            summary.events += 1
+        effects = engine.process(event)
+        if effects:
+            _emit(effects, out, summary)
+    # Counted from the engine's own counts, once: each event is new or a duplicate.
+    summary.lines = number
+    summary.events = stats.events - events
+    summary.duplicates = stats.duplicates - duplicates
     if until is not None:
         _emit(engine.advance(until), out, summary)
     return summary

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -7,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from recovery.playbooks.compiler import CompiledPlaybook
+from recovery.replay import replay, replay_engine
 from tests.conftest import ROOT, random_stream
 
 
@@ -85,6 +88,25 @@ def test_malformed_lines_are_reported_with_their_number_and_skipped(tmp_path: Pa
     assert strict.returncode == 1
     assert "line 2" in strict.stderr
     assert strict.stdout == ""
+
+
+def test_summary_counts_lines_events_duplicates_and_invalid(shipped_playbooks: list[CompiledPlaybook]) -> None:
+    call = {"id": "c1", "type": "service.call", "occurred_at": "2026-11-01T10:00:00Z", "customer_id": "C1"}
+    later = {**call, "id": "c2", "occurred_at": "2026-11-02T10:00:00Z"}
+    lines: list[str | bytes] = [
+        json.dumps(call) + "\n",
+        "\n",
+        "   \t\n",
+        json.dumps(call).encode() + b"\n",  # the same event again, as bytes
+        b"\n",
+        "{bad\n",
+        json.dumps(later),
+    ]
+    err = io.StringIO()
+    summary = replay(lines, replay_engine(shipped_playbooks), io.StringIO(), err)
+    assert (summary.lines, summary.events, summary.duplicates, summary.invalid) == (7, 2, 1, 1)
+    assert [line.split(":")[0] for line in err.getvalue().splitlines()] == ["line 6"]
+    assert summary.render().splitlines()[0] == "7 lines, 2 events, 1 duplicates, 1 invalid"
 
 
 def test_stdin_and_until(tmp_path: Path) -> None:
