@@ -34,6 +34,7 @@ class MemoryStore:
         self._effect_ids: set[str] = set()
         self._ledger: set[str] = set()
         self._ledger_days: dict[int, list[str]] = {}  # the ids by day of their event, for pruning
+        self._ledger_day: tuple[float, float, list[str]] = (math.inf, -math.inf, [])  # the last day used
         self._history: dict[str, list[Occurrence]] = {}
         self._profiles: dict[str, tuple[float, dict[str, Any]]] = {}
         self._regions: dict[str, set[str]] = {}
@@ -56,8 +57,12 @@ class MemoryStore:
         if event_id in self._ledger:
             return False
         self._ledger.add(event_id)
-        day = math.floor(ts / DAY_S) if math.isfinite(ts) else 0
-        self._ledger_days.setdefault(day, []).append(event_id)
+        start, end, ids = self._ledger_day
+        if not start <= ts < end:  # another day than the last event's (rarely: events come in time order)
+            day = math.floor(ts / DAY_S) if math.isfinite(ts) else 0
+            ids = self._ledger_days.setdefault(day, [])
+            self._ledger_day = (day * DAY_S, (day + 1) * DAY_S, ids)
+        ids.append(event_id)
         return True
 
     def prune_ledger(self, before: float) -> int:
@@ -66,6 +71,7 @@ class MemoryStore:
         if last is None:
             return 0
         dropped = 0
+        self._ledger_day = (math.inf, -math.inf, [])  # its list may be dropped here
         for day in [d for d in self._ledger_days if d < last]:
             ids = self._ledger_days.pop(day)
             self._ledger.difference_update(ids)

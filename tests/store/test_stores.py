@@ -178,6 +178,22 @@ class TestContract:
         assert store.add_event("old", 1.5 * day) is False
         assert store.add_event("new", 3.5 * day) is False
 
+    def test_ledger_prunes_days_that_come_back_late(self, store_factory: StoreFactory) -> None:
+        """Events of a day already pruned (late events) are recorded again, and pruned again, as often as it comes."""
+        store = store_factory()
+        day = 86400.0
+        assert store.add_event("old", 1.5 * day) is True
+        assert store.add_event("new", 5.5 * day) is True
+        store.commit()
+        for round_ in range(3):
+            assert store.prune_ledger(3 * day) >= 1
+            store.commit()
+            assert store.add_event("old", 1.5 * day) is True  # forgotten each time
+            assert store.add_event(f"late{round_}", 1.2 * day) is True
+            assert store.add_event(f"late{round_}", 1.2 * day) is False
+            store.commit()
+        assert store.add_event("new", 5.5 * day) is False
+
     def test_history_is_by_customer_ordered_and_pruned(self, store_factory: StoreFactory) -> None:
         store = store_factory()
         for o in (occ("a", 10), occ("b", 30), occ("c", 20), occ("x", 15, customer="C2")):
