@@ -104,6 +104,9 @@ def _data_checker(model: type[_Data]) -> Callable[[dict[str, Any]], Any]:
 _DATA_VALIDATORS = {name: _data_checker(model) for name, model in STANDARD_TYPES.items() if model.model_fields}
 """A check of each standard type's `data` that has fields (any dict is valid data of the others)."""
 
+PROFILE_TYPE = "customer.updated"
+"""The type that carries a customer's profile (tier, segment, region, value...)."""
+
 SCOPE_TYPES = frozenset({"outage.started", "outage.resolved"})
 """Types that may concern many customers at once (no `customer_id`): fanned out to every affected customer."""
 
@@ -163,20 +166,18 @@ class Event(BaseModel):
                 validator(data)  # the model instance is not kept: `data` stays as given
             except ValidationError as exc:
                 raise EventError(f"event {self.id!r} ({self.type}): {_describe(exc, prefix='data.')}") from None
-            if self.type == "customer.updated":
+            if self.type == PROFILE_TYPE:
                 # Profiles repeat a few values across millions of customers: share one string each.
                 for key in _SHARED_FIELDS.intersection(data):
                     value = data[key]
                     if isinstance(value, str):
                         data[key] = sys.intern(value)
                 data.setdefault("tier", "standard")
-        if self.customer_id is None and self.type not in SCOPE_TYPES:
+        if self.customer_id is not None:
+            return self
+        if self.type not in SCOPE_TYPES:
             raise EventError(f"event {self.id!r} ({self.type}): customer_id is required for this type")
-        if (
-            self.customer_id is None
-            and self.type == "outage.started"
-            and not (data.get("customer_ids") or data.get("region"))
-        ):
+        if self.type == "outage.started" and not (data.get("customer_ids") or data.get("region")):
             raise EventError(
                 f"event {self.id!r} ({self.type}): an outage without customer_id must name the affected "
                 "customers in data.customer_ids or data.region"

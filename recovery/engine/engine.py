@@ -22,7 +22,7 @@ from typing import Any
 
 from recovery.effects import Effect, Gesture, Task, effect_id
 from recovery.engine.matcher import Matcher, MatcherError
-from recovery.events import SCOPE_TYPES, Event, Occurrence
+from recovery.events import PROFILE_TYPE, SCOPE_TYPES, Event, Occurrence
 from recovery.expressions.compiler import Context, split_by_type
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.store.base import Deadline, Store
@@ -42,6 +42,8 @@ _new_gesture = Gesture.__pydantic_validator__.validate_python
 `model_construct`, which checks nothing)."""
 _NO_HISTORY: dict[str, list[Occurrence]] = {}
 """Shared by every customer without recent history until its first occurrence (never written to)."""
+_NO_COOLDOWNS: dict[str, float] = {}
+"""Shared by every customer without a cooldown until its first (never written to)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class _Plan:
     answers (absence), starts waiting for (absence), fires (event) and completes (sequence)."""
 
     type: str = ""  # the type, interned: every occurrence in history shares it
+    profile: bool = False  # a profile update (customer.updated)
     keep: bool = False
     keep_data: bool = False
     missing: tuple[CompiledPlaybook, ...] = ()
@@ -65,7 +68,7 @@ class CustomerState:
     """What the engine holds about one customer; rebuilt from the store whenever it is missing.
 
     `history` holds the recent occurrences of the types playbooks look back to, per type, each list in time
-    order (one shared empty mapping until the customer has any).
+    order; it and `cooldowns` are one shared empty mapping until the customer has any.
     """
 
     __slots__ = ("cooldowns", "history", "profile", "profile_ts")
@@ -153,14 +156,16 @@ class Engine:
         self._plans: dict[str, _Plan] = {
             event_type: _Plan(
                 type=sys.intern(event_type),
+                profile=event_type == PROFILE_TYPE,
                 keep=event_type in self.history_types,
                 keep_data=event_type in paired,
                 **{role: tuple(playbooks.get(event_type, ())) for role, playbooks in by_role.items()},
             )
-            for event_type in set(self.history_types).union(*by_role.values())
+            for event_type in {PROFILE_TYPE, *self.history_types}.union(*by_role.values())
         }
         self.horizon_s = max((pb.horizon_s for pb in self.playbooks), default=0.0)
         self.ledger_retention_s = max(self.horizon_s, LEDGER_MIN_RETENTION_S)
+        self._prune_every_s = self.ledger_retention_s / 4
         self.matcher = matcher or Matcher((pb.id, pb.condition.pattern) for pb in self.playbooks)
 
     def uncached(self, customer_ids: Iterable[str]) -> list[str]:
@@ -193,7 +198,7 @@ class Engine:
             effects.extend(self._fire(deadline))
         if ts > self.clock:
             self.clock = ts
-            if ts - self._pruned_at > self.ledger_retention_s / 4:
+            if ts - self._pruned_at > self._prune_every_s:
                 self._pruned_at = ts
                 if self.horizon_s:
                     self.store.prune_history(ts - self.horizon_s)
@@ -209,10 +214,19 @@ class Engine:
             self.stats.duplicates += 1
             return []
         self.stats.events += 1
-        effects = self.advance(ts)
+        heap = self._heap
+        if (heap and heap[0][0] < ts) or ts - self._pruned_at > self._prune_every_s:
+            effects = self.advance(ts)
+        else:  # `advance(ts)` when it has nothing to fire or prune, inline: most events
+            if ts > self.clock:
+                self.clock = ts
+            effects = []
         if event.customer_id is not None:
-            effects.extend(self._on_customer_event(event.customer_id, event.id, event.type, ts, event.data))
-            return effects
+            found = self._on_customer_event(event.customer_id, event.id, event.type, ts, event.data)
+            if effects:
+                effects.extend(found)
+                return effects
+            return found
         for cid in self._scope(event):
             self.stats.fanned_out += 1
             effects.extend(self._on_customer_event(cid, event.id, event.type, ts, event.data))
@@ -276,7 +290,8 @@ class Engine:
         profile_ts, profile = stored if stored is not None else (float("-inf"), {})
         since = self.clock - self.horizon_s
         history = split_by_type(self.store.history(customer_id, since)) if self.history_types else {}
-        state = CustomerState(profile, profile_ts, history or _NO_HISTORY, self.store.get_cooldowns(customer_id))
+        cooldowns = self.store.get_cooldowns(customer_id) or _NO_COOLDOWNS
+        state = CustomerState(profile, profile_ts, history or _NO_HISTORY, cooldowns)
         self.stats.rebuilds += 1
         self._cache[customer_id] = state
         if len(self._cache) > self.max_customers:
@@ -294,7 +309,7 @@ class Engine:
             self._cache.move_to_end(cid)
         plan = self._plans.get(event_type, _NO_PLAN)
         occ = Occurrence(event_id, plan.type or event_type, ts, cid, data)
-        if event_type == "customer.updated" and ts >= state.profile_ts:
+        if plan.profile and ts >= state.profile_ts:
             state.profile = data
             state.profile_ts = ts
             self.store.put_profile(cid, ts, data)
@@ -328,16 +343,19 @@ class Engine:
         return effects
 
     def _remember(self, state: CustomerState, occ: Occurrence) -> None:
-        if state.history is _NO_HISTORY:
-            state.history = {}
-        history = state.history.setdefault(occ.type, [])
-        if history and history[-1].ts > occ.ts:
+        by_type = state.history
+        if by_type is _NO_HISTORY:
+            by_type = state.history = {}
+        history = by_type.get(occ.type)
+        if history is None:
+            history = by_type[occ.type] = [occ]
+        elif history[-1].ts <= occ.ts:
+            history.append(occ)
+        else:
             pos = len(history)
             while pos and history[pos - 1].ts > occ.ts:
                 pos -= 1
             history.insert(pos, occ)
-        else:
-            history.append(occ)
         # A late event (a handed-over outage arrives after the clock moved on) keeps what it may pair with.
         cutoff = min(self.clock, occ.ts) - self.horizon_s
         if history[0].ts < cutoff:
@@ -527,6 +545,8 @@ class Engine:
         if not effects:
             return []
         if pb.cooldown_s is not None:
+            if state.cooldowns is _NO_COOLDOWNS:
+                state.cooldowns = {}
             state.cooldowns[pb.id] = max(ctx.at, last) if last is not None else ctx.at
             self.store.set_cooldown(cid, pb.id, state.cooldowns[pb.id])
         fresh = [e for e in effects if self.store.put_effect(e)]
