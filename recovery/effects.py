@@ -24,7 +24,8 @@ class _Effect(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     def to_json(self) -> str:
-        return self.model_dump_json()
+        """`model_dump_json()`, without pydantic's per-call Python layer (every effect is written once or more)."""
+        return self.__pydantic_serializer__.to_json(self).decode()
 
 
 class Task(_Effect):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import operator
 import sys
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -42,6 +43,8 @@ _new_gesture = Gesture.__pydantic_validator__.validate_python
 `model_construct`, which checks nothing)."""
 _NO_HISTORY: dict[str, list[Occurrence]] = {}
 """Shared by every customer without recent history until its first occurrence (never written to)."""
+_TIME_AND_ID = operator.attrgetter("ts", "id")
+"""The order of evidence: by time, then id."""
 _NO_COOLDOWNS: dict[str, float] = {}
 """Shared by every customer without a cooldown until its first (never written to)."""
 
@@ -475,14 +478,16 @@ class Engine:
             self.stats.suppressed[pb.id] = self.stats.suppressed.get(pb.id, 0) + 1
             logger.debug("suppressed by cooldown", extra={"playbook": pb.id, "customer_id": ctx.customer_id})
             return []
-        seen = {o.id for o in evidence}
         proof = list(evidence)
-        for event_type, window_s in pb.evidence_order:
-            for o in ctx.window(event_type, window_s):
-                if o.id not in seen:
-                    seen.add(o.id)
-                    proof.append(o)
-        proof.sort(key=lambda o: (o.ts, o.id))
+        if pb.evidence_order:
+            seen = {o.id for o in evidence}
+            for event_type, window_s in pb.evidence_order:
+                for o in ctx.window(event_type, window_s):
+                    if o.id not in seen:
+                        seen.add(o.id)
+                        proof.append(o)
+        if len(proof) > 1:
+            proof.sort(key=_TIME_AND_ID)
         evidence_ids = [o.id for o in proof]
         created_at = format_time(ctx.at)
         cid = ctx.customer_id
@@ -507,7 +512,7 @@ class Engine:
                         "evidence": evidence_ids,
                         "due_at": format_time(anchor + task.due_in_s),
                         "created_at": created_at,
-                        "talking_points": [t for t in (p.render(ctx) for p in task.talking_points) if t.strip()],
+                        "talking_points": [t for p in task.talking_points if (t := p.render(ctx)).strip()],
                     }
                 )
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,8 @@ _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 
 def render_value(value: Any, kind: str) -> str:
     """A value as a frontline agent reads it: durations as `2h 15m`, times in RFC 3339, 12.5 not 12.500001."""
+    if type(value) is str:  # the most common: names, tiers, reasons
+        return value
     if value is None:
         return "unknown"
     if kind == "duration" and isinstance(value, int | float):
@@ -36,21 +39,21 @@ class Template:
     parts: tuple[str | Compiled, ...]
     constant: str | None = field(init=False, repr=False, compare=False)
     """The text of a template without placeholders (rendered once)."""
+    _steps: tuple[tuple[str, Callable[[Context], Any] | None, str], ...] = field(
+        init=False, repr=False, compare=False
+    )
+    """Each part as (text, None, "") or ("", its function, its type): what `render` runs through."""
 
     def __post_init__(self) -> None:
         constant = all(isinstance(p, str) for p in self.parts)
         object.__setattr__(self, "constant", "".join(map(str, self.parts)) if constant else None)
+        steps = tuple((p, None, "") if isinstance(p, str) else ("", p.fn, p.type) for p in self.parts)
+        object.__setattr__(self, "_steps", steps)
 
     def render(self, ctx: Context) -> str:
         if self.constant is not None:
             return self.constant
-        out: list[str] = []
-        for part in self.parts:
-            if isinstance(part, str):
-                out.append(part)
-            else:
-                out.append(render_value(part.fn(ctx), part.type))
-        return "".join(out)
+        return "".join([text if fn is None else render_value(fn(ctx), kind) for text, fn, kind in self._steps])
 
     @property
     def windows(self) -> frozenset[tuple[str, float]]:
