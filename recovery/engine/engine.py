@@ -52,7 +52,8 @@ _NO_COOLDOWNS: dict[str, float] = {}
 @dataclass(frozen=True)
 class _Plan:
     """What one event type sets off for a customer: kept in history (with its data or not), and the playbooks it
-    answers (absence), starts waiting for (absence), fires (event) and completes (sequence)."""
+    answers (absence), starts waiting for (absence), fires (event) and completes (sequence). A type without a
+    plan is not looked at."""
 
     type: str = ""  # the type, interned: every occurrence in history shares it
     profile: bool = False  # a profile update (customer.updated)
@@ -63,8 +64,6 @@ class _Plan:
     event: tuple[CompiledPlaybook, ...] = ()
     then: tuple[CompiledPlaybook, ...] = ()
 
-
-_NO_PLAN = _Plan()
 
 
 class CustomerState:
@@ -305,13 +304,15 @@ class Engine:
     def _on_customer_event(
         self, cid: str, event_id: str, event_type: str, ts: float, data: dict[str, Any]
     ) -> list[Effect]:
+        plan = self._plans.get(event_type)
+        if plan is None:  # a type no playbook reads, keeps or evaluates (nor a profile): nothing to do
+            return []
         state = self._cache.get(cid)  # `_state(cid)`, inline: once per event
         if state is None:
             state = self._rebuild(cid)
         else:
             self._cache.move_to_end(cid)
-        plan = self._plans.get(event_type, _NO_PLAN)
-        occ = Occurrence(event_id, plan.type or event_type, ts, cid, data)
+        occ = Occurrence(event_id, plan.type, ts, cid, data)
         if plan.profile and ts >= state.profile_ts:
             state.profile = data
             state.profile_ts = ts
