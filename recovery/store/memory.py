@@ -85,11 +85,13 @@ class MemoryStore:
         """Nothing to do: a lookup here is cheap."""
 
     def append_history(self, occurrence: Occurrence) -> None:
-        items = self._history.setdefault(occurrence.customer_id, [])
-        if items and items[-1].ts > occurrence.ts:
-            bisect.insort(items, occurrence, key=lambda o: o.ts)
-        else:
+        items = self._history.get(occurrence.customer_id)
+        if items is None:
+            self._history[occurrence.customer_id] = [occurrence]
+        elif items[-1].ts <= occurrence.ts:
             items.append(occurrence)
+        else:  # a late event
+            bisect.insort(items, occurrence, key=lambda o: o.ts)
 
     def history(self, customer_id: str, since: float) -> list[Occurrence]:
         items = self._history.get(customer_id, [])
