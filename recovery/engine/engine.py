@@ -65,7 +65,6 @@ class _Plan:
     then: tuple[CompiledPlaybook, ...] = ()
 
 
-
 class CustomerState:
     """What the engine holds about one customer; rebuilt from the store whenever it is missing.
 

@@ -39,9 +39,7 @@ class Template:
     parts: tuple[str | Compiled, ...]
     constant: str | None = field(init=False, repr=False, compare=False)
     """The text of a template without placeholders (rendered once)."""
-    _steps: tuple[tuple[str, Callable[[Context], Any] | None, str], ...] = field(
-        init=False, repr=False, compare=False
-    )
+    _steps: tuple[tuple[str, Callable[[Context], Any] | None, str], ...] = field(init=False, repr=False, compare=False)
     """Each part as (text, None, "") or ("", its function, its type): what `render` runs through."""
 
     def __post_init__(self) -> None:
