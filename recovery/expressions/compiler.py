@@ -76,15 +76,15 @@ class Context:
 
     def __init__(
         self,
-        *,
         event: Occurrence,
         customer_id: str,
         profile: dict[str, Any],
         at: float,
-        history: Sequence[Occurrence] = (),
         by_type: Mapping[str, list[Occurrence]] | None = None,
         first: Occurrence | None = None,
         duration: float | None = None,
+        *,
+        history: Sequence[Occurrence] = (),
     ) -> None:
         self.event = event
         self.customer_id = customer_id
@@ -166,8 +166,9 @@ def _round(x: Any, digits: Any = 0) -> Any:
 
 def _nullsafe(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapped(*args: Any) -> Any:
-        if any(a is None for a in args):
-            return None
+        for a in args:  # a loop, not any(<generator>): this runs for every call
+            if a is None:
+                return None
         try:
             return fn(*args)
         except (TypeError, ValueError, OverflowError):
