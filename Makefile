@@ -1,45 +1,57 @@
 # The single entry point: `make test`, `make demo`, `make bench`, `make lint`.
 PYTHON ?= python3.11
-# Python 3.12 is supported too: `make test` runs the suite on it when it is installed (pyenv or system).
+# Python 3.12 is supported too: `make test` runs the suite on it when it is installed (pyenv or system), pure Python
+# (3.11 runs it compiled, see `compile`), so both forms are tested.
 PYTHON312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) $(shell command -v python3.12 2>/dev/null))
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv test lint typecheck unit unit-py312 validate-rules demo bench clean postgres-up postgres-down
+.PHONY: help venv compile test lint typecheck unit unit-py312 validate-rules demo bench clean postgres-up postgres-down
 
 help:
 	@echo "make demo   - a local broker, recovery serve (SQLite) and the simulator; live tasks and gestures (Ctrl-C ends)"
 	@echo "make test   - lint, type-check and run the whole test suite"
 	@echo "make bench  - throughput and memory benchmarks"
+	@echo "make compile - compile the hot modules with mypyc (done by test, demo and bench; setup.py says which)"
 	@echo "make kafka-up / kafka-down - a local Kafka broker on 127.0.0.1:9092 (deploy/kafka)"
 	@echo "make postgres-up / postgres-down - a local PostgreSQL on 127.0.0.1:55432 (deploy/postgres)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --upgrade pip "setuptools>=77"
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)
 
+# The modules setup.py lists, compiled by mypyc into the tree for $(VENV)'s Python (untracked *.so files, which
+# Python imports in place of the .py). Any change under recovery/ compiles again: compiled code relies on the types
+# of what it imports. tests/conftest.py refuses to run on compiled modules older than a source.
+NATIVE := $(VENV)/.compiled
+$(NATIVE): $(STAMP) setup.py $(shell find recovery -name '*.py')
+	RECOVERY_COMPILE=1 $(BIN)/python setup.py --quiet build_ext --inplace --force
+	touch $@
+
+compile: $(NATIVE)
+
 lint: $(STAMP)
-	$(BIN)/ruff check recovery tests bench
-	$(BIN)/ruff format --check recovery tests bench
+	$(BIN)/ruff check recovery tests bench setup.py
+	$(BIN)/ruff format --check recovery tests bench setup.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-validate-rules: $(STAMP)
+validate-rules: $(NATIVE)
 	$(BIN)/recovery validate rules/
 	$(BIN)/recovery test rules/
 
-unit: $(STAMP)
-	$(BIN)/pytest
+unit: $(NATIVE)
+	RECOVERY_EXPECT_COMPILED=1 $(BIN)/pytest
 
 .venv312/.installed: pyproject.toml
 	$(PYTHON312) -m venv .venv312
-	.venv312/bin/pip install --quiet --upgrade pip
+	.venv312/bin/pip install --quiet --upgrade pip "setuptools>=77"
 	.venv312/bin/pip install --quiet -e '.[dev]'
 	touch $@
 
@@ -53,10 +65,10 @@ endif
 
 test: lint typecheck validate-rules unit unit-py312
 
-demo: $(STAMP)
+demo: $(NATIVE)
 	deploy/demo.sh
 
-bench: $(STAMP)
+bench: $(NATIVE)
 	$(BIN)/python -m bench.replay_throughput
 	$(BIN)/python -m bench.memory
 	$(BIN)/python -m bench.end_to_end
@@ -77,4 +89,5 @@ postgres-down:
 	deploy/postgres/stop.sh
 
 clean:
-	rm -rf $(VENV) .venv312 .cache .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv312 .cache .pytest_cache .mypy_cache .ruff_cache .hypothesis build
+	find recovery -name '*.so' -delete

@@ -51,6 +51,7 @@ from bench.replay_throughput import retire_engine
 from bench.servers import kafka_broker, postgres_server
 from recovery.config import Settings
 from recovery.consumer import POLL_RECORDS, Service
+from recovery.native import describe_build
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.playbooks.loader import load_playbooks_or_raise
 from recovery.runtime import tune_gc
@@ -426,6 +427,7 @@ def measure(args: argparse.Namespace, bootstrap: str, stores: Sequence[str], sta
         f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs, shared with the "
         "broker" + (" and PostgreSQL)" if "postgres" in stores else ")")
     )
+    print(f"recovery: {describe_build()}")
 
     if args.profile:
         profiler = cProfile.Profile()

@@ -41,6 +41,7 @@ from bench.generate import (
 )
 from recovery.engine import Engine
 from recovery.engine.engine import DEFAULT_MAX_CUSTOMERS
+from recovery.native import describe_build
 from recovery.playbooks.loader import load_playbooks_or_raise
 from recovery.replay import replay
 from recovery.runtime import tune_gc
@@ -199,6 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if now is not None:
         print(f"RSS after the run:   {now:,.1f} MB")
     print(f"load average:        {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
+    print(f"recovery:            {describe_build()}")
     print(f"peak RSS: {peak:,.1f} MB  (target < {TARGET_MB:,.0f} MB)  {verdict}")
     if args.breakdown:
         print("\napproximate deep sizes (sys.getsizeof, shared objects counted once, first owner wins):")

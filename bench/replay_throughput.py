@@ -49,6 +49,7 @@ from durable import engine as durable_engine
 from bench.generate import dumps, generate
 from recovery.engine import Engine
 from recovery.engine.matcher import Matcher
+from recovery.native import describe_build
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.playbooks.loader import load_playbooks_or_raise
 from recovery.replay import ReplaySummary, replay, replay_engine
@@ -334,6 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"(Python's defaults); {gc.get_freeze_count():,} input objects frozen"
     )
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
+    print(f"recovery: {describe_build()}")
     if not retired:
         print("note: could not stop the background threads of finished durable-rules hosts; later runs may be slower")
     if args.profile:

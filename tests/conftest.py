@@ -20,6 +20,7 @@ from kafka import KafkaAdminClient
 
 from recovery.engine import Engine
 from recovery.events import Event
+from recovery.native import compiled_modules, stale_builds
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.playbooks.loader import load_playbooks_or_raise
 from recovery.times import format_time, parse_time
@@ -27,6 +28,24 @@ from recovery.times import format_time, parse_time
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"
 T0 = parse_time("2026-11-02T09:00:00Z")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Never test compiled modules older than the sources (Python would import them in place of the sources)."""
+    stale = stale_builds()
+    if stale:
+        names = ", ".join(str(p.relative_to(ROOT)) for p in stale)
+        raise pytest.UsageError(
+            f"compiled modules older than recovery's sources: {names}. Run `make compile` to build them again, or "
+            "`make clean` (or delete them) to test the pure Python"
+        )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    compiled = compiled_modules()
+    if not compiled:
+        return "recovery: pure Python"
+    return f"recovery: {len(compiled)} modules compiled by mypyc ({', '.join(compiled)})"
 
 
 @pytest.fixture(scope="session")

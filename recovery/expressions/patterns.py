@@ -86,7 +86,7 @@ def _safe_constant(value: float) -> bool:
     return value == 0 or _SMALL <= abs(value) < _BIG
 
 
-def _durable_number(value: float) -> float | None:
+def _durable_number(value: int | float) -> int | float | None:
     """The number to put in a message, or None when it cannot be compared (NaN)."""
     if value != value:  # NaN
         return None

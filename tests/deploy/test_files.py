@@ -185,6 +185,16 @@ class TestDockerfile:
         builder = " ".join(arg for op, arg in instructions[: instructions.index(("FROM", froms[-1]))] if op == "RUN")
         assert all(tool in builder.split() for tool in ("gcc", "g++", "make"))
 
+    def test_the_builder_compiles_the_hot_modules(self, instructions: list[tuple[str, str]]) -> None:
+        """The image runs what `make test` tests on 3.11 and `make bench` measures: setup.py's mypyc build."""
+        runtime = instructions.index(next(i for i in reversed(instructions) if i[0] == "FROM"))
+        builder = " ".join(arg for op, arg in instructions[:runtime] if op == "RUN")
+        assert "RECOVERY_COMPILE=1" in builder.split() and "--no-build-isolation" in builder.split()
+        assert any(word.strip('"').startswith("mypy") for word in builder.split())
+        assert any(op == "COPY" and "setup.py" in arg.split() for op, arg in instructions[:runtime])
+        ignored = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+        assert "!setup.py" in ignored and "**/*.so" in ignored  # the builder compiles its own
+
     def test_rules_entrypoint_and_healthcheck(self, instructions: list[tuple[str, str]]) -> None:
         args = {op: arg for op, arg in instructions}
         assert any(op == "COPY" and arg.startswith("rules ") for op, arg in instructions)
