@@ -12,6 +12,7 @@ from typing import Any
 
 from recovery import __version__
 from recovery.exceptions import PlaybookError, RecoveryError
+from recovery.native import stale_builds
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -328,6 +329,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"--log-level: {exc}", file=sys.stderr)
         return 2
+    stale = stale_builds()
+    if stale:
+        print(
+            f"warning: compiled modules older than the sources: {', '.join(map(str, stale))}; this runs them, not "
+            "the sources: run `make compile` (or delete them)",
+            file=sys.stderr,
+        )
     try:
         result: int = args.func(args)
         return result

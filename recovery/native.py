@@ -32,7 +32,12 @@ def describe_build() -> str:
 
 def stale_builds(package: Path = PACKAGE) -> list[Path]:
     """This Python's compiled modules in `package` (their shared library with them) that are older than one of its
-    sources: edited since the build, which Python would still import in place of the source."""
+    sources: edited since the build, which Python would still import in place of the source.
+
+    Only in a source checkout (setup.py beside the package, as `make compile` builds): an installed package's
+    files all date from its installation, written in no particular order, so their times say nothing."""
+    if not (package.parent / "setup.py").is_file():
+        return []
     suffix = EXTENSION_SUFFIXES[0]  # this interpreter's own tag: another Python's builds are not imported
     built = list(package.rglob(f"*{suffix}"))
     if not built:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from recovery import native
+from recovery import cli, native
 from recovery.native import SHARED_LIBRARY, compiled_modules, stale_builds
 from tests.conftest import ROOT
 
@@ -45,10 +45,12 @@ def test_the_listed_modules_run_compiled() -> None:
 
 
 def make_package(root: Path) -> Path:
+    """A checkout: the package's sources, and setup.py beside it."""
     package = root / "recovery"
     (package / "engine").mkdir(parents=True)
     for source in ("__init__.py", "engine/__init__.py", "engine/engine.py", "times.py"):
         (package / source).write_text("")
+    (root / "setup.py").write_text("")
     return package
 
 
@@ -75,6 +77,21 @@ def test_a_build_older_than_any_source_is_stale(tmp_path: Path) -> None:
     assert stale_builds(package) == sorted([engine, shared])  # another Python's build is not this one's concern
     set_mtime(engine, 4_000)
     assert stale_builds(package) == [shared]
+    (tmp_path / "setup.py").unlink()  # an installed package: its files' times say nothing
+    assert stale_builds(package) == []
+
+
+def test_the_command_line_warns_of_a_stale_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stale = tmp_path / f"engine{SUFFIX}"
+    monkeypatch.setattr(cli, "stale_builds", lambda: [stale])
+    assert cli.main(["schema"]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: compiled modules older than the sources: {stale}" in err and "make compile" in err
+    monkeypatch.setattr(cli, "stale_builds", lambda: [])
+    assert cli.main(["schema"]) == 0
+    assert capsys.readouterr().err == ""
 
 
 def test_compiled_modules_are_those_loaded_from_compiled_code(monkeypatch: pytest.MonkeyPatch) -> None:
