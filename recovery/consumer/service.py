@@ -24,6 +24,7 @@ from recovery.consumer.records import (
     PAUSE_ABOVE,
     POLL_RECORDS,
     POLLS_PER_STEP,
+    PRODUCER_BATCH_BYTES,
     RESUME_BELOW,
     STEP_BUDGET_S,
     Item,
@@ -130,7 +131,7 @@ class Service(EventTimeOrder):
         settings = self.settings
         config = settings.kafka_config()
         self._ensure_topics(config)
-        self._producer = KafkaProducer(acks="all", linger_ms=5, retries=5, **config)
+        self._producer = KafkaProducer(acks="all", linger_ms=5, retries=5, batch_size=PRODUCER_BATCH_BYTES, **config)
         self._publisher = OutboxPublisher(self.store, self._producer)
         self._consumer = KafkaConsumer(
             group_id=settings.group_id,
