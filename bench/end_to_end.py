@@ -206,7 +206,8 @@ class ServiceThread:
 
     def _main(self) -> None:
         try:
-            store = open_store(self.settings.store_url)
+            settings = self.settings
+            store = open_store(settings.store_url, checkpoint_every_s=settings.sqlite_checkpoint_every_s or None)
             try:
                 self.service = Service(self.settings, store, self.playbooks)
                 self._ready.set()

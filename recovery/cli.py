@@ -116,7 +116,7 @@ def _serve(args: argparse.Namespace) -> int:
     metrics = Metrics(registry, playbooks=[pb.id for pb in playbooks])
     metrics.observe_reload(True)
     health.playbooks = None
-    store = open_store(settings.store_url)
+    store = open_store(settings.store_url, checkpoint_every_s=settings.sqlite_checkpoint_every_s or None)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     kafka_session_timeout_s: float = Field(default=10.0, ge=1)
     """How soon the group notices a dead instance and gives its partitions to the others."""
     store_url: str = "sqlite:///recovery.db"
+    sqlite_checkpoint_every_s: float = Field(default=0.5, ge=0)
+    """SQLite store of the service loop: copy its write-ahead log into the database file this often, from a thread
+    of its own, rather than in the loop's commits; 0 leaves it to the commits (SQLite's default)."""
     rules_dir: Path = Path("rules")
     group_id: str = "recovery"
     http_port: int = Field(default=8000, ge=1, le=65535)

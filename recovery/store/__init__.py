@@ -12,15 +12,16 @@ from recovery.store.sqlite import SqliteStore
 __all__ = ["Deadline", "MemoryStore", "OutboxItem", "SqliteStore", "Store", "open_store"]
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, checkpoint_every_s: float | None = None) -> Store:
     """The store a `RECOVERY_STORE_URL` names: `sqlite:///relative.db`, `sqlite:////abs/path.db`, `memory://`
-    or `postgresql://user:password@host:port/db`."""
+    or `postgresql://user:password@host:port/db`. `checkpoint_every_s` is for a SQLite store only (see
+    SqliteStore)."""
     scheme = urlsplit(url).scheme
     if scheme == "sqlite":
         path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
         if not path:
             raise StoreError(f"store URL {url!r}: a SQLite URL is sqlite:///FILE (relative) or sqlite:////FILE")
-        return SqliteStore(path)
+        return SqliteStore(path, checkpoint_every_s=checkpoint_every_s)
     if scheme == "memory":
         return MemoryStore(keep_effects=False)
     if scheme in ("postgresql", "postgres"):

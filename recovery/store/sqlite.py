@@ -6,12 +6,18 @@ Writes whose result nobody reads are queued and sent grouped by statement with `
 of a Python call per row) before the next read and at `commit()`; a queued write that fails raises there, naming
 it, and the batch is rolled back as any failed batch.
 Schema changes are versioned migrations, applied in order on open.
+A long-lived store (`recovery serve`'s loop: `checkpoint_every_s`) copies its write-ahead log into the database
+file from a thread of its own, with a connection of its own; SQLite releases the GIL meanwhile, so the loop's
+commits no longer pay for that copy and its fsyncs (measured: 60% of the commits' time in the end-to-end bench).
+The loop's own connection still checkpoints when the log reaches `WAL_BACKSTOP_PAGES`, should the thread lag.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -113,24 +119,85 @@ MIGRATIONS: tuple[str, ...] = (
 
 MAX_QUEUED_WRITES = 5000
 """Queued writes are sent once this many wait, even if nothing is read."""
+WAL_BACKSTOP_PAGES = 10_000
+"""With a checkpoint thread, the loop's connection checkpoints by itself only past this many log pages (40 MB of
+4 KB pages; SQLite's default, without the thread, is 1,000)."""
+
+logger = logging.getLogger(__name__)
+
+
+class Checkpointer:
+    """Checkpoints a SQLite database in WAL mode every `every_s` seconds, from a daemon thread with a connection of
+    its own, when `note_commit()` was called since the last one. PASSIVE: it never waits for, nor blocks, the
+    writer or readers; what it cannot copy yet is copied next time. A failure is logged and tried again."""
+
+    def __init__(self, path: str, every_s: float) -> None:
+        self.path = path
+        self.every_s = every_s
+        self.checkpoints = 0
+        self.failures = 0
+        self._commits = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="recovery-sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def note_commit(self) -> None:
+        self._commits += 1
+
+    def _run(self) -> None:
+        db: sqlite3.Connection | None = None
+        seen = 0
+        try:
+            while not self._stop.wait(self.every_s):
+                commits = self._commits
+                if commits == seen:
+                    continue
+                try:
+                    if db is None:
+                        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:
+                    self.failures += 1
+                    logger.warning(
+                        "background checkpoint failed; trying again",
+                        extra={"store": self.path, "error": f"{type(exc).__name__}: {exc}"},
+                    )
+                    continue
+                seen = commits
+                self.checkpoints += 1
+        finally:
+            if db is not None:
+                db.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 class SqliteStore(CustomerReads):
-    """A Store in one SQLite file (or `:memory:`). Not thread-safe: one per engine."""
+    """A Store in one SQLite file (or `:memory:`). Not thread-safe: one per engine.
 
-    def __init__(self, path: str | Path) -> None:
+    `checkpoint_every_s`: checkpoint the write-ahead log from a thread of its own this often (for a long-lived
+    store with many commits, such as the service loop's), instead of in the commits that fill it."""
+
+    def __init__(self, path: str | Path, *, checkpoint_every_s: float | None = None) -> None:
         self.path = str(path)
         self._queued: list[Statement] = []
         self._preloaded: dict[str, bool] = {}
         self._customers: dict[str, Preloaded] = {}
+        self.checkpointer: Checkpointer | None = None
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            wal = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"  # not for :memory:
             self._db.execute("PRAGMA synchronous=NORMAL")
+            if wal and checkpoint_every_s is not None:
+                self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
             self._migrate()
             self._db.execute("BEGIN")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the SQLite store at {self.path!r}: {exc}") from exc
+        if wal and checkpoint_every_s is not None:
+            self.checkpointer = Checkpointer(self.path, checkpoint_every_s)
 
     # ------------------------------------------------------------------------------------------- plumbing
 
@@ -199,6 +266,8 @@ class SqliteStore(CustomerReads):
             self._db.execute("BEGIN")
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite store {self.path!r}: commit failed: {exc}") from exc
+        if self.checkpointer is not None:
+            self.checkpointer.note_commit()
 
     def rollback(self) -> None:
         """Forget everything written since the last commit."""
@@ -212,8 +281,12 @@ class SqliteStore(CustomerReads):
             raise StoreError(f"SQLite store {self.path!r}: rollback failed: {exc}") from exc
 
     def close(self) -> None:
-        self.commit()
-        self._db.close()
+        try:
+            self.commit()
+        finally:
+            if self.checkpointer is not None:
+                self.checkpointer.close()
+            self._db.close()
 
     # ------------------------------------------------------------------------------------------- ledger
 

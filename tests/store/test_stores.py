@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -381,6 +382,81 @@ class TestSqlite:
         assert store.scope_customers("s") == {"C5"}  # each replace after the one before
         assert store._queued == []
         store.close()
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout_s:g} s: {what}")
+        time.sleep(0.01)
+
+
+def _fill(store: SqliteStore, rows: int) -> None:
+    for n in range(rows):
+        store.append_history(Occurrence(f"e{n}", "service.call", float(n), "C1", {"reason": "x" * 200}))
+    store.commit()
+
+
+class TestSqliteCheckpoints:
+    """The service loop's store copies its write-ahead log into the database file from a thread of its own."""
+
+    def test_the_thread_copies_the_log_into_the_database_file(self, tmp_path: Path) -> None:
+        path = tmp_path / "r.db"
+        store = SqliteStore(path, checkpoint_every_s=0.02)
+        assert store.checkpointer is not None
+        before = path.stat().st_size
+        _fill(store, 2_000)  # about 150 pages: far below any automatic checkpoint
+        _wait_for(lambda: path.stat().st_size > before, "the database file grows")
+        assert store.checkpointer.checkpoints >= 1
+        assert store.checkpointer.failures == 0
+        assert len(store.history("C1", 0.0)) == 2_000
+        store.close()
+        assert not store.checkpointer._thread.is_alive()
+        reopened = SqliteStore(path)
+        assert len(reopened.history("C1", 0.0)) == 2_000
+        reopened.close()
+
+    def test_without_the_thread_the_log_stays_in_the_wal_until_sqlite_checkpoints(self, tmp_path: Path) -> None:
+        path = tmp_path / "r.db"
+        store = SqliteStore(path)
+        assert store.checkpointer is None
+        before = path.stat().st_size
+        _fill(store, 2_000)
+        time.sleep(0.2)
+        assert path.stat().st_size == before  # in the write-ahead log only: what the thread above copied
+        store.close()
+
+    def test_it_checkpoints_only_after_commits(self, tmp_path: Path) -> None:
+        store = SqliteStore(tmp_path / "r.db", checkpoint_every_s=0.01)
+        assert store.checkpointer is not None
+        time.sleep(0.2)
+        assert store.checkpointer.checkpoints == 0  # nothing committed: nothing to copy
+        _fill(store, 10)
+        _wait_for(lambda: store.checkpointer is not None and store.checkpointer.checkpoints == 1, "one checkpoint")
+        store.close()
+
+    def test_a_failing_checkpoint_is_logged_and_tried_again(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        checkpointer = sqlite_module.Checkpointer(str(tmp_path), 0.01)  # a directory: SQLite cannot open it
+        checkpointer.note_commit()
+        _wait_for(lambda: checkpointer.failures >= 2, "two failed checkpoints")
+        checkpointer.close()
+        assert checkpointer.checkpoints == 0
+        assert "background checkpoint failed; trying again" in caplog.text
+
+    def test_an_in_memory_store_has_no_thread(self) -> None:
+        store = SqliteStore(":memory:", checkpoint_every_s=0.01)
+        assert store.checkpointer is None
+        store.close()
+
+    def test_open_store_passes_the_interval_to_sqlite_only(self, tmp_path: Path) -> None:
+        store = open_store(f"sqlite:///{tmp_path / 'r.db'}", checkpoint_every_s=0.5)
+        assert isinstance(store, SqliteStore) and store.checkpointer is not None
+        assert store.checkpointer.every_s == 0.5
+        store.close()
+        assert isinstance(open_store("memory://", checkpoint_every_s=0.5), MemoryStore)
 
 
 class TestPostgres:
