@@ -568,10 +568,9 @@ class TestPostgres:
         assert store.outbox_size() == 5
         store.close()
 
-    def test_grouped_inserts_go_as_multi_row_statements_in_queued_order(
+    def test_grouped_inserts_go_as_one_statement_each_in_queued_order(
         self, postgres_database: str, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        monkeypatch.setattr(postgres_module, "MAX_ROW_PARAMS", 10)  # 2 history rows or 2 outbox rows a statement
         store = PostgresStore(postgres_database)
         sent: list[str] = []
         execute = store._conn.execute
@@ -583,16 +582,36 @@ class TestPostgres:
         monkeypatch.setattr(store._conn, "execute", spy)
         for n in range(7):
             store.append_history(Occurrence(f"e{n}", "service.call", 5.0, "C-1", {"n": n}))
-            store.outbox_add("t", f"k{n}", b"%d" % n)
+            store.outbox_add("t", f"k{n}" if n % 2 else None, b"%d" % n)
         store.commit()
-        history_inserts = [q for q in sent if q.startswith("INSERT INTO history")]
-        assert [q.count("), (") + 1 for q in history_inserts] == [2, 2, 2, 1]
+        assert len([q for q in sent if q.startswith("INSERT INTO history")]) == 1
+        assert len([q for q in sent if q.startswith("INSERT INTO outbox")]) == 1
         # Same time: the order they were written in is kept (the store's sequence), across statements.
         assert [o.id for o in store.history("C-1", 0.0)] == [f"e{n}" for n in range(7)]
-        assert [(i.key, i.value) for i in store.outbox_take(100)] == [(f"k{n}", b"%d" % n) for n in range(7)]
+        assert [o.data for o in store.history("C-1", 0.0)] == [{"n": n} for n in range(7)]
+        taken = [(i.topic, i.key, i.value, i.headers) for i in store.outbox_take(100)]
+        assert taken == [("t", f"k{n}" if n % 2 else None, b"%d" % n, ()) for n in range(7)]
         store.close()
 
-    def test_a_failing_row_of_a_multi_row_insert_is_named_at_commit(self, postgres_database: str) -> None:
+    def test_grouped_upserts_keep_the_last_row_of_each_key(self, postgres_database: str) -> None:
+        store = PostgresStore(postgres_database)
+        store.put_profile("C1", 1.0, {"tier": "gold", "region": "north"})
+        store.commit()
+        for n in range(3):  # C1 three times in one statement: DO UPDATE alone would refuse it
+            store.put_profile("C1", 2.0 + n, {"tier": "gold", "n": n, "region": "south" if n < 2 else None})
+            store.put_profile(f"C{n + 2}", 5.0, {"tier": "silver"})
+            store.set_cooldown("C1", "pb", float(n))
+        store.set_watermark("w", 1.0)
+        store.set_watermark("w", 3.0)
+        store.commit()
+        assert store.get_profile("C1") == (4.0, {"tier": "gold", "n": 2, "region": None})
+        assert store.get_profile("C3") == (5.0, {"tier": "silver"})
+        assert list(store.customers_in_region("north")) == list(store.customers_in_region("south")) == []
+        assert store.get_cooldowns("C1") == {"pb": 2.0}
+        assert store.watermarks("w") == {"w": 3.0}
+        store.close()
+
+    def test_a_failing_row_of_a_grouped_insert_is_named_at_commit(self, postgres_database: str) -> None:
         store = PostgresStore(postgres_database)
         store.outbox_add("t", None, b"ok")
         store.outbox_add(None, None, b"v")  # type: ignore[arg-type]  # topic is NOT NULL
@@ -602,20 +621,48 @@ class TestPostgres:
         assert store.outbox_size() == 0
         store.close()
 
-    def test_multi_row_leaves_upserts_and_other_statements_alone(self) -> None:
-        rows = [("a", 1.0), ("b", 2.0), ("c", 3.0)]
-        chunks = postgres_module.multi_row("INSERT INTO ledger VALUES (%s, %s) ON CONFLICT DO NOTHING", rows)
-        assert chunks == [
-            (
-                "INSERT INTO ledger VALUES (%s, %s), (%s, %s), (%s, %s) ON CONFLICT DO NOTHING",
-                ["a", 1.0, "b", 2.0, "c", 3.0],
-            )
-        ]
-        upsert = "INSERT INTO watermarks VALUES (%s, %s) ON CONFLICT (stream) DO UPDATE SET ts = excluded.ts"
-        assert postgres_module.multi_row(upsert, rows) is None  # one row may come twice: DO UPDATE refuses that
-        assert postgres_module.multi_row("DELETE FROM deadlines WHERE id = %s", [("a",), ("b",)]) is None
+    def test_bulk_statements(self) -> None:
+        tables = {
+            "ledger": [("event_id", "text"), ("ts", "double precision")],
+            "watermarks": [("stream", "text"), ("ts", "double precision")],
+            "profiles": [("customer_id", "text"), ("ts", "double precision"), ("data", "text")],
+        }
+        bulk = postgres_module.bulk_statement("INSERT INTO ledger VALUES (%s, %s) ON CONFLICT DO NOTHING", tables)
+        assert bulk == postgres_module.Bulk(
+            'INSERT INTO ledger ("event_id", "ts") SELECT "event_id", "ts" FROM unnest(%b::text[], '
+            '%b::double precision[]) WITH ORDINALITY AS bulk("event_id", "ts", bulk_row) ORDER BY bulk_row '
+            "ON CONFLICT DO NOTHING",
+            2,
+            floats=(1,),
+        )
+        assert bulk.params([("a", 1.0), ("b", 2), ("a", 3.0)]) == [["a", "b", "a"], [1.0, 2.0, 3.0]]
+        assert bulk.params([("a", None), ("b", 2)]) == [["a", "b"], [None, 2.0]]
+        assert [type(v) for v in bulk.params([("b", 2), ("c", 2.5)])[1]] == [float, float]
         with pytest.raises(psycopg.ProgrammingError, match="3 parameters for 2 placeholders"):
-            postgres_module.multi_row("INSERT INTO ledger VALUES (%s, %s)", [("a", 1.0, "x")])
+            bulk.params([("a", 1.0, "x")])
+        upsert = "INSERT INTO watermarks VALUES (%s, %s) ON CONFLICT (stream) DO UPDATE SET ts = excluded.ts"
+        bulk = postgres_module.bulk_statement(upsert, tables)
+        assert bulk is not None and bulk.key == (0,)
+        assert bulk.params([("a", 1.0), ("b", 2.0), ("a", 3.0)]) == [["a", "b"], [3.0, 2.0]]
+        bulk = postgres_module.bulk_statement("DELETE FROM ledger WHERE event_id = %s", tables)
+        assert bulk == postgres_module.Bulk('DELETE FROM ledger WHERE "event_id" = ANY(%b::text[])', 1)
+        assert bulk.params([("a",), ("b",)]) == [["a", "b"]]
+        listed = "INSERT INTO profiles (customer_id, data) VALUES (%s, %s)"
+        bulk = postgres_module.bulk_statement(listed, tables)
+        assert bulk is not None and bulk.sql.startswith('INSERT INTO profiles ("customer_id", "data") SELECT')
+        # Left to executemany: what is not a plain insert or upsert of the new values, or names unknown columns.
+        for other in (
+            "INSERT INTO watermarks VALUES (%s, %s) ON CONFLICT (stream) DO UPDATE SET ts = greatest(ts, excluded.ts)",
+            "INSERT INTO watermarks VALUES (%s, %s) ON CONFLICT (stream) DO UPDATE SET ts = excluded.stream",
+            "DELETE FROM ledger WHERE ts < %s",
+            "DELETE FROM ledger WHERE event_id = %s AND ts = %s",
+            "DELETE FROM ledger WHERE nope = %s",
+            "INSERT INTO unknown VALUES (%s)",
+            "INSERT INTO ledger VALUES (%s, %s, %s)",
+            "INSERT INTO profiles (customer_id, nope) VALUES (%s, %s)",
+            "INSERT INTO ledger VALUES (%s, now())",
+        ):
+            assert postgres_module.bulk_statement(other, tables) is None, other
 
     def test_two_instances_never_take_the_same_outbox_row(self, postgres_database: str) -> None:
         first, second = PostgresStore(postgres_database), PostgresStore(postgres_database)
