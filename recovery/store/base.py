@@ -134,19 +134,53 @@ GROUPABLE = frozenset(
 )
 """Queued writes that commute with every other queued write except one of the same SQL (inserts of distinct rows
 and upserts): they are sent grouped by statement, each group with `executemany`, in the order they were queued.
-The others (deletes, deadlines, scopes) are sent one by one, first, in their queued order."""
+The others (deletes, scopes), except KEYED ones, are sent one by one, first, in their queued order."""
+
+KEYED: dict[str, str] = {"add_deadline": "insert", "remove_deadline": "delete"}
+"""Queued writes of one table keyed by their first parameter, an `INSERT OR IGNORE` (`ON CONFLICT DO NOTHING`)
+or a `DELETE` of that key, and touched by no other queued write: they are collapsed (see `_collapsed`) and sent
+as groups, after the ordered ones. A deadline is added for a first event and removed by its follow-up or its
+firing, often in the same batch: one statement per row was most of the PostgreSQL store's write time."""
 
 
 def grouped_writes(statements: list[Statement]) -> list[tuple[str, list[Sequence[Any]]]]:
-    """The queued writes as (SQL, rows) to send in this order (see GROUPABLE)."""
+    """The queued writes as (SQL, rows) to send in this order (see GROUPABLE and KEYED)."""
     ordered: list[tuple[str, list[Sequence[Any]]]] = []
     groups: dict[str, list[Sequence[Any]]] = {}
-    for what, statement, params in statements:
+    keyed: list[Statement] = []
+    for statement in statements:
+        what = statement[0]
         if what in GROUPABLE:
-            groups.setdefault(statement, []).append(params)
+            groups.setdefault(statement[1], []).append(statement[2])
+        elif what in KEYED:
+            keyed.append(statement)
         else:
-            ordered.append((statement, [params]))
-    return ordered + list(groups.items())
+            ordered.append((statement[1], [statement[2]]))
+    return ordered + _collapsed(keyed) + list(groups.items())
+
+
+def _collapsed(statements: list[Statement]) -> list[tuple[str, list[Sequence[Any]]]]:
+    """KEYED inserts and deletes as one group of deletes, then one group of inserts, with the same outcome as in
+    their queued order: a key deleted at some point is deleted, then inserted as by the first insert after its
+    last delete, if any; a key never deleted gets its first insert (`OR IGNORE`: a later one changes nothing)."""
+    if not statements:
+        return []
+    deletes: dict[Any, tuple[str, Sequence[Any]]] = {}
+    inserts: dict[Any, tuple[str, Sequence[Any]]] = {}
+    for what, sql, params in statements:
+        key = params[0]
+        if KEYED[what] == "delete":
+            deletes[key] = (sql, params)
+            inserts.pop(key, None)  # an insert before the delete is undone by it
+        elif key not in inserts:
+            inserts[key] = (sql, params)
+    out: list[tuple[str, list[Sequence[Any]]]] = []
+    for chosen in (deletes, inserts):
+        by_sql: dict[str, list[Sequence[Any]]] = {}
+        for sql, params in chosen.values():
+            by_sql.setdefault(sql, []).append(params)
+        out.extend(by_sql.items())
+    return out
 
 
 def statement_names(statements: list[Statement]) -> str:

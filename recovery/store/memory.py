@@ -140,7 +140,7 @@ class MemoryStore:
         self._cooldowns.setdefault(customer_id, {})[playbook] = ts
 
     def add_deadline(self, deadline: Deadline) -> None:
-        self._deadlines[deadline.id] = deadline
+        self._deadlines.setdefault(deadline.id, deadline)  # a pending id keeps its deadline, as in the SQL stores
 
     def remove_deadline(self, deadline_id: str) -> None:
         self._deadlines.pop(deadline_id, None)

@@ -255,6 +255,29 @@ class TestContract:
         store.remove_deadline("nope")
         assert [d.id for d in store.pending_deadlines()] == ["d2"]
 
+    def test_deadlines_added_and_removed_in_one_batch_end_as_in_that_order(self, store_factory: StoreFactory) -> None:
+        store = store_factory()
+        first = [Deadline(f"d{n}", 10.0 + n, "p", "C1", f"K{n}", occ(f"a{n}", 1.0)) for n in range(5)]
+        second = [Deadline(f"d{n}", 50.0 + n, "p", "C1", f"K{n}", occ(f"b{n}", 2.0)) for n in range(5)]
+        store.add_deadline(first[0])
+        store.commit()
+        # One batch: what the SQL stores queue and send grouped (deletes, then inserts) must end the same.
+        store.add_deadline(second[0])  # d0 is there: ignored
+        store.remove_deadline("d0")
+        store.add_deadline(second[0])  # back, with the second content
+        store.add_deadline(first[1])
+        store.remove_deadline("d1")  # added then removed: gone
+        store.add_deadline(first[2])
+        store.add_deadline(second[2])  # the first add wins
+        store.remove_deadline("d3")  # never added
+        store.add_deadline(first[4])
+        store.remove_deadline("d4")
+        store.add_deadline(second[4])
+        store.add_deadline(first[4])  # ignored: the second content stays
+        store.commit()
+        pending = {d.id: (d.due, d.first.id) for d in store.pending_deadlines()}
+        assert pending == {"d0": (50.0, "b0"), "d2": (12.0, "a2"), "d4": (54.0, "b4")}
+
     def test_scopes(self, store_factory: StoreFactory) -> None:
         store = store_factory()
         store.set_scope_customers("outage:O1", {"C2", "C1"})
