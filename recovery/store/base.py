@@ -209,9 +209,14 @@ class CustomerReads(ABC):
     """The customer reads of a SQL store (`get_profile`, `get_cooldowns`, `history`), with `preload_customers`:
     a batch's customers are fetched in three queries instead of three per customer, and answered from memory
     until a write touches the customer (the store calls `_customers.pop`) or the transaction ends (`_customers`
-    cleared). A store supplies the queries: `_fetch_customers` for many, `_read_*` for one."""
+    cleared). A store supplies the queries: `_fetch_customers` for many, `_read_*` for one.
+
+    `customers_in_region` is answered from memory too, until a profile is written (the store clears `_regions`)
+    or the transaction ends: an outage is applied to each owned partition in turn, one query instead of one per
+    partition."""
 
     _customers: dict[str, Preloaded]
+    _regions: dict[str, tuple[str, ...]]
 
     @abstractmethod
     def _fetch_customers(self, wanted: list[str], since: float) -> tuple[Rows, Rows, Rows]:
@@ -229,6 +234,16 @@ class CustomerReads(ABC):
     @abstractmethod
     def _read_history(self, customer_id: str, since: float) -> list[Occurrence]:
         """One customer's occurrences since `since`, oldest first."""
+
+    @abstractmethod
+    def _read_region(self, region: str) -> list[str]:
+        """The ids of the customers whose profile is in `region`, sorted."""
+
+    def customers_in_region(self, region: str) -> Iterable[str]:
+        found = self._regions.get(region)
+        if found is None:
+            found = self._regions[region] = tuple(self._read_region(region))
+        return found
 
     def preload_customers(self, customer_ids: list[str], since: float) -> None:
         wanted = sorted({cid for cid in customer_ids if cid not in self._customers})

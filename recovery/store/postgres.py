@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
@@ -282,6 +282,7 @@ class PostgresStore(CustomerReads):
         self._queued: list[Statement] = []
         self._preloaded: dict[str, bool] = {}
         self._customers: dict[str, Preloaded] = {}
+        self._regions: dict[str, tuple[str, ...]] = {}
         self._effect_ids: dict[str, None] = {}  # insertion-ordered, bounded: the effects this connection stored
         self._uncommitted_effects: list[str] = []  # forgotten again on a rollback
         self._bulk: dict[str, Bulk | object | None] = {}
@@ -398,6 +399,7 @@ class PostgresStore(CustomerReads):
         """Make everything written since the last commit durable."""
         self._preloaded = {}
         self._customers = {}
+        self._regions = {}
         if self._queued:
             self._send_queued()
         try:
@@ -413,6 +415,7 @@ class PostgresStore(CustomerReads):
         self._queued.clear()
         self._preloaded = {}
         self._customers = {}
+        self._regions = {}
         for effect_id in self._uncommitted_effects:
             self._effect_ids.pop(effect_id, None)
         self._uncommitted_effects = []
@@ -442,7 +445,7 @@ class PostgresStore(CustomerReads):
     def preload_events(self, event_ids: list[str]) -> None:
         """Check a batch's ids in one round trip; `add_event` then queues its insert instead of waiting for it.
         (Only the owner of a partition adds its events, so no one else inserts them meanwhile.)"""
-        sql = "SELECT event_id FROM ledger WHERE event_id = ANY(%s)"
+        sql = "SELECT event_id FROM ledger WHERE event_id = ANY(%b::text[])"
         seen = {row[0] for row in self._run("preload_events", sql, (event_ids,)).fetchall()}
         self._preloaded = {event_id: event_id in seen for event_id in event_ids}
 
@@ -461,11 +464,11 @@ class PostgresStore(CustomerReads):
         return self._run("prune_ledger", "DELETE FROM ledger WHERE ts < %s", (before,)).rowcount
 
     def _fetch_customers(self, wanted: list[str], since: float) -> tuple[Rows, Rows, Rows]:
-        sql_profiles = "SELECT customer_id, ts, data FROM profiles WHERE customer_id = ANY(%s)"
-        sql_cooldowns = "SELECT customer_id, playbook, ts FROM cooldowns WHERE customer_id = ANY(%s)"
+        sql_profiles = "SELECT customer_id, ts, data FROM profiles WHERE customer_id = ANY(%b::text[])"
+        sql_cooldowns = "SELECT customer_id, playbook, ts FROM cooldowns WHERE customer_id = ANY(%b::text[])"
         sql_history = (
-            "SELECT customer_id, event_id, type, ts, data FROM history WHERE customer_id = ANY(%s) AND ts >= %s "
-            "ORDER BY customer_id, ts, seq"
+            "SELECT customer_id, event_id, type, ts, data FROM history "
+            "WHERE customer_id = ANY(%b::text[]) AND ts >= %s ORDER BY customer_id, ts, seq"
         )
         return (
             self._run("preload_customers", sql_profiles, (wanted,)).fetchall(),
@@ -507,6 +510,7 @@ class PostgresStore(CustomerReads):
 
     def put_profile(self, customer_id: str, ts: float, profile: dict[str, Any]) -> None:
         self._customers.pop(customer_id, None)
+        self._regions.clear()
         region = profile.get("region")
         self._write(
             "put_profile",
@@ -515,7 +519,7 @@ class PostgresStore(CustomerReads):
             (customer_id, ts, json.dumps(profile), None if region is None else str(region)),
         )
 
-    def customers_in_region(self, region: str) -> Iterable[str]:
+    def _read_region(self, region: str) -> list[str]:
         sql = "SELECT customer_id FROM profiles WHERE region = %s ORDER BY customer_id"
         return [r[0] for r in self._run("customers_in_region", sql, (region,)).fetchall()]
 

@@ -185,6 +185,7 @@ class SqliteStore(CustomerReads):
         self._queued: list[Statement] = []
         self._preloaded: dict[str, bool] = {}
         self._customers: dict[str, Preloaded] = {}
+        self._regions: dict[str, tuple[str, ...]] = {}
         self.checkpointer: Checkpointer | None = None
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None)
@@ -259,6 +260,7 @@ class SqliteStore(CustomerReads):
         """Make everything written since the last commit durable."""
         self._preloaded = {}
         self._customers = {}
+        self._regions = {}
         if self._queued:
             self._send_queued()
         try:
@@ -274,6 +276,7 @@ class SqliteStore(CustomerReads):
         self._queued.clear()
         self._preloaded = {}
         self._customers = {}
+        self._regions = {}
         try:
             self._db.execute("ROLLBACK")
             self._db.execute("BEGIN")
@@ -357,6 +360,7 @@ class SqliteStore(CustomerReads):
 
     def put_profile(self, customer_id: str, ts: float, profile: dict[str, Any]) -> None:
         self._customers.pop(customer_id, None)
+        self._regions.clear()
         region = profile.get("region")
         self._write(
             "put_profile",
@@ -365,7 +369,7 @@ class SqliteStore(CustomerReads):
             (customer_id, ts, json.dumps(profile), None if region is None else str(region)),
         )
 
-    def customers_in_region(self, region: str) -> Iterable[str]:
+    def _read_region(self, region: str) -> list[str]:
         rows = self._run("SELECT customer_id FROM profiles WHERE region = ? ORDER BY customer_id", (region,))
         return [r[0] for r in rows.fetchall()]
 

@@ -230,6 +230,29 @@ class TestContract:
         assert list(store.customers_in_region("north")) == ["C2"]
         assert list(store.customers_in_region("south")) == ["C1"]
 
+    def test_a_region_is_read_once_per_transaction_until_a_profile_is_written(
+        self, store_factory: StoreFactory, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        store, other = store_factory(), store_factory()
+        if isinstance(store, MemoryStore):
+            pytest.skip("the memory store keeps its regions indexed")
+        assert isinstance(store, SqliteStore | PostgresStore)
+        store.put_profile("C1", 5.0, {"tier": "gold", "region": "north"})
+        store.commit()
+        reads: list[str] = []
+        read = store._read_region
+        monkeypatch.setattr(store, "_read_region", lambda region: reads.append(region) or read(region))
+        for _ in range(6):  # an outage applied to six partitions
+            assert list(store.customers_in_region("north")) == ["C1"]
+        assert reads == ["north"]
+        store.commit()  # another instance's profiles count from the next transaction on
+        other.put_profile("C2", 5.0, {"tier": "gold", "region": "north"})
+        other.commit()
+        assert list(store.customers_in_region("north")) == ["C1", "C2"]
+        store.put_profile("C3", 6.0, {"tier": "gold", "region": "north"})
+        assert list(store.customers_in_region("north")) == ["C1", "C2", "C3"]
+        assert reads == ["north"] * 3
+
     def test_cooldowns(self, store_factory: StoreFactory) -> None:
         store = store_factory()
         store.set_cooldown("C1", "p", 1.0)
