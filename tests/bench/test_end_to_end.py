@@ -19,7 +19,16 @@ DECIMAL = r"\d+\.\d+"
 
 
 def test_end_to_end_tiny(kafka_bootstrap: str) -> None:
-    args = ["--events", "2000", "--customers", "200", "--bootstrap", kafka_bootstrap, "--stores", "sqlite,postgres"]
+    args = [
+        "--events",
+        "2000",
+        "--customers",
+        "200",
+        "--bootstrap",
+        kafka_bootstrap,
+        "--stores",
+        "sqlite,postgres,memory",
+    ]
     args += ["--runs", "1"]
     done = subprocess.run(
         [sys.executable, "-m", "bench.end_to_end", *args],
@@ -35,6 +44,11 @@ def test_end_to_end_tiny(kafka_bootstrap: str) -> None:
     assert re.search(rf"^bare kafka-python consumer +{NUMBER} +{DECIMAL} +{DECIMAL} +{NUMBER} +-$", out, re.M), out
     assert re.search(
         rf"^end to end, SQLite +{NUMBER} +{DECIMAL} +{DECIMAL} +{NUMBER} +{DECIMAL}  target >= 0\.40  (PASS|FAIL)$",
+        out,
+        re.M,
+    ), out
+    assert re.search(
+        rf"^end to end, memory store +{NUMBER} +{DECIMAL} +{DECIMAL} +{NUMBER} +{DECIMAL}  \(not durable: no target\)$",
         out,
         re.M,
     ), out
