@@ -8,7 +8,8 @@ instances ever publish the same message.
 
 Round trips are what costs: statements run often are prepared by psycopg on their fifth use (its
 `prepare_threshold`), and writes whose result nobody reads (history, profiles, cooldowns, deadlines, scopes, the
-outbox) are queued and sent in one pipeline with the next statement whose result is read, or at commit.
+outbox) are queued and sent in one pipeline with the next statement whose result is read, or at commit; each
+table's grouped rows go in one statement, as binary arrays (see `Bulk`).
 """
 
 from __future__ import annotations
@@ -166,8 +167,9 @@ def _passwords(url: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Bulk:
-    """One statement for many rows of a single-row `INSERT ... VALUES (%s, ...)`: the rows go as one array per
-    column, unnested in order (`WITH ORDINALITY ... ORDER BY`, so identity columns follow the queued order).
+    """One statement for many rows of a single-row `INSERT ... VALUES (%s, ...)` or `DELETE ... WHERE c = %s`: the
+    rows go as one array per column, unnested in order (`WITH ORDINALITY ... ORDER BY`, so identity columns follow
+    the queued order), or as `c = ANY(array)`.
 
     The statement's text is the same whatever the number of rows: psycopg parses it once and prepares it, where a
     multi-row `VALUES` list was parsed again for every batch (measured: a sixth of the loop's time with
