@@ -57,7 +57,7 @@ from recovery.native import describe_build
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.playbooks.loader import load_playbooks_or_raise
 from recovery.runtime import tune_gc
-from recovery.store import open_store
+from recovery.store import open_service_store
 
 TARGET_RATIO = 0.40
 RULES_DIR = "rules"
@@ -213,8 +213,7 @@ class ServiceThread:
 
     def _main(self) -> None:
         try:
-            settings = self.settings
-            store = open_store(settings.store_url, checkpoint_every_s=settings.sqlite_checkpoint_every_s or None)
+            store = open_service_store(self.settings)  # as `recovery serve` opens it
             try:
                 self.service = Service(self.settings, store, self.playbooks)
                 self._ready.set()

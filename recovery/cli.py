@@ -107,7 +107,7 @@ def _serve(args: argparse.Namespace) -> int:
     from recovery.metrics import Metrics
     from recovery.playbooks.loader import load_playbooks_or_raise
     from recovery.runtime import tune_gc
-    from recovery.store import open_store
+    from recovery.store import open_service_store, open_store
 
     settings = Settings.load(args.config)
     registry = CollectorRegistry()
@@ -116,7 +116,7 @@ def _serve(args: argparse.Namespace) -> int:
     metrics = Metrics(registry, playbooks=[pb.id for pb in playbooks])
     metrics.observe_reload(True)
     health.playbooks = None
-    store = open_store(settings.store_url, checkpoint_every_s=settings.sqlite_checkpoint_every_s or None)
+    store = open_service_store(settings)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from recovery.exceptions import StoreError
@@ -9,7 +10,10 @@ from recovery.store.base import Deadline, OutboxItem, Store
 from recovery.store.memory import MemoryStore
 from recovery.store.sqlite import SqliteStore
 
-__all__ = ["Deadline", "MemoryStore", "OutboxItem", "SqliteStore", "Store", "open_store"]
+if TYPE_CHECKING:
+    from recovery.config import Settings
+
+__all__ = ["Deadline", "MemoryStore", "OutboxItem", "SqliteStore", "Store", "open_service_store", "open_store"]
 
 
 def open_store(url: str, *, checkpoint_every_s: float | None = None) -> Store:
@@ -29,3 +33,9 @@ def open_store(url: str, *, checkpoint_every_s: float | None = None) -> Store:
 
         return PostgresStore(url)
     raise StoreError(f"store URL {url!r}: unknown scheme {scheme!r} (use sqlite:///FILE or postgresql://...)")
+
+
+def open_service_store(settings: Settings) -> Store:
+    """The store of `recovery serve`'s loop: long-lived, committing once per batch (SQLite checkpoints from a thread
+    of its own, every `sqlite_checkpoint_every_s`)."""
+    return open_store(settings.store_url, checkpoint_every_s=settings.sqlite_checkpoint_every_s or None)

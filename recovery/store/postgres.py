@@ -48,7 +48,6 @@ from recovery.store.base import (
 from recovery.times import parse_time
 
 logger = logging.getLogger(__name__)
-_UNKNOWN = object()
 
 # JSON is kept as text, not jsonb: jsonb reorders keys, and a customer's state rebuilt from the store must be the
 # one the engine had (DESIGN.md principle 3). Text keys are COLLATE "C" so that ORDER BY sorts them as Python and
@@ -287,7 +286,7 @@ class PostgresStore(CustomerReads):
         self._regions: dict[str, tuple[str, ...]] = {}
         self._effect_ids: dict[str, None] = {}  # insertion-ordered, bounded: the effects this connection stored
         self._uncommitted_effects: list[str] = []  # forgotten again on a rollback
-        self._bulk: dict[str, Bulk | object | None] = {}
+        self._bulk: dict[str, Bulk | None] = {}
         self._tables: dict[str, list[tuple[str, str]]] = {}
         self._conn = self._connect()
         try:
@@ -388,10 +387,10 @@ class PostgresStore(CustomerReads):
             if len(rows) == 1:
                 self._conn.execute(statement, rows[0])
                 continue
-            bulk = self._bulk.get(statement, _UNKNOWN)
-            if bulk is _UNKNOWN:
-                bulk = self._bulk[statement] = bulk_statement(statement, self._tables)
-            if isinstance(bulk, Bulk):
+            if statement not in self._bulk:
+                self._bulk[statement] = bulk_statement(statement, self._tables)
+            bulk = self._bulk[statement]
+            if bulk is not None:
                 self._conn.execute(bulk.sql, bulk.params(rows))
             else:
                 with self._conn.cursor() as cursor:

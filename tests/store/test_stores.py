@@ -10,12 +10,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from recovery.config import Settings
 from recovery.effects import Gesture, Task
 from recovery.engine import Engine
 from recovery.events import Event, Occurrence
 from recovery.exceptions import StoreError
 from recovery.playbooks.compiler import CompiledPlaybook
-from recovery.store import Deadline, MemoryStore, SqliteStore, Store, open_store
+from recovery.store import Deadline, MemoryStore, SqliteStore, Store, open_service_store, open_store
 from recovery.store import postgres as postgres_module
 from recovery.store import sqlite as sqlite_module
 from recovery.store.postgres import MIGRATIONS as POSTGRES_MIGRATIONS
@@ -504,6 +505,17 @@ class TestSqliteCheckpoints:
         assert store.checkpointer.every_s == 0.5
         store.close()
         assert isinstance(open_store("memory://", checkpoint_every_s=0.5), MemoryStore)
+
+    def test_the_service_store_follows_the_setting(self, tmp_path: Path) -> None:
+        url = f"sqlite:///{tmp_path / 'r.db'}"
+        for every_s, expected in (("0.25", 0.25), ("0", None)):
+            settings = Settings.load(
+                None, environ={"RECOVERY_STORE_URL": url, "RECOVERY_SQLITE_CHECKPOINT_EVERY_S": every_s}
+            )
+            store = open_service_store(settings)
+            assert isinstance(store, SqliteStore)
+            assert (store.checkpointer.every_s if store.checkpointer else None) == expected
+            store.close()
 
 
 class TestPostgres:
