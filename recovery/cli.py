@@ -100,7 +100,8 @@ def _serve(args: argparse.Namespace) -> int:
     from recovery.api import ApiContext
     from recovery.config import Settings
     from recovery.consumer import Service
-    from recovery.http import Health, HttpServer, create_app
+    from recovery.health import Health
+    from recovery.http import HttpServer, create_app
     from recovery.lifecycle import Catalog, Escalator
     from recovery.live import LiveSummary
     from recovery.logs import redact_text

@@ -51,3 +51,7 @@ class Problem:
 
 class StoreError(RecoveryError):
     """The store failed to read or write."""
+
+
+class BrokerError(RecoveryError):
+    """The Kafka broker could not be reached, or failed or refused a request."""

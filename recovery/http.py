@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 
 import uvicorn
 from fastapi import FastAPI, Response
@@ -21,36 +20,9 @@ from recovery import __version__
 from recovery.api import ApiContext
 from recovery.api import install as install_api
 from recovery.config import Settings
+from recovery.health import Health
 
 logger = logging.getLogger(__name__)
-
-READY_STALE_S = 60.0
-"""A check not refreshed for this long counts as failed (the loop that refreshes it is stuck)."""
-
-
-@dataclass
-class Health:
-    """What `/readyz` reports; the service loop updates it. Thread-safe enough: plain assignments."""
-
-    broker: str | None = "not connected yet"
-    store: str | None = None
-    playbooks: str | None = "not loaded yet"
-    checked_at: float = field(default_factory=time.monotonic)
-
-    def set(self, *, broker: str | bool | None = False, store: str | bool | None = False) -> None:
-        """None means healthy, a string says what is wrong; False leaves a check as it is."""
-        if broker is not False:
-            self.broker = broker if isinstance(broker, str) or broker is None else None
-        if store is not False:
-            self.store = store if isinstance(store, str) or store is None else None
-        self.checked_at = time.monotonic()
-
-    def problems(self) -> dict[str, str]:
-        found = {name: value for name in ("broker", "store", "playbooks") if (value := getattr(self, name))}
-        stale = time.monotonic() - self.checked_at
-        if stale > READY_STALE_S:
-            found["loop"] = f"the service loop has not reported for {stale:.0f}s"
-        return found
 
 
 def create_app(

@@ -11,11 +11,10 @@ taken messages back), sends them again: a published effect may repeat, with the 
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
-from kafka.errors import KafkaError
-
+from recovery.exceptions import BrokerError
 from recovery.store.base import OutboxItem, Store
 
 logger = logging.getLogger(__name__)
@@ -24,20 +23,36 @@ TAKE_LIMIT = 500
 FLUSH_TIMEOUT_S = 30.0
 
 
-class OutboxPublisher:
-    """Publishes the store's outbox through a kafka-python producer. One per service loop (not thread-safe)."""
-
-    def __init__(self, store: Store, producer: Any) -> None:
-        self.store = store
-        self.producer = producer
-        self.sent: Counter[str] = Counter()
-        self.failures = 0
-        self._in_flight: list[tuple[OutboxItem, Any]] = []
+class Ack(Protocol):
+    """A request the broker answers later (a kafka-python future): `get` waits for the answer, raising
+    `BrokerError` when it is a refusal."""
 
     @property
-    def in_flight(self) -> int:
-        """Messages sent and not confirmed yet."""
-        return len(self._in_flight)
+    def is_done(self) -> bool: ...
+
+    @property
+    def exception(self) -> BaseException | None: ...
+
+    def failed(self) -> bool: ...
+
+    def get(self, timeout: float | None = None) -> Any: ...
+
+
+class Producer(Protocol):
+    """What the publisher needs of a Kafka producer."""
+
+    def send(self, topic: str, key: bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]]) -> Ack: ...
+
+    def flush(self, timeout_s: float) -> None: ...
+
+
+class OutboxPublisher:
+    """Publishes the store's outbox through a producer. One per service loop (not thread-safe)."""
+
+    def __init__(self, store: Store, producer: Producer) -> None:
+        self.store = store
+        self.producer = producer
+        self._in_flight: list[tuple[OutboxItem, Ack]] = []
 
     def send(self) -> int:
         """Take everything queued and hand it to the producer; returns how many. Nothing is final until
@@ -47,35 +62,20 @@ class OutboxPublisher:
             items = self.store.outbox_take(TAKE_LIMIT)
             if not items:
                 return total
-            try:
-                for item in items:
-                    future = self.producer.send(
-                        item.topic,
-                        key=None if item.key is None else item.key.encode(),
-                        value=item.value,
-                        headers=list(item.headers),
-                    )
-                    self._in_flight.append((item, future))
-            except KafkaError:
-                self.failures += 1
-                raise
+            for item in items:
+                key = None if item.key is None else item.key.encode()
+                self._in_flight.append((item, self.producer.send(item.topic, key, item.value, item.headers)))
             total += len(items)
 
     def confirm(self) -> int:
-        """Wait until the broker has every message sent; returns how many. Raises KafkaError when one failed:
-        the caller must then roll the store back (the taken messages return to the outbox)."""
+        """Wait until the broker has every message sent; returns how many. Raises BrokerError when one failed: the
+        caller must then roll the store back (the taken messages return to the outbox)."""
         in_flight, self._in_flight = self._in_flight, []
         if not in_flight:
             return 0
-        try:
-            self.producer.flush(timeout=FLUSH_TIMEOUT_S)
-            for _, future in in_flight:
-                future.get(timeout=FLUSH_TIMEOUT_S)
-        except KafkaError:
-            self.failures += 1
-            raise
-        for item, _ in in_flight:
-            self.sent[item.topic] += 1
+        self.producer.flush(FLUSH_TIMEOUT_S)
+        for _, ack in in_flight:
+            ack.get(timeout=FLUSH_TIMEOUT_S)
         return len(in_flight)
 
     def forget(self) -> None:
@@ -88,7 +88,7 @@ class OutboxPublisher:
         try:
             self.send()
             total = self.confirm()
-        except KafkaError:
+        except BrokerError:
             self.forget()
             self.store.rollback()
             raise

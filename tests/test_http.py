@@ -18,7 +18,8 @@ from prometheus_client import CollectorRegistry
 from starlette.testclient import TestClient
 
 from recovery.config import Settings
-from recovery.http import Health, create_app
+from recovery.health import Health
+from recovery.http import create_app
 from recovery.metrics import Metrics
 from recovery.times import format_time
 from tests.conftest import free_ports

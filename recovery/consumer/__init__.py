@@ -26,12 +26,25 @@ instances give exactly the effects of one.
 The clock (principle 1): event time; when every assigned partition is caught up, it follows wall time minus
 `lateness_s`, so deadlines fire without new events.
 
-Modules: `service` (the loop: Kafka clients, batches, the store transaction, offsets, the outbox), `ordering` (the
-event-time merge and the scope log's barrier), `records` (what the loop holds, its statistics, the rebalance
-listener).
+Modules, in the order a record goes through them: `transport` (the one door to Kafka, a protocol; `kafka` is the
+kafka-python one), `reader` (polls, decodes, buffers, rebalances), `ordering` (the event-time merge and the scope
+log's barrier), `evaluation` (a batch through the engine, effects and DLQ records into the outbox), `offsets`
+(committed only after the store), `service` (the loop that runs them, and its failure policy); `records` holds what
+they share.
 """
 
 from recovery.consumer.records import DLQ_HEADERS, POLL_RECORDS, Pending, ScopeItem, ServiceStats, partition_of
 from recovery.consumer.service import Service
+from recovery.consumer.transport import TopicPartition, Transport
 
-__all__ = ["DLQ_HEADERS", "POLL_RECORDS", "Pending", "ScopeItem", "Service", "ServiceStats", "partition_of"]
+__all__ = [
+    "DLQ_HEADERS",
+    "POLL_RECORDS",
+    "Pending",
+    "ScopeItem",
+    "Service",
+    "ServiceStats",
+    "TopicPartition",
+    "Transport",
+    "partition_of",
+]

@@ -19,7 +19,8 @@ from recovery.config import ApiToken, Settings
 from recovery.effects import Effect, Gesture, Task
 from recovery.engine import Engine
 from recovery.events import Event
-from recovery.http import Health, create_app
+from recovery.health import Health
+from recovery.http import create_app
 from recovery.lifecycle import Catalog
 from recovery.metrics import Metrics
 from recovery.playbooks.compiler import CompiledPlaybook

@@ -10,7 +10,8 @@ from prometheus_client import CollectorRegistry
 from schemathesis.checks import not_a_server_error
 
 from recovery.api import ApiContext
-from recovery.http import Health, create_app
+from recovery.health import Health
+from recovery.http import create_app
 from recovery.lifecycle import Catalog
 from recovery.metrics import Metrics
 from recovery.playbooks.loader import load_playbooks_or_raise

@@ -1,0 +1,187 @@
+"""Evaluating a batch: decoded records and scope events through the engine, and what they cause queued in the
+store's outbox (effects for the output topics, DLQ records, events forwarded to the partition that owns their
+customer), all in the store's open transaction."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from recovery.config import Settings
+from recovery.consumer.ordering import Barrier
+from recovery.consumer.records import DLQ_HEADERS, Item, Pending, ScopeItem, ServiceStats, partition_of
+from recovery.consumer.transport import Record, TopicPartition
+from recovery.effects import Effect
+from recovery.engine import Engine
+from recovery.engine.matcher import Matcher
+from recovery.events import Event
+from recovery.exceptions import EventError, StoreError
+from recovery.metrics import Metrics
+from recovery.playbooks.compiler import CompiledPlaybook
+from recovery.store.base import Store
+
+logger = logging.getLogger("recovery.consumer")
+
+
+def decode(record: Record) -> Pending:
+    """A polled record as an event, or with the reason it is not one (for the DLQ)."""
+    if not record.value:
+        return Pending(record, float("-inf"), None, "empty message (no value)")
+    try:
+        event = Event.from_json(record.value)
+    except EventError as exc:
+        return Pending(record, float("-inf"), None, f"invalid event: {exc}")
+    return Pending(record, event.ts, event, None)
+
+
+@dataclass
+class Evaluated:
+    """What a batch's records moved: the offset after the last one per partition, the latest event time per
+    partition."""
+
+    offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    last_ts: dict[TopicPartition, float] = field(default_factory=dict)
+
+
+class Evaluator:
+    """The engine of the partitions this instance owns, fed batch by batch. Effects stored since the last
+    `take_stored()` are kept for the metrics of what the next store commit makes durable."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        playbooks: Sequence[CompiledPlaybook],
+        stats: ServiceStats,
+        *,
+        metrics: Metrics | None = None,
+        on_effects: Callable[[list[Effect]], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.playbooks = list(playbooks)
+        self.stats = stats
+        self.metrics = metrics
+        self.on_effects = on_effects
+        self._matcher: Matcher | None = None
+        self._stored: list[Effect] = []
+        self.engine = self.rebuild(None, 0)
+
+    def rebuild(self, owned: set[int] | None, partitions: int) -> Engine:
+        """A fresh engine (its state comes back from the store) for the partitions `owned` of `partitions`; None
+        means all."""
+        owns: Callable[[str], bool] | None = None
+        if owned is not None and partitions and len(owned) < partitions:
+            owns = lambda cid: partition_of(cid, partitions) in owned  # noqa: E731
+        self.engine = Engine(
+            self.playbooks, self.store, max_customers=self.settings.max_customers, owns=owns, matcher=self._matcher
+        )
+        self._matcher = self.engine.matcher
+        return self.engine
+
+    def reload(self, playbooks: Sequence[CompiledPlaybook], owned: set[int] | None, partitions: int) -> None:
+        """Run `playbooks` from now on (their conditions compiled anew)."""
+        self.playbooks = list(playbooks)
+        self._matcher = None
+        self.rebuild(owned, partitions)
+
+    def evaluate(self, batch: list[Item], barrier: Barrier) -> Evaluated:
+        """Evaluate `batch` in order. A record that is not a valid event, or whose evaluation fails, goes to the
+        DLQ; a store failure propagates (the caller rolls back)."""
+        engine = self.engine
+        done = Evaluated()
+        events = [i.event for i in batch if isinstance(i, Pending) and i.event is not None]
+        self.store.preload_events([e.id for e in events])
+        missing = engine.uncached(e.customer_id for e in events if e.customer_id is not None)
+        if missing:
+            horizon = engine.horizon_s
+            self.store.preload_customers(missing, engine.clock - horizon if horizon else float("inf"))
+        for item in batch:
+            if isinstance(item, ScopeItem):
+                tp = item.tp
+                self.emit(engine.apply_scope(item.event, barrier.stream(tp), item.seq, barrier.members(tp)))
+                continue
+            record = item.record
+            tp = TopicPartition(record.topic, record.partition)
+            done.offsets[tp] = record.offset + 1
+            if item.event is None:
+                self.dead_letter(item, item.error or "invalid")
+                continue
+            event = item.event
+            done.last_ts[tp] = max(done.last_ts.get(tp, item.ts), item.ts)
+            try:
+                effects = self._evaluate(engine, item, event, barrier)
+            except StoreError:
+                raise
+            except Exception as exc:  # one event's failure is a policy, not a crash
+                logger.exception("evaluation failed", extra={"event_id": event.id, "customer_id": event.customer_id})
+                self.dead_letter(item, f"evaluation failed: {type(exc).__name__}: {exc}")
+                continue
+            self.emit(effects)
+        return done
+
+    def advance(self, ts: float) -> None:
+        """Move the clock to `ts` (wall time in a caught-up instance): the deadlines it passes fire."""
+        self.emit(self.engine.advance(ts))
+
+    def _evaluate(self, engine: Engine, pending: Pending, event: Event, barrier: Barrier) -> list[Effect]:
+        before = engine.stats.duplicates
+        if event.customer_id is None:
+            effects, seq = engine.record_scope(event)
+            if seq is not None:  # applied to each owned partition's customers at its place in their order
+                barrier.logged(seq, pending.ts, event)
+        elif engine.owns is not None and not engine.owns(event.customer_id):
+            # Keyed to the wrong partition (by its producer): send it to the one that owns the customer.
+            self.store.outbox_add(self.settings.topic_events, event.customer_id, pending.record.value or b"")
+            self._count(event.type, "forwarded")
+            return []
+        else:
+            effects = engine.process(event)
+        self._count(event.type, "duplicate" if engine.stats.duplicates != before else "processed")
+        return effects
+
+    def _count(self, event_type: str | None, result: str) -> None:
+        self.stats.consumed[result] += 1
+        if self.metrics is not None:
+            self.metrics.observe_event(event_type, result)
+
+    def emit(self, effects: list[Effect]) -> None:
+        """Queue effects for the output topics (tasks and gestures), in the store's transaction."""
+        settings = self.settings
+        for effect in effects:
+            topic = settings.topic_tasks if effect.kind == "task" else settings.topic_gestures
+            self.store.outbox_add(topic, effect.customer_id, effect.to_json().encode())
+            self.stats.effects[f"{effect.kind} {effect.playbook}"] += 1
+            self._stored.append(effect)
+        if effects and self.on_effects is not None:
+            self.on_effects(effects)
+
+    def dead_letter(self, pending: Pending, reason: str) -> None:
+        """Queue a record for the DLQ: its original bytes, with the reason and where it came from as headers."""
+        record = pending.record
+        self.stats.dlq[reason.split(":", 1)[0]] += 1
+        self._count(pending.event.type if pending.event else None, "invalid")
+        if self.metrics is not None:
+            self.metrics.observe_dlq(reason)
+        logger.warning(
+            "message sent to the DLQ",
+            extra={"topic": record.topic, "partition": record.partition, "offset": record.offset, "reason": reason},
+        )
+        key = None if record.key is None else record.key.decode("utf-8", "replace")
+        headers = (
+            (DLQ_HEADERS[0], reason.encode()),
+            (DLQ_HEADERS[1], record.topic.encode()),
+            (DLQ_HEADERS[2], str(record.partition).encode()),
+            (DLQ_HEADERS[3], str(record.offset).encode()),
+        )
+        self.store.outbox_add(self.settings.topic_dlq, key, bytes(record.value or b""), headers)
+
+    def take_stored(self) -> list[Effect]:
+        """The effects queued since the last call (the caller observes them once they are committed)."""
+        stored, self._stored = self._stored, []
+        return stored
+
+    def forget_stored(self) -> None:
+        """A rollback: the effects queued since the last commit are not stored after all."""
+        self._stored = []

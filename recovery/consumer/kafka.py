@@ -1,0 +1,226 @@
+"""The Kafka transport of the service loop, on kafka-python: a consumer group member on the events topic and a
+producer for the outbox. Errors leave it as `BrokerError`."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import TopicPartition as KafkaPartition
+from kafka.admin import NewTopic
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.structs import OffsetAndMetadata
+
+from recovery.config import Settings
+from recovery.consumer.transport import Rebalance, Record, TopicPartition, describe
+from recovery.exceptions import BrokerError
+
+logger = logging.getLogger("recovery.consumer")
+
+PRODUCER_BATCH_BYTES = 256 * 1024
+"""The outbox producer's batch per partition (kafka-python wakes its sender thread on every send once a partition
+has more than one batch waiting: larger batches keep it asleep during a burst; see docs/operations.md)."""
+REQUEST_TIMEOUT_S = 30.0
+"""Bound on a blocking request to the broker (committed offsets, a synchronous commit)."""
+
+T = TypeVar("T")
+
+
+def _call(what: str, fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except KafkaError as exc:
+        raise BrokerError(f"Kafka {what} failed: {describe(exc)}") from exc
+
+
+class KafkaAck:
+    """A kafka-python future as an `Ack`: `get` raises `BrokerError`."""
+
+    __slots__ = ("_future", "_what")
+
+    def __init__(self, future: Any, what: str) -> None:
+        self._future = future
+        self._what = what
+
+    @property
+    def is_done(self) -> bool:
+        return bool(self._future.is_done)
+
+    @property
+    def exception(self) -> BaseException | None:
+        exc: BaseException | None = self._future.exception
+        return exc
+
+    def failed(self) -> bool:
+        return bool(self._future.failed())
+
+    def get(self, timeout: float | None = None) -> Any:
+        return _call(self._what, lambda: self._future.get(timeout=timeout))
+
+
+class KafkaOutput:
+    """A kafka-python producer as the outbox's `Producer`."""
+
+    def __init__(self, producer: KafkaProducer) -> None:
+        self._producer = producer
+
+    def send(self, topic: str, key: bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]]) -> KafkaAck:
+        future = _call(
+            f"send to {topic}", lambda: self._producer.send(topic, key=key, value=value, headers=list(headers))
+        )
+        return KafkaAck(future, f"send to {topic}")
+
+    def flush(self, timeout_s: float) -> None:
+        _call("flush", lambda: self._producer.flush(timeout=timeout_s))
+
+    def close(self) -> None:
+        self._producer.close()
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Records rebalances for the loop's thread (kafka-python calls these inside `poll`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._revoked = False
+        self._assigned: frozenset[TopicPartition] | None = None
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        with self._lock:
+            self._revoked = True
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        with self._lock:
+            self._assigned = frozenset(TopicPartition(tp.topic, tp.partition) for tp in assigned)
+
+    def take(self) -> Rebalance | None:
+        with self._lock:
+            if not self._revoked and self._assigned is None:
+                return None
+            found = Rebalance(self._revoked, self._assigned)
+            self._revoked, self._assigned = False, None
+            return found
+
+
+class KafkaTransport(KafkaOutput):
+    """`recovery serve`'s clients: creates the topics it needs (`topic_partitions` each) when missing, then joins
+    the group `group_id` on `topic_events` (auto-commit off, from the earliest offset)."""
+
+    def __init__(self, settings: Settings, *, poll_records: int) -> None:
+        self.settings = settings
+        config = settings.kafka_config()
+        _call("topic set-up", lambda: self._ensure_topics(config))
+        producer = _call(
+            "producer start",
+            lambda: KafkaProducer(acks="all", linger_ms=5, retries=5, batch_size=PRODUCER_BATCH_BYTES, **config),
+        )
+        super().__init__(producer)
+        session_ms = int(settings.kafka_session_timeout_s * 1000)
+        try:
+            self._consumer = _call(
+                "consumer start",
+                lambda: KafkaConsumer(
+                    group_id=settings.group_id,
+                    enable_auto_commit=False,
+                    auto_offset_reset="earliest",
+                    max_poll_records=poll_records,
+                    session_timeout_ms=session_ms,
+                    heartbeat_interval_ms=session_ms // 3,
+                    **config,
+                ),
+            )
+        except BrokerError:
+            producer.close()
+            raise
+        self._listener = _Listener()
+        self._consumer.subscribe([settings.topic_events], listener=self._listener)
+
+    def _ensure_topics(self, config: dict[str, Any]) -> None:
+        s = self.settings
+        admin = KafkaAdminClient(**config)
+        try:
+            existing = set(admin.list_topics())
+            wanted = [s.topic_events, s.topic_tasks, s.topic_gestures, s.topic_dlq]
+            missing = [NewTopic(t, s.topic_partitions, 1) for t in wanted if t not in existing]
+            if missing:
+                try:
+                    admin.create_topics(missing)
+                except TopicAlreadyExistsError:
+                    pass  # another instance was quicker
+                logger.info("created topics", extra={"topics": [t.name for t in missing]})
+        finally:
+            admin.close()
+
+    def poll(self, timeout_ms: int, max_records: int) -> Mapping[TopicPartition, Sequence[Record]]:
+        polled: Mapping[TopicPartition, Sequence[Record]] = _call(
+            "poll", lambda: self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        )
+        return polled
+
+    def rebalance(self) -> Rebalance | None:
+        return self._listener.take()
+
+    def partitions(self) -> int:
+        found = _call("metadata", lambda: self._consumer.partitions_for_topic(self.settings.topic_events))
+        return len(found or ())
+
+    def committed(self, tp: TopicPartition) -> int | None:
+        found = _call("committed offsets", lambda: self._consumer.committed(KafkaPartition(*tp)))
+        return None if found is None else int(found)
+
+    def seek(self, tp: TopicPartition, offset: int | None) -> None:
+        partition = KafkaPartition(*tp)
+        if offset is None:
+            _call("seek", lambda: self._consumer.seek_to_beginning(partition))
+        else:
+            _call("seek", lambda: self._consumer.seek(partition, offset))
+
+    def pause(self, tp: TopicPartition) -> None:
+        self._consumer.pause(KafkaPartition(*tp))
+
+    def resume(self, tp: TopicPartition) -> None:
+        self._consumer.resume(KafkaPartition(*tp))
+
+    def lagging(self, tp: TopicPartition) -> bool:
+        partition = KafkaPartition(*tp)
+        highwater = self._consumer.highwater(partition)
+        if highwater is None:
+            return True
+        position = self._consumer.position(partition)
+        return position is None or position < highwater
+
+    def lag(self, tp: TopicPartition) -> int | None:
+        partition = KafkaPartition(*tp)
+        highwater = self._consumer.highwater(partition)
+        position = self._consumer.position(partition) if highwater is not None else None
+        return None if highwater is None or position is None else max(highwater - position, 0)
+
+    def commit_async(self, offsets: Mapping[TopicPartition, int]) -> KafkaAck:
+        kafka_offsets = _kafka_offsets(offsets)
+        return KafkaAck(_call("offset commit", lambda: self._consumer.commit_async(kafka_offsets)), "offset commit")
+
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        kafka_offsets = _kafka_offsets(offsets)
+        _call("offset commit", lambda: self._consumer.commit(kafka_offsets))
+
+    def connected(self) -> bool | None:
+        try:
+            client = self._consumer._client
+            return any(client.connected(b.node_id) for b in client.cluster.brokers())
+        except Exception:  # a private API that moved: do not guess
+            return None
+
+    def close(self) -> None:
+        for close in (self._consumer.close, super().close):
+            try:
+                close()
+            except Exception:  # closing a broken client must not hide the first error
+                logger.exception("closing a Kafka client failed")
+
+
+def _kafka_offsets(offsets: Mapping[TopicPartition, int]) -> dict[KafkaPartition, OffsetAndMetadata]:
+    return {KafkaPartition(*tp): OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()}

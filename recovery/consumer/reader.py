@@ -1,0 +1,75 @@
+"""Reading: records polled from the transport, decoded and buffered in the merge, partition by partition."""
+
+from __future__ import annotations
+
+from recovery.consumer.evaluation import decode
+from recovery.consumer.ordering import Merge
+from recovery.consumer.records import PAUSE_ABOVE, POLL_RECORDS, POLLS_PER_STEP, RESUME_BELOW
+from recovery.consumer.transport import Rebalance, TopicPartition, Transport
+
+
+class Reader:
+    """Polls the transport into `merge`: everything the fetcher holds at each step (it fetches every partition
+    ahead, so the merge sees them all), pausing a partition whose buffer is full until it drains."""
+
+    def __init__(self, transport: Transport, merge: Merge) -> None:
+        self.transport = transport
+        self.merge = merge
+        self.assigned: frozenset[TopicPartition] = frozenset()
+        self.paused: set[TopicPartition] = set()
+
+    def read(self, timeout_ms: int) -> tuple[int, Rebalance | None]:
+        """Poll until the fetcher has nothing more (the first poll waits up to `timeout_ms`); returns how many records
+        were buffered, and the rebalance that happened, if any (the records of that poll are dropped: positions go
+        back to the committed offsets)."""
+        transport, merge = self.transport, self.merge
+        read = 0
+        for _ in range(POLLS_PER_STEP):
+            polled = transport.poll(timeout_ms, POLL_RECORDS)
+            timeout_ms = 0
+            rebalance = transport.rebalance()
+            if rebalance is not None:
+                return read, rebalance
+            if not polled:
+                break
+            for tp, records in polled.items():
+                tp = TopicPartition(tp.topic, tp.partition)
+                read += len(records)
+                if merge.add(tp, [decode(r) for r in records]) > PAUSE_ABOVE and tp not in self.paused:
+                    transport.pause(tp)
+                    self.paused.add(tp)
+        return read, None
+
+    def resume_drained(self) -> None:
+        """Fetch again from paused partitions whose buffer has drained."""
+        for tp in list(self.paused):
+            if self.merge.buffered(tp) < RESUME_BELOW:
+                self.transport.resume(tp)
+                self.paused.discard(tp)
+
+    def revoked(self) -> None:
+        """The partitions were taken away: what is buffered is fetched again, by us or their next owner."""
+        self.assigned = frozenset()
+        self.paused.clear()
+
+    def rewind(self, assigned: frozenset[TopicPartition] | None = None) -> None:
+        """Forget what is buffered and fetch every assigned partition again from its committed offset (kafka-python
+        keeps the fetch position of a partition it keeps across a rebalance, past records buffered here but not
+        processed)."""
+        if assigned is not None:
+            self.assigned = assigned
+        for tp in self.assigned:
+            self.transport.resume(tp)
+        self.paused.clear()
+        for tp in self.assigned:
+            self.transport.seek(tp, self.transport.committed(tp))
+        self.merge.reset(self.assigned)
+
+    def lagging(self, tp: TopicPartition) -> bool:
+        return self.transport.lagging(tp)
+
+    def caught_up(self) -> bool:
+        """Every assigned partition is read to its end and processed."""
+        return bool(self.assigned) and all(
+            not self.merge.buffered(tp) and not self.transport.lagging(tp) for tp in self.assigned
+        )
