@@ -23,8 +23,8 @@ from recovery.http import create_app
 from recovery.metrics import Metrics
 from recovery.times import format_time
 from tests.conftest import free_ports
+from tests.consumer.test_serve import Serve, Topics, collect, produce, produce_events, serve_factory, topics  # noqa: F401
 from tests.promtool import promtool_path, run_promtool
-from tests.test_consumer import Serve, Topics, collect, produce, produce_events, serve_factory, topics  # noqa: F401
 
 pytestmark = pytest.mark.timeout(300)
 

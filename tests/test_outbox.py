@@ -14,7 +14,7 @@ from recovery.consumer.kafka import KafkaOutput
 from recovery.exceptions import BrokerError
 from recovery.outbox import OutboxPublisher
 from recovery.store import SqliteStore
-from tests.test_consumer import collect
+from tests.consumer.test_serve import collect
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 
 from recovery.consumer.records import ServiceStats
 from recovery.consumer.transport import Ack, TopicPartition, Transport, describe
+from recovery.exceptions import BrokerError
 
 logger = logging.getLogger("recovery.consumer")
 
@@ -55,7 +56,7 @@ class Offsets:
         self._sent = offsets
         try:
             self._in_flight = transport.commit_async(offsets)
-        except Exception as exc:  # the transport's own error (KafkaError): counted and tried again
+        except BrokerError as exc:
             self._failed(exc)
             for tp, offset in offsets.items():
                 self._to_commit.setdefault(tp, offset)

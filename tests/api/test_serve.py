@@ -14,7 +14,7 @@ import pytest
 from recovery.api.auth import hash_token
 from recovery.times import format_time
 from tests.conftest import T0
-from tests.test_consumer import Serve, Topics, collect, produce_events, serve_factory, topics  # noqa: F401
+from tests.consumer.test_serve import Serve, Topics, collect, produce_events, serve_factory, topics  # noqa: F401
 from tests.test_http import wait_for
 
 pytestmark = pytest.mark.timeout(300)

@@ -1,0 +1,254 @@
+"""The service loop on an in-memory transport: batches, rebalances and failures at each step, and the promise that
+offsets are never committed ahead of the store (DESIGN.md principle 2), checked at every offset commit."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from recovery.config import Settings
+from recovery.consumer import Service, TopicPartition
+from recovery.engine import Engine
+from recovery.exceptions import BrokerError
+from recovery.playbooks.compiler import CompiledPlaybook
+from recovery.replay import replay
+from recovery.store import MemoryStore, SqliteStore
+from recovery.store.base import Store
+from tests.conftest import random_stream
+from tests.consumer.memory import JournalStore, MemoryBroker, MemoryTransport
+
+EVENTS = "events"
+TEN_YEARS_S = 10 * 365 * 86400.0
+MAX_STEPS = 400
+
+
+def stream(seed: int = 5, customers: int = 40, events: int = 500) -> list[dict[str, Any]]:
+    return list(random_stream(seed, customers, events, days=20))
+
+
+def replayed(playbooks: list[CompiledPlaybook], events: list[dict[str, Any]]) -> set[str]:
+    out = io.StringIO()
+    replay([json.dumps(e) for e in events], Engine(playbooks, MemoryStore()), out, io.StringIO())
+    return set(out.getvalue().splitlines())
+
+
+@dataclass
+class Loop:
+    """A `Service` on a memory broker and a journaled SQLite store, run step by step from `on_step` hooks."""
+
+    service: Service
+    broker: MemoryBroker
+    store: JournalStore
+    transports: list[MemoryTransport]
+    steps: int = 0
+
+    @property
+    def transport(self) -> MemoryTransport:
+        return self.transports[-1]
+
+    def run(self, at_step: Callable[[Loop], None] | None = None) -> None:
+        """Run until every event is committed and the outbox is empty (or fail after MAX_STEPS)."""
+        stop = threading.Event()
+
+        def on_step(store: Store, now: float) -> None:
+            self.steps += 1
+            if at_step is not None:
+                at_step(self)
+            done = self.broker.committed == self.broker.end_offsets(EVENTS) and store.outbox_size() == 0
+            if done or self.steps >= MAX_STEPS:
+                stop.set()
+
+        self.service.on_step = on_step
+        self.service.run(stop)
+        assert self.steps < MAX_STEPS, "the loop did not catch up"
+
+    def effects(self) -> set[str]:
+        return {(m.value or b"").decode() for topic in ("tasks", "gestures") for m in self.broker.messages(topic)}
+
+
+@pytest.fixture
+def loop_factory(tmp_path: Path, shipped_playbooks: list[CompiledPlaybook]) -> Iterator[Callable[..., Loop]]:
+    stores: list[SqliteStore] = []
+
+    def make(events: list[dict[str, Any]], *, fetch: int = 1_000_000, **overrides: Any) -> Loop:
+        values: dict[str, Any] = {
+            "topic_events": EVENTS,
+            "topic_tasks": "tasks",
+            "topic_gestures": "gestures",
+            "topic_dlq": "dlq",
+            "lateness_s": TEN_YEARS_S,  # the clock stays in event time, as in replay without --until
+            "batch_max_events": 40,
+            "retry_backoff_s": 0.001,
+            "store_url": f"sqlite:///{tmp_path / 'loop.db'}",
+        }
+        values.update(overrides)
+        settings = Settings.model_validate(values)
+        broker = MemoryBroker(partitions=3)
+        broker.produce_events(EVENTS, events)
+        sqlite = SqliteStore(tmp_path / "loop.db")
+        stores.append(sqlite)
+        store = JournalStore(sqlite)
+        transports: list[MemoryTransport] = []
+
+        def connect(_settings: Settings) -> MemoryTransport:
+            transport = MemoryTransport(broker, EVENTS, fetch=fetch)
+            transport.on_commit = lambda offsets: never_ahead_of_the_store(broker, store, offsets)
+            transports.append(transport)
+            return transport
+
+        service = Service(settings, cast(Store, store), shipped_playbooks, transport=connect, wall_clock=lambda: 0.0)
+        return Loop(service, broker, store, transports)
+
+    yield make
+    for store in stores:
+        store.close()
+
+
+def never_ahead_of_the_store(broker: MemoryBroker, store: JournalStore, offsets: Mapping[TopicPartition, int]) -> None:
+    """Every record below a committed offset is durable in the store: a valid event in the ledger, an invalid one
+    as a DLQ record."""
+    for tp, offset in offsets.items():
+        for message in broker.log(tp.topic)[tp.partition][:offset]:
+            try:
+                event_id = json.loads(message.value or b"")["id"]
+            except (ValueError, KeyError, TypeError):
+                event_id = None
+            durable = event_id in store.durable_ids or (tp.partition, message.offset) in store.durable_dlq
+            assert durable, f"offset {offset} of {tp} committed ahead of the store (record {message.offset})"
+
+
+def test_a_backlog_in_small_batches_gives_replays_effects_and_commits_every_offset(
+    loop_factory: Callable[..., Loop], shipped_playbooks: list[CompiledPlaybook]
+) -> None:
+    events = stream()
+    loop = loop_factory(events)
+    loop.run()
+    assert loop.effects() == replayed(shipped_playbooks, events)
+    assert loop.broker.committed == loop.broker.end_offsets(EVENTS)
+    assert loop.service.stats.batches > len(events) // 40
+    assert loop.store.commits > 10
+
+
+def test_invalid_records_go_to_the_dlq_and_their_offsets_are_committed_with_the_rest(
+    loop_factory: Callable[..., Loop], shipped_playbooks: list[CompiledPlaybook]
+) -> None:
+    events = stream(events=200)
+    loop = loop_factory(events)
+    for key, value in ((b"C1", b"{not json"), (b"C2", b""), (b"C3", b'{"id": "x", "type": "Bad"}')):
+        loop.broker.produce(EVENTS, key, value)
+    loop.run()
+    dlq = loop.broker.messages("dlq")
+    assert sorted(m.value or b"" for m in dlq) == sorted([b"{not json", b"", b'{"id": "x", "type": "Bad"}'])
+    assert all(dict(m.headers)["recovery-error"] for m in dlq)
+    assert loop.effects() == replayed(shipped_playbooks, events)
+    assert loop.broker.committed == loop.broker.end_offsets(EVENTS)
+
+
+def test_a_rebalance_mid_stream_drops_what_is_buffered_and_reads_it_again_from_the_committed_offsets(
+    loop_factory: Callable[..., Loop], shipped_playbooks: list[CompiledPlaybook]
+) -> None:
+    events = stream()
+    loop = loop_factory(events, fetch=15)  # a few records per partition and poll: the stream takes many steps
+
+    def rebalance(loop: Loop) -> None:
+        if loop.steps in (2, 5):
+            # Buffered, unprocessed records are dropped; the same partitions come back at the committed offsets.
+            assert any(loop.service.merge.buffers.values()) or loop.steps == 5
+            loop.transport.assign()
+
+    loop.run(rebalance)
+    assert loop.service.stats.rebalances == 3  # the first assignment and two rebalances
+    assert loop.effects() == replayed(shipped_playbooks, events)
+    assert loop.broker.committed == loop.broker.end_offsets(EVENTS)
+
+
+def test_partitions_taken_away_and_given_back_are_processed_once_and_never_committed_ahead(
+    loop_factory: Callable[..., Loop],
+) -> None:
+    events = stream()
+    loop = loop_factory(events, fetch=15, barrier_wait_s=0.0)
+
+    def rebalance(loop: Loop) -> None:
+        if loop.steps == 2:
+            loop.transport.assign([0])  # another member took partitions 1 and 2
+        elif loop.steps == 6:
+            loop.transport.assign()  # and left
+
+    loop.run(rebalance)
+    assert loop.broker.committed == loop.broker.end_offsets(EVENTS)
+    assert loop.store.durable_ids == {e["id"] for e in events}
+    # No effect raised twice: repeats on the topics carry the same id and content.
+    published = [json.loads(v) for v in loop.effects()]
+    assert len({e["id"] for e in published}) == len(published)
+
+
+def test_a_failed_store_commit_is_rolled_back_and_the_batch_read_again(
+    loop_factory: Callable[..., Loop], shipped_playbooks: list[CompiledPlaybook]
+) -> None:
+    events = stream()
+    loop = loop_factory(events, fetch=15)
+
+    def fail(loop: Loop) -> None:
+        if loop.steps in (3, 4):
+            loop.store.fail("commit")
+
+    loop.run(fail)
+    assert loop.service.stats.store_errors == 2
+    assert loop.service.health.store is None
+    assert loop.effects() == replayed(shipped_playbooks, events)
+    assert loop.broker.committed == loop.broker.end_offsets(EVENTS)
+
+
+def test_a_refused_offset_commit_is_sent_again(loop_factory: Callable[..., Loop]) -> None:
+    events = stream(events=200)
+    loop = loop_factory(events, fetch=15)
+
+    def fail(loop: Loop) -> None:
+        if loop.steps == 2:
+            loop.transport.fail("commit_async", BrokerError("injected: commit refused"))
+
+    loop.run(fail)
+    assert loop.service.stats.commit_failures == 1
+    assert loop.broker.committed == loop.broker.end_offsets(EVENTS)
+
+
+def test_a_publish_the_broker_refuses_is_rolled_back_and_published_again(
+    loop_factory: Callable[..., Loop], shipped_playbooks: list[CompiledPlaybook]
+) -> None:
+    events = stream()
+    loop = loop_factory(events, fetch=15)
+
+    def fail(loop: Loop) -> None:
+        if loop.steps == 3:
+            loop.transport.fail("send", BrokerError("injected: not leader"))
+
+    loop.run(fail)
+    assert loop.service.stats.broker_errors == 1
+    assert loop.effects() == replayed(shipped_playbooks, events)
+    assert loop.broker.committed == loop.broker.end_offsets(EVENTS)
+
+
+def test_a_broker_failure_while_polling_reconnects_and_goes_on(
+    loop_factory: Callable[..., Loop], shipped_playbooks: list[CompiledPlaybook]
+) -> None:
+    events = stream()
+    loop = loop_factory(events, fetch=15)
+
+    def fail(loop: Loop) -> None:
+        if loop.steps == 3:
+            # The poll fails, and so does the rewind that follows: the loop drops its clients and connects again.
+            loop.transport.fail("poll", BrokerError("injected: connection reset"))
+            loop.transport.fail("committed", BrokerError("injected: connection reset"))
+
+    loop.run(fail)
+    assert len(loop.transports) == 2
+    assert loop.transports[0].closed
+    assert loop.effects() == replayed(shipped_playbooks, events)
+    assert loop.broker.committed == loop.broker.end_offsets(EVENTS)
