@@ -7,12 +7,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv compile test lint typecheck unit unit-py312 validate-rules demo bench clean postgres-up postgres-down
+.PHONY: help venv compile test lint typecheck unit unit-py312 validate-rules demo bench faults clean postgres-up postgres-down
 
 help:
 	@echo "make demo   - a local broker, recovery serve (SQLite) and the simulator; live tasks and gestures (Ctrl-C ends)"
 	@echo "make test   - lint, type-check and run the whole test suite"
 	@echo "make bench  - throughput and memory benchmarks"
+	@echo "make faults - the fault suite: kills, broker and database outages, hostile input; one table, PASS/FAIL"
 	@echo "make compile - compile the hot modules with mypyc (done by test, demo and bench; setup.py says which)"
 	@echo "make kafka-up / kafka-down - a local Kafka broker on 127.0.0.1:9092 (deploy/kafka)"
 	@echo "make postgres-up / postgres-down - a local PostgreSQL on 127.0.0.1:55432 (deploy/postgres)"
@@ -36,8 +37,8 @@ $(NATIVE): $(STAMP) setup.py $(shell find recovery -name '*.py')
 compile: $(NATIVE)
 
 lint: $(STAMP)
-	$(BIN)/ruff check recovery tests bench setup.py
-	$(BIN)/ruff format --check recovery tests bench setup.py
+	$(BIN)/ruff check recovery tests bench faults setup.py
+	$(BIN)/ruff format --check recovery tests bench faults setup.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -72,6 +73,10 @@ bench: $(NATIVE)
 	$(BIN)/python -m bench.replay_throughput
 	$(BIN)/python -m bench.memory
 	$(BIN)/python -m bench.end_to_end
+
+# The fault suite (docs/operations.md, "Faults"): real servers and processes, a table of scenarios; exit 1 on a FAIL.
+faults: $(NATIVE)
+	$(BIN)/python -m faults
 
 # A local single-node Kafka broker (jars from Maven Central, cached in deploy/kafka/.cache); see deploy/kafka/README.md.
 kafka-up:

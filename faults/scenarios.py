@@ -1,0 +1,306 @@
+"""The fault scenarios: each drains a stream of simulated traffic through real `recovery serve` processes while
+something goes wrong, and fills one row of the table."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from hashlib import sha256
+from pathlib import Path
+
+from kafka.errors import KafkaError
+
+from faults.harness import Instance, Row, Run, Watch
+from faults.servers import Broker, Postgres
+from faults.stream import Stream, hostile
+from recovery.store import open_store
+
+AGENT_TOKEN = "faults-agent-token"  # noqa: S105 - a throw-away token of a throw-away service
+MAX_REQUEST_BYTES = 1024 * 1024
+"""kafka-python's default `max_request_size`, which `recovery serve`'s producer keeps."""
+
+
+@dataclass
+class Context:
+    broker: Broker
+    stream: Stream
+    workdir: Path
+    seed: int
+    kills: int = 10
+    hostile: int = 10_000
+    outage_s: float = 20.0
+    _postgres: Postgres | None = field(default=None, repr=False)
+
+    @property
+    def postgres(self) -> Postgres:
+        if self._postgres is None:
+            self._postgres = Postgres()
+            self._postgres.start()
+        return self._postgres
+
+    def close(self) -> None:
+        if self._postgres is not None:
+            self._postgres.delete()
+
+
+def outbox_of(url: str) -> Callable[[], int]:
+    """How many messages wait in the store's outbox (a connection of its own for each look)."""
+
+    def size() -> int:
+        store = open_store(url)
+        try:
+            return store.outbox_size()
+        finally:
+            store.close()
+
+    return size
+
+
+def _progress(run: Run, below: int, timeout_s: float = 120.0) -> None:
+    """Wait until fewer than `below` events are left to commit (the instances are at work)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if run.lag() < below:
+                return
+        except KafkaError:  # the broker may be restarting: ask again
+            pass
+        time.sleep(0.1)
+
+
+def _finish(run: Run, row: Row, stream: Stream, url: str, watch: Watch, **compare: bool) -> Row:
+    if not run.drain(outbox_of(url)):
+        row.problems.append("did not drain within the time allowed")
+    row.problems += run.stop_all()
+    run.compare(row, stream, **compare)
+    row.not_ready_s = watch.not_ready_s
+    return row
+
+
+def sigkill(ctx: Context) -> Row:
+    """`serve` on SQLite SIGKILLed at `kills` random moments and restarted each time, some kills closer together than
+    the session timeout (6 s here), while the backlog drains."""
+    rng = random.Random(ctx.seed)  # noqa: S311
+    url = f"sqlite:///{ctx.workdir / 'sigkill.db'}"
+    run = Run("sigkill", ctx.broker.bootstrap, url, ctx.workdir)
+    run.create_topics()
+    run.produce(ctx.stream.messages)
+    row = Row(f"sigkill x{ctx.kills} (SQLite)")
+    instance = run.instance().start()
+    with Watch(run.live) as watch:
+        for _ in range(ctx.kills):
+            time.sleep(rng.uniform(1.0, 4.0))
+            instance.kill()
+            instance.start()
+        return _finish(run, row, ctx.stream, url, watch)
+
+
+def broker_restart(ctx: Context) -> Row:
+    """The broker stopped for `outage_s` while the stream arrives, then started again."""
+    url = f"sqlite:///{ctx.workdir / 'broker.db'}"
+    run = Run("broker", ctx.broker.bootstrap, url, ctx.workdir)
+    run.create_topics()
+    half = len(ctx.stream.messages) // 2
+    run.produce(ctx.stream.messages[:half])
+    row = Row(f"broker down {ctx.outage_s:.0f}s")
+    run.instance().start()
+    with Watch(run.live) as watch:
+        _progress(run, below=half * 3 // 4)
+        ctx.broker.stop()
+        time.sleep(ctx.outage_s)
+        ctx.broker.start()
+        run.produce(ctx.stream.messages[half:])
+        if not run.live():
+            row.problems.append("serve exited while the broker was down")
+        return _finish(run, row, ctx.stream, url, watch)
+
+
+def postgres_restart(ctx: Context) -> Row:
+    """PostgreSQL stopped for `outage_s` while the stream arrives, then started again."""
+    url = ctx.postgres.database("faults_pg_restart")
+    run = Run("pgrestart", ctx.broker.bootstrap, url, ctx.workdir)
+    run.create_topics()
+    half = len(ctx.stream.messages) // 2
+    run.produce(ctx.stream.messages[:half])
+    row = Row(f"postgres down {ctx.outage_s:.0f}s")
+    run.instance().start()
+    with Watch(run.live) as watch:
+        _progress(run, below=half * 3 // 4)
+        ctx.postgres.stop()
+        run.produce(ctx.stream.messages[half:])
+        time.sleep(ctx.outage_s)
+        ctx.postgres.start()
+        if not run.live():
+            row.problems.append("serve exited while PostgreSQL was down")
+        return _finish(run, row, ctx.stream, url, watch)
+
+
+def scale(ctx: Context) -> Row:
+    """Three instances on PostgreSQL: two start, a third joins, then one of the first is SIGKILLed for good."""
+    rng = random.Random(ctx.seed + 1)  # noqa: S311
+    url = ctx.postgres.database("faults_scale")
+    run = Run("scale", ctx.broker.bootstrap, url, ctx.workdir)
+    run.create_topics()
+    run.produce(ctx.stream.messages)
+    row = Row("3 instances, join+kill")
+    first, _second = run.instance().start(), run.instance().start()
+    with Watch(run.live) as watch:
+        time.sleep(rng.uniform(2.0, 4.0))
+        run.instance().start()
+        time.sleep(rng.uniform(1.0, 3.0))
+        first.kill()
+        return _finish(run, row, ctx.stream, url, watch)
+
+
+class Agent(threading.Thread):
+    """A frontline agent on the API: claims the most urgent open task, then completes it, `rate` writes a second."""
+
+    def __init__(self, instance: Instance, rate: float) -> None:
+        super().__init__(daemon=True)
+        self.instance = instance
+        self.every_s = 1.0 / rate
+        self.writes = 0
+        self.errors: list[str] = []
+        self.stopped = threading.Event()
+
+    def call(self, method: str, path: str, body: Mapping[str, object] | None = None) -> tuple[int, object]:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.instance.port}{path}",
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {AGENT_TOKEN}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode(errors="replace")
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.every_s):
+            try:
+                status, found = self.call("GET", "/api/tasks?status=open&limit=1")
+                if status != 200 or not isinstance(found, dict) or not found.get("items"):
+                    continue
+                task_id = found["items"][0]["id"]
+                status, body = self.call("POST", f"/api/tasks/{task_id}/claim")
+                self._count(status, body)
+                time.sleep(self.every_s)
+                outcome = {"outcome": "saved", "reason_code": "callback-done", "note": "fault suite"}
+                status, body = self.call("POST", f"/api/tasks/{task_id}/complete", outcome)
+                self._count(status, body)
+            except OSError as exc:
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+
+    def _count(self, status: int, body: object) -> None:
+        self.writes += 1
+        if status not in (200, 409):
+            self.errors.append(f"{status}: {str(body)[:200]}")
+
+
+def agent(ctx: Context) -> Row:
+    """SQLite, the default: an agent claims and completes tasks through the API, 5 writes a second, while the
+    backlog drains. No store rollback, readiness 200 throughout."""
+    url = f"sqlite:///{ctx.workdir / 'agent.db'}"
+    run = Run("agent", ctx.broker.bootstrap, url, ctx.workdir)
+    run.create_topics()
+    third = len(ctx.stream.messages) // 3
+    run.produce(ctx.stream.messages[:third])
+    tokens = [{"name": "agent", "role": "frontline", "token_sha256": sha256(AGENT_TOKEN.encode()).hexdigest()}]
+    instance = run.instance(api_tokens=json.dumps(tokens)).start()
+    row = Row("agent 5 writes/s (SQLite)")
+    with Watch(run.live) as watch:
+        _progress(run, below=third * 3 // 4)
+        worker = Agent(instance, rate=5.0)
+        worker.start()
+        run.produce(ctx.stream.messages[third : 2 * third])
+        time.sleep(2.0)
+        run.produce(ctx.stream.messages[2 * third :])
+        drained = run.drain(outbox_of(url))
+        worker.stopped.set()
+        worker.join()
+        rollbacks = instance.metric("recovery_store_errors_total")
+        if not drained:
+            row.problems.append("did not drain within the time allowed")
+        if worker.writes < 10:
+            row.problems.append(f"the agent made only {worker.writes} writes")
+        if worker.errors:
+            row.problems.append(f"{len(worker.errors)} API errors, first: {worker.errors[0]}")
+        if rollbacks:
+            row.problems.append(f"{rollbacks:.0f} store rollbacks")
+        if watch.not_ready_s:
+            row.problems.append(f"/readyz answered 503 for {watch.not_ready_s:.1f} s")
+        row.problems += run.stop_all()
+        run.compare(row, ctx.stream, ignore_status=True)
+        row.not_ready_s = watch.not_ready_s
+        return row
+
+
+def hostile_messages(ctx: Context) -> Row:
+    """10,000 hostile messages mixed into the stream: every one in the DLQ with a reason, the service up
+    throughout."""
+    rng = random.Random(ctx.seed + 2)  # noqa: S311
+    url = f"sqlite:///{ctx.workdir / 'hostile.db'}"
+    run = Run("hostile", ctx.broker.bootstrap, url, ctx.workdir)
+    big = {"max.message.bytes": str(2 * MAX_REQUEST_BYTES)}
+    run.create_topics(events_config=big)
+    bad = hostile(ctx.hostile, ctx.seed, near_max_bytes=MAX_REQUEST_BYTES - 2048)
+    messages: list[tuple[bytes | None, bytes]] = list(ctx.stream.messages)
+    for message in bad:
+        messages.insert(rng.randrange(len(messages) + 1), message)
+    # The stream's own order stays: hostile messages only go between its events.
+    run.produce(messages)
+    row = Row(f"{ctx.hostile} hostile messages")
+    instance = run.instance().start()
+    with Watch(run.live) as watch:
+        result = _finish(run, row, ctx.stream, url, watch)
+    if instance.starts != 1 or row.dlq != ctx.hostile:
+        result.problems.append(f"{row.dlq} of {ctx.hostile} in the DLQ")
+    reasons = {dict(r.headers).get("recovery-error", b"")[:1] for r in run.read("dlq")}
+    if b"" in reasons:
+        result.problems.append("a DLQ record without a reason")
+    if watch.not_ready_s:
+        result.problems.append(f"/readyz answered 503 for {watch.not_ready_s:.1f} s")
+    return result
+
+
+def refused(ctx: Context) -> Row:
+    """A DLQ copy the broker refuses forever (over the producer's request size, with its headers): it is parked,
+    everything else is published."""
+    url = f"sqlite:///{ctx.workdir / 'refused.db'}"
+    run = Run("refused", ctx.broker.bootstrap, url, ctx.workdir)
+    run.create_topics(events_config={"max.message.bytes": str(2 * MAX_REQUEST_BYTES)})
+    huge = b'{"id": "too-big", "type": "Not.Valid", "pad": "' + b"x" * (MAX_REQUEST_BYTES - 100) + b'"}'
+    third = len(ctx.stream.messages) // 3
+    messages = [*ctx.stream.messages[:third], (b"C000001", huge), *ctx.stream.messages[third:]]
+    run.produce(messages)
+    row = Row("refused DLQ copy")
+    instance = run.instance().start()
+    with Watch(run.live) as watch:
+        drained = run.drain(outbox_of(url))
+        parked = instance.metric("recovery_outbox_parked")
+        if not drained:
+            row.problems.append("did not drain within the time allowed")
+        if parked != 1:
+            row.problems.append(f"{parked:.0f} parked messages, not 1")
+        row.problems += run.stop_all()
+        run.compare(row, ctx.stream)
+        row.not_ready_s = watch.not_ready_s
+        return row
+
+
+SCENARIOS: dict[str, Callable[[Context], Row]] = {
+    "sigkill": sigkill,
+    "broker": broker_restart,
+    "postgres": postgres_restart,
+    "scale": scale,
+    "agent": agent,
+    "hostile": hostile_messages,
+    "refused": refused,
+}
