@@ -16,7 +16,8 @@ from typing import Any
 
 from kafka.errors import KafkaError
 
-from recovery.store.base import OutboxItem, Store
+from recovery.store.base import OutboxStore
+from recovery.store.records import OutboxItem
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ FLUSH_TIMEOUT_S = 30.0
 class OutboxPublisher:
     """Publishes the store's outbox through a kafka-python producer. One per service loop (not thread-safe)."""
 
-    def __init__(self, store: Store, producer: Any) -> None:
+    def __init__(self, store: OutboxStore, producer: Any) -> None:
         self.store = store
         self.producer = producer
         self.sent: Counter[str] = Counter()

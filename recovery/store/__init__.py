@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from recovery.exceptions import StoreError
-from recovery.store.base import Deadline, OutboxItem, Store
+from recovery.store.base import Store
 from recovery.store.memory import MemoryStore
+from recovery.store.records import Deadline, OutboxItem
 from recovery.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:

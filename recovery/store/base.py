@@ -1,119 +1,231 @@
-"""The store interface. The engine is a cache over it (DESIGN.md principle 3): everything needed to rebuild a
-customer's state, and every pending deadline, is written here as it happens."""
+"""The store's roles, each a small protocol. The engine is a cache over its state (DESIGN.md principle 3): everything
+needed to rebuild a customer's state, and every pending deadline, is written here as it happens.
+
+`EngineState` is what the engine reads and writes (ledger, customers, deadlines, scope log, effect log);
+`TaskDesk` is what people act on through the API (tasks, gestures, the audit trail); `Outbox` holds what is waiting
+to be published; `Transaction` makes it durable. `Store` is all of them: what a backend implements."""
 
 from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
-from recovery.effects import Effect, Gesture, GestureStatus, Task, TaskStatus
+from recovery.effects import Effect, GestureStatus
 from recovery.events import Occurrence
+from recovery.store.records import AuditEntry, Deadline, GestureRecord, OutboxItem, TaskQuery, TaskRecord
 
 
-@dataclass(frozen=True)
-class Deadline:
-    """An absence playbook waiting: fires at `due` unless an event with the same key arrives first."""
+class Ledger(Protocol):
+    """The ids of the events seen, so that a duplicate is recognised."""
 
-    id: str
-    due: float
-    playbook: str
-    customer_id: str
-    key: str
-    first: Occurrence
+    def add_event(self, event_id: str, ts: float) -> bool:
+        """Record an event id (of an event of time `ts`) in the ledger; False when it was seen before (a
+        duplicate)."""
+        ...
 
+    def prune_ledger(self, before: float) -> int:
+        """Forget the ids of events of time before `before` (a duplicate of one is no longer recognised by the
+        ledger: its effects still are, by their ids); returns how many (at least; a store may keep some longer)."""
+        ...
 
-@dataclass(frozen=True)
-class OutboxItem:
-    """A message waiting to be published: an effect, a fan-out delivery or a DLQ record."""
-
-    seq: int
-    topic: str
-    key: str | None
-    value: bytes
-    headers: tuple[tuple[str, bytes], ...] = ()
+    def preload_events(self, event_ids: list[str]) -> None:
+        """A hint before a batch: the ids `add_event` is about to be asked about (a remote store checks them in
+        one round trip). Stores where a lookup is cheap ignore it."""
+        ...
 
 
-TASK_OUTCOMES: Final = ("saved", "lost", "unreachable", "not-needed")
-"""How a frontline agent closes a task."""
-CLAIMABLE: Final = ("open", "escalated")
-"""Task statuses an agent may claim."""
-ACTIVE: Final = ("open", "claimed", "escalated")
-"""Task statuses of a task not done yet (it counts as open, and can become overdue)."""
+class Customers(Protocol):
+    """Each customer's state: kept occurrences, profile (and region), cooldowns."""
+
+    def preload_customers(self, customer_ids: list[str], since: float) -> None:
+        """A hint before a batch: the customers whose state (profile, cooldowns, history since `since`) is about
+        to be read. Stores where a lookup is cheap ignore it."""
+        ...
+
+    def append_history(self, occurrence: Occurrence) -> None:
+        """Keep an occurrence a playbook may look back to."""
+        ...
+
+    def history(self, customer_id: str, since: float) -> list[Occurrence]:
+        """The customer's kept occurrences with `ts >= since`, oldest first."""
+        ...
+
+    def prune_history(self, before: float) -> int:
+        """Forget occurrences and logged scope events older than `before` (no playbook looks back that far);
+        returns how many occurrences."""
+        ...
+
+    def get_profile(self, customer_id: str) -> tuple[float, dict[str, Any]] | None: ...
+
+    def put_profile(self, customer_id: str, ts: float, profile: dict[str, Any]) -> None: ...
+
+    def customers_in_region(self, region: str) -> Iterable[str]: ...
+
+    def get_cooldowns(self, customer_id: str) -> dict[str, float]: ...
+
+    def set_cooldown(self, customer_id: str, playbook: str, ts: float) -> None: ...
 
 
-@dataclass(frozen=True)
-class TaskRecord:
-    """A task as raised (`task`, the effect) and where it stands now. Times are epoch seconds.
+class Deadlines(Protocol):
+    """Absence playbooks waiting for their deadline."""
 
-    `queue` and `priority` are the current ones (escalation moves them); `task.queue` and `task.priority` are
-    those it was raised with."""
+    def add_deadline(self, deadline: Deadline) -> None: ...
 
-    task: Task
-    status: TaskStatus
-    queue: str
-    priority: str
-    due_ts: float
-    created_ts: float
-    claimed_by: str | None = None
-    claimed_at: float | None = None
-    completed_at: float | None = None
-    outcome: str | None = None
-    reason_code: str | None = None
-    note: str | None = None
-    escalated_at: float | None = None
+    def remove_deadline(self, deadline_id: str) -> None: ...
 
-    @property
-    def id(self) -> str:
-        return self.task.id
-
-    def view(self) -> Task:
-        """The task effect with its current status, queue and priority."""
-        return self.task.model_copy(update={"status": self.status, "queue": self.queue, "priority": self.priority})
+    def pending_deadlines(self) -> list[Deadline]: ...
 
 
-@dataclass(frozen=True)
-class GestureRecord:
-    """A gesture as raised and its current status (`decided_by` approved or rejected it)."""
+class ScopeLog(Protocol):
+    """Events about many customers (outages): whom they touched, and their log, applied once per partition."""
 
-    gesture: Gesture
-    status: GestureStatus
-    decided_by: str | None = None
-    decided_at: float | None = None
+    def scope_customers(self, scope_id: str) -> set[str]:
+        """The customers an open scope event (an outage) touched, by its id."""
+        ...
 
-    @property
-    def id(self) -> str:
-        return self.gesture.id
+    def set_scope_customers(self, scope_id: str, customers: set[str]) -> None: ...
+
+    def scope_log_add(self, ts: float, event: str) -> int:
+        """Log a scope event (an outage, as envelope JSON) for every partition's customers; returns its seq."""
+        ...
+
+    def scope_log(self, since: float) -> list[tuple[int, float, str]]:
+        """Logged scope events with `ts >= since` as (seq, ts, event JSON), by time then seq."""
+        ...
+
+    def scope_applied(self, stream: str) -> set[int]:
+        """The seqs of the logged scope events already applied to the customers of `stream` (a partition)."""
+        ...
+
+    def mark_scope_applied(self, stream: str, seq: int) -> None: ...
+
+    def set_watermark(self, stream: str, ts: float) -> None:
+        """Every scope event of `stream` (a partition) older than `ts` is in the scope log (inf: caught up)."""
+        ...
+
+    def watermarks(self, prefix: str) -> dict[str, float]:
+        """The watermarks of the streams whose name starts with `prefix`."""
+        ...
 
 
-@dataclass(frozen=True)
-class AuditEntry:
-    """One state change: who (`actor`, a token name or `recovery` for the service), when (`at`, epoch seconds),
-    what (`action`), on which task or gesture, with details."""
+class EffectLog(Protocol):
+    """Every effect raised, by its deterministic id: none is raised twice."""
 
-    seq: int
-    at: float
-    actor: str
-    action: str
-    customer_id: str | None = None
-    task_id: str | None = None
-    gesture_id: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
+    def put_effect(self, effect: Effect) -> bool:
+        """Store an effect; False when an effect with that id exists already (never raised twice). A store shared
+        by several processes may answer True for an id another connection stored before it started: the row is
+        not written twice, and the effect is at most published once more with the same id and content."""
+        ...
+
+    def effects(self) -> list[Effect]: ...
 
 
-@dataclass(frozen=True)
-class TaskQuery:
-    """Filters of `Store.list_tasks`; None matches everything. `due_before` is epoch seconds (exclusive)."""
+class EngineState(Ledger, Customers, Deadlines, ScopeLog, EffectLog, Protocol):
+    """What the engine reads and writes."""
 
-    queue: str | None = None
-    status: str | None = None
-    priority: str | None = None
-    customer_id: str | None = None
-    due_before: float | None = None
-    limit: int = 50
-    offset: int = 0
+
+class TaskDesk(Protocol):
+    """Tasks and gestures as people act on them, and the audit trail. A task effect gets its task row, and a
+    gesture its status row, in `put_effect`'s transaction. State changes are conditional updates: of two agents
+    claiming one task, exactly one gets True."""
+
+    def list_tasks(self, query: TaskQuery) -> tuple[list[TaskRecord], int]:
+        """The tasks matching `query`, by priority, then due time, then id: one page and the total count."""
+        ...
+
+    def get_task(self, task_id: str) -> TaskRecord | None: ...
+
+    def claim_task(self, task_id: str, agent: str, at: float) -> bool:
+        """Open or escalated -> claimed by `agent`; False when the task is not claimable (or unknown)."""
+        ...
+
+    def release_task(self, task_id: str, agent: str | None, at: float) -> bool:
+        """Claimed (by `agent`, or by anyone when None) -> open again (escalated if it was)."""
+        ...
+
+    def complete_task(self, task_id: str, agent: str, at: float, outcome: str, reason_code: str, note: str) -> bool:
+        """Claimed by `agent` -> done with an outcome; False otherwise."""
+        ...
+
+    def overdue_tasks(self, now: float, limit: int) -> list[TaskRecord]:
+        """Tasks not done and never escalated whose due time is before `now`, earliest due first."""
+        ...
+
+    def escalate_task(self, task_id: str, priority: str, queue: str, at: float) -> bool:
+        """Escalate once: the new priority and queue; an open task becomes `escalated` (a claimed one stays with
+        its agent). False when it was escalated already or is not active."""
+        ...
+
+    def task_counts(self, now: float) -> tuple[dict[str, int], dict[str, int]]:
+        """Active tasks per queue, and those of them overdue at `now`."""
+        ...
+
+    def list_gestures(self, status: str | None, customer_id: str | None, limit: int) -> list[GestureRecord]: ...
+
+    def get_gesture(self, gesture_id: str) -> GestureRecord | None: ...
+
+    def decide_gesture(self, gesture_id: str, status: GestureStatus, actor: str, at: float) -> bool:
+        """Proposed -> `status` (approved or rejected); False when it is not proposed (or unknown)."""
+        ...
+
+    def add_audit(
+        self,
+        at: float,
+        actor: str,
+        action: str,
+        *,
+        customer_id: str | None = None,
+        task_id: str | None = None,
+        gesture_id: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None: ...
+
+    def audit(
+        self, *, customer_id: str | None = None, task_id: str | None = None, limit: int = 1000
+    ) -> list[AuditEntry]:
+        """Audit entries, oldest first, optionally of one customer or one task."""
+        ...
+
+
+class Outbox(Protocol):
+    """Messages waiting to be published (effects, fan-out deliveries, DLQ records)."""
+
+    def outbox_add(
+        self, topic: str, key: str | None, value: bytes, headers: tuple[tuple[str, bytes], ...] = ()
+    ) -> None:
+        """Queue a message for the output topics, in the same transaction as the writes that caused it."""
+        ...
+
+    def outbox_take(self, limit: int) -> list[OutboxItem]:
+        """Up to `limit` queued messages, oldest first, removed from the outbox in the open transaction: commit
+        after they are published (a crash in between publishes them again, never loses them)."""
+        ...
+
+    def outbox_size(self) -> int: ...
+
+
+class Transaction(Protocol):
+    """One open transaction at a time: every write since the last commit is made durable, or forgotten, at once."""
+
+    def commit(self) -> None:
+        """Make every write so far durable (one transaction per batch)."""
+        ...
+
+    def rollback(self) -> None:
+        """Forget every write since the last commit."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class OutboxStore(Outbox, Transaction, Protocol):
+    """The outbox and its transaction: what the outbox publisher needs (a take is final once committed)."""
+
+
+class Store(EngineState, TaskDesk, Outbox, Transaction, Protocol):
+    """Every role: what a backend implements."""
 
 
 Statement = tuple[str, str, Sequence[Any]]
@@ -273,173 +385,3 @@ class CustomerReads(ABC):
         if cached is not None and since >= cached[0]:
             return [o for o in cached[3] if o.ts >= since]
         return self._read_history(customer_id, since)
-
-
-class Store(Protocol):
-    def add_event(self, event_id: str, ts: float) -> bool:
-        """Record an event id (of an event of time `ts`) in the ledger; False when it was seen before (a
-        duplicate)."""
-        ...
-
-    def prune_ledger(self, before: float) -> int:
-        """Forget the ids of events of time before `before` (a duplicate of one is no longer recognised by the
-        ledger: its effects still are, by their ids); returns how many (at least; a store may keep some longer)."""
-        ...
-
-    def preload_events(self, event_ids: list[str]) -> None:
-        """A hint before a batch: the ids `add_event` is about to be asked about (a remote store checks them in
-        one round trip). Stores where a lookup is cheap ignore it."""
-        ...
-
-    def preload_customers(self, customer_ids: list[str], since: float) -> None:
-        """A hint before a batch: the customers whose state (profile, cooldowns, history since `since`) is about
-        to be read. Stores where a lookup is cheap ignore it."""
-        ...
-
-    def append_history(self, occurrence: Occurrence) -> None:
-        """Keep an occurrence a playbook may look back to."""
-        ...
-
-    def history(self, customer_id: str, since: float) -> list[Occurrence]:
-        """The customer's kept occurrences with `ts >= since`, oldest first."""
-        ...
-
-    def prune_history(self, before: float) -> int:
-        """Forget occurrences and logged scope events older than `before` (no playbook looks back that far);
-        returns how many occurrences."""
-        ...
-
-    def get_profile(self, customer_id: str) -> tuple[float, dict[str, Any]] | None: ...
-
-    def put_profile(self, customer_id: str, ts: float, profile: dict[str, Any]) -> None: ...
-
-    def customers_in_region(self, region: str) -> Iterable[str]: ...
-
-    def get_cooldowns(self, customer_id: str) -> dict[str, float]: ...
-
-    def set_cooldown(self, customer_id: str, playbook: str, ts: float) -> None: ...
-
-    def add_deadline(self, deadline: Deadline) -> None: ...
-
-    def remove_deadline(self, deadline_id: str) -> None: ...
-
-    def pending_deadlines(self) -> list[Deadline]: ...
-
-    def scope_customers(self, scope_id: str) -> set[str]:
-        """The customers an open scope event (an outage) touched, by its id."""
-        ...
-
-    def set_scope_customers(self, scope_id: str, customers: set[str]) -> None: ...
-
-    def scope_log_add(self, ts: float, event: str) -> int:
-        """Log a scope event (an outage, as envelope JSON) for every partition's customers; returns its seq."""
-        ...
-
-    def scope_log(self, since: float) -> list[tuple[int, float, str]]:
-        """Logged scope events with `ts >= since` as (seq, ts, event JSON), by time then seq."""
-        ...
-
-    def scope_applied(self, stream: str) -> set[int]:
-        """The seqs of the logged scope events already applied to the customers of `stream` (a partition)."""
-        ...
-
-    def mark_scope_applied(self, stream: str, seq: int) -> None: ...
-
-    def set_watermark(self, stream: str, ts: float) -> None:
-        """Every scope event of `stream` (a partition) older than `ts` is in the scope log (inf: caught up)."""
-        ...
-
-    def watermarks(self, prefix: str) -> dict[str, float]:
-        """The watermarks of the streams whose name starts with `prefix`."""
-        ...
-
-    def put_effect(self, effect: Effect) -> bool:
-        """Store an effect; False when an effect with that id exists already (never raised twice). A store shared
-        by several processes may answer True for an id another connection stored before it started: the row is
-        not written twice, and the effect is at most published once more with the same id and content."""
-        ...
-
-    def effects(self) -> list[Effect]: ...
-
-    # Task lifecycle. A task effect gets its task row, and a gesture its status row, in `put_effect`'s transaction.
-    # State changes are conditional updates: of two agents claiming one task, exactly one gets True.
-
-    def list_tasks(self, query: TaskQuery) -> tuple[list[TaskRecord], int]:
-        """The tasks matching `query`, by priority, then due time, then id: one page and the total count."""
-        ...
-
-    def get_task(self, task_id: str) -> TaskRecord | None: ...
-
-    def claim_task(self, task_id: str, agent: str, at: float) -> bool:
-        """Open or escalated -> claimed by `agent`; False when the task is not claimable (or unknown)."""
-        ...
-
-    def release_task(self, task_id: str, agent: str | None, at: float) -> bool:
-        """Claimed (by `agent`, or by anyone when None) -> open again (escalated if it was)."""
-        ...
-
-    def complete_task(self, task_id: str, agent: str, at: float, outcome: str, reason_code: str, note: str) -> bool:
-        """Claimed by `agent` -> done with an outcome; False otherwise."""
-        ...
-
-    def overdue_tasks(self, now: float, limit: int) -> list[TaskRecord]:
-        """Tasks not done and never escalated whose due time is before `now`, earliest due first."""
-        ...
-
-    def escalate_task(self, task_id: str, priority: str, queue: str, at: float) -> bool:
-        """Escalate once: the new priority and queue; an open task becomes `escalated` (a claimed one stays with
-        its agent). False when it was escalated already or is not active."""
-        ...
-
-    def task_counts(self, now: float) -> tuple[dict[str, int], dict[str, int]]:
-        """Active tasks per queue, and those of them overdue at `now`."""
-        ...
-
-    def list_gestures(self, status: str | None, customer_id: str | None, limit: int) -> list[GestureRecord]: ...
-
-    def get_gesture(self, gesture_id: str) -> GestureRecord | None: ...
-
-    def decide_gesture(self, gesture_id: str, status: GestureStatus, actor: str, at: float) -> bool:
-        """Proposed -> `status` (approved or rejected); False when it is not proposed (or unknown)."""
-        ...
-
-    def add_audit(
-        self,
-        at: float,
-        actor: str,
-        action: str,
-        *,
-        customer_id: str | None = None,
-        task_id: str | None = None,
-        gesture_id: str | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> None: ...
-
-    def audit(
-        self, *, customer_id: str | None = None, task_id: str | None = None, limit: int = 1000
-    ) -> list[AuditEntry]:
-        """Audit entries, oldest first, optionally of one customer or one task."""
-        ...
-
-    def outbox_add(
-        self, topic: str, key: str | None, value: bytes, headers: tuple[tuple[str, bytes], ...] = ()
-    ) -> None:
-        """Queue a message for the output topics, in the same transaction as the writes that caused it."""
-        ...
-
-    def outbox_take(self, limit: int) -> list[OutboxItem]:
-        """Up to `limit` queued messages, oldest first, removed from the outbox in the open transaction: commit
-        after they are published (a crash in between publishes them again, never loses them)."""
-        ...
-
-    def outbox_size(self) -> int: ...
-
-    def commit(self) -> None:
-        """Make every write so far durable (one transaction per batch)."""
-        ...
-
-    def rollback(self) -> None:
-        """Forget every write since the last commit."""
-        ...
-
-    def close(self) -> None: ...

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from recovery.effects import Gesture, GestureStatus, Task, TaskStatus
-from recovery.store.base import AuditEntry, GestureRecord, TaskQuery, TaskRecord
+from recovery.store.records import AuditEntry, GestureRecord, TaskQuery, TaskRecord
 
 TASK_COLUMNS = (
     "t.status, t.queue, t.priority, t.due_ts, t.created_ts, t.claimed_by, t.claimed_at, t.completed_at, t.outcome, "

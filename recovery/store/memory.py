@@ -11,7 +11,7 @@ from typing import Any
 
 from recovery.effects import Effect, GestureStatus, Task
 from recovery.events import Occurrence
-from recovery.store.base import (
+from recovery.store.records import (
     ACTIVE,
     CLAIMABLE,
     AuditEntry,

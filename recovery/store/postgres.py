@@ -30,21 +30,16 @@ from recovery.events import Occurrence
 from recovery.exceptions import StoreError
 from recovery.store import lifecycle as sql
 from recovery.store.base import (
-    AuditEntry,
     CustomerReads,
-    Deadline,
-    GestureRecord,
-    OutboxItem,
     Preloaded,
     Rows,
     Statement,
-    TaskQuery,
-    TaskRecord,
     grouped_writes,
     occurrence_from_json,
     occurrence_to_json,
     statement_names,
 )
+from recovery.store.records import AuditEntry, Deadline, GestureRecord, OutboxItem, TaskQuery, TaskRecord
 from recovery.times import parse_time
 
 logger = logging.getLogger(__name__)
