@@ -17,7 +17,7 @@ from recovery.playbooks.loader import load_playbooks_or_raise
 from recovery.store import MemoryStore
 from tests.api.conftest import T0, api_settings, seed_events, token_of
 from tests.conftest import RULES
-from tests.store.test_lifecycle import make_task
+from tests.store.test_desk import make_task
 
 
 def build_app():  # type: ignore[no-untyped-def]

@@ -13,7 +13,7 @@ from recovery.http import HttpServer
 from recovery.playbooks.compiler import CompiledPlaybook
 from tests.api.conftest import ApiFactory, token_of
 from tests.conftest import free_ports
-from tests.store.test_lifecycle import make_task
+from tests.store.test_desk import make_task
 
 
 class TestList:

@@ -1,4 +1,4 @@
-"""The task lifecycle on every store: task rows with their effect, conditional state changes (one claim wins),
+"""The task desk on every store: task rows with their effect, conditional state changes (one claim wins),
 escalation once, gesture decisions, the audit trail."""
 
 from __future__ import annotations
