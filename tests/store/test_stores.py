@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from recovery.config import Settings
 from recovery.effects import Gesture, Task
 from recovery.events import Occurrence
-from recovery.store import Deadline, MemoryStore, SqliteStore, Store
+from recovery.exceptions import StoreError
+from recovery.store import Deadline, MemoryStore, SqliteStore, Store, open_service_store, open_store
 from recovery.store.postgres import PostgresStore
 
 StoreFactory = Callable[[], Store]
@@ -321,3 +323,15 @@ class TestContract:
         assert store.put_effect(gesture) is True
         assert [e.id for e in store.effects()] == ["tsk-1", "gst-1"]
         assert store.effects()[0] == task("tsk-1")
+
+
+class TestOpen:
+    def test_the_service_store_is_never_the_memory_store(self) -> None:
+        settings = Settings.load(None, environ={"RECOVERY_STORE_URL": "memory://"})
+        with pytest.raises(StoreError, match=r"store_url \(RECOVERY_STORE_URL\) is 'memory://'.*sqlite:///FILE"):
+            open_service_store(settings)
+        assert isinstance(open_store("memory://"), MemoryStore)  # replay, tests and benchmarks may
+
+    def test_an_unknown_scheme_is_named(self) -> None:
+        with pytest.raises(StoreError, match="unknown scheme 'mysql'"):
+            open_store("mysql://db/recovery")
