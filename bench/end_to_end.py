@@ -41,7 +41,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,7 +57,7 @@ from recovery.native import describe_build
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.playbooks.loader import load_playbooks_or_raise
 from recovery.runtime import tune_gc
-from recovery.store import open_service_store
+from recovery.store import Store, open_service_store, open_store
 
 TARGET_RATIO = 0.40
 RULES_DIR = "rules"
@@ -194,14 +194,25 @@ def _consumed(service: Service) -> int:
     return 0
 
 
+def open_memory_store(settings: Settings) -> Store:
+    """The memory store's row opens its store directly: `recovery serve` refuses it (it cannot roll back a failed
+    batch), the other rows open theirs as serve does (`open_service_store`)."""
+    return open_store(settings.store_url)
+
+
 class ServiceThread:
     """A Service running in a thread of its own, which also opens and closes its store (SQLite connections belong
     to the thread that made them). `start()` builds both and returns the service; `go` lets it run."""
 
     def __init__(
-        self, settings: Settings, playbooks: Sequence[CompiledPlaybook], profiler: cProfile.Profile | None
+        self,
+        settings: Settings,
+        playbooks: Sequence[CompiledPlaybook],
+        profiler: cProfile.Profile | None,
+        open_loop_store: Callable[[Settings], Store] = open_service_store,
     ) -> None:
         self.settings = settings
+        self.open_loop_store = open_loop_store
         self.playbooks = playbooks
         self.profiler = profiler
         self.go = threading.Event()
@@ -213,7 +224,7 @@ class ServiceThread:
 
     def _main(self) -> None:
         try:
-            store = open_service_store(self.settings)  # as `recovery serve` opens it
+            store = self.open_loop_store(self.settings)
             try:
                 self.service = Service(self.settings, store, self.playbooks)
                 self._ready.set()
@@ -278,7 +289,9 @@ def end_to_end(
             "RECOVERY_LATENESS_S": str(LATENESS_S),
         },
     )
-    runner = ServiceThread(settings, playbooks, profiler)
+    runner = ServiceThread(
+        settings, playbooks, profiler, open_memory_store if label == "memory" else open_service_store
+    )
     service = runner.start()
     start = time.perf_counter()
     runner.go.set()

@@ -20,7 +20,8 @@ from recovery.exceptions import Problem
 from recovery.metrics import Metrics
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.playbooks.loader import load_playbooks
-from recovery.store.base import Store, TaskRecord
+from recovery.store.base import Outbox, TaskDesk
+from recovery.store.records import TaskRecord
 from recovery.times import format_time
 
 logger = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ class Catalog:
         return None
 
 
-def escalate_overdue(store: Store, catalog: Catalog, now: float) -> list[TaskRecord]:
+def escalate_overdue(store: TaskDesk, catalog: Catalog, now: float) -> list[TaskRecord]:
     """Escalate every task not done by `now` (epoch seconds) and never escalated; returns them as they were.
     The caller commits."""
     escalated: list[TaskRecord] = []
@@ -129,7 +130,7 @@ class Escalator:
         self.every_s = every_s
         self._last = float("-inf")
 
-    def __call__(self, store: Store, now: float) -> None:
+    def __call__(self, store: TaskDesk, now: float) -> None:
         if now - self._last < self.every_s:
             return
         self._last = now
@@ -157,7 +158,7 @@ def task_completed_event(record: TaskRecord, agent: str, at: float) -> dict[str,
     }
 
 
-def emit_task_completed(store: Store, topic: str, record: TaskRecord, agent: str, at: float) -> None:
+def emit_task_completed(store: Outbox, topic: str, record: TaskRecord, agent: str, at: float) -> None:
     """Queue the event in the store's outbox, in the transaction that closes the task: it is sent by the service
     loop's outbox publisher, once the close is durable, and never lost."""
     event = task_completed_event(record, agent, at)

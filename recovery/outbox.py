@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from recovery.exceptions import BrokerError
-from recovery.store.base import OutboxItem, Store
+from recovery.store.base import OutboxStore
+from recovery.store.records import OutboxItem
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class Producer(Protocol):
 class OutboxPublisher:
     """Publishes the store's outbox through a producer. One per service loop (not thread-safe)."""
 
-    def __init__(self, store: Store, producer: Producer) -> None:
+    def __init__(self, store: OutboxStore, producer: Producer) -> None:
         self.store = store
         self.producer = producer
         self._in_flight: list[tuple[OutboxItem, Ack]] = []

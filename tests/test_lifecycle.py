@@ -15,7 +15,7 @@ from recovery.store import Store
 from recovery.times import parse_time
 from tests.api.test_ops import VALID
 from tests.store import test_stores
-from tests.store.test_lifecycle import make_task
+from tests.store.test_desk import make_task
 from tests.store.test_stores import StoreFactory
 
 DUE = parse_time("2026-11-02T10:00:00Z")

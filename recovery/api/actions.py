@@ -21,7 +21,8 @@ from recovery.api.models import (
 )
 from recovery.effects import GestureStatus
 from recovery.lifecycle import emit_task_completed
-from recovery.store.base import GestureRecord, Store, TaskQuery, TaskRecord
+from recovery.store.base import Store
+from recovery.store.records import GestureRecord, TaskQuery, TaskRecord
 from recovery.times import format_time
 
 MAX_PER_CUSTOMER = 1000

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from recovery.effects import Gesture, Task
-from recovery.store.base import AuditEntry, GestureRecord, TaskRecord
+from recovery.store.records import AuditEntry, GestureRecord, TaskRecord
 from recovery.times import format_time
 
 Outcome = Literal["saved", "lost", "unreachable", "not-needed"]

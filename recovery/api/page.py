@@ -22,7 +22,7 @@ from recovery.api.auth import COOKIE, Caller, identify
 from recovery.api.context import ApiContext
 from recovery.api.errors import ApiError
 from recovery.api.models import CompleteBody, TaskOut
-from recovery.store.base import ACTIVE, TaskQuery
+from recovery.store.records import ACTIVE, TaskQuery
 from recovery.times import parse_time
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))

@@ -24,7 +24,7 @@ from recovery.api.models import (
     Timeline,
 )
 from recovery.effects import GestureStatus, TaskStatus
-from recovery.store.base import TaskQuery
+from recovery.store.records import TaskQuery
 
 
 def router(ctx: ApiContext) -> APIRouter:

@@ -13,7 +13,7 @@ from recovery.consumer.records import Item, Pending, ScopeItem, partition_of
 from recovery.consumer.transport import TopicPartition
 from recovery.events import Event
 from recovery.exceptions import EventError
-from recovery.store.base import Store
+from recovery.store.base import ScopeLog
 
 logger = logging.getLogger("recovery.consumer")
 
@@ -160,7 +160,7 @@ class Barrier:
     instance publishes a watermark per owned partition (every scope event of it older than that is logged), and
     reads the lowest of the partitions it does not own: its merge may not pass it (`floor`)."""
 
-    def __init__(self, store: Store, topic: str, merge: Merge) -> None:
+    def __init__(self, store: ScopeLog, topic: str, merge: Merge) -> None:
         self.store = store
         self.topic = topic
         self.merge = merge

@@ -26,8 +26,9 @@ from recovery.engine.matcher import Matcher, MatcherError
 from recovery.events import PROFILE_TYPE, SCOPE_TYPES, Event, Occurrence
 from recovery.expressions.compiler import Context, split_by_type
 from recovery.playbooks.compiler import CompiledPlaybook
-from recovery.store.base import Deadline, Store
+from recovery.store.base import EngineState
 from recovery.store.memory import MemoryStore
+from recovery.store.records import Deadline
 from recovery.times import format_time
 
 logger = logging.getLogger(__name__)
@@ -117,13 +118,13 @@ class Engine:
     def __init__(
         self,
         playbooks: Sequence[CompiledPlaybook],
-        store: Store | None = None,
+        store: EngineState | None = None,
         *,
         max_customers: int = DEFAULT_MAX_CUSTOMERS,
         owns: Callable[[str], bool] | None = None,
         matcher: Matcher | None = None,
     ) -> None:
-        self.store: Store = store if store is not None else MemoryStore()
+        self.store: EngineState = store if store is not None else MemoryStore()
         self.max_customers = max(1, max_customers)
         self.stats = EngineStats()
         self.clock = float("-inf")

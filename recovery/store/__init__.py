@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from recovery.exceptions import StoreError
-from recovery.store.base import Deadline, OutboxItem, Store
+from recovery.store.base import Store
 from recovery.store.memory import MemoryStore
+from recovery.store.records import Deadline, OutboxItem
 from recovery.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:
@@ -37,5 +38,10 @@ def open_store(url: str, *, checkpoint_every_s: float | None = None) -> Store:
 
 def open_service_store(settings: Settings) -> Store:
     """The store of `recovery serve`'s loop: long-lived, committing once per batch (SQLite checkpoints from a thread
-    of its own, every `sqlite_checkpoint_every_s`)."""
+    of its own, every `sqlite_checkpoint_every_s`), and rolling a failed batch back: not the memory store."""
+    if urlsplit(settings.store_url).scheme == "memory":
+        raise StoreError(
+            f"store_url (RECOVERY_STORE_URL) is {settings.store_url!r}: the memory store cannot roll back a failed "
+            "batch and keeps nothing across a restart; recovery serve needs sqlite:///FILE or postgresql://..."
+        )
     return open_store(settings.store_url, checkpoint_every_s=settings.sqlite_checkpoint_every_s or None)

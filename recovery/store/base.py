@@ -1,281 +1,23 @@
-"""The store interface. The engine is a cache over it (DESIGN.md principle 3): everything needed to rebuild a
-customer's state, and every pending deadline, is written here as it happens."""
+"""The store's roles, each a small protocol. The engine is a cache over its state (DESIGN.md principle 3): everything
+needed to rebuild a customer's state, and every pending deadline, is written here as it happens.
+
+`EngineState` is what the engine reads and writes (ledger, customers, deadlines, scope log, effect log);
+`TaskDesk` is what people act on through the API (tasks, gestures, the audit trail); `Outbox` holds what is waiting
+to be published; `Transaction` makes it durable. `Store` is all of them: what a backend implements."""
 
 from __future__ import annotations
 
-import json
-from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from collections.abc import Iterable
+from typing import Any, Protocol
 
-from recovery.effects import Effect, Gesture, GestureStatus, Task, TaskStatus
+from recovery.effects import Effect, GestureStatus
 from recovery.events import Occurrence
+from recovery.store.records import AuditEntry, Deadline, GestureRecord, OutboxItem, TaskQuery, TaskRecord
 
 
-@dataclass(frozen=True)
-class Deadline:
-    """An absence playbook waiting: fires at `due` unless an event with the same key arrives first."""
+class Ledger(Protocol):
+    """The ids of the events seen, so that a duplicate is recognised."""
 
-    id: str
-    due: float
-    playbook: str
-    customer_id: str
-    key: str
-    first: Occurrence
-
-
-@dataclass(frozen=True)
-class OutboxItem:
-    """A message waiting to be published: an effect, a fan-out delivery or a DLQ record."""
-
-    seq: int
-    topic: str
-    key: str | None
-    value: bytes
-    headers: tuple[tuple[str, bytes], ...] = ()
-
-
-TASK_OUTCOMES: Final = ("saved", "lost", "unreachable", "not-needed")
-"""How a frontline agent closes a task."""
-CLAIMABLE: Final = ("open", "escalated")
-"""Task statuses an agent may claim."""
-ACTIVE: Final = ("open", "claimed", "escalated")
-"""Task statuses of a task not done yet (it counts as open, and can become overdue)."""
-
-
-@dataclass(frozen=True)
-class TaskRecord:
-    """A task as raised (`task`, the effect) and where it stands now. Times are epoch seconds.
-
-    `queue` and `priority` are the current ones (escalation moves them); `task.queue` and `task.priority` are
-    those it was raised with."""
-
-    task: Task
-    status: TaskStatus
-    queue: str
-    priority: str
-    due_ts: float
-    created_ts: float
-    claimed_by: str | None = None
-    claimed_at: float | None = None
-    completed_at: float | None = None
-    outcome: str | None = None
-    reason_code: str | None = None
-    note: str | None = None
-    escalated_at: float | None = None
-
-    @property
-    def id(self) -> str:
-        return self.task.id
-
-    def view(self) -> Task:
-        """The task effect with its current status, queue and priority."""
-        return self.task.model_copy(update={"status": self.status, "queue": self.queue, "priority": self.priority})
-
-
-@dataclass(frozen=True)
-class GestureRecord:
-    """A gesture as raised and its current status (`decided_by` approved or rejected it)."""
-
-    gesture: Gesture
-    status: GestureStatus
-    decided_by: str | None = None
-    decided_at: float | None = None
-
-    @property
-    def id(self) -> str:
-        return self.gesture.id
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    """One state change: who (`actor`, a token name or `recovery` for the service), when (`at`, epoch seconds),
-    what (`action`), on which task or gesture, with details."""
-
-    seq: int
-    at: float
-    actor: str
-    action: str
-    customer_id: str | None = None
-    task_id: str | None = None
-    gesture_id: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class TaskQuery:
-    """Filters of `Store.list_tasks`; None matches everything. `due_before` is epoch seconds (exclusive)."""
-
-    queue: str | None = None
-    status: str | None = None
-    priority: str | None = None
-    customer_id: str | None = None
-    due_before: float | None = None
-    limit: int = 50
-    offset: int = 0
-
-
-Statement = tuple[str, str, Sequence[Any]]
-"""A queued write of a SQL store: what it is for (for messages), the SQL, its parameters."""
-
-GROUPABLE = frozenset(
-    (
-        "add_event",
-        "append_history",
-        "outbox_add",
-        "put_effect",
-        "put_profile",
-        "set_cooldown",
-        "mark_scope_applied",
-        "set_watermark",
-        "add_audit",
-    )
-)
-"""Queued writes that commute with every other queued write except one of the same SQL (inserts of distinct rows
-and upserts): they are sent grouped by statement, each group with `executemany`, in the order they were queued.
-The others (deletes, scopes), except KEYED ones, are sent one by one, first, in their queued order."""
-
-KEYED: dict[str, str] = {"add_deadline": "insert", "remove_deadline": "delete"}
-"""Queued writes of one table keyed by their first parameter, an `INSERT OR IGNORE` (`ON CONFLICT DO NOTHING`)
-or a `DELETE` of that key, and touched by no other queued write: they are collapsed (see `_collapsed`) and sent
-as groups, after the ordered ones. A deadline is added for a first event and removed by its follow-up or its
-firing, often in the same batch: one statement per row was most of the PostgreSQL store's write time."""
-
-
-def grouped_writes(statements: list[Statement]) -> list[tuple[str, list[Sequence[Any]]]]:
-    """The queued writes as (SQL, rows) to send in this order (see GROUPABLE and KEYED)."""
-    ordered: list[tuple[str, list[Sequence[Any]]]] = []
-    groups: dict[str, list[Sequence[Any]]] = {}
-    keyed: list[Statement] = []
-    for statement in statements:
-        what = statement[0]
-        if what in GROUPABLE:
-            groups.setdefault(statement[1], []).append(statement[2])
-        elif what in KEYED:
-            keyed.append(statement)
-        else:
-            ordered.append((statement[1], [statement[2]]))
-    return ordered + _collapsed(keyed) + list(groups.items())
-
-
-def _collapsed(statements: list[Statement]) -> list[tuple[str, list[Sequence[Any]]]]:
-    """KEYED inserts and deletes as one group of deletes, then one group of inserts, with the same outcome as in
-    their queued order: a key deleted at some point is deleted, then inserted as by the first insert after its
-    last delete, if any; a key never deleted gets its first insert (`OR IGNORE`: a later one changes nothing)."""
-    if not statements:
-        return []
-    deletes: dict[Any, tuple[str, Sequence[Any]]] = {}
-    inserts: dict[Any, tuple[str, Sequence[Any]]] = {}
-    for what, sql, params in statements:
-        key = params[0]
-        if KEYED[what] == "delete":
-            deletes[key] = (sql, params)
-            inserts.pop(key, None)  # an insert before the delete is undone by it
-        elif key not in inserts:
-            inserts[key] = (sql, params)
-    out: list[tuple[str, list[Sequence[Any]]]] = []
-    for chosen in (deletes, inserts):
-        by_sql: dict[str, list[Sequence[Any]]] = {}
-        for sql, params in chosen.values():
-            by_sql.setdefault(sql, []).append(params)
-        out.extend(by_sql.items())
-    return out
-
-
-def statement_names(statements: list[Statement]) -> str:
-    return ", ".join(sorted({what for what, _, _ in statements}))
-
-
-def occurrence_to_json(occ: Occurrence) -> str:
-    """An occurrence as compact JSON, as the SQL stores keep a deadline's first event."""
-    return json.dumps(
-        {"id": occ.id, "type": occ.type, "ts": occ.ts, "customer_id": occ.customer_id, "data": occ.data},
-        separators=(",", ":"),
-    )
-
-
-def occurrence_from_json(text: str) -> Occurrence:
-    raw = json.loads(text)
-    return Occurrence(raw["id"], raw["type"], raw["ts"], raw["customer_id"], raw["data"])
-
-
-Preloaded = tuple[float, tuple[float, dict[str, Any]] | None, dict[str, float], list[Occurrence]]
-"""A preloaded customer: (since, profile, cooldowns, history since `since`), valid in the open transaction."""
-Rows = Iterable[Sequence[Any]]
-
-
-class CustomerReads(ABC):
-    """The customer reads of a SQL store (`get_profile`, `get_cooldowns`, `history`), with `preload_customers`:
-    a batch's customers are fetched in three queries instead of three per customer, and answered from memory
-    until a write touches the customer (the store calls `_customers.pop`) or the transaction ends (`_customers`
-    cleared). A store supplies the queries: `_fetch_customers` for many, `_read_*` for one.
-
-    `customers_in_region` is answered from memory too, until a profile is written (the store clears `_regions`)
-    or the transaction ends: an outage is applied to each owned partition in turn, one query instead of one per
-    partition."""
-
-    _customers: dict[str, Preloaded]
-    _regions: dict[str, tuple[str, ...]]
-
-    @abstractmethod
-    def _fetch_customers(self, wanted: list[str], since: float) -> tuple[Rows, Rows, Rows]:
-        """Rows of (customer_id, ts, data JSON) from profiles, (customer_id, playbook, ts) from cooldowns and
-        (customer_id, event_id, type, ts, data JSON) from history since `since`, each customer's in time order."""
-
-    @abstractmethod
-    def _read_profile(self, customer_id: str) -> tuple[float, dict[str, Any]] | None:
-        """One customer's (ts, profile), or None."""
-
-    @abstractmethod
-    def _read_cooldowns(self, customer_id: str) -> dict[str, float]:
-        """One customer's cooldowns: the last trigger time per playbook."""
-
-    @abstractmethod
-    def _read_history(self, customer_id: str, since: float) -> list[Occurrence]:
-        """One customer's occurrences since `since`, oldest first."""
-
-    @abstractmethod
-    def _read_region(self, region: str) -> list[str]:
-        """The ids of the customers whose profile is in `region`, sorted."""
-
-    def customers_in_region(self, region: str) -> Iterable[str]:
-        found = self._regions.get(region)
-        if found is None:
-            found = self._regions[region] = tuple(self._read_region(region))
-        return found
-
-    def preload_customers(self, customer_ids: list[str], since: float) -> None:
-        wanted = sorted({cid for cid in customer_ids if cid not in self._customers})
-        if not wanted:
-            return
-        profile_rows, cooldown_rows, history_rows = self._fetch_customers(wanted, since)
-        profiles = {cid: (ts, json.loads(data)) for cid, ts, data in profile_rows}
-        cooldowns: dict[str, dict[str, float]] = {cid: {} for cid in wanted}
-        for cid, playbook, ts in cooldown_rows:
-            cooldowns[cid][playbook] = ts
-        history: dict[str, list[Occurrence]] = {cid: [] for cid in wanted}
-        for cid, eid, etype, ts, data in history_rows:
-            history[cid].append(Occurrence(eid, etype, ts, cid, json.loads(data)))
-        for cid in wanted:
-            self._customers[cid] = (since, profiles.get(cid), cooldowns[cid], history[cid])
-
-    def get_profile(self, customer_id: str) -> tuple[float, dict[str, Any]] | None:
-        cached = self._customers.get(customer_id)
-        return cached[1] if cached is not None else self._read_profile(customer_id)
-
-    def get_cooldowns(self, customer_id: str) -> dict[str, float]:
-        cached = self._customers.get(customer_id)
-        return dict(cached[2]) if cached is not None else self._read_cooldowns(customer_id)
-
-    def history(self, customer_id: str, since: float) -> list[Occurrence]:
-        cached = self._customers.get(customer_id)
-        if cached is not None and since >= cached[0]:
-            return [o for o in cached[3] if o.ts >= since]
-        return self._read_history(customer_id, since)
-
-
-class Store(Protocol):
     def add_event(self, event_id: str, ts: float) -> bool:
         """Record an event id (of an event of time `ts`) in the ledger; False when it was seen before (a
         duplicate)."""
@@ -290,6 +32,10 @@ class Store(Protocol):
         """A hint before a batch: the ids `add_event` is about to be asked about (a remote store checks them in
         one round trip). Stores where a lookup is cheap ignore it."""
         ...
+
+
+class Customers(Protocol):
+    """Each customer's state: kept occurrences, profile (and region), cooldowns."""
 
     def preload_customers(self, customer_ids: list[str], since: float) -> None:
         """A hint before a batch: the customers whose state (profile, cooldowns, history since `since`) is about
@@ -319,11 +65,19 @@ class Store(Protocol):
 
     def set_cooldown(self, customer_id: str, playbook: str, ts: float) -> None: ...
 
+
+class Deadlines(Protocol):
+    """Absence playbooks waiting for their deadline."""
+
     def add_deadline(self, deadline: Deadline) -> None: ...
 
     def remove_deadline(self, deadline_id: str) -> None: ...
 
     def pending_deadlines(self) -> list[Deadline]: ...
+
+
+class ScopeLog(Protocol):
+    """Events about many customers (outages): whom they touched, and their log, applied once per partition."""
 
     def scope_customers(self, scope_id: str) -> set[str]:
         """The customers an open scope event (an outage) touched, by its id."""
@@ -353,6 +107,10 @@ class Store(Protocol):
         """The watermarks of the streams whose name starts with `prefix`."""
         ...
 
+
+class EffectLog(Protocol):
+    """Every effect raised, by its deterministic id: none is raised twice."""
+
     def put_effect(self, effect: Effect) -> bool:
         """Store an effect; False when an effect with that id exists already (never raised twice). A store shared
         by several processes may answer True for an id another connection stored before it started: the row is
@@ -361,8 +119,15 @@ class Store(Protocol):
 
     def effects(self) -> list[Effect]: ...
 
-    # Task lifecycle. A task effect gets its task row, and a gesture its status row, in `put_effect`'s transaction.
-    # State changes are conditional updates: of two agents claiming one task, exactly one gets True.
+
+class EngineState(Ledger, Customers, Deadlines, ScopeLog, EffectLog, Protocol):
+    """What the engine reads and writes."""
+
+
+class TaskDesk(Protocol):
+    """Tasks and gestures as people act on them, and the audit trail. A task effect gets its task row, and a
+    gesture its status row, in `put_effect`'s transaction. State changes are conditional updates: of two agents
+    claiming one task, exactly one gets True."""
 
     def list_tasks(self, query: TaskQuery) -> tuple[list[TaskRecord], int]:
         """The tasks matching `query`, by priority, then due time, then id: one page and the total count."""
@@ -421,6 +186,10 @@ class Store(Protocol):
         """Audit entries, oldest first, optionally of one customer or one task."""
         ...
 
+
+class Outbox(Protocol):
+    """Messages waiting to be published (effects, fan-out deliveries, DLQ records)."""
+
     def outbox_add(
         self, topic: str, key: str | None, value: bytes, headers: tuple[tuple[str, bytes], ...] = ()
     ) -> None:
@@ -434,6 +203,10 @@ class Store(Protocol):
 
     def outbox_size(self) -> int: ...
 
+
+class Transaction(Protocol):
+    """One open transaction at a time: every write since the last commit is made durable, or forgotten, at once."""
+
     def commit(self) -> None:
         """Make every write so far durable (one transaction per batch)."""
         ...
@@ -443,3 +216,11 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class OutboxStore(Outbox, Transaction, Protocol):
+    """The outbox and its transaction: what the outbox publisher needs (a take is final once committed)."""
+
+
+class Store(EngineState, TaskDesk, Outbox, Transaction, Protocol):
+    """Every role: what a backend implements."""

@@ -1,4 +1,5 @@
-"""An in-memory store, for `recovery replay`, playbook tests and benchmarks."""
+"""An in-memory store, for `recovery replay`, playbook tests and benchmarks: it keeps nothing across a restart and
+cannot roll back, so `recovery serve` does not use it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from typing import Any
 
 from recovery.effects import Effect, GestureStatus, Task
 from recovery.events import Occurrence
-from recovery.store.base import (
+from recovery.exceptions import StoreError
+from recovery.store.records import (
     ACTIVE,
     CLAIMABLE,
     AuditEntry,
@@ -27,10 +29,14 @@ DAY_S = 86400.0
 
 
 class MemoryStore:
-    """Everything in dicts. `keep_effects=False` keeps only effect ids (enough to never raise one twice)."""
+    """Everything in dicts. `keep_effects=False` keeps only effect ids (enough to never raise one twice).
+
+    Writes take effect at once, and `commit()` has nothing to do; `rollback()` cannot undo them: it raises
+    `StoreError` when anything was written since the last commit."""
 
     def __init__(self, *, keep_effects: bool = True) -> None:
         self._keep_effects = keep_effects
+        self._writes = 0  # since the last commit: what a rollback would have to undo
         self._effect_ids: set[str] = set()
         self._ledger: set[str] = set()
         self._ledger_days: dict[int, list[str]] = {}  # the ids by day of their event, for pruning
@@ -57,6 +63,7 @@ class MemoryStore:
         if event_id in self._ledger:
             return False
         self._ledger.add(event_id)
+        self._writes += 1
         start, end, ids = self._ledger_day
         if not start <= ts < end:  # another day than the last event's (rarely: events come in time order)
             day = math.floor(ts / DAY_S) if math.isfinite(ts) else 0
@@ -76,6 +83,7 @@ class MemoryStore:
             ids = self._ledger_days.pop(day)
             self._ledger.difference_update(ids)
             dropped += len(ids)
+        self._writes += dropped
         return dropped
 
     def preload_events(self, event_ids: list[str]) -> None:
@@ -85,6 +93,7 @@ class MemoryStore:
         """Nothing to do: a lookup here is cheap."""
 
     def append_history(self, occurrence: Occurrence) -> None:
+        self._writes += 1
         items = self._history.get(occurrence.customer_id)
         if items is None:
             self._history[occurrence.customer_id] = [occurrence]
@@ -100,6 +109,7 @@ class MemoryStore:
 
     def prune_history(self, before: float) -> int:
         for seq in [seq for seq, (ts, _) in self._scope_log.items() if ts < before]:
+            self._writes += 1
             del self._scope_log[seq]
             for applied in self._scope_applied.values():
                 applied.discard(seq)
@@ -116,12 +126,14 @@ class MemoryStore:
                 del self._history[cid]
             else:
                 del items[:cut]
+        self._writes += dropped
         return dropped
 
     def get_profile(self, customer_id: str) -> tuple[float, dict[str, Any]] | None:
         return self._profiles.get(customer_id)
 
     def put_profile(self, customer_id: str, ts: float, profile: dict[str, Any]) -> None:
+        self._writes += 1
         old = self._profiles.get(customer_id)
         if old is not None and old[1].get("region") is not None:
             self._regions.get(old[1]["region"], set()).discard(customer_id)
@@ -137,12 +149,15 @@ class MemoryStore:
         return dict(self._cooldowns.get(customer_id, {}))
 
     def set_cooldown(self, customer_id: str, playbook: str, ts: float) -> None:
+        self._writes += 1
         self._cooldowns.setdefault(customer_id, {})[playbook] = ts
 
     def add_deadline(self, deadline: Deadline) -> None:
+        self._writes += 1
         self._deadlines.setdefault(deadline.id, deadline)  # a pending id keeps its deadline, as in the SQL stores
 
     def remove_deadline(self, deadline_id: str) -> None:
+        self._writes += 1
         self._deadlines.pop(deadline_id, None)
 
     def pending_deadlines(self) -> list[Deadline]:
@@ -152,12 +167,14 @@ class MemoryStore:
         return set(self._scopes.get(scope_id, ()))
 
     def set_scope_customers(self, scope_id: str, customers: set[str]) -> None:
+        self._writes += 1
         if customers:
             self._scopes[scope_id] = set(customers)
         else:
             self._scopes.pop(scope_id, None)
 
     def scope_log_add(self, ts: float, event: str) -> int:
+        self._writes += 1
         seq = max(self._scope_log, default=0) + 1
         self._scope_log[seq] = (ts, event)
         return seq
@@ -170,9 +187,11 @@ class MemoryStore:
         return set(self._scope_applied.get(stream, ()))
 
     def mark_scope_applied(self, stream: str, seq: int) -> None:
+        self._writes += 1
         self._scope_applied.setdefault(stream, set()).add(seq)
 
     def set_watermark(self, stream: str, ts: float) -> None:
+        self._writes += 1
         self._watermarks[stream] = ts
 
     def watermarks(self, prefix: str) -> dict[str, float]:
@@ -182,6 +201,7 @@ class MemoryStore:
         if effect.id in self._effect_ids:
             return False
         self._effect_ids.add(effect.id)
+        self._writes += 1
         if self._keep_effects:
             self._effects[effect.id] = effect
             if isinstance(effect, Task):
@@ -222,6 +242,7 @@ class MemoryStore:
         if not allowed:
             return False
         self._tasks[task_id] = dataclasses.replace(self._tasks[task_id], **changes)
+        self._writes += 1
         return True
 
     def claim_task(self, task_id: str, agent: str, at: float) -> bool:
@@ -282,6 +303,7 @@ class MemoryStore:
             if gesture is None or gesture.status != "proposed":
                 return False
             self._gestures[gesture_id] = dataclasses.replace(gesture, status=status, decided_by=actor, decided_at=at)
+            self._writes += 1
             return True
 
     def add_audit(
@@ -298,6 +320,7 @@ class MemoryStore:
         with self._lock:
             entry = AuditEntry(len(self._audit) + 1, at, actor, action, customer_id, task_id, gesture_id)
             self._audit.append(dataclasses.replace(entry, details=dict(details or {})))
+            self._writes += 1
 
     def audit(
         self, *, customer_id: str | None = None, task_id: str | None = None, limit: int = 1000
@@ -315,20 +338,29 @@ class MemoryStore:
         self, topic: str, key: str | None, value: bytes, headers: tuple[tuple[str, bytes], ...] = ()
     ) -> None:
         self._outbox_seq += 1
+        self._writes += 1
         self._outbox.append(OutboxItem(self._outbox_seq, topic, key, value, headers))
 
     def outbox_take(self, limit: int) -> list[OutboxItem]:
         taken, self._outbox = self._outbox[:limit], self._outbox[limit:]
+        self._writes += len(taken)
         return taken
 
     def outbox_size(self) -> int:
         return len(self._outbox)
 
     def commit(self) -> None:
-        """Nothing to do: memory is as durable as it gets."""
+        """Nothing to write: memory is as durable as it gets."""
+        self._writes = 0
 
     def rollback(self) -> None:
-        """Not supported: memory keeps what was written (the memory store is for replay and tests)."""
+        """Nothing to do when nothing was written since the last commit; else `StoreError`: memory keeps what was
+        written."""
+        if self._writes:
+            raise StoreError(
+                f"the memory store cannot roll back {self._writes} writes made since the last commit: it is for "
+                "replay, tests and benchmarks (use sqlite:///FILE or postgresql://... to roll back)"
+            )
 
     def close(self) -> None:
         """Nothing to release."""

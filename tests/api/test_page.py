@@ -14,7 +14,7 @@ from recovery.http import HttpServer
 from recovery.playbooks.compiler import CompiledPlaybook
 from tests.api.conftest import Api, ApiFactory, token_of
 from tests.conftest import ROOT, free_ports
-from tests.store.test_lifecycle import make_task
+from tests.store.test_desk import make_task
 
 ARTIFACTS = ROOT / ".cache" / "artifacts"
 INSTALL = ROOT / "deploy" / "browser" / "install.sh"

@@ -1,4 +1,4 @@
-"""The task lifecycle on every store: task rows with their effect, conditional state changes (one claim wins),
+"""The task desk on every store: task rows with their effect, conditional state changes (one claim wins),
 escalation once, gesture decisions, the audit trail."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import pytest
 
 from recovery.effects import Gesture, Task
 from recovery.store import SqliteStore, Store
-from recovery.store.base import TaskQuery
 from recovery.store.postgres import MIGRATIONS as POSTGRES_MIGRATIONS
 from recovery.store.postgres import PostgresStore
+from recovery.store.records import TaskQuery
 from recovery.store.sqlite import MIGRATIONS
 from recovery.times import parse_time
 from tests.store.test_stores import StoreFactory

@@ -1,0 +1,113 @@
+"""What the stores keep and give back: deadlines, outbox items, tasks, gestures, audit entries, and the filters of the
+task desk. Plain frozen records, the same for every store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from recovery.effects import Gesture, GestureStatus, Task, TaskStatus
+from recovery.events import Occurrence
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """An absence playbook waiting: fires at `due` unless an event with the same key arrives first."""
+
+    id: str
+    due: float
+    playbook: str
+    customer_id: str
+    key: str
+    first: Occurrence
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A message waiting to be published: an effect, a fan-out delivery or a DLQ record."""
+
+    seq: int
+    topic: str
+    key: str | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+TASK_OUTCOMES: Final = ("saved", "lost", "unreachable", "not-needed")
+"""How a frontline agent closes a task."""
+CLAIMABLE: Final = ("open", "escalated")
+"""Task statuses an agent may claim."""
+ACTIVE: Final = ("open", "claimed", "escalated")
+"""Task statuses of a task not done yet (it counts as open, and can become overdue)."""
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """A task as raised (`task`, the effect) and where it stands now. Times are epoch seconds.
+
+    `queue` and `priority` are the current ones (escalation moves them); `task.queue` and `task.priority` are
+    those it was raised with."""
+
+    task: Task
+    status: TaskStatus
+    queue: str
+    priority: str
+    due_ts: float
+    created_ts: float
+    claimed_by: str | None = None
+    claimed_at: float | None = None
+    completed_at: float | None = None
+    outcome: str | None = None
+    reason_code: str | None = None
+    note: str | None = None
+    escalated_at: float | None = None
+
+    @property
+    def id(self) -> str:
+        return self.task.id
+
+    def view(self) -> Task:
+        """The task effect with its current status, queue and priority."""
+        return self.task.model_copy(update={"status": self.status, "queue": self.queue, "priority": self.priority})
+
+
+@dataclass(frozen=True)
+class GestureRecord:
+    """A gesture as raised and its current status (`decided_by` approved or rejected it)."""
+
+    gesture: Gesture
+    status: GestureStatus
+    decided_by: str | None = None
+    decided_at: float | None = None
+
+    @property
+    def id(self) -> str:
+        return self.gesture.id
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One state change: who (`actor`, a token name or `recovery` for the service), when (`at`, epoch seconds),
+    what (`action`), on which task or gesture, with details."""
+
+    seq: int
+    at: float
+    actor: str
+    action: str
+    customer_id: str | None = None
+    task_id: str | None = None
+    gesture_id: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskQuery:
+    """Filters of `TaskDesk.list_tasks`; None matches everything. `due_before` is epoch seconds (exclusive)."""
+
+    queue: str | None = None
+    status: str | None = None
+    priority: str | None = None
+    customer_id: str | None = None
+    due_before: float | None = None
+    limit: int = 50
+    offset: int = 0

@@ -1,0 +1,237 @@
+"""The SQLite store: what is its own (a file, its transaction, the checkpoint thread) beyond the contract."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from recovery.config import Settings
+from recovery.engine import Engine
+from recovery.events import Event, Occurrence
+from recovery.exceptions import StoreError
+from recovery.playbooks.compiler import CompiledPlaybook
+from recovery.store import MemoryStore, SqliteStore, open_service_store, open_store
+from recovery.store import sql as sql_module
+from recovery.store import sqlite as sqlite_module
+from recovery.store.sqlite import MIGRATIONS
+from tests.conftest import random_stream
+from tests.store.test_stores import occ, task
+
+
+class TestSqlite:
+    def test_preloaded_customers_are_answered_without_a_query(self, tmp_path: Path) -> None:
+        store = SqliteStore(tmp_path / "r.db")
+        store.put_profile("C1", 5.0, {"tier": "gold"})
+        store.set_cooldown("C1", "p", 7.0)
+        store.append_history(occ("e1", 10.0))
+        store.commit()
+        store.preload_customers(["C1", "C2"], since=5.0)
+        statements: list[str] = []
+        store.dialect.db.set_trace_callback(statements.append)
+        assert store.get_profile("C1") == (5.0, {"tier": "gold"})
+        assert (store.get_profile("C2"), store.get_cooldowns("C2"), store.history("C2", 5.0)) == (None, {}, [])
+        assert (store.get_cooldowns("C1"), [o.id for o in store.history("C1", 6.0)]) == ({"p": 7.0}, ["e1"])
+        assert statements == []
+        assert [o.id for o in store.history("C1", 0.0)] == ["e1"]  # before what was preloaded: read
+        assert len(statements) == 1
+        store.commit()  # the transaction ends: so does the preload
+        statements.clear()
+        assert store.get_profile("C1") == (5.0, {"tier": "gold"})
+        assert len(statements) == 1
+
+    def test_survives_reopening(self, tmp_path: Path) -> None:
+        path = tmp_path / "r.db"
+        store = SqliteStore(path)
+        store.add_event("e1", 0.0)
+        store.put_effect(task("tsk-1"))
+        store.close()
+        again = SqliteStore(path)
+        assert again.add_event("e1", 0.0) is False
+        assert [e.id for e in again.effects()] == ["tsk-1"]
+        assert again.schema_version == len(MIGRATIONS)
+        again.close()
+
+    def test_uncommitted_writes_are_lost_on_a_crash(self, tmp_path: Path) -> None:
+        path = tmp_path / "r.db"
+        store = SqliteStore(path)
+        store.add_event("e1", 0.0)
+        store.commit()
+        store.add_event("e2", 0.0)
+        store.dialect.db.close()  # a crash: no commit
+        again = SqliteStore(path)
+        assert again.add_event("e1", 0.0) is False
+        assert again.add_event("e2", 0.0) is True
+        again.close()
+
+    def test_an_outbox_take_rolled_back_is_taken_again(self, tmp_path: Path) -> None:
+        store = SqliteStore(tmp_path / "r.db")
+        store.outbox_add("t", "k", b"v")
+        store.commit()
+        assert len(store.outbox_take(10)) == 1
+        store.rollback()  # publishing failed
+        assert [i.value for i in store.outbox_take(10)] == [b"v"]
+        store.close()
+
+    def test_a_newer_schema_is_refused(self, tmp_path: Path) -> None:
+        path = tmp_path / "r.db"
+        SqliteStore(path).close()
+
+        db = sqlite3.connect(path)
+        db.execute("UPDATE schema_version SET version = 99")
+        db.commit()
+        db.close()
+        with pytest.raises(StoreError, match="schema version 99, newer than this recovery"):
+            SqliteStore(path)
+
+    def test_an_unusable_path_says_where(self, tmp_path: Path) -> None:
+        with pytest.raises(StoreError, match="cannot open the SQLite store at"):
+            SqliteStore(tmp_path / "missing-dir" / "r.db")
+
+    def test_a_queued_write_that_fails_is_named_at_commit(self, tmp_path: Path) -> None:
+        store = SqliteStore(tmp_path / "r.db")
+        store.preload_events(["e1"])
+        assert store.add_event("e1", 0.0) is True  # queued
+        store.outbox_add(None, None, b"v")  # type: ignore[arg-type]  # topic is NOT NULL
+        with pytest.raises(StoreError, match=r"queued add_event, outbox_add failed: NOT NULL constraint failed"):
+            store.commit()
+        store.rollback()
+        assert store.add_event("e1", 0.0) is True  # the failed batch left nothing
+        store.close()
+
+    def test_taking_from_an_empty_outbox_leaves_the_database_to_other_writers(self, tmp_path: Path) -> None:
+        loop, api = SqliteStore(tmp_path / "r.db"), SqliteStore(tmp_path / "r.db")
+        assert loop.outbox_take(10) == []  # in the loop's open transaction, as every step does
+        assert api.claim_task("tsk-1", "ann", 1.0) is False
+        api.add_audit(1.0, "ann", "claim")
+        api.commit()  # not "database is locked": the loop's take only read
+        loop.commit()
+        loop.outbox_add("t", None, b"v")
+        loop.commit()
+        assert [i.value for i in loop.outbox_take(10)] == [b"v"]
+        loop.commit()
+        assert api.outbox_size() == 0
+        loop.close()
+        api.close()
+
+    def test_queued_writes_keep_their_order_and_are_sent_before_a_read(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(sql_module, "MAX_QUEUED_WRITES", 4)
+        store = SqliteStore(tmp_path / "r.db")
+        for n in range(6):
+            store.put_profile("C1", float(n), {"tier": "gold", "n": n})
+            store.set_scope_customers("s", {f"C{n}"})
+        assert len(store._queued) == 18 % 4  # 18 queued, sent by fours: bounded
+        assert store.get_profile("C1") == (5.0, {"tier": "gold", "n": 5})  # the last upsert wins
+        assert store.scope_customers("s") == {"C5"}  # each replace after the one before
+        assert store._queued == []
+        store.close()
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout_s:g} s: {what}")
+        time.sleep(0.01)
+
+
+def _fill(store: SqliteStore, rows: int) -> None:
+    for n in range(rows):
+        store.append_history(Occurrence(f"e{n}", "service.call", float(n), "C1", {"reason": "x" * 200}))
+    store.commit()
+
+
+class TestSqliteCheckpoints:
+    """The service loop's store copies its write-ahead log into the database file from a thread of its own."""
+
+    def test_the_thread_copies_the_log_into_the_database_file(self, tmp_path: Path) -> None:
+        path = tmp_path / "r.db"
+        store = SqliteStore(path, checkpoint_every_s=0.02)
+        assert store.checkpointer is not None
+        before = path.stat().st_size
+        _fill(store, 2_000)  # about 150 pages: far below any automatic checkpoint
+        checkpointer = store.checkpointer
+        _wait_for(lambda: checkpointer.checkpoints >= 1, "a checkpoint")  # counted once SQLite has returned
+        assert path.stat().st_size > before  # the log's pages are in the database file now
+        assert checkpointer.failures == 0
+        assert len(store.history("C1", 0.0)) == 2_000
+        store.close()
+        assert not store.checkpointer._thread.is_alive()
+        reopened = SqliteStore(path)
+        assert len(reopened.history("C1", 0.0)) == 2_000
+        reopened.close()
+
+    def test_without_the_thread_the_log_stays_in_the_wal_until_sqlite_checkpoints(self, tmp_path: Path) -> None:
+        path = tmp_path / "r.db"
+        store = SqliteStore(path)
+        assert store.checkpointer is None
+        before = path.stat().st_size
+        _fill(store, 2_000)
+        time.sleep(0.2)
+        assert path.stat().st_size == before  # in the write-ahead log only: what the thread above copied
+        store.close()
+
+    def test_it_checkpoints_only_after_commits(self, tmp_path: Path) -> None:
+        store = SqliteStore(tmp_path / "r.db", checkpoint_every_s=0.01)
+        assert store.checkpointer is not None
+        time.sleep(0.2)
+        assert store.checkpointer.checkpoints == 0  # nothing committed: nothing to copy
+        _fill(store, 10)
+        _wait_for(lambda: store.checkpointer is not None and store.checkpointer.checkpoints == 1, "one checkpoint")
+        store.close()
+
+    def test_a_failing_checkpoint_is_logged_and_tried_again(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        checkpointer = sqlite_module.Checkpointer(str(tmp_path), 0.01)  # a directory: SQLite cannot open it
+        checkpointer.note_commit()
+        _wait_for(lambda: checkpointer.failures >= 2, "two failed checkpoints")
+        checkpointer.close()
+        assert checkpointer.checkpoints == 0
+        assert "background checkpoint failed; trying again" in caplog.text
+
+    def test_an_in_memory_store_has_no_thread(self) -> None:
+        store = SqliteStore(":memory:", checkpoint_every_s=0.01)
+        assert store.checkpointer is None
+        store.close()
+
+    def test_open_store_passes_the_interval_to_sqlite_only(self, tmp_path: Path) -> None:
+        store = open_store(f"sqlite:///{tmp_path / 'r.db'}", checkpoint_every_s=0.5)
+        assert isinstance(store, SqliteStore) and store.checkpointer is not None
+        assert store.checkpointer.every_s == 0.5
+        store.close()
+        assert isinstance(open_store("memory://", checkpoint_every_s=0.5), MemoryStore)
+
+    def test_the_service_store_follows_the_setting(self, tmp_path: Path) -> None:
+        url = f"sqlite:///{tmp_path / 'r.db'}"
+        for every_s, expected in (("0.25", 0.25), ("0", None)):
+            settings = Settings.load(
+                None, environ={"RECOVERY_STORE_URL": url, "RECOVERY_SQLITE_CHECKPOINT_EVERY_S": every_s}
+            )
+            store = open_service_store(settings)
+            assert isinstance(store, SqliteStore)
+            assert (store.checkpointer.every_s if store.checkpointer else None) == expected
+            store.close()
+
+
+@pytest.mark.parametrize("cut", [100, 400])
+def test_engine_restarted_on_sqlite_gives_the_uninterrupted_result(
+    shipped_playbooks: list[CompiledPlaybook], tmp_path: Path, cut: int
+) -> None:
+    raws = list(random_stream(21, customers=25, events=500))
+    whole = [e.to_json() for e in Engine(shipped_playbooks).process_many(Event.from_dict(r) for r in raws)]
+    path = tmp_path / "r.db"
+    store = SqliteStore(path)
+    first = Engine(shipped_playbooks, store).process_many(Event.from_dict(r) for r in raws[:cut])
+    store.close()
+    reopened = SqliteStore(path)
+    # The whole stream again, as after a crash before offsets were committed: duplicates are ignored.
+    rest = Engine(shipped_playbooks, reopened).process_many(Event.from_dict(r) for r in raws)
+    assert [e.to_json() for e in first + rest] == whole
+    assert [e.to_json() for e in reopened.effects()] == whole
+    reopened.close()
