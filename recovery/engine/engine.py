@@ -24,7 +24,7 @@ from typing import Any
 from recovery.effects import Effect, Gesture, Task, effect_id
 from recovery.engine.matcher import Matcher, MatcherError
 from recovery.events import PROFILE_TYPE, SCOPE_TYPES, Event, Occurrence
-from recovery.expressions.compiler import Context, split_by_type
+from recovery.expressions.context import Context, split_by_type
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.store.base import Deadline, Store
 from recovery.store.memory import MemoryStore

@@ -10,8 +10,8 @@ message. Comparisons against constants, `in` a constant list, `and`, `or` and `n
 any other sub-expression (two non-constant sides, arithmetic inside a comparison is fine as it is a feature)
 becomes a true/false feature.
 
-The null rules match the reference evaluator in `compiler.py` exactly: `==` and `!=` treat null as a value
-(null != "x" is true), ordered comparisons with null, or between values of different types, are false.
+The null rules match the reference evaluator (`compiler.py`, `operators.py`) exactly: `==` and `!=` treat null as a
+value (null != "x" is true), ordered comparisons with null, or between values of different types, are false.
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from recovery.expressions.compiler import Compiled, Compiler, Context, Fn
+from recovery.expressions.compiler import Compiler
+from recovery.expressions.context import Context, Fn
 from recovery.expressions.nodes import COMPARISONS, FLIPPED, NEGATED, Binary, ListExpr, Literal, Node, Unary
+from recovery.expressions.scope import Compiled
 
 ALWAYS_KEY = "k"
 ALWAYS: dict[str, Any] = {ALWAYS_KEY: 1}

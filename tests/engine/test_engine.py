@@ -108,9 +108,11 @@ class TestOddData:
     def test_huge_and_tiny_values_compare_like_python(self) -> None:
         from recovery.engine.matcher import Matcher
         from recovery.events import Occurrence
-        from recovery.expressions.compiler import Compiler, Context, Scope
+        from recovery.expressions.compiler import Compiler
+        from recovery.expressions.context import Context
         from recovery.expressions.parser import parse
         from recovery.expressions.patterns import to_pattern
+        from recovery.expressions.scope import Scope
 
         cases = [
             "event.data.v > 0",

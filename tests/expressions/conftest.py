@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from recovery.events import Occurrence
-from recovery.expressions.compiler import Context, Scope
+from recovery.expressions.context import Context
+from recovery.expressions.scope import Scope
 
 AT = 1_700_000_000.0
 """The evaluation instant of the default context (epoch seconds)."""

@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 from recovery.events import Occurrence
 from recovery.exceptions import ExpressionError
-from recovery.expressions.compiler import Compiled, Compiler, Scope, compile_expression
+from recovery.expressions.compiler import Compiler, compile_expression
 from recovery.expressions.parser import parse
+from recovery.expressions.scope import Compiled, Scope
 
 from .conftest import AT, ContextFactory, ScopeFactory
 
