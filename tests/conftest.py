@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from kafka import KafkaAdminClient
 
+from recovery.effects import Effect
 from recovery.engine import Engine
 from recovery.events import Event
 from recovery.native import compiled_modules, stale_builds
@@ -59,6 +60,14 @@ def engine_factory(shipped_playbooks: list[CompiledPlaybook]) -> Callable[..., E
         return Engine(shipped_playbooks, **kwargs)
 
     return make
+
+
+def process_all(engine: Engine, events: Iterable[Event]) -> list[Effect]:
+    """Every event through `engine`, in order: the effects of them all."""
+    effects: list[Effect] = []
+    for event in events:
+        effects.extend(engine.process(event))
+    return effects
 
 
 @pytest.fixture

@@ -255,12 +255,6 @@ class Engine:
             effects.extend(self._on_customer_event(cid, event.id, event.type, ts, event.data))
         return effects
 
-    def process_many(self, events: Iterable[Event]) -> list[Effect]:
-        effects: list[Effect] = []
-        for event in events:
-            effects.extend(self.process(event))
-        return effects
-
     def _scope(self, event: Event, members: Callable[[str], bool] | None = None, suffix: str = "") -> list[str]:
         """The customers a scope event (an outage without customer_id) touches; only `members` when given."""
         data = event.data

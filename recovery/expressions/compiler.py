@@ -16,7 +16,6 @@ from recovery.expressions.context import Context, Fn
 from recovery.expressions.functions import WINDOW_FUNCTIONS, check_known, compile_call, compile_window_call
 from recovery.expressions.nodes import COMPARISONS, Binary, Call, ListExpr, Literal, Node, Path, Unary
 from recovery.expressions.operators import ARITH, arith_type, comparison, is_number, same
-from recovery.expressions.parser import parse
 from recovery.expressions.scope import (
     CUSTOMER_FIELDS,
     DATA_FIELD_TYPES,
@@ -240,12 +239,3 @@ class Compiler:
             return compile_window_call(node, self.scope.allow_windows)
         check_known(node)
         return compile_call(node, [self.compile(a) for a in node.args])
-
-
-def compile_expression(text: str, scope: Scope, want: tuple[str, ...] | None = None) -> Compiled:
-    """Parse and check `text` in `scope`; `want` restricts the result type (e.g. ("bool",) for conditions)."""
-    node = parse(text)
-    compiled = Compiler(scope).compile(node)
-    if want is not None and compiled.type not in (*want, "any", "null"):
-        raise ExpressionError(f"expected {' or '.join(want)} here, but the expression gives {compiled.type}", 0)
-    return compiled

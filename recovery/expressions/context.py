@@ -6,7 +6,7 @@ The engine builds a context per evaluation; a compiled expression (`compiler.py`
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from operator import attrgetter
 from typing import Any
 
@@ -31,8 +31,7 @@ class Context:
 
     `at` is the evaluation instant (epoch seconds): look-back windows end there, inclusive.
     `by_type` holds the customer's recent occurrences of the types playbooks look back to, per type, each list in
-    time order (what the engine keeps, so that a window is two binary searches). `history` gives the same as one
-    sequence of any types instead; it is sorted and split here.
+    time order (what the engine keeps, so that a window is two binary searches).
     """
 
     __slots__ = ("_counts", "at", "by_type", "customer_id", "duration", "event", "first", "lets", "profile")
@@ -43,17 +42,15 @@ class Context:
         customer_id: str,
         profile: dict[str, Any],
         at: float,
-        by_type: Mapping[str, list[Occurrence]] | None = None,
+        by_type: Mapping[str, list[Occurrence]],
         first: Occurrence | None = None,
         duration: float | None = None,
-        *,
-        history: Sequence[Occurrence] = (),
     ) -> None:
         self.event = event
         self.customer_id = customer_id
         self.profile = profile
         self.at = at
-        self.by_type = by_type if by_type is not None else split_by_type(sorted(history, key=_ts))
+        self.by_type = by_type
         self.first = first
         self.duration = duration
         self.lets: dict[str, Any] = {}

@@ -102,7 +102,7 @@ def _durable_number(value: int | float) -> int | float | None:
 
 @dataclass(frozen=True)
 class Pattern:
-    """`pattern` for durable-rules, and `message(ctx)` that builds the message to post for one evaluation.
+    """`pattern` for durable-rules, and `message_json(ctx)` that writes the message to post for one evaluation.
 
     A value feature `fK` travels as its type tag `fKt` (z null, b bool, n number, s string, o other), always
     present, plus the value under a key for its type (`fKn`, `fKs`, `fKb`). durable-rules then only ever compares
@@ -116,11 +116,6 @@ class Pattern:
     def trivial(self) -> bool:
         """True when the pattern holds for every message (no condition at all)."""
         return self.pattern == ALWAYS
-
-    def message(self, ctx: Context) -> dict[str, Any]:
-        """The message to post for one evaluation, as a dict (`message_json` is what the engine posts)."""
-        message: dict[str, Any] = json.loads(self.message_json(ctx))
-        return message
 
     def message_json(self, ctx: Context) -> str:
         """The message to post for one evaluation, as the JSON text durable-rules reads: `sid`, the constant

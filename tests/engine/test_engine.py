@@ -125,10 +125,10 @@ class TestOddData:
         matcher = Matcher((text, p.pattern) for text, p in patterns)
         for value in (1e16, -1e16, 1e-07, -1e-07, 10**20, 100000000000000000001, 0, 7):
             occ = Occurrence("e", "x.y", 0.0, "C", {"v": value})
-            ctx = Context(event=occ, customer_id="C", profile={}, at=0.0)
+            ctx = Context(event=occ, customer_id="C", profile={}, at=0.0, by_type={})
             for text, p in patterns:
                 expected = bool(compiler.compile(parse(text)).fn(ctx))
-                assert matcher.matches(text, p.message(ctx)) == expected, (text, value)
+                assert matcher.matches_json(text, p.message_json(ctx)) == expected, (text, value)
 
 
 class TestClock:

@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 
 from recovery.events import Occurrence
 from recovery.exceptions import ExpressionError
-from recovery.expressions.compiler import Compiler, compile_expression
+from recovery.expressions.compiler import Compiler
 from recovery.expressions.parser import parse
 from recovery.expressions.scope import Compiled, Scope
 
-from .conftest import AT, ContextFactory, ScopeFactory
+from .conftest import AT, ContextFactory, ScopeFactory, compile_expression
 
 DAY = 86400.0
 CUSTOMER_FIELDS = "id, tier, segment, region, annual_value, name, email, phone, language"
@@ -429,26 +429,6 @@ class TestErrors:
         with pytest.raises(ExpressionError) as info:
             compile_expression(f"1 + {name}('service.call', 7d)", scope)
         assert (info.value.message, info.value.offset) == (f"{name}() cannot be used here", 4)
-
-    @pytest.mark.parametrize(
-        ("text", "want", "message"),
-        [
-            ("1 + 1", ("bool",), "expected bool here, but the expression gives number"),
-            ("'a'", ("number", "duration"), "expected number or duration here, but the expression gives string"),
-        ],
-    )
-    def test_wanted_type(self, text: str, want: tuple[str, ...], message: str) -> None:
-        with pytest.raises(ExpressionError) as info:
-            compile_expression(text, Scope(event_types=frozenset({"x.y"})), want=want)
-        assert (info.value.message, info.value.offset) == (message, 0)
-
-    @pytest.mark.parametrize("text", ["event.data.x", "null", "1 < 2"])
-    def test_wanted_type_accepts_any_null_and_the_type(self, text: str) -> None:
-        assert compile_expression(text, Scope(event_types=frozenset({"x.y"})), want=("bool",)).type in (
-            "any",
-            "null",
-            "bool",
-        )
 
     def test_syntax_errors_pass_through(self) -> None:
         with pytest.raises(ExpressionError) as info:
