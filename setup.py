@@ -14,7 +14,11 @@ import os
 from setuptools import setup
 
 COMPILED = [
+    "recovery/engine/actions.py",
+    "recovery/engine/deadlines.py",
     "recovery/engine/engine.py",
+    "recovery/engine/state.py",
+    "recovery/engine/stats.py",
     "recovery/expressions/patterns.py",
     "recovery/expressions/templates.py",
     "recovery/replay.py",

@@ -151,7 +151,7 @@ def breakdown(engine: Engine) -> list[tuple[str, int]]:
     """Approximate memory held by each attribute of the engine's store, then by the engine's own cache."""
     seen: set[int] = set()
     rows = [(f"store.{name}", deep_size(value, seen)) for name, value in sorted(vars(engine.store).items())]
-    rows.append(("engine._cache (not counted above)", deep_size(getattr(engine, "_cache", None), seen)))
+    rows.append(("engine.customers.cache (not counted above)", deep_size(engine.customers.cache, seen)))
     return rows
 
 
