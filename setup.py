@@ -19,6 +19,7 @@ COMPILED = [
     "recovery/engine/engine.py",
     "recovery/engine/state.py",
     "recovery/engine/stats.py",
+    "recovery/expressions/context.py",
     "recovery/expressions/patterns.py",
     "recovery/expressions/templates.py",
     "recovery/replay.py",

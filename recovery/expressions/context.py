@@ -6,7 +6,7 @@ The engine builds a context per evaluation; a compiled expression (`compiler.py`
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from operator import attrgetter
 from typing import Any
 
@@ -16,14 +16,6 @@ Fn = Callable[["Context"], Any]
 """A compiled expression: its value in a context."""
 
 _ts = attrgetter("ts")
-
-
-def split_by_type(occurrences: Iterable[Occurrence]) -> dict[str, list[Occurrence]]:
-    """Occurrences in time order, split per type (each list keeps the order)."""
-    split: dict[str, list[Occurrence]] = {}
-    for occ in occurrences:
-        split.setdefault(occ.type, []).append(occ)
-    return split
 
 
 class Context:
@@ -42,7 +34,7 @@ class Context:
         customer_id: str,
         profile: dict[str, Any],
         at: float,
-        by_type: Mapping[str, list[Occurrence]],
+        by_type: dict[str, list[Occurrence]],
         first: Occurrence | None = None,
         duration: float | None = None,
     ) -> None:
