@@ -24,6 +24,7 @@ from recovery.events import Event
 from recovery.native import compiled_modules, stale_builds
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.playbooks.loader import load_playbooks_or_raise
+from recovery.store import MemoryStore, Store
 from recovery.times import format_time, parse_time
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,8 +57,11 @@ def shipped_playbooks() -> list[CompiledPlaybook]:
 
 @pytest.fixture
 def engine_factory(shipped_playbooks: list[CompiledPlaybook]) -> Callable[..., Engine]:
-    def make(**kwargs: Any) -> Engine:
-        return Engine(shipped_playbooks, **kwargs)
+    """`engine_factory(store=..., max_customers=...)`: an engine of the shipped playbooks, on a new MemoryStore by
+    default."""
+
+    def make(store: Store | None = None, **kwargs: Any) -> Engine:
+        return Engine(shipped_playbooks, store if store is not None else MemoryStore(), **kwargs)
 
     return make
 

@@ -33,7 +33,6 @@ from recovery.events import PROFILE_TYPE, SCOPE_TYPES, Event, Occurrence
 from recovery.expressions.context import Context
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.store.base import Deadline, Store
-from recovery.store.memory import MemoryStore
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +60,8 @@ class _Plan:
 
 
 class Engine:
-    """The playbooks' evaluator. Not thread-safe: one engine per consumer thread.
+    """The playbooks' evaluator over `store`, the truth it keeps its state in (`recovery replay` and playbook tests
+    give it a MemoryStore). Not thread-safe: one engine per consumer thread.
 
     `max_customers` bounds how many customers' state is held in memory (least recently used are evicted and
     rebuilt from the store when they come back).
@@ -76,13 +76,13 @@ class Engine:
     def __init__(
         self,
         playbooks: Sequence[CompiledPlaybook],
-        store: Store | None = None,
+        store: Store,
         *,
         max_customers: int = DEFAULT_MAX_CUSTOMERS,
         owns: Callable[[str], bool] | None = None,
         matcher: Matcher | None = None,
     ) -> None:
-        self.store: Store = store if store is not None else MemoryStore()
+        self.store = store
         self.stats = EngineStats()
         self.clock = float("-inf")
         self._pruned_at = float("-inf")

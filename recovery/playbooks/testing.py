@@ -22,6 +22,7 @@ from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.playbooks.loader import _validation_problems, find_files, load_document, load_playbooks
 from recovery.playbooks.source import Document
 from recovery.replay import replay
+from recovery.store import MemoryStore
 from recovery.times import DURATION_RE, format_time, parse_duration, parse_time
 
 DEFAULT_START = "2026-01-05T09:00:00Z"
@@ -142,7 +143,7 @@ def run_case(pb: CompiledPlaybook, case: TestCase, start: float, file: str) -> C
             result.failures.append(f"event {i}: {exc}")
     if result.failures:
         return result
-    engine = Engine([pb])
+    engine = Engine([pb], MemoryStore())
     out, err = io.StringIO(), io.StringIO()
     until = _instant(case.until, start) if case.until else None
     replay(lines, engine, out, err, until=until)

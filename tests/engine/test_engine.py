@@ -46,7 +46,7 @@ class TestDeterminism:
     @pytest.mark.parametrize("cut", [50, 300, 700])
     def test_restart_from_store_changes_nothing(self, shipped_playbooks: list[CompiledPlaybook], cut: int) -> None:
         raws = list(random_stream(9, customers=30, events=500))
-        whole = run(Engine(shipped_playbooks), raws, until=1e10)
+        whole = run(Engine(shipped_playbooks, MemoryStore()), raws, until=1e10)
         store = MemoryStore()
         before = run(Engine(shipped_playbooks, store), raws[:cut])
         # A new engine over the same store: no state in memory, pending deadlines come from the store.
@@ -171,7 +171,7 @@ class TestFanOut:
 def test_hundred_thousand_customers_bounded_memory(shipped_playbooks: list[CompiledPlaybook]) -> None:
     """100,000 distinct customers through one engine: no error, state held in memory stays bounded."""
     cap = 5_000
-    engine = Engine(shipped_playbooks, max_customers=cap)
+    engine = Engine(shipped_playbooks, MemoryStore(), max_customers=cap)
     base = "2026-11-02T"
     gc.collect()
     tracemalloc.start()

@@ -15,6 +15,7 @@ from recovery.engine import Engine
 from recovery.engine.matcher import Matcher, MatcherError, ruleset_definition
 from recovery.events import Event
 from recovery.playbooks.compiler import CompiledPlaybook
+from recovery.store import MemoryStore
 from tests.conftest import random_stream
 
 _hosts = iter(range(1_000_000))
@@ -55,7 +56,7 @@ class _Host(durable_engine.Host):  # type: ignore[misc]
 
 def recorded_posts(playbooks: list[CompiledPlaybook], seed: int) -> list[tuple[str, str]]:
     """The messages (JSON text) an engine posts for a random stream of the shipped playbooks."""
-    engine = Engine(playbooks)
+    engine = Engine(playbooks, MemoryStore())
     posts: list[tuple[str, str]] = []
     original = engine.matcher.matches_json
 

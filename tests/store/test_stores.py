@@ -761,7 +761,9 @@ def test_engine_restarted_on_sqlite_gives_the_uninterrupted_result(
     shipped_playbooks: list[CompiledPlaybook], tmp_path: Path, cut: int
 ) -> None:
     raws = list(random_stream(21, customers=25, events=500))
-    whole = [e.to_json() for e in process_all(Engine(shipped_playbooks), (Event.from_dict(r) for r in raws))]
+    whole = [
+        e.to_json() for e in process_all(Engine(shipped_playbooks, MemoryStore()), (Event.from_dict(r) for r in raws))
+    ]
     path = tmp_path / "r.db"
     store = SqliteStore(path)
     first = process_all(Engine(shipped_playbooks, store), (Event.from_dict(r) for r in raws[:cut]))
@@ -778,7 +780,9 @@ def test_engine_restarted_on_postgres_gives_the_uninterrupted_result(
     shipped_playbooks: list[CompiledPlaybook], postgres_database: str
 ) -> None:
     raws = list(random_stream(21, customers=25, events=500))
-    whole = [e.to_json() for e in process_all(Engine(shipped_playbooks), (Event.from_dict(r) for r in raws))]
+    whole = [
+        e.to_json() for e in process_all(Engine(shipped_playbooks, MemoryStore()), (Event.from_dict(r) for r in raws))
+    ]
     store = PostgresStore(postgres_database)
     first = process_all(Engine(shipped_playbooks, store), (Event.from_dict(r) for r in raws[:250]))
     store.close()
