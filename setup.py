@@ -26,8 +26,8 @@ COMPILED = [
     "recovery/store/memory.py",
     "recovery/times.py",
 ]
-"""The hot path of `recovery replay` and `serve`, compiled to C by mypyc (measured: about a quarter of replay's
-time saved). Other modules are imported by them as Python, as they are."""
+"""The hot path of `recovery replay` and `serve`, compiled to C by mypyc. Other modules are imported by them as
+Python, as they are."""
 
 
 def ext_modules() -> list[object]:
