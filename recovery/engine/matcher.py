@@ -42,7 +42,8 @@ def ruleset_definition(pattern: dict[str, Any]) -> dict[str, Any]:
 
 
 class Matcher:
-    """Posts messages to compiled patterns; `matches_json(name, message)` is True when the pattern holds."""
+    """Posts messages to compiled patterns; `matches(name, message)` is True when the pattern holds (the message
+    as a dict, or as JSON text with `matches_json`)."""
 
     def __init__(self, patterns: Iterable[tuple[str, dict[str, Any]]]) -> None:
         self._handles: dict[str, int] = {}
@@ -55,9 +56,14 @@ class Matcher:
                 )
             except Exception as exc:
                 raise MatcherError(f"durable-rules refused the pattern of {name!r}: {exc}") from exc
+        # One encoder for every post (json.dumps with options builds a new one per call).
+        self._encode = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":")).encode
+
+    def matches(self, name: str, message: dict[str, Any]) -> bool:
+        return self.matches_json(name, self._encode(message))
 
     def matches_json(self, name: str, message: str) -> bool:
-        """Whether the pattern `name` holds for `message`, JSON text (`Pattern.message_json`)."""
+        """`matches` for a message given as JSON text (`Pattern.message_json`)."""
         handle = self._handles[name]
         try:
             result = durable_rules_engine.assert_event(handle, message)

@@ -86,12 +86,12 @@ def test_answers_equal_durable_rules_host(shipped_playbooks: list[CompiledPlaybo
 def test_nothing_stays_in_durable_rules_between_posts() -> None:
     matcher = Matcher([("p", {"$and": [{"k": "x"}, {"$gte": {"n": 3}}]})])
     for n in range(200):
-        matcher.matches_json("p", json.dumps({"sid": "0", "k": "x" if n % 2 else "y", "n": n % 5}))
+        matcher.matches("p", {"sid": "0", "k": "x" if n % 2 else "y", "n": n % 5})
     handle = matcher._handles["p"]
     assert json.loads(durable_rules_engine.get_events(handle, "0")) == []
     assert json.loads(durable_rules_engine.get_facts(handle, "0")) == []
-    assert matcher.matches_json("p", '{"sid": "0", "k": "x", "n": 4}')
-    assert not matcher.matches_json("p", '{"sid": "0", "k": "x", "n": 2}')
+    assert matcher.matches("p", {"sid": "0", "k": "x", "n": 4})
+    assert not matcher.matches("p", {"sid": "0", "k": "x", "n": 2})
 
 
 def test_a_pattern_durable_rules_refuses_is_a_matcher_error() -> None:
