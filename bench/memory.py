@@ -5,7 +5,7 @@
 Streams two events for each of `--customers` distinct customers (default 1,000,000): a `customer.updated`
 profile, then two hours later a `service.call` or a `survey.response`, in `occurred_at` order. The lines are
 generated lazily (only the events waiting for their time are held) and fed to `recovery.replay.replay` with a
-fresh `Engine(max_customers=...)` and its default in-memory store, with the garbage collector tuned as
+fresh `Engine(max_customers=...)` on the in-memory store `recovery replay` uses, with the garbage collector tuned as
 `recovery replay` tunes it (`recovery.runtime.tune_gc`). Prints the peak RSS (ru_maxrss) against the
 target (< 1 GB), events/s, and `engine.customers_in_memory`. Targets are for humans to read: nothing asserts them.
 """
@@ -151,7 +151,7 @@ def breakdown(engine: Engine) -> list[tuple[str, int]]:
     """Approximate memory held by each attribute of the engine's store, then by the engine's own cache."""
     seen: set[int] = set()
     rows = [(f"store.{name}", deep_size(value, seen)) for name, value in sorted(vars(engine.store).items())]
-    rows.append(("engine._cache (not counted above)", deep_size(getattr(engine, "_cache", None), seen)))
+    rows.append(("engine.customers.cache (not counted above)", deep_size(engine.customers.cache, seen)))
     return rows
 
 

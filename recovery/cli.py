@@ -36,7 +36,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _check_test_file(path: Path, by_id: dict[str, Any]) -> None:
-    from recovery.playbooks.testing import load_test_file
+    from recovery.testing import load_test_file
 
     doc, spec = load_test_file(path)
     if spec.playbook not in by_id:
@@ -44,7 +44,7 @@ def _check_test_file(path: Path, by_id: dict[str, Any]) -> None:
 
 
 def _test(args: argparse.Namespace) -> int:
-    from recovery.playbooks.testing import run_tests
+    from recovery.testing import run_tests
 
     results, problems = run_tests(args.paths)
     for problem in problems:

@@ -139,7 +139,7 @@ class Event(BaseModel):
     def from_json(cls, raw: str | bytes) -> Event:
         """Decode and validate one event; raises EventError naming the field at fault."""
         try:
-            # `model_validate_json` without its per-call Python layer (0.3 µs of the 1.2 it takes, measured).
+            # `model_validate_json` without its per-call Python layer: this runs for every event read.
             event: Event = cls.__pydantic_validator__.validate_json(raw)
         except ValidationError as exc:
             raise EventError(_describe(exc, prefix="")) from None

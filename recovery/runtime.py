@@ -3,7 +3,7 @@
 The engine holds long-lived state (customers' recent history, profiles, cooldowns) and makes little cyclic
 garbage: what it drops is freed by reference counting. With Python's defaults (a young generation of 700
 objects) the collector runs every few hundred allocations, and each time the middle generation overflows it may
-scan the whole heap, the engine's state included: about a tenth of a replay's time, measured (`make bench`).
+scan the whole heap, the engine's state included: work that grows with the state and finds next to nothing.
 
 `tune_gc` therefore
 - collects once, then freezes what start-up built (modules, compiled playbooks, schemas), so that no later

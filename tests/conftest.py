@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,11 +18,13 @@ import psycopg
 import pytest
 from kafka import KafkaAdminClient
 
+from recovery.effects import Effect
 from recovery.engine import Engine
 from recovery.events import Event
 from recovery.native import compiled_modules, stale_builds
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.playbooks.loader import load_playbooks_or_raise
+from recovery.store import MemoryStore, Store
 from recovery.times import format_time, parse_time
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,10 +57,21 @@ def shipped_playbooks() -> list[CompiledPlaybook]:
 
 @pytest.fixture
 def engine_factory(shipped_playbooks: list[CompiledPlaybook]) -> Callable[..., Engine]:
-    def make(**kwargs: Any) -> Engine:
-        return Engine(shipped_playbooks, **kwargs)
+    """`engine_factory(store=..., max_customers=...)`: an engine of the shipped playbooks, on a new MemoryStore by
+    default."""
+
+    def make(store: Store | None = None, **kwargs: Any) -> Engine:
+        return Engine(shipped_playbooks, store if store is not None else MemoryStore(), **kwargs)
 
     return make
+
+
+def process_all(engine: Engine, events: Iterable[Event]) -> list[Effect]:
+    """Every event through `engine`, in order: the effects of them all."""
+    effects: list[Effect] = []
+    for event in events:
+        effects.extend(engine.process(event))
+    return effects
 
 
 @pytest.fixture

@@ -86,6 +86,16 @@ def test_nothing_imports_a_later_layer(path: Path) -> None:
     assert later == []
 
 
+@pytest.mark.parametrize("path", sorted((PACKAGE / "engine").glob("*.py")), ids=lambda p: p.name)
+def test_the_engine_knows_the_store_by_its_protocols_only(path: Path) -> None:
+    concrete = [
+        f"{path.relative_to(ROOT)}:{line}: {target}"
+        for line, target in imports(path)
+        if room(target) == "store" and target not in ("recovery.store.base", "recovery.store.records")
+    ]
+    assert concrete == []
+
+
 def test_the_check_sees_an_import_against_the_flow(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text("def f():\n    from recovery.http import create_app\n")

@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from recovery import __version__
 from recovery.effects import Effect, Gesture, Task
-from recovery.engine.engine import EngineStats
+from recovery.engine import EngineStats
 from recovery.metrics import DLQ_REASONS, Metrics, dlq_reason, event_type_label
 from recovery.times import format_time, parse_time
 from tests.promtool import run_promtool

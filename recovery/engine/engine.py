@@ -1,4 +1,9 @@
-"""Evaluates playbooks per customer over a stream of events, in event time.
+"""The engine: evaluates playbooks per customer over a stream of events, in event time.
+
+It keeps the clock, sends each event to the playbooks its type concerns, fans scope events (outages) out to their
+customers, matches conditions through durable-rules (`matcher.py`) and holds back what a cooldown forbids. The
+customers' state is in `state.py`, absence deadlines in `deadlines.py`, and the effects a matched playbook makes
+in `actions.py`.
 
 Principles (DESIGN.md):
 1. Event time. Before an event is processed, the clock moves to its `occurred_at` and every deadline strictly
@@ -12,24 +17,23 @@ Principles (DESIGN.md):
 
 from __future__ import annotations
 
-import heapq
 import logging
-import operator
 import sys
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from recovery.effects import Effect, Gesture, Task, effect_id
+from recovery.effects import Effect
+from recovery.engine.actions import build_effects
+from recovery.engine.deadlines import Deadlines
 from recovery.engine.matcher import Matcher, MatcherError
+from recovery.engine.state import NO_COOLDOWNS, Customers, CustomerState
+from recovery.engine.stats import EngineStats
 from recovery.events import PROFILE_TYPE, SCOPE_TYPES, Event, Occurrence
-from recovery.expressions.compiler import Context, split_by_type
+from recovery.expressions.context import Context
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.store.base import EngineState
-from recovery.store.memory import MemoryStore
 from recovery.store.records import Deadline
-from recovery.times import format_time
 
 logger = logging.getLogger(__name__)
 
@@ -38,16 +42,6 @@ LEDGER_MIN_RETENTION_S = 7 * 86400.0
 """Event ids are remembered (duplicates recognised) for the longest playbook look-back, and at least this long
 in event time: redeliveries and producer retries come within seconds or minutes of the original."""
 _NO_DATA: dict[str, Any] = {}
-_new_task = Task.__pydantic_validator__.validate_python
-_new_gesture = Gesture.__pydantic_validator__.validate_python
-"""`Task(**values)` and `Gesture(**values)`, validated, without pydantic's per-call Python layer (cheaper than
-`model_construct`, which checks nothing)."""
-_NO_HISTORY: dict[str, list[Occurrence]] = {}
-"""Shared by every customer without recent history until its first occurrence (never written to)."""
-_TIME_AND_ID = operator.attrgetter("ts", "id")
-"""The order of evidence: by time, then id."""
-_NO_COOLDOWNS: dict[str, float] = {}
-"""Shared by every customer without a cooldown until its first (never written to)."""
 
 
 @dataclass(frozen=True)
@@ -66,44 +60,9 @@ class _Plan:
     then: tuple[CompiledPlaybook, ...] = ()
 
 
-class CustomerState:
-    """What the engine holds about one customer; rebuilt from the store whenever it is missing.
-
-    `history` holds the recent occurrences of the types playbooks look back to, per type, each list in time
-    order; it and `cooldowns` are one shared empty mapping until the customer has any.
-    """
-
-    __slots__ = ("cooldowns", "history", "profile", "profile_ts")
-
-    def __init__(
-        self,
-        profile: dict[str, Any],
-        profile_ts: float,
-        history: dict[str, list[Occurrence]],
-        cooldowns: dict[str, float],
-    ) -> None:
-        self.profile = profile
-        self.profile_ts = profile_ts
-        self.history = history
-        self.cooldowns = cooldowns
-
-
-@dataclass
-class EngineStats:
-    events: int = 0
-    duplicates: int = 0
-    fanned_out: int = 0
-    matches: dict[str, int] = field(default_factory=dict)
-    suppressed: dict[str, int] = field(default_factory=dict)
-    effects: int = 0
-    deadlines_fired: int = 0
-    evictions: int = 0
-    rebuilds: int = 0
-    errors: int = 0
-
-
 class Engine:
-    """The playbooks' evaluator. Not thread-safe: one engine per consumer thread.
+    """The playbooks' evaluator over `store`, the truth it keeps its state in (`recovery replay` and playbook tests
+    give it a MemoryStore). Not thread-safe: one engine per consumer thread.
 
     `max_customers` bounds how many customers' state is held in memory (least recently used are evicted and
     rebuilt from the store when they come back).
@@ -118,26 +77,23 @@ class Engine:
     def __init__(
         self,
         playbooks: Sequence[CompiledPlaybook],
-        store: EngineState | None = None,
+        store: EngineState,
         *,
         max_customers: int = DEFAULT_MAX_CUSTOMERS,
         owns: Callable[[str], bool] | None = None,
         matcher: Matcher | None = None,
     ) -> None:
-        self.store: EngineState = store if store is not None else MemoryStore()
-        self.max_customers = max(1, max_customers)
+        self.store = store
         self.stats = EngineStats()
         self.clock = float("-inf")
         self._pruned_at = float("-inf")
-        self._cache: OrderedDict[str, CustomerState] = OrderedDict()
-        self._heap: list[tuple[float, str]] = []
-        self._deadlines: dict[str, Deadline] = {}
-        self._deadline_keys: dict[tuple[str, str, str], set[str]] = {}
         self.owns = owns
         self._load(playbooks, matcher)
+        self.customers = Customers(self.store, max_customers, self.horizon_s, bool(self.history_types), self.stats)
+        self.deadlines = Deadlines(self.store)
         for deadline in self.store.pending_deadlines():
             if owns is None or owns(deadline.customer_id):
-                self._schedule(deadline)
+                self.deadlines.schedule(deadline)
 
     # ------------------------------------------------------------------------------------------- playbooks
 
@@ -172,30 +128,24 @@ class Engine:
 
     def uncached(self, customer_ids: Iterable[str]) -> list[str]:
         """Those of `customer_ids` whose state is not in memory (a rebuild would read it from the store)."""
-        cache = self._cache
-        return [cid for cid in dict.fromkeys(customer_ids) if cid not in cache]
+        return self.customers.uncached(customer_ids)
 
     @property
     def customers_in_memory(self) -> int:
-        return len(self._cache)
+        return len(self.customers)
 
     @property
     def pending_deadlines(self) -> int:
-        return len(self._deadlines)
+        return len(self.deadlines)
 
     # ------------------------------------------------------------------------------------------- the clock
 
     def advance(self, ts: float) -> list[Effect]:
         """Move the clock to `ts`; every deadline strictly before `ts` fires, oldest first."""
         effects: list[Effect] = []
-        heap = self._heap
-        while heap and heap[0][0] < ts:
-            due, deadline_id = heapq.heappop(heap)
-            deadline = self._deadlines.pop(deadline_id, None)
-            if deadline is None:  # answered in time and cancelled
-                continue
-            self._unindex(deadline)
-            self.store.remove_deadline(deadline_id)
+        deadlines = self.deadlines
+        while (found := deadlines.pop_due(ts)) is not None:
+            due, deadline = found
             self.clock = max(self.clock, due)
             effects.extend(self._fire(deadline))
         if ts > self.clock:
@@ -216,7 +166,7 @@ class Engine:
             self.stats.duplicates += 1
             return []
         self.stats.events += 1
-        heap = self._heap
+        heap = self.deadlines.heap
         if (heap and heap[0][0] < ts) or ts - self._pruned_at > self._prune_every_s:
             effects = self.advance(ts)
         else:  # `advance(ts)` when it has nothing to fire or prune, inline: most events
@@ -256,12 +206,6 @@ class Engine:
             effects.extend(self._on_customer_event(cid, event.id, event.type, ts, event.data))
         return effects
 
-    def process_many(self, events: Iterable[Event]) -> list[Effect]:
-        effects: list[Effect] = []
-        for event in events:
-            effects.extend(self.process(event))
-        return effects
-
     def _scope(self, event: Event, members: Callable[[str], bool] | None = None, suffix: str = "") -> list[str]:
         """The customers a scope event (an outage without customer_id) touches; only `members` when given."""
         data = event.data
@@ -279,39 +223,13 @@ class Engine:
             self.store.set_scope_customers(scope_id, affected | self.store.scope_customers(scope_id))
         return sorted(affected)
 
-    def _state(self, customer_id: str) -> CustomerState:
-        state = self._cache.get(customer_id)
-        if state is not None:
-            self._cache.move_to_end(customer_id)
-            return state
-        return self._rebuild(customer_id)
-
-    def _rebuild(self, customer_id: str) -> CustomerState:
-        """Load a customer's state from the store into the cache (evicting the least recently used)."""
-        stored = self.store.get_profile(customer_id)
-        profile_ts, profile = stored if stored is not None else (float("-inf"), {})
-        since = self.clock - self.horizon_s
-        history = split_by_type(self.store.history(customer_id, since)) if self.history_types else {}
-        cooldowns = self.store.get_cooldowns(customer_id) or _NO_COOLDOWNS
-        state = CustomerState(profile, profile_ts, history or _NO_HISTORY, cooldowns)
-        self.stats.rebuilds += 1
-        self._cache[customer_id] = state
-        if len(self._cache) > self.max_customers:
-            self._cache.popitem(last=False)
-            self.stats.evictions += 1
-        return state
-
     def _on_customer_event(
         self, cid: str, event_id: str, event_type: str, ts: float, data: dict[str, Any]
     ) -> list[Effect]:
         plan = self._plans.get(event_type)
         if plan is None:  # a type no playbook reads, keeps or evaluates (nor a profile): nothing to do
             return []
-        state = self._cache.get(cid)  # `_state(cid)`, inline: once per event
-        if state is None:
-            state = self._rebuild(cid)
-        else:
-            self._cache.move_to_end(cid)
+        state = self.customers.get(cid, self.clock)
         occ = Occurrence(event_id, plan.type, ts, cid, data)
         if plan.profile and ts >= state.profile_ts:
             state.profile = data
@@ -319,12 +237,13 @@ class Engine:
             self.store.put_profile(cid, ts, data)
         if plan.keep:
             # Counting needs only time and type; pairing (sequences) needs the data too.
-            self._remember(state, occ if plan.keep_data else Occurrence(event_id, plan.type, ts, cid, _NO_DATA))
+            kept = occ if plan.keep_data else Occurrence(event_id, plan.type, ts, cid, _NO_DATA)
+            self.customers.remember(state, kept, self.clock)
         effects: list[Effect] = []
         for pb in plan.missing:
-            self._answer(pb, cid, occ)
+            self.deadlines.answer(pb, cid, occ)
         for pb in plan.first:
-            self._wait_for(pb, cid, occ)
+            self.deadlines.wait_for(pb, cid, occ)
         for pb in plan.event:
             # Positional arguments here: keywords cost more than the rest of the call (once per event and playbook).
             ctx = Context(occ, cid, state.profile, ts, state.history)
@@ -336,29 +255,6 @@ class Engine:
             ctx = Context(occ, cid, state.profile, ts, state.history, first, ts - first.ts)
             effects.extend(self._evaluate(pb, state, ctx, f"{first.id}+{event_id}", ts, [first, occ]))
         return effects
-
-    def _remember(self, state: CustomerState, occ: Occurrence) -> None:
-        by_type = state.history
-        if by_type is _NO_HISTORY:
-            by_type = state.history = {}
-        history = by_type.get(occ.type)
-        if history is None:
-            history = by_type[occ.type] = [occ]
-        elif history[-1].ts <= occ.ts:
-            history.append(occ)
-        else:
-            pos = len(history)
-            while pos and history[pos - 1].ts > occ.ts:
-                pos -= 1
-            history.insert(pos, occ)
-        # A late event (a handed-over outage arrives after the clock moved on) keeps what it may pair with.
-        cutoff = min(self.clock, occ.ts) - self.horizon_s
-        if history[0].ts < cutoff:
-            drop = 0
-            while drop < len(history) and history[drop].ts < cutoff:
-                drop += 1
-            del history[:drop]
-        self.store.append_history(occ)
 
     # ------------------------------------------------------------------------------------------- pairing
 
@@ -375,58 +271,12 @@ class Engine:
                 return candidate
         return None
 
-    def _wait_for(self, pb: CompiledPlaybook, cid: str, occ: Occurrence) -> None:
-        value = occ.data.get(pb.key or "")
-        if value is None:
-            logger.warning(
-                "absence start without key",
-                extra={"playbook": pb.id, "event_id": occ.id, "customer_id": cid, "key": pb.key},
-            )
-            return
-        deadline = Deadline(
-            id=f"{pb.id}|{cid}|{occ.id}",
-            due=occ.ts + pb.within_s,
-            playbook=pb.id,
-            customer_id=cid,
-            key=str(value),
-            first=occ,
-        )
-        if deadline.id in self._deadlines:
-            return
-        self.store.add_deadline(deadline)
-        self._schedule(deadline)
-
-    def _schedule(self, deadline: Deadline) -> None:
-        self._deadlines[deadline.id] = deadline
-        self._deadline_keys.setdefault((deadline.playbook, deadline.customer_id, deadline.key), set()).add(deadline.id)
-        heapq.heappush(self._heap, (deadline.due, deadline.id))
-
-    def _unindex(self, deadline: Deadline) -> None:
-        index_key = (deadline.playbook, deadline.customer_id, deadline.key)
-        ids = self._deadline_keys.get(index_key)
-        if ids is not None:
-            ids.discard(deadline.id)
-            if not ids:
-                del self._deadline_keys[index_key]
-
-    def _answer(self, pb: CompiledPlaybook, cid: str, occ: Occurrence) -> None:
-        """`occ` is the awaited event: cancel the deadlines it answers in time (at the deadline counts)."""
-        value = occ.data.get(pb.key or "")
-        if value is None:
-            return
-        for deadline_id in sorted(self._deadline_keys.get((pb.id, cid, str(value)), ())):
-            deadline = self._deadlines[deadline_id]
-            if deadline.first.ts <= occ.ts <= deadline.due:
-                del self._deadlines[deadline_id]
-                self._unindex(deadline)
-                self.store.remove_deadline(deadline_id)
-
     def _fire(self, deadline: Deadline) -> list[Effect]:
         pb = self._by_id.get(deadline.playbook)
         if pb is None:  # the playbook was removed since the deadline was set
             return []
         self.stats.deadlines_fired += 1
-        state = self._state(deadline.customer_id)
+        state = self.customers.get(deadline.customer_id, self.clock)
         first = deadline.first
         ctx = Context(
             event=first,
@@ -449,8 +299,8 @@ class Engine:
         anchor: float,
         evidence: list[Occurrence],
     ) -> list[Effect]:
-        """`pb` for one customer in `ctx`: its effects, if it matches and no cooldown holds it back. `cause` makes the
-        effect ids, due times count from `anchor`, and `evidence` (the cause's events) leads the evidence."""
+        """`pb` for one customer in `ctx`: its new effects, if it matches and no cooldown holds it back (`cause`,
+        `anchor` and `evidence` as `build_effects` takes them)."""
         condition = pb.condition
         if not condition.trivial:
             try:
@@ -471,82 +321,14 @@ class Engine:
             self.stats.suppressed[pb.id] = self.stats.suppressed.get(pb.id, 0) + 1
             logger.debug("suppressed by cooldown", extra={"playbook": pb.id, "customer_id": ctx.customer_id})
             return []
-        proof = list(evidence)
-        if pb.evidence_order:
-            seen = {o.id for o in evidence}
-            for event_type, window_s in pb.evidence_order:
-                for o in ctx.window(event_type, window_s):
-                    if o.id not in seen:
-                        seen.add(o.id)
-                        proof.append(o)
-        if len(proof) > 1:
-            proof.sort(key=_TIME_AND_ID)
-        evidence_ids = [o.id for o in proof]
-        created_at = format_time(ctx.at)
-        cid = ctx.customer_id
-        effects: list[Effect] = []
-        task_id: str | None = None
-        for task in pb.tasks:
-            if task.when is not None and not task.when.fn(ctx):
-                continue
-            tid = effect_id("tsk", pb.id, cid, cause, f"task{task.index}")
-            task_id = task_id or tid
-            effects.append(
-                _new_task(
-                    {
-                        "id": tid,
-                        "playbook": pb.id,
-                        "playbook_version": pb.version,
-                        "customer_id": cid,
-                        "queue": task.queue,
-                        "priority": task.priority(ctx),
-                        "title": task.title.render(ctx),
-                        "reason": task.reason.render(ctx),
-                        "evidence": evidence_ids,
-                        "due_at": format_time(anchor + task.due_in_s),
-                        "created_at": created_at,
-                        "talking_points": [t for p in task.talking_points if (t := p.render(ctx)).strip()],
-                    }
-                )
-            )
-        for gesture in pb.gestures:
-            if gesture.when is not None and not gesture.when.fn(ctx):
-                continue
-            amount = gesture.amount.fn(ctx)
-            if not isinstance(amount, int | float) or isinstance(amount, bool) or amount < 0:
-                logger.warning(
-                    "gesture amount is not a non-negative number; gesture skipped",
-                    extra={"playbook": pb.id, "customer_id": cid, "amount": repr(amount)},
-                )
-                continue
-            if gesture.cap is not None:
-                amount = min(amount, gesture.cap)
-            effects.append(
-                _new_gesture(
-                    {
-                        "id": effect_id("gst", pb.id, cid, cause, f"gesture{gesture.index}"),
-                        "playbook": pb.id,
-                        "playbook_version": pb.version,
-                        "customer_id": cid,
-                        "type": gesture.type,
-                        "amount": round(float(amount), 2),
-                        "currency": gesture.currency,
-                        "status": "proposed" if gesture.requires_approval else "issued",
-                        "requires_approval": gesture.requires_approval,
-                        "reason": gesture.reason.render(ctx),
-                        "evidence": evidence_ids,
-                        "created_at": created_at,
-                        "task_id": task_id,
-                    }
-                )
-            )
+        effects = build_effects(pb, ctx, cause, anchor, evidence)
         if not effects:
             return []
         if pb.cooldown_s is not None:
-            if state.cooldowns is _NO_COOLDOWNS:
+            if state.cooldowns is NO_COOLDOWNS:
                 state.cooldowns = {}
             state.cooldowns[pb.id] = max(ctx.at, last) if last is not None else ctx.at
-            self.store.set_cooldown(cid, pb.id, state.cooldowns[pb.id])
+            self.store.set_cooldown(ctx.customer_id, pb.id, state.cooldowns[pb.id])
         fresh = [e for e in effects if self.store.put_effect(e)]
         self.stats.effects += len(fresh)
         return fresh

@@ -9,8 +9,8 @@ between posts. Timers, persistence callbacks and `delete_state` are never used.
 The rulesets are driven through durable-rules' engine core (`durable_rules_engine`, the C extension that
 `durable.engine.Host` wraps) with the same calls `Host.post` makes: `assert_event`, then
 `start_action_for_state` and `complete_and_start_action` until no action is left. A match needs no Python
-action here, so the Host's per-post closures, callbacks and state round trips (three quarters of a post's time,
-measured) are skipped; `tests/engine/test_matcher.py` checks the answers equal the Host's.
+action here, so the Host's per-post closures, callbacks and state round trips, most of a post's cost, are
+skipped; `tests/engine/test_matcher.py` checks the answers equal the Host's.
 """
 
 from __future__ import annotations

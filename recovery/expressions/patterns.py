@@ -10,8 +10,8 @@ message. Comparisons against constants, `in` a constant list, `and`, `or` and `n
 any other sub-expression (two non-constant sides, arithmetic inside a comparison is fine as it is a feature)
 becomes a true/false feature.
 
-The null rules match the reference evaluator in `compiler.py` exactly: `==` and `!=` treat null as a value
-(null != "x" is true), ordered comparisons with null, or between values of different types, are false.
+The null rules match the reference evaluator (`compiler.py`, `operators.py`) exactly: `==` and `!=` treat null as a
+value (null != "x" is true), ordered comparisons with null, or between values of different types, are false.
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from recovery.expressions.compiler import Compiled, Compiler, Context, Fn
+from recovery.expressions.compiler import Compiler
+from recovery.expressions.context import Context, Fn
 from recovery.expressions.nodes import COMPARISONS, FLIPPED, NEGATED, Binary, ListExpr, Literal, Node, Unary
+from recovery.expressions.scope import Compiled
 
 ALWAYS_KEY = "k"
 ALWAYS: dict[str, Any] = {ALWAYS_KEY: 1}
@@ -100,7 +102,7 @@ def _durable_number(value: int | float) -> int | float | None:
 
 @dataclass(frozen=True)
 class Pattern:
-    """`pattern` for durable-rules, and `message(ctx)` that builds the message to post for one evaluation.
+    """`pattern` for durable-rules, and `message_json(ctx)` that writes the message to post for one evaluation.
 
     A value feature `fK` travels as its type tag `fKt` (z null, b bool, n number, s string, o other), always
     present, plus the value under a key for its type (`fKn`, `fKs`, `fKb`). durable-rules then only ever compares
@@ -114,11 +116,6 @@ class Pattern:
     def trivial(self) -> bool:
         """True when the pattern holds for every message (no condition at all)."""
         return self.pattern == ALWAYS
-
-    def message(self, ctx: Context) -> dict[str, Any]:
-        """The message to post for one evaluation, as a dict (`message_json` is what the engine posts)."""
-        message: dict[str, Any] = json.loads(self.message_json(ctx))
-        return message
 
     def message_json(self, ctx: Context) -> str:
         """The message to post for one evaluation, as the JSON text durable-rules reads: `sid`, the constant

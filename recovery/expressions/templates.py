@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recovery.exceptions import ExpressionError
-from recovery.expressions.compiler import Compiled, Compiler, Context, Scope
+from recovery.expressions.compiler import Compiler
+from recovery.expressions.context import Context
 from recovery.expressions.parser import parse
+from recovery.expressions.scope import Compiled, Scope
 from recovery.times import format_duration, format_time
 
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)

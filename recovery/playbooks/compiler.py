@@ -8,10 +8,12 @@ from functools import cached_property
 from typing import Any
 
 from recovery.exceptions import ExpressionError
-from recovery.expressions.compiler import Compiled, Compiler, Context, Scope
+from recovery.expressions.compiler import Compiler
+from recovery.expressions.context import Context
 from recovery.expressions.nodes import Binary, ListExpr, Literal, Node, Path
 from recovery.expressions.parser import parse
 from recovery.expressions.patterns import Pattern, to_pattern
+from recovery.expressions.scope import Compiled, Scope
 from recovery.expressions.templates import Template, compile_template
 from recovery.playbooks.model import GestureAction, Playbook, TaskAction
 from recovery.playbooks.source import Loc

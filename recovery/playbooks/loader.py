@@ -73,7 +73,9 @@ def _model_at(root: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
     return model
 
 
-def _validation_problems(doc: Document, exc: ValidationError, root: type[BaseModel]) -> list[Problem]:
+def validation_problems(doc: Document, exc: ValidationError, root: type[BaseModel]) -> list[Problem]:
+    """pydantic's errors validating `doc` against the model `root` (a playbook, a test file) as located problems, in
+    the author's words: unknown keys with a suggestion, missing keys, bad values with what was received."""
     problems = []
     for err in exc.errors(include_url=False):
         loc: Loc = tuple(p for p in err["loc"] if p != "[key]")
@@ -136,7 +138,7 @@ def _compile_document(doc: Document) -> CompiledPlaybook:
     try:
         model = Playbook.model_validate(doc.data)
     except ValidationError as exc:
-        problems = _validation_problems(doc, exc, Playbook)
+        problems = validation_problems(doc, exc, Playbook)
         raise PlaybookError(sorted(problems, key=lambda p: (p.line, p.column))) from None
     compiled, located = compile_playbook(model, doc.file)
     if compiled is None:

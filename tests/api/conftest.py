@@ -27,7 +27,7 @@ from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.store import MemoryStore, SqliteStore, Store
 from recovery.store.postgres import PostgresStore
 from recovery.times import format_time, parse_time
-from tests.conftest import RULES
+from tests.conftest import RULES, process_all
 
 T0 = parse_time("2026-11-02T09:00:00Z")
 ROLES = {"ann": "frontline", "bob": "frontline", "olga": "ops", "ada": "admin"}
@@ -80,7 +80,7 @@ class Api:
 
     def seed(self, playbooks: list[CompiledPlaybook], customer: str = "C1", at: float = T0) -> list[Effect]:
         store = self.ctx.open_store()
-        effects = Engine(playbooks, store).process_many(seed_events(customer, at))
+        effects = process_all(Engine(playbooks, store), seed_events(customer, at))
         for effect in effects:
             store.put_effect(effect)
         store.commit()

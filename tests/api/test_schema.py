@@ -17,7 +17,7 @@ from recovery.metrics import Metrics
 from recovery.playbooks.loader import load_playbooks_or_raise
 from recovery.store import MemoryStore
 from tests.api.conftest import T0, api_settings, seed_events, token_of
-from tests.conftest import RULES
+from tests.conftest import RULES, process_all
 from tests.store.test_desk import make_task
 
 
@@ -26,7 +26,7 @@ def build_app():  # type: ignore[no-untyped-def]
 
     playbooks = load_playbooks_or_raise([RULES])
     store = MemoryStore()
-    for effect in Engine(playbooks, store).process_many(seed_events()):
+    for effect in process_all(Engine(playbooks, store), seed_events()):
         store.put_effect(effect)
     store.put_effect(make_task("t1"))
     registry = CollectorRegistry()

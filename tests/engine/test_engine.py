@@ -46,7 +46,7 @@ class TestDeterminism:
     @pytest.mark.parametrize("cut", [50, 300, 700])
     def test_restart_from_store_changes_nothing(self, shipped_playbooks: list[CompiledPlaybook], cut: int) -> None:
         raws = list(random_stream(9, customers=30, events=500))
-        whole = run(Engine(shipped_playbooks), raws, until=1e10)
+        whole = run(Engine(shipped_playbooks, MemoryStore()), raws, until=1e10)
         store = MemoryStore()
         before = run(Engine(shipped_playbooks, store), raws[:cut])
         # A new engine over the same store: no state in memory, pending deadlines come from the store.
@@ -108,9 +108,11 @@ class TestOddData:
     def test_huge_and_tiny_values_compare_like_python(self) -> None:
         from recovery.engine.matcher import Matcher
         from recovery.events import Occurrence
-        from recovery.expressions.compiler import Compiler, Context, Scope
+        from recovery.expressions.compiler import Compiler
+        from recovery.expressions.context import Context
         from recovery.expressions.parser import parse
         from recovery.expressions.patterns import to_pattern
+        from recovery.expressions.scope import Scope
 
         cases = [
             "event.data.v > 0",
@@ -123,10 +125,10 @@ class TestOddData:
         matcher = Matcher((text, p.pattern) for text, p in patterns)
         for value in (1e16, -1e16, 1e-07, -1e-07, 10**20, 100000000000000000001, 0, 7):
             occ = Occurrence("e", "x.y", 0.0, "C", {"v": value})
-            ctx = Context(event=occ, customer_id="C", profile={}, at=0.0)
+            ctx = Context(event=occ, customer_id="C", profile={}, at=0.0, by_type={})
             for text, p in patterns:
                 expected = bool(compiler.compile(parse(text)).fn(ctx))
-                assert matcher.matches(text, p.message(ctx)) == expected, (text, value)
+                assert matcher.matches_json(text, p.message_json(ctx)) == expected, (text, value)
 
 
 class TestClock:
@@ -169,7 +171,7 @@ class TestFanOut:
 def test_hundred_thousand_customers_bounded_memory(shipped_playbooks: list[CompiledPlaybook]) -> None:
     """100,000 distinct customers through one engine: no error, state held in memory stays bounded."""
     cap = 5_000
-    engine = Engine(shipped_playbooks, max_customers=cap)
+    engine = Engine(shipped_playbooks, MemoryStore(), max_customers=cap)
     base = "2026-11-02T"
     gc.collect()
     tracemalloc.start()

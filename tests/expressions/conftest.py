@@ -1,4 +1,5 @@
-"""Shared helpers for the expression tests: a scope and an evaluation context with defaults."""
+"""Shared helpers for the expression tests: a scope, an evaluation context with defaults, and an expression
+checked and compiled from its text."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from typing import Any
 import pytest
 
 from recovery.events import Occurrence
-from recovery.expressions.compiler import Context, Scope
+from recovery.expressions.compiler import Compiler
+from recovery.expressions.context import Context
+from recovery.expressions.parser import parse
+from recovery.expressions.scope import Compiled, Scope
 
 AT = 1_700_000_000.0
 """The evaluation instant of the default context (epoch seconds)."""
@@ -19,6 +23,11 @@ ScopeFactory = Callable[..., Scope]
 
 def make_scope(*event_types: str, **kwargs: Any) -> Scope:
     return Scope(event_types=frozenset(event_types or ("x.y",)), **kwargs)
+
+
+def compile_expression(text: str, scope: Scope) -> Compiled:
+    """Parse and check `text` in `scope`, as the playbook compiler does each expression of a playbook."""
+    return Compiler(scope).compile(parse(text))
 
 
 def make_context(
@@ -32,13 +41,18 @@ def make_context(
     duration: float | None = None,
     customer_id: str = "cust-1",
 ) -> Context:
+    """A context at `at` whose event has `data`; `history` (any types, any order) is split per type in time order,
+    as the engine keeps it."""
     event = Occurrence("evt-1", event_type, at, customer_id, dict(data or {}))
+    by_type: dict[str, list[Occurrence]] = {}
+    for occ in sorted(history, key=lambda o: o.ts):
+        by_type.setdefault(occ.type, []).append(occ)
     return Context(
         event=event,
         customer_id=customer_id,
         profile=dict(profile or {}),
         at=at,
-        history=history,
+        by_type=by_type,
         first=first,
         duration=duration,
     )

@@ -45,7 +45,7 @@ for line in sys.stdin:
     out.write(json.dumps({"built": True}) + "\n")
     for i, message in request["posts"]:
         try:
-            out.write(json.dumps({"match": matcher.matches(f"c{i}", message)}) + "\n")
+            out.write(json.dumps({"match": matcher.matches_json(f"c{i}", message)}) + "\n")
         except Exception as exc:
             out.write(json.dumps({"error": str(exc)}) + "\n")
 """
@@ -103,8 +103,9 @@ class DurableWorker:
         self._current.close()
         self._current, self._spare = self._spare, _Process()
 
-    def run(self, patterns: list[dict[str, Any]], posts: list[tuple[int, dict[str, Any]]]) -> list[bool | str]:
-        """One answer per post: True/False, HUNG, or the error durable-rules raised (as text)."""
+    def run(self, patterns: list[dict[str, Any]], posts: list[tuple[int, str]]) -> list[bool | str]:
+        """One answer per post (pattern index, message as JSON text): True/False, HUNG, or the error durable-rules
+        raised (as text)."""
         if self._current.matchers >= MATCHERS_PER_WORKER:
             self._replace()
         worker = self._current
@@ -149,7 +150,7 @@ def _check(durable: DurableWorker, text: str, datas: list[dict[str, Any]]) -> No
     reference = compiler.compile(node)
     pattern = to_pattern(node, compiler)
     contexts = [make_context(data) for data in datas]
-    posts = [(0, pattern.message(ctx)) for ctx in contexts]
+    posts = [(0, pattern.message_json(ctx)) for ctx in contexts]
     got = durable.run([pattern.pattern], posts)
     for data, ctx, (_, message), result in zip(datas, contexts, posts, got, strict=False):
         _agree(text, data, bool(reference.fn(ctx)), result, pattern.pattern, message)
@@ -241,7 +242,7 @@ class TestShape:
         context_factory: ContextFactory,
     ) -> None:
         pattern = to_pattern(parse(text), Compiler(scope_factory("x.y")))
-        assert pattern.message(context_factory(data)) == message
+        assert json.loads(pattern.message_json(context_factory(data))) == message
         # The text posted is compact JSON of exactly this, in this order, as json.dumps would write it.
         expected = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
         assert pattern.message_json(context_factory(data)) == expected
@@ -252,7 +253,7 @@ class TestShape:
         scope = scope_factory("x.y")
         pattern = to_pattern(parse('count("service.call", 7d) >= 3 and customer.tier in ["gold"]'), Compiler(scope))
         assert pattern.pattern == {"$and": [{"$gte": {"f0n": 3}}, {"f1s": "gold"}]}
-        assert pattern.message(context_factory(profile={"tier": "gold"})) == {
+        assert json.loads(pattern.message_json(context_factory(profile={"tier": "gold"}))) == {
             "sid": "0",
             "k": 1,
             "f0t": "n",
@@ -348,13 +349,13 @@ class TestAgreement:
             node = parse(text)
             compiled.append((text, compiler.compile(node), to_pattern(node, compiler)))
         contexts = [make_context(data) for data in datas]
-        posts = [(i, p.message(ctx)) for i, (_, _, p) in enumerate(compiled) for ctx in contexts]
+        posts = [(i, p.message_json(ctx)) for i, (_, _, p) in enumerate(compiled) for ctx in contexts]
         got = durable.run([p.pattern for _, _, p in compiled], posts)
         cases = [
             (text, ref, p, data, ctx) for text, ref, p in compiled for data, ctx in zip(datas, contexts, strict=True)
         ]
         for (text, reference, pattern, data, ctx), result in zip(cases, got, strict=False):
-            _agree(text, data, bool(reference.fn(ctx)), result, pattern.pattern, pattern.message(ctx))
+            _agree(text, data, bool(reference.fn(ctx)), result, pattern.pattern, pattern.message_json(ctx))
 
     @pytest.mark.parametrize(
         ("text", "datas"),

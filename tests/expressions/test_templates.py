@@ -8,7 +8,7 @@ import pytest
 
 from recovery.events import Occurrence
 from recovery.exceptions import ExpressionError
-from recovery.expressions.compiler import Scope
+from recovery.expressions.scope import Scope
 from recovery.expressions.templates import compile_template, render_value
 
 from .conftest import AT, ContextFactory, ScopeFactory

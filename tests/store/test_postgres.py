@@ -12,13 +12,13 @@ from recovery.engine import Engine
 from recovery.events import Event, Occurrence
 from recovery.exceptions import StoreError
 from recovery.playbooks.compiler import CompiledPlaybook
-from recovery.store import open_store
+from recovery.store import MemoryStore, open_store
 from recovery.store import postgres as postgres_module
 from recovery.store import sql as sql_module
 from recovery.store import statements as q
 from recovery.store.postgres import MIGRATIONS as POSTGRES_MIGRATIONS
 from recovery.store.postgres import PostgresStore
-from tests.conftest import free_ports, random_stream
+from tests.conftest import free_ports, process_all, random_stream
 from tests.store.test_stores import task
 
 
@@ -251,12 +251,14 @@ def test_engine_restarted_on_postgres_gives_the_uninterrupted_result(
     shipped_playbooks: list[CompiledPlaybook], postgres_database: str
 ) -> None:
     raws = list(random_stream(21, customers=25, events=500))
-    whole = [e.to_json() for e in Engine(shipped_playbooks).process_many(Event.from_dict(r) for r in raws)]
+    whole = [
+        e.to_json() for e in process_all(Engine(shipped_playbooks, MemoryStore()), (Event.from_dict(r) for r in raws))
+    ]
     store = PostgresStore(postgres_database)
-    first = Engine(shipped_playbooks, store).process_many(Event.from_dict(r) for r in raws[:250])
+    first = process_all(Engine(shipped_playbooks, store), (Event.from_dict(r) for r in raws[:250]))
     store.close()
     reopened = PostgresStore(postgres_database)
-    rest = Engine(shipped_playbooks, reopened).process_many(Event.from_dict(r) for r in raws)
+    rest = process_all(Engine(shipped_playbooks, reopened), (Event.from_dict(r) for r in raws))
     assert [e.to_json() for e in first + rest] == whole
     assert [e.to_json() for e in reopened.effects()] == whole
     reopened.close()

@@ -18,7 +18,7 @@ from recovery.store import MemoryStore, SqliteStore, open_service_store, open_st
 from recovery.store import sql as sql_module
 from recovery.store import sqlite as sqlite_module
 from recovery.store.sqlite import MIGRATIONS
-from tests.conftest import random_stream
+from tests.conftest import process_all, random_stream
 from tests.store.test_stores import occ, task
 
 
@@ -224,14 +224,16 @@ def test_engine_restarted_on_sqlite_gives_the_uninterrupted_result(
     shipped_playbooks: list[CompiledPlaybook], tmp_path: Path, cut: int
 ) -> None:
     raws = list(random_stream(21, customers=25, events=500))
-    whole = [e.to_json() for e in Engine(shipped_playbooks).process_many(Event.from_dict(r) for r in raws)]
+    whole = [
+        e.to_json() for e in process_all(Engine(shipped_playbooks, MemoryStore()), (Event.from_dict(r) for r in raws))
+    ]
     path = tmp_path / "r.db"
     store = SqliteStore(path)
-    first = Engine(shipped_playbooks, store).process_many(Event.from_dict(r) for r in raws[:cut])
+    first = process_all(Engine(shipped_playbooks, store), (Event.from_dict(r) for r in raws[:cut]))
     store.close()
     reopened = SqliteStore(path)
     # The whole stream again, as after a crash before offsets were committed: duplicates are ignored.
-    rest = Engine(shipped_playbooks, reopened).process_many(Event.from_dict(r) for r in raws)
+    rest = process_all(Engine(shipped_playbooks, reopened), (Event.from_dict(r) for r in raws))
     assert [e.to_json() for e in first + rest] == whole
     assert [e.to_json() for e in reopened.effects()] == whole
     reopened.close()

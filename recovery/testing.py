@@ -1,4 +1,5 @@
-"""Playbook unit tests (`recovery test`), in the spirit of `promtool test rules`.
+"""Playbook unit tests (`recovery test`), in the spirit of `promtool test rules`: each case is replayed
+(`replay.py`) through an engine of its playbook alone, on an in-memory store.
 
 A test file (`NAME.test.yaml`, next to the playbooks) names one playbook and lists cases: events at times
 relative to a start, the effects expected (all of them, in any order, each matched on the fields given) and
@@ -19,9 +20,10 @@ from recovery.engine import Engine
 from recovery.events import EVENT_TYPE_PATTERN, Event
 from recovery.exceptions import EventError, PlaybookError, Problem
 from recovery.playbooks.compiler import CompiledPlaybook
-from recovery.playbooks.loader import _validation_problems, find_files, load_document, load_playbooks
+from recovery.playbooks.loader import find_files, load_document, load_playbooks, validation_problems
 from recovery.playbooks.source import Document
 from recovery.replay import replay
+from recovery.store import MemoryStore
 from recovery.times import DURATION_RE, format_time, parse_duration, parse_time
 
 DEFAULT_START = "2026-01-05T09:00:00Z"
@@ -142,7 +144,7 @@ def run_case(pb: CompiledPlaybook, case: TestCase, start: float, file: str) -> C
             result.failures.append(f"event {i}: {exc}")
     if result.failures:
         return result
-    engine = Engine([pb])
+    engine = Engine([pb], MemoryStore())
     out, err = io.StringIO(), io.StringIO()
     until = _instant(case.until, start) if case.until else None
     replay(lines, engine, out, err, until=until)
@@ -169,7 +171,7 @@ def load_test_file(path: Path) -> tuple[Document, TestFile]:
     try:
         return doc, TestFile.model_validate(doc.data)
     except ValidationError as exc:
-        raise PlaybookError(_validation_problems(doc, exc, TestFile)) from None
+        raise PlaybookError(validation_problems(doc, exc, TestFile)) from None
 
 
 def run_test_file(path: Path, playbooks: dict[str, CompiledPlaybook] | None = None) -> list[CaseResult]:

@@ -1,0 +1,102 @@
+"""A matched playbook's actions as effects: a Task per task action and a Gesture per gesture action, with ids
+derived from their cause (DESIGN.md, principle 2: the same cause never gives a second effect)."""
+
+from __future__ import annotations
+
+import logging
+import operator
+
+from recovery.effects import Effect, Gesture, Task, effect_id
+from recovery.events import Occurrence
+from recovery.expressions.context import Context
+from recovery.playbooks.compiler import CompiledPlaybook
+from recovery.times import format_time
+
+logger = logging.getLogger(__name__)
+
+_new_task = Task.__pydantic_validator__.validate_python
+_new_gesture = Gesture.__pydantic_validator__.validate_python
+"""`Task(**values)` and `Gesture(**values)`, validated, without pydantic's per-call Python layer (cheaper than
+`model_construct`, which checks nothing)."""
+_TIME_AND_ID = operator.attrgetter("ts", "id")
+"""The order of evidence: by time, then id."""
+
+
+def build_effects(
+    pb: CompiledPlaybook, ctx: Context, cause: str, anchor: float, evidence: list[Occurrence]
+) -> list[Effect]:
+    """The effects of `pb`'s actions in `ctx` (those whose `when` holds), for a playbook that matched.
+
+    `cause` makes the effect ids and due times count from `anchor`. The evidence is the cause's events (`evidence`)
+    and those in the windows of the playbook's `when`, by time, then id.
+    """
+    proof = list(evidence)
+    if pb.evidence_order:
+        seen = {o.id for o in evidence}
+        for event_type, window_s in pb.evidence_order:
+            for o in ctx.window(event_type, window_s):
+                if o.id not in seen:
+                    seen.add(o.id)
+                    proof.append(o)
+    if len(proof) > 1:
+        proof.sort(key=_TIME_AND_ID)
+    evidence_ids = [o.id for o in proof]
+    created_at = format_time(ctx.at)
+    cid = ctx.customer_id
+    effects: list[Effect] = []
+    task_id: str | None = None
+    for task in pb.tasks:
+        if task.when is not None and not task.when.fn(ctx):
+            continue
+        tid = effect_id("tsk", pb.id, cid, cause, f"task{task.index}")
+        task_id = task_id or tid
+        effects.append(
+            _new_task(
+                {
+                    "id": tid,
+                    "playbook": pb.id,
+                    "playbook_version": pb.version,
+                    "customer_id": cid,
+                    "queue": task.queue,
+                    "priority": task.priority(ctx),
+                    "title": task.title.render(ctx),
+                    "reason": task.reason.render(ctx),
+                    "evidence": evidence_ids,
+                    "due_at": format_time(anchor + task.due_in_s),
+                    "created_at": created_at,
+                    "talking_points": [t for p in task.talking_points if (t := p.render(ctx)).strip()],
+                }
+            )
+        )
+    for gesture in pb.gestures:
+        if gesture.when is not None and not gesture.when.fn(ctx):
+            continue
+        amount = gesture.amount.fn(ctx)
+        if not isinstance(amount, int | float) or isinstance(amount, bool) or amount < 0:
+            logger.warning(
+                "gesture amount is not a non-negative number; gesture skipped",
+                extra={"playbook": pb.id, "customer_id": cid, "amount": repr(amount)},
+            )
+            continue
+        if gesture.cap is not None:
+            amount = min(amount, gesture.cap)
+        effects.append(
+            _new_gesture(
+                {
+                    "id": effect_id("gst", pb.id, cid, cause, f"gesture{gesture.index}"),
+                    "playbook": pb.id,
+                    "playbook_version": pb.version,
+                    "customer_id": cid,
+                    "type": gesture.type,
+                    "amount": round(float(amount), 2),
+                    "currency": gesture.currency,
+                    "status": "proposed" if gesture.requires_approval else "issued",
+                    "requires_approval": gesture.requires_approval,
+                    "reason": gesture.reason.render(ctx),
+                    "evidence": evidence_ids,
+                    "created_at": created_at,
+                    "task_id": task_id,
+                }
+            )
+        )
+    return effects

@@ -1,0 +1,123 @@
+"""Per-customer state: what the engine holds about each customer, a bounded cache of it, and its rebuild from
+the store.
+
+The store is the truth, the cache a copy (DESIGN.md, principle 3): a customer's profile, recent history and
+cooldowns are read from the store on first use and may be evicted at any time; evicting one changes no result.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any
+
+from recovery.engine.stats import EngineStats
+from recovery.events import Occurrence
+from recovery.store.base import EngineState
+
+NO_HISTORY: dict[str, list[Occurrence]] = {}
+"""Shared by every customer without recent history until its first occurrence (never written to)."""
+NO_COOLDOWNS: dict[str, float] = {}
+"""Shared by every customer without a cooldown until its first (never written to)."""
+
+
+class CustomerState:
+    """What the engine holds about one customer; rebuilt from the store whenever it is missing.
+
+    `history` holds the recent occurrences of the types playbooks look back to, per type, each list in time
+    order; it and `cooldowns` are one shared empty mapping until the customer has any.
+    """
+
+    __slots__ = ("cooldowns", "history", "profile", "profile_ts")
+
+    def __init__(
+        self,
+        profile: dict[str, Any],
+        profile_ts: float,
+        history: dict[str, list[Occurrence]],
+        cooldowns: dict[str, float],
+    ) -> None:
+        self.profile = profile
+        self.profile_ts = profile_ts
+        self.history = history
+        self.cooldowns = cooldowns
+
+
+def split_by_type(occurrences: Iterable[Occurrence]) -> dict[str, list[Occurrence]]:
+    """Occurrences in time order, split per type (each list keeps the order)."""
+    split: dict[str, list[Occurrence]] = {}
+    for occ in occurrences:
+        split.setdefault(occ.type, []).append(occ)
+    return split
+
+
+class Customers:
+    """The customers' state held in memory: at most `max_customers`, the least recently used evicted, and any
+    customer missing rebuilt from the store (history back to `horizon_s` before the clock, when `keep_history`).
+    Counts rebuilds and evictions in `stats`."""
+
+    def __init__(
+        self, store: EngineState, max_customers: int, horizon_s: float, keep_history: bool, stats: EngineStats
+    ) -> None:
+        self.store = store
+        self.max_customers = max(1, max_customers)
+        self.horizon_s = horizon_s
+        self.keep_history = keep_history
+        self.stats = stats
+        self.cache: OrderedDict[str, CustomerState] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.cache)
+
+    def uncached(self, customer_ids: Iterable[str]) -> list[str]:
+        """Those of `customer_ids` whose state is not in memory (a rebuild would read it from the store)."""
+        cache = self.cache
+        return [cid for cid in dict.fromkeys(customer_ids) if cid not in cache]
+
+    def get(self, customer_id: str, clock: float) -> CustomerState:
+        """A customer's state, the most recently used now; rebuilt from the store (as of `clock`) when missing."""
+        state = self.cache.get(customer_id)
+        if state is None:
+            return self.rebuild(customer_id, clock)
+        self.cache.move_to_end(customer_id)
+        return state
+
+    def rebuild(self, customer_id: str, clock: float) -> CustomerState:
+        """Load a customer's state from the store into the cache (evicting the least recently used)."""
+        stored = self.store.get_profile(customer_id)
+        profile_ts, profile = stored if stored is not None else (float("-inf"), {})
+        since = clock - self.horizon_s
+        history = split_by_type(self.store.history(customer_id, since)) if self.keep_history else {}
+        cooldowns = self.store.get_cooldowns(customer_id) or NO_COOLDOWNS
+        state = CustomerState(profile, profile_ts, history or NO_HISTORY, cooldowns)
+        self.stats.rebuilds += 1
+        self.cache[customer_id] = state
+        if len(self.cache) > self.max_customers:
+            self.cache.popitem(last=False)
+            self.stats.evictions += 1
+        return state
+
+    def remember(self, state: CustomerState, occ: Occurrence, clock: float) -> None:
+        """Add `occ` to the customer's history (in time order) and to the store's; drop what is older than the
+        horizon."""
+        by_type = state.history
+        if by_type is NO_HISTORY:
+            by_type = state.history = {}
+        history = by_type.get(occ.type)
+        if history is None:
+            history = by_type[occ.type] = [occ]
+        elif history[-1].ts <= occ.ts:
+            history.append(occ)
+        else:
+            pos = len(history)
+            while pos and history[pos - 1].ts > occ.ts:
+                pos -= 1
+            history.insert(pos, occ)
+        # A late event (a handed-over outage arrives after the clock moved on) keeps what it may pair with.
+        cutoff = min(clock, occ.ts) - self.horizon_s
+        if history[0].ts < cutoff:
+            drop = 0
+            while drop < len(history) and history[drop].ts < cutoff:
+                drop += 1
+            del history[:drop]
+        self.store.append_history(occ)

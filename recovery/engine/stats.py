@@ -1,0 +1,21 @@
+"""What an engine has done since it was built: cumulative counts, read by the metrics (`Metrics.observe_engine`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class EngineStats:
+    """Counts since the engine was built; `matches` and `suppressed` (by a cooldown) per playbook id."""
+
+    events: int = 0
+    duplicates: int = 0
+    fanned_out: int = 0
+    matches: dict[str, int] = field(default_factory=dict)
+    suppressed: dict[str, int] = field(default_factory=dict)
+    effects: int = 0
+    deadlines_fired: int = 0
+    evictions: int = 0
+    rebuilds: int = 0
+    errors: int = 0

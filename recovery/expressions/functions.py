@@ -1,0 +1,177 @@
+"""The built-in functions: their names, how a call of each is checked and compiled, and the null-safe helpers
+the compiled calls run. A call whose arguments do not fit is an ExpressionError at load time; at run time a
+function of missing or odd data gives null.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+from recovery.events import EVENT_TYPE_PATTERN
+from recovery.exceptions import ExpressionError
+from recovery.expressions.context import Context
+from recovery.expressions.nodes import Call, Literal
+from recovery.expressions.operators import is_number
+from recovery.expressions.scope import Compiled, expect, suggest
+
+NUMERIC = ("number", "any")
+
+
+def round_number(x: Any, digits: Any = 0) -> Any:
+    """`round(x, digits)`; with no digits, a whole number as a float."""
+    if x is None:
+        return None
+    return round(x, int(digits)) if digits else float(round(x))
+
+
+def nullsafe(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn`, giving null when an argument is null or `fn` fails on the data."""
+
+    def wrapped(*args: Any) -> Any:
+        for a in args:  # a loop, not any(<generator>): this runs for every call
+            if a is None:
+                return None
+        try:
+            return fn(*args)
+        except (TypeError, ValueError, OverflowError):
+            return None
+
+    return wrapped
+
+
+ROUNDING: dict[str, Callable[[Any], Any]] = {"floor": math.floor, "ceil": math.ceil, "abs": abs}
+UNIT_FUNCS: dict[str, float] = {"seconds": 1.0, "minutes": 60.0, "hours": 3600.0, "days": 86400.0}
+FUNCTIONS = (
+    "count",
+    "had",
+    "min",
+    "max",
+    "floor",
+    "ceil",
+    "round",
+    "abs",
+    "if",
+    "coalesce",
+    "lower",
+    "upper",
+    *UNIT_FUNCS,
+)
+
+WINDOW_FUNCTIONS = ("count", "had")
+"""The functions that look back over the customer's history: `count(TYPE, WINDOW)` and `had(TYPE, WINDOW)`."""
+
+
+def check_known(node: Call) -> None:
+    """Raise ExpressionError unless `node` calls a built-in function."""
+    name = node.name
+    if name not in FUNCTIONS:
+        raise ExpressionError(
+            f"unknown function '{name}'{suggest(name, FUNCTIONS)}; functions: {', '.join(FUNCTIONS)}",
+            node.pos,
+        )
+
+
+def compile_call(node: Call, compiled: list[Compiled]) -> Compiled:
+    """A call of a built-in function other than the window functions, its arguments compiled (`compiled`)."""
+    name = node.name
+    args = node.args
+    fns = [c.fn for c in compiled]
+    windows = frozenset().union(*(c.windows for c in compiled)) if compiled else frozenset()
+
+    def arity(lo: int, hi: int | None) -> None:
+        if len(args) < lo or (hi is not None and len(args) > hi):
+            want = str(lo) if lo == hi else f"{lo} or more" if hi is None else f"{lo} to {hi}"
+            raise ExpressionError(f"{name}() takes {want} argument(s), got {len(args)}", node.pos)
+
+    if name in ("min", "max"):
+        arity(1, None)
+        kinds = {c.type for c in compiled} - {"any", "null"}
+        if len(kinds) > 1 or (kinds and kinds.pop() not in ("number", "duration", "time")):
+            raise ExpressionError(f"{name}() needs numbers, or durations, of one kind", node.pos)
+        kind = next((c.type for c in compiled if c.type not in ("any", "null")), "any")
+        pick = min if name == "min" else max
+
+        def minmax(ctx: Context) -> Any:
+            values = [v for v in (f(ctx) for f in fns) if v is not None]
+            try:
+                return pick(values) if values else None
+            except TypeError:
+                return None
+
+        return Compiled(minmax, kind, node, windows=windows)
+    if name in ("floor", "ceil", "abs"):
+        arity(1, 1)
+        expect(compiled[0], ("number", "duration", "any"), f"{name}() needs a number")
+        op = ROUNDING[name]
+        safe = nullsafe(op)
+        f0 = fns[0]
+        return Compiled(lambda ctx: safe(f0(ctx)), compiled[0].type, node, windows=windows)
+    if name == "round":
+        arity(1, 2)
+        expect(compiled[0], NUMERIC, "round() needs a number")
+        if len(compiled) == 2:
+            expect(compiled[1], NUMERIC, "round() takes a number of digits")
+        safe_round = nullsafe(round_number)
+        return Compiled(lambda ctx: safe_round(*(f(ctx) for f in fns)), "number", node, windows=windows)
+    if name in UNIT_FUNCS:
+        arity(1, 1)
+        expect(compiled[0], ("duration", "any"), f"{name}() needs a duration, e.g. {name}(duration)")
+        unit = UNIT_FUNCS[name]
+        f0 = fns[0]
+        return Compiled(lambda ctx: v / unit if is_number(v := f0(ctx)) else None, "number", node, windows=windows)
+    if name == "if":
+        arity(3, 3)
+        expect(compiled[0], ("bool", "any"), "if() needs a condition first")
+        a, b = compiled[1].type, compiled[2].type
+        kind = a if a == b or b == "null" else b if a == "null" else "any"
+        c0, c1, c2 = fns
+        return Compiled(lambda ctx: c1(ctx) if c0(ctx) else c2(ctx), kind, node, windows=windows)
+    if name == "coalesce":
+        arity(1, None)
+        kinds = {c.type for c in compiled} - {"null"}
+        kind = kinds.pop() if len(kinds) == 1 else "any"
+
+        def coalesce(ctx: Context) -> Any:
+            for f in fns:
+                v = f(ctx)
+                if v is not None:
+                    return v
+            return None
+
+        return Compiled(coalesce, kind, node, windows=windows)
+    # lower / upper
+    arity(1, 1)
+    expect(compiled[0], ("string", "any"), f"{name}() needs a string")
+    method = str.lower if name == "lower" else str.upper
+    f0 = fns[0]
+    return Compiled(lambda ctx: method(v) if isinstance(v := f0(ctx), str) else None, "string", node, windows=windows)
+
+
+def compile_window_call(node: Call, allowed: bool) -> Compiled:
+    """A call of `count` or `had`; `allowed` is False where there is no history to look back over."""
+    name = node.name
+    if not allowed:
+        raise ExpressionError(f"{name}() cannot be used here", node.pos)
+    if len(node.args) != 2:
+        raise ExpressionError(f'{name}() takes an event type and a window, e.g. {name}("service.call", 7d)', node.pos)
+    type_node, window_node = node.args
+    if not (isinstance(type_node, Literal) and type_node.kind == "string"):
+        raise ExpressionError(f'{name}() needs the event type as a quoted string, e.g. "service.call"', type_node.pos)
+    if not (isinstance(window_node, Literal) and window_node.kind == "duration"):
+        raise ExpressionError(f"{name}() needs the window as a duration, e.g. 7d or 48h", window_node.pos)
+    event_type = str(type_node.value)
+    window_s = float(window_node.value)
+    if window_s <= 0:
+        raise ExpressionError(f"{name}() needs a window longer than zero", window_node.pos)
+
+    if not re.match(EVENT_TYPE_PATTERN, event_type):
+        raise ExpressionError(
+            f"'{event_type}' is not an event type (dotted lowercase, e.g. service.call)", type_node.pos
+        )
+    windows = frozenset({(event_type, window_s)})
+    if name == "count":
+        return Compiled(lambda ctx: len(ctx.window(event_type, window_s)), "number", node, windows=windows)
+    return Compiled(lambda ctx: bool(ctx.window(event_type, window_s)), "bool", node, windows=windows)

@@ -1,0 +1,97 @@
+"""`recovery test`'s runner: test files next to the playbooks, each case replayed through its playbook alone."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from recovery.exceptions import PlaybookError
+from recovery.testing import load_test_file, run_test_file, run_tests
+from tests.conftest import RULES
+
+CASE = """\
+playbook: repeat-caller
+start: 2026-01-05T09:00:00Z
+tests:
+  - name: three calls
+    events:
+      - {{at: 0s, id: c1, type: service.call, customer_id: C-1}}
+      - {{at: 2h, id: c2, type: service.call, customer_id: C-1}}
+      - {{at: 5h, id: c3, type: service.call, customer_id: C-1}}
+{rest}
+"""
+
+CaseFileFactory = Callable[..., Path]
+
+
+@pytest.fixture
+def case_file_factory(tmp_path: Path) -> CaseFileFactory:
+    """Writes `text` as a test file next to a copy of the shipped repeat-caller playbook; returns its path."""
+
+    def make(text: str, name: str = "repeat-caller.test.yaml") -> Path:
+        shutil.copy(RULES / "repeat-caller.yaml", tmp_path / "repeat-caller.yaml")
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return make
+
+
+def test_the_shipped_tests_pass() -> None:
+    results, problems = run_tests([str(RULES)])
+    assert problems == []
+    assert len(results) == 59
+    assert [f"{r.file}: {r.name}: {r.failures}" for r in results if not r.passed] == []
+
+
+def test_an_expectation_met_passes_with_times_relative_to_the_start(case_file_factory: CaseFileFactory) -> None:
+    rest = """\
+    expect:
+      - task: {customer_id: C-1, priority: P2, created_at: 5h, due_at: 29h, evidence: [c1, c2, c3]}"""
+    [result] = run_test_file(case_file_factory(CASE.format(rest=rest)))
+    assert (result.name, result.failures, result.passed) == ("three calls", [], True)
+
+
+def test_a_missing_and_an_unexpected_effect_are_both_failures(case_file_factory: CaseFileFactory) -> None:
+    rest = """\
+    expect:
+      - task: {customer_id: C-1, priority: P1}"""
+    [result] = run_test_file(case_file_factory(CASE.format(rest=rest)))
+    assert not result.passed
+    assert result.failures[0] == "expected task {'customer_id': 'C-1', 'priority': 'P1'}: not raised"
+    assert result.failures[1].startswith("unexpected task {'customer_id': 'C-1', 'queue': 'care-callback', ")
+    assert len(result.failures) == 2
+
+
+def test_an_effect_matching_an_absent_pattern_fails(case_file_factory: CaseFileFactory) -> None:
+    rest = """\
+    expect:
+      - task: {customer_id: C-1}
+    absent:
+      - task: {title_contains: "3 calls"}"""
+    [result] = run_test_file(case_file_factory(CASE.format(rest=rest)))
+    assert len(result.failures) == 1
+    assert result.failures[0].endswith("which matches absent task {'title_contains': '3 calls'}")
+
+
+def test_a_test_file_is_validated_with_located_problems(case_file_factory: CaseFileFactory) -> None:
+    path = case_file_factory(CASE.format(rest="    expct: []"))
+    with pytest.raises(PlaybookError) as caught:
+        load_test_file(path)
+    assert [str(p) for p in caught.value.problems] == [f"{path}:9:5: unknown key 'expct' (did you mean 'expect'?)"]
+
+
+def test_a_test_of_an_unknown_playbook_is_a_problem(case_file_factory: CaseFileFactory) -> None:
+    path = case_file_factory(CASE.format(rest="").replace("repeat-caller", "no-such-playbook"))
+    results, problems = run_tests([str(path.parent)])
+    assert results == []
+    assert [p.message for p in problems] == [f"no playbook 'no-such-playbook' in {path.parent}"]
+
+
+def test_a_path_without_test_files_is_a_problem(tmp_path: Path) -> None:
+    results, problems = run_tests([str(tmp_path)])
+    assert results == []
+    assert [str(p) for p in problems] == [f"{tmp_path}:1:1: no test files (*.test.yaml) found here"]
