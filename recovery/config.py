@@ -80,8 +80,8 @@ class Settings(BaseSettings):
     """Events per store transaction (and offset commit) at most."""
     poll_timeout_s: float = Field(default=0.2, gt=0)
     merge_wait_s: float = Field(default=2.0, ge=0)
-    """How long records wait for a lagging partition with nothing fetched, to keep event-time order across
-    partitions, before they are processed anyway."""
+    """Not used since each partition keeps a clock of its own (kept so that configurations that set it still
+    load)."""
     barrier_wait_s: float = Field(default=30.0, ge=0)
     """How long an instance waits for another one's partitions to log their scope events (outages) up to the
     event time it is at, before it goes on without them (their outages then reach its customers late)."""

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -30,6 +31,9 @@ from recovery.times import format_time, parse_time
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"
 T0 = parse_time("2026-11-02T09:00:00Z")
+PAST = (int(time.time()) // 86400 - 60) * 86400.0
+"""Midnight UTC 60 days ago: streams from here are in the past, whenever the suite runs (a service refuses events
+from the future, and its partitions' clocks follow wall time once read to their end)."""
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -98,8 +102,11 @@ def event_factory() -> Callable[..., Event]:
     return make
 
 
-def random_stream(seed: int, customers: int, events: int, days: float = 40) -> Iterator[dict[str, Any]]:
-    """A small mixed stream touching every shipped playbook, sorted by time (ties keep generation order)."""
+def random_stream(
+    seed: int, customers: int, events: int, days: float = 40, start: float = T0
+) -> Iterator[dict[str, Any]]:
+    """A small mixed stream touching every shipped playbook from `start` (epoch seconds), sorted by time (ties keep
+    generation order)."""
     rng = random.Random(seed)
     out: list[tuple[float, int, dict[str, Any]]] = []
     ids = itertools.count()
@@ -107,7 +114,7 @@ def random_stream(seed: int, customers: int, events: int, days: float = 40) -> I
 
     def add(at: float, type: str, cid: str | None, data: dict[str, Any]) -> None:
         n = next(ids)
-        raw: dict[str, Any] = {"id": f"r{seed}-{n}", "type": type, "occurred_at": format_time(T0 + at), "data": data}
+        raw: dict[str, Any] = {"id": f"r{seed}-{n}", "type": type, "occurred_at": format_time(start + at), "data": data}
         if cid is not None:
             raw["customer_id"] = cid
         out.append((at, n, raw))

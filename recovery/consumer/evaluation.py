@@ -5,7 +5,7 @@ customer), all in the store's open transaction."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from recovery.config import Settings
@@ -13,7 +13,7 @@ from recovery.consumer.ordering import Barrier
 from recovery.consumer.records import DLQ_HEADERS, Item, Pending, ScopeItem, ServiceStats, partition_of
 from recovery.consumer.transport import Record, TopicPartition
 from recovery.effects import Effect
-from recovery.engine import Engine
+from recovery.engine import Engine, EngineStats
 from recovery.engine.matcher import Matcher
 from recovery.events import Event
 from recovery.exceptions import EventError, StoreError
@@ -45,8 +45,10 @@ class Evaluated:
 
 
 class Evaluator:
-    """The engine of the partitions this instance owns, fed batch by batch. Effects stored since the last
-    `take_stored()` are kept for the metrics of what the next store commit makes durable."""
+    """One engine per owned partition, each with the partition's event-time clock, fed batch by batch. Every
+    customer lives in one partition, so its decisions need only that partition's order; results then depend on
+    neither fetch timing nor assignment. Effects stored since the last `take_stored()` are kept for the metrics of
+    what the next store commit makes durable."""
 
     def __init__(
         self,
@@ -57,6 +59,7 @@ class Evaluator:
         *,
         metrics: Metrics | None = None,
         on_effects: Callable[[list[Effect]], None] | None = None,
+        prune_floor: Callable[[float], float] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -64,54 +67,75 @@ class Evaluator:
         self.stats = stats
         self.metrics = metrics
         self.on_effects = on_effects
-        self._matcher: Matcher | None = None
+        self.prune_floor = prune_floor
+        self.matcher: Matcher | None = None
+        self.engine_stats = EngineStats()
+        self.engines: dict[int, Engine] = {}
+        self.partitions = 0
         self._stored: list[Effect] = []
-        self.engine = self.rebuild(None, 0)
 
-    def rebuild(self, owned: set[int] | None, partitions: int) -> Engine:
-        """A fresh engine (its state comes back from the store) for the partitions `owned` of `partitions`; None
-        means all."""
-        owns: Callable[[str], bool] | None = None
-        if owned is not None and partitions and len(owned) < partitions:
-            owns = lambda cid: partition_of(cid, partitions) in owned  # noqa: E731
-        self.engine = Engine(
-            self.playbooks, self.store, max_customers=self.settings.max_customers, owns=owns, matcher=self._matcher
-        )
-        self._matcher = self.engine.matcher
-        return self.engine
+    def rebuild(self, owned: Iterable[int], partitions: int) -> None:
+        """Fresh engines (their state comes back from the store) for the partitions `owned` of `partitions`."""
+        owned = sorted(owned)
+        self.partitions = partitions
+        self.engine_stats = EngineStats()
+        self.engines = {}
+        if not owned:
+            return
+        pending = self.store.pending_deadlines()
+        per_engine = max(1, self.settings.max_customers // len(owned))
+        for partition in owned:
+            engine = Engine(
+                self.playbooks,
+                self.store,
+                max_customers=per_engine,
+                owns=self.members(partition),
+                matcher=self.matcher,
+                stats=self.engine_stats,
+                prune_floor=self.prune_floor,
+                deadlines=pending,
+            )
+            self.matcher = engine.matcher
+            self.engines[partition] = engine
 
-    def reload(self, playbooks: Sequence[CompiledPlaybook], owned: set[int] | None, partitions: int) -> None:
-        """Run `playbooks` from now on (their conditions compiled anew)."""
+    def reload(self, playbooks: Sequence[CompiledPlaybook]) -> None:
+        """Run `playbooks` from now on (their conditions compiled anew), on the same partitions."""
         self.playbooks = list(playbooks)
-        self._matcher = None
-        self.rebuild(owned, partitions)
+        self.matcher = None
+        self.rebuild(list(self.engines), self.partitions)
+
+    def members(self, partition: int) -> Callable[[str], bool]:
+        """Whether a customer belongs to `partition` (Kafka's default partitioner over the customer id)."""
+        partitions = self.partitions
+        return lambda cid: partitions <= 1 or partition_of(cid, partitions) == partition
+
+    @property
+    def customers_in_memory(self) -> int:
+        return sum(engine.customers_in_memory for engine in self.engines.values())
+
+    def clocks(self) -> dict[int, float]:
+        """Each owned partition's event-time clock."""
+        return {partition: engine.clock for partition, engine in self.engines.items()}
 
     def evaluate(self, batch: list[Item], barrier: Barrier) -> Evaluated:
-        """Evaluate `batch` in order. A record that is not a valid event, or whose evaluation fails, goes to the
-        DLQ; a store failure propagates (the caller rolls back)."""
-        engine = self.engine
+        """Evaluate `batch`, each item with its partition's engine, in order. A record that is not a valid event,
+        or whose evaluation fails, goes to the DLQ; a store failure propagates (the caller rolls back)."""
         done = Evaluated()
-        events = [i.event for i in batch if isinstance(i, Pending) and i.event is not None]
-        self.store.preload_events([e.id for e in events])
-        missing = engine.uncached(e.customer_id for e in events if e.customer_id is not None)
-        if missing:
-            horizon = engine.horizon_s
-            self.store.preload_customers(missing, engine.clock - horizon if horizon else float("inf"))
+        self._preload(batch)
         for item in batch:
+            tp = item.tp if isinstance(item, ScopeItem) else TopicPartition(item.record.topic, item.record.partition)
+            engine = self.engines[tp.partition]
             if isinstance(item, ScopeItem):
-                tp = item.tp
-                self.emit(engine.apply_scope(item.event, barrier.stream(tp), item.seq, barrier.members(tp)))
+                self.emit(engine.apply_scope(item.event, barrier.stream(tp), item.seq, self.members(tp.partition)))
                 continue
-            record = item.record
-            tp = TopicPartition(record.topic, record.partition)
-            done.offsets[tp] = record.offset + 1
+            done.offsets[tp] = item.record.offset + 1
             if item.event is None:
                 self.dead_letter(item, item.error or "invalid")
                 continue
             event = item.event
             done.last_ts[tp] = max(done.last_ts.get(tp, item.ts), item.ts)
             try:
-                effects = self._evaluate(engine, item, event, barrier)
+                effects = self._evaluate(engine, tp, item, event, barrier)
             except StoreError:
                 raise
             except Exception as exc:  # one event's failure is a policy, not a crash
@@ -121,18 +145,40 @@ class Evaluator:
             self.emit(effects)
         return done
 
-    def advance(self, ts: float) -> None:
-        """Move the clock to `ts` (wall time in a caught-up instance): the deadlines it passes fire."""
-        self.emit(self.engine.advance(ts))
+    def _preload(self, batch: list[Item]) -> None:
+        """Ask the store once for the batch's event ids and for the customers no engine holds in memory."""
+        ids: list[str] = []
+        missing: list[str] = []
+        since = float("inf")
+        for item in batch:
+            if isinstance(item, ScopeItem) or item.event is None:
+                continue
+            event = item.event
+            ids.append(event.id)
+            engine = self.engines[item.record.partition]
+            if event.customer_id is not None and engine.uncached((event.customer_id,)):
+                missing.append(event.customer_id)
+                if engine.horizon_s:
+                    since = min(since, engine.clock - engine.horizon_s)
+        self.store.preload_events(ids)
+        if missing:
+            self.store.preload_customers(missing, since)
 
-    def _evaluate(self, engine: Engine, pending: Pending, event: Event, barrier: Barrier) -> list[Effect]:
+    def advance(self, partition: int, ts: float) -> None:
+        """Move a partition's clock to `ts` (wall time, once it is caught up): the deadlines it passes fire."""
+        self.emit(self.engines[partition].advance(ts))
+
+    def _evaluate(
+        self, engine: Engine, tp: TopicPartition, pending: Pending, event: Event, barrier: Barrier
+    ) -> list[Effect]:
         before = engine.stats.duplicates
         if event.customer_id is None:
             effects, seq = engine.record_scope(event)
             if seq is not None:  # applied to each owned partition's customers at its place in their order
                 barrier.logged(seq, pending.ts, event)
-        elif engine.owns is not None and not engine.owns(event.customer_id):
-            # Keyed to the wrong partition (by its producer): send it to the one that owns the customer.
+        elif self.partitions > 1 and partition_of(event.customer_id, self.partitions) != tp.partition:
+            # Keyed to the wrong partition (by its producer): send it to the one its customer lives in, to be
+            # evaluated in that partition's order.
             self.store.outbox_add(self.settings.topic_events, event.customer_id, pending.record.value or b"")
             self._count(event.type, "forwarded")
             return []

@@ -1,15 +1,17 @@
-"""The event-time order of the service loop: the owned partitions' records merged by `occurred_at` with the scope
-events to apply to them (`Merge`), and the scope log's watermark barrier across instances (`Barrier`)."""
+"""The event-time order of the service loop. Every customer lives in one partition, so each partition is evaluated
+in its own order, with a clock of its own (as Kafka Streams keeps stream time per partition): results depend on
+neither fetch timing nor which partitions an instance owns. Only scope events (outages) cross partitions: the
+instance that reads one logs it in the store, and every partition's owner applies it at its place in that
+partition's order. `Merge` holds the owned partitions' records and scope events to apply; `Barrier` keeps each
+partition from running past a scope event another partition may still log."""
 
 from __future__ import annotations
 
-import heapq
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
 
-from recovery.consumer.records import Item, Pending, ScopeItem, partition_of
+from recovery.consumer.records import Item, Pending, ScopeItem
 from recovery.consumer.transport import TopicPartition
 from recovery.events import Event
 from recovery.exceptions import EventError
@@ -19,25 +21,15 @@ logger = logging.getLogger("recovery.consumer")
 
 Lagging = Callable[[TopicPartition], bool]
 """Whether the broker holds records of a partition not fetched yet (the transport's `lagging`)."""
-
-
-@dataclass(frozen=True)
-class MergeLimits:
-    """`batch_max_events` items per batch; a lagging partition with nothing fetched holds the others back for at most
-    `merge_wait_s`; another instance's watermark holds this one back for at most `barrier_wait_s`."""
-
-    batch_max_events: int
-    merge_wait_s: float
-    barrier_wait_s: float
+INF = float("inf")
 
 
 class Merge:
-    """The fetched records of the owned partitions (`buffers`) and the logged scope events still to apply to each
-    (`scopes`), taken in batches in event-time order. `monotonic` (seconds) times the waits."""
+    """The fetched records of the owned partitions (`buffers`, in offset order) and the logged scope events still to
+    apply to each (`scopes`, by time), taken in batches of at most `batch_max_events` items."""
 
-    def __init__(self, limits: MergeLimits, monotonic: Callable[[], float]) -> None:
-        self.limits = limits
-        self.monotonic = monotonic
+    def __init__(self, batch_max_events: int) -> None:
+        self.batch_max_events = batch_max_events
         self.buffers: dict[TopicPartition, deque[Pending]] = {}
         self.scopes: dict[TopicPartition, list[ScopeItem]] = {}
         self.scope_records: dict[TopicPartition, deque[float]] = {}
@@ -45,9 +37,6 @@ class Merge:
         partition's watermark is the first one's)."""
         self.last_ts: dict[TopicPartition, float] = {}
         """The latest event time processed per partition."""
-        self._blocked_since: float | None = None
-        self.barrier_since: float | None = None
-        """Since when another instance's watermark holds the merge back (None: it does not)."""
 
     def reset(self, assigned: Iterable[TopicPartition]) -> None:
         """Forget every fetched record (they are fetched again from the committed offsets)."""
@@ -72,111 +61,105 @@ class Merge:
         items.append(item)
         items.sort(key=_scope_sort)
 
-    def scopes_pending(self) -> bool:
-        return any(self.scopes.values())
+    def scopes_pending(self, tp: TopicPartition) -> bool:
+        return bool(self.scopes.get(tp))
 
     def processed(self, tp: TopicPartition, ts: float) -> None:
         self.last_ts[tp] = max(self.last_ts.get(tp, ts), ts)
 
     def watermark(self, tp: TopicPartition, lagging: bool) -> float:
-        """The event time before which every scope event of `tp` is logged: partitions are in event-time order
+        """The event time before which every scope event of `tp` is logged: a partition is in event-time order
         (late events aside), so what is not fetched yet is newer than what is. The first unprocessed scope event
-        fetched, else the newest record fetched (or processed); infinity when caught up."""
+        fetched, else the newest record fetched (or processed) while more waits on the broker; infinity when the
+        partition is read to its end."""
         scope_times = self.scope_records.get(tp)
         if scope_times:
             return scope_times[0]
         if not lagging:
-            return float("inf")
+            return INF
         buffer = self.buffers.get(tp)
         if buffer:
             return buffer[-1].ts
-        return self.last_ts.get(tp, float("-inf"))
+        return self.last_ts.get(tp, -INF)
 
-    def take(self, lagging: Lagging, paused: set[TopicPartition], floor: float) -> list[Item]:
-        """Up to `batch_max_events` items in event-time order across the owned partitions and their pending scope
-        events (ties: scope events first, then record timestamp, partition, offset). It stops where a lagging
-        partition with nothing buffered could hold earlier events, after a scope event (its applications come
-        next), and at `floor`, the other instances' lowest watermark."""
-        now = self.monotonic()
-        waiting = [tp for tp, b in self.buffers.items() if not b and tp not in paused and lagging(tp)]
-        if waiting:
-            if self._blocked_since is None:
-                self._blocked_since = now
-            if now - self._blocked_since < self.limits.merge_wait_s:
-                return []
-        self._blocked_since = None
+    def heads(self) -> dict[TopicPartition, float]:
+        """The event time of the next item of each partition that has one."""
+        found: dict[TopicPartition, float] = {}
+        for tp in self.buffers.keys() | self.scopes.keys():
+            buffer, scopes = self.buffers.get(tp), self.scopes.get(tp)
+            times = ([buffer[0].ts] if buffer else []) + ([scopes[0].ts] if scopes else [])
+            if times:
+                found[tp] = min(times)
+        return found
+
+    def take(self, floors: Mapping[TopicPartition, float]) -> list[Item]:
+        """Up to `batch_max_events` items: each owned partition's records (in offset order) merged by event time
+        with the scope events to apply to it (ties: scope events first), each partition up to its floor
+        (exclusive), where a scope event of another partition may still come. A partition stops after a scope
+        event of its own: its applications are placed after it, in the next batch."""
         batch: list[Item] = []
-        limit = self.limits.batch_max_events
-        # A k-way merge: the head of each partition's buffer and of each scope list, smallest key first.
-        heads: list[tuple[tuple[float, int, int, int], TopicPartition, bool]] = []
-        for tp, scopes in self.scopes.items():
-            if scopes:
-                heads.append((_scope_key(scopes[0]), tp, True))
-        for tp, buffer in self.buffers.items():
-            if buffer:
-                heads.append((_record_key(tp, buffer[0]), tp, False))
-        heapq.heapify(heads)
-        while heads and len(batch) < limit:
-            best_key, best_tp, is_scope = heads[0]
-            if best_key[0] > floor:
-                if self.barrier_since is None:
-                    self.barrier_since = now
-                if now - self.barrier_since < self.limits.barrier_wait_s:
-                    break  # another instance has not logged its scope events up to here yet
-                logger.warning(
-                    "another instance's partitions lag behind; going on without them",
-                    extra={"watermark": floor, "waited_s": round(now - self.barrier_since, 1)},
-                )
-                floor = float("inf")
-            self.barrier_since = None
-            if is_scope:
-                scopes = self.scopes[best_tp]
+        for tp in sorted(self.buffers.keys() | self.scopes.keys()):
+            if len(batch) >= self.batch_max_events:
+                break
+            self._take(tp, floors.get(tp, -INF), batch)
+        return batch
+
+    def _take(self, tp: TopicPartition, floor: float, batch: list[Item]) -> None:
+        buffer = self.buffers.setdefault(tp, deque())
+        scopes = self.scopes.setdefault(tp, [])
+        while len(batch) < self.batch_max_events:
+            if scopes and (not buffer or scopes[0].ts <= buffer[0].ts):
+                if scopes[0].ts >= floor:
+                    return
                 batch.append(scopes.pop(0))
-                if scopes:
-                    heapq.heapreplace(heads, (_scope_key(scopes[0]), best_tp, True))
-                else:
-                    heapq.heappop(heads)
                 continue
-            buffer = self.buffers[best_tp]
-            item = buffer.popleft()
-            batch.append(item)
-            if buffer:
-                heapq.heapreplace(heads, (_record_key(best_tp, buffer[0]), best_tp, False))
-            else:
-                heapq.heappop(heads)
-            if item.event is not None and item.event.customer_id is None:
-                scope_times = self.scope_records.get(best_tp)
+            if not buffer:
+                return
+            head = buffer[0]
+            # A scope event of its own may come at the floor: the floor may be another partition's scope event at
+            # the same time, which waits for this one in turn (they are logged in partition order).
+            own_scope = head.event is not None and head.event.customer_id is None
+            if head.ts > floor or (head.ts == floor and not own_scope):
+                return
+            record = buffer.popleft()
+            batch.append(record)
+            if record.event is not None and record.event.customer_id is None:  # a scope event of its own
+                scope_times = self.scope_records.get(tp)
                 if scope_times:
                     scope_times.popleft()
-                break  # a scope event: its applications are ordered after it, in the next batch
-            if not buffer and lagging(best_tp):
-                break  # that partition may hold earlier events than the others' next ones: fetch first
-        return batch
+                return
 
 
 class Barrier:
-    """The scope log across instances. An instance that reads a scope event (an outage) logs it in the store; each
-    partition's owner applies it to the partition's customers at its place in the partition's order. Every
-    instance publishes a watermark per owned partition (every scope event of it older than that is logged), and
-    reads the lowest of the partitions it does not own: its merge may not pass it (`floor`)."""
+    """The scope log across partitions and instances. Every instance publishes a watermark per owned partition
+    (every scope event of it older than that is logged) and reads the others'; a partition may run up to the lowest
+    watermark of all the other partitions (`floors`). A partition owned by another instance that holds the others
+    back for `barrier_wait_s` is gone on without until it catches up (its outages then reach them late)."""
 
-    def __init__(self, store: ScopeLog, topic: str, merge: Merge) -> None:
+    def __init__(
+        self, store: ScopeLog, topic: str, merge: Merge, *, barrier_wait_s: float, monotonic: Callable[[], float]
+    ) -> None:
         self.store = store
         self.topic = topic
         self.merge = merge
+        self.barrier_wait_s = barrier_wait_s
+        self.monotonic = monotonic
         self.partitions = 0
         self.assigned: frozenset[TopicPartition] = frozenset()
         self.known_seqs: set[int] = set()
-        self.floor = float("inf")
+        self.foreign: dict[str, float] = {}
+        """The watermarks of the partitions other instances own, as last read."""
+        self.gone_without: set[str] = set()
+        """Other instances' partitions that held this one back too long: left out of the floors until they catch
+        up."""
+        self.held_since: float | None = None
+        """Since when another instance's partitions have held an owned partition back at the same watermark (None:
+        they do not)."""
+        self._held_at = -INF
         self._loaded = False
 
     def stream(self, tp: TopicPartition) -> str:
         return f"{tp.topic}/{tp.partition}"
-
-    def members(self, tp: TopicPartition) -> Callable[[str], bool]:
-        """Whether a customer belongs to `tp` (Kafka's default partitioner over the customer id)."""
-        partitions, number = self.partitions, tp.partition
-        return lambda cid: partitions <= 1 or partition_of(cid, partitions) == number
 
     def load(self, assigned: frozenset[TopicPartition], partitions: int) -> None:
         """After an assignment (or a failure): the logged scope events not yet applied to each owned partition."""
@@ -184,8 +167,11 @@ class Barrier:
         self._loaded = False
         self.merge.scopes = {tp: [] for tp in assigned}
         self.known_seqs = set()
+        self.foreign = {}
+        self.gone_without = set()
+        self.held_since = None
         applied = {tp: self.store.scope_applied(self.stream(tp)) for tp in assigned}
-        self._add(self.store.scope_log(float("-inf")), applied)
+        self._add(self.store.scope_log(-INF), applied)
         self._loaded = True
 
     def logged(self, seq: int, ts: float, event: Event) -> None:
@@ -195,24 +181,67 @@ class Barrier:
         self.known_seqs.add(seq)
 
     def update(self, lagging: Lagging, since: float) -> None:
-        """Publish the owned partitions' watermarks; read the others' lowest (`floor`) and the scope events other
-        instances logged at or after `since`."""
-        merge = self.merge
-        if not self._loaded or set(merge.scopes) != self.assigned:  # after a failed load
+        """Publish the owned partitions' watermarks; read the others' and the scope events other instances logged at
+        or after `since`."""
+        if not self._loaded or set(self.merge.scopes) != self.assigned:  # after a failed load
             self.load(self.assigned, self.partitions)
         for tp in self.assigned:
-            self.store.set_watermark(self.stream(tp), merge.watermark(tp, lagging(tp)))
+            self.store.set_watermark(self.stream(tp), self.merge.watermark(tp, lagging(tp)))
         owned = {tp.partition for tp in self.assigned}
         foreign = [f"{self.topic}/{n}" for n in range(self.partitions) if n not in owned]
         if not foreign:
-            self.floor = float("inf")
+            self.foreign = {}
             return
         marks = self.store.watermarks(f"{self.topic}/")
-        self.floor = min(marks.get(stream, float("-inf")) for stream in foreign)
+        self.foreign = {stream: marks.get(stream, -INF) for stream in foreign}
         fresh = [row for row in self.store.scope_log(since) if row[0] not in self.known_seqs]
         if fresh:
             applied = {tp: self.store.scope_applied(self.stream(tp)) for tp in self.assigned}
             self._add(fresh, applied)
+
+    def floors(self, lagging: Lagging) -> dict[TopicPartition, float]:
+        """How far each owned partition may go: the lowest watermark of every other partition, this instance's
+        (as fetched now) and the others' (as last read, without those gone without)."""
+        heads = self.merge.heads()
+        position = min(heads.values(), default=INF)
+        for stream in list(self.gone_without):
+            if self.foreign.get(stream, INF) >= position:  # caught up with us: it counts again
+                self.gone_without.discard(stream)
+        own = {tp: self.merge.watermark(tp, lagging(tp)) for tp in self.assigned}
+        floors = self._floors(own)
+        if self._hold(heads, floors):
+            floors = self._floors(own)
+        return floors
+
+    def _floors(self, own: Mapping[TopicPartition, float]) -> dict[TopicPartition, float]:
+        foreign = self.foreign_floor()
+        return {tp: min([foreign, *(mark for other, mark in own.items() if other != tp)]) for tp in self.assigned}
+
+    def foreign_floor(self) -> float:
+        """The lowest watermark of the partitions other instances own (but those gone on without)."""
+        return min((m for s, m in self.foreign.items() if s not in self.gone_without), default=INF)
+
+    def _hold(self, heads: Mapping[TopicPartition, float], floors: Mapping[TopicPartition, float]) -> bool:
+        """Time how long other instances' partitions hold an owned partition back without their watermark moving;
+        past `barrier_wait_s`, go on without the ones that do (True: the floors change)."""
+        foreign = self.foreign_floor()
+        held = any(ts >= floors[tp] and floors[tp] == foreign for tp, ts in heads.items() if tp in floors)
+        now = self.monotonic()
+        if not held or foreign != self._held_at or self.held_since is None:
+            self.held_since = now if held else None
+            self._held_at = foreign
+            return False
+        if now - self.held_since < self.barrier_wait_s:
+            return False
+        laggards = {stream for stream, mark in self.foreign.items() if mark <= foreign}
+        logger.warning(
+            "another instance's partitions lag behind; going on without them until they catch up",
+            extra={"partitions": sorted(laggards), "watermark": foreign, "waited_s": round(now - self.held_since, 1)},
+        )
+        self.gone_without |= laggards
+        self.held_since = None
+        self._held_at = -INF
+        return True
 
     def _add(self, rows: list[tuple[int, float, str]], applied: dict[TopicPartition, set[int]]) -> None:
         merge = self.merge
@@ -232,14 +261,3 @@ class Barrier:
 
 def _scope_sort(item: ScopeItem) -> tuple[float, int]:
     return (item.ts, item.seq)
-
-
-def _scope_key(item: ScopeItem) -> tuple[float, int, int, int]:
-    """Merge order: event time; at a tie scope events first (by partition, then log order)."""
-    return (item.ts, 0, item.tp.partition, item.seq)
-
-
-def _record_key(tp: TopicPartition, pending: Pending) -> tuple[float, int, int, int]:
-    """Merge order: event time; at a tie records after scope events, by record timestamp, partition, offset."""
-    record = pending.record
-    return (pending.ts, 1, record.timestamp, tp.partition * 2**40 + record.offset)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from recovery.config import Settings
 from recovery.consumer.evaluation import Evaluator
 from recovery.consumer.offsets import Offsets
-from recovery.consumer.ordering import Barrier, Merge, MergeLimits
+from recovery.consumer.ordering import Barrier, Merge
 from recovery.consumer.reader import Reader
 from recovery.consumer.records import (
     BARRIER_POLL_MS,
@@ -22,9 +22,8 @@ from recovery.consumer.records import (
     Item,
     ServiceStats,
 )
-from recovery.consumer.transport import Rebalance, Transport, describe
+from recovery.consumer.transport import Rebalance, TopicPartition, Transport, describe
 from recovery.effects import Effect
-from recovery.engine import Engine
 from recovery.exceptions import BrokerError, StoreError
 from recovery.health import Health
 from recovery.metrics import Metrics
@@ -35,6 +34,8 @@ from recovery.store.base import Store
 logger = logging.getLogger("recovery.consumer")  # one name for the loop's logs, whatever the module
 
 TransportFactory = Callable[[Settings], Transport]
+CLOCKS = "clock:{topic}/{partition}"
+"""The store's watermark of a partition's event-time clock (the store is pruned below the lowest)."""
 
 
 def kafka_transport(settings: Settings) -> Transport:
@@ -76,10 +77,19 @@ class Service:
         self.health = health or Health()
         self.on_step = on_step
         self.stats = ServiceStats()
-        self.evaluator = Evaluator(settings, store, playbooks, self.stats, metrics=metrics, on_effects=on_effects)
-        limits = MergeLimits(settings.batch_max_events, settings.merge_wait_s, settings.barrier_wait_s)
-        self.merge = Merge(limits, monotonic)
-        self.barrier = Barrier(store, settings.topic_events, self.merge)
+        self.evaluator = Evaluator(
+            settings,
+            store,
+            playbooks,
+            self.stats,
+            metrics=metrics,
+            on_effects=on_effects,
+            prune_floor=self._prune_floor,
+        )
+        self.merge = Merge(settings.batch_max_events)
+        self.barrier = Barrier(
+            store, settings.topic_events, self.merge, barrier_wait_s=settings.barrier_wait_s, monotonic=monotonic
+        )
         self.offsets = Offsets(self.stats)
         self.reader: Reader | None = None
         """The connection to the broker (None until connected, and after a broker failure)."""
@@ -87,10 +97,6 @@ class Service:
         self._reload: list[CompiledPlaybook] | None = None
         self._polled_at: float | None = None
         self._broker_checked = float("-inf")
-
-    @property
-    def engine(self) -> Engine:
-        return self.evaluator.engine
 
     # ------------------------------------------------------------------------------------------- the loop
 
@@ -131,10 +137,10 @@ class Service:
         transport = reader.transport
         reload, self._reload = self._reload, None
         if reload is not None:
-            self.evaluator.reload(reload, self._owned(reader), self.barrier.partitions)
+            self.evaluator.reload(reload)
             logger.info("playbooks reloaded", extra={"playbooks": len(reload)})
         # Held back by another instance's watermark: look again soon rather than wait for new records.
-        held = self.merge.barrier_since is not None
+        held = self.barrier.held_since is not None
         read, rebalance = reader.read(BARRIER_POLL_MS if held else int(self.settings.poll_timeout_s * 1000))
         if rebalance is not None:
             self._rebalanced(reader, rebalance)
@@ -145,14 +151,15 @@ class Service:
         self._observe_lag(reader)
         # Poll again within a bounded time, so that a rebalance (a new instance joining) or a stop is not held up.
         budget = self.monotonic() + STEP_BUDGET_S
+        floors = self.barrier.floors(reader.lagging)
         while not stop.is_set() and self.monotonic() < budget:
-            batch = self.merge.take(reader.lagging, reader.paused, self.barrier.floor)
+            batch = self.merge.take(floors)
             if not batch:
                 break
             self._process(batch, reader)
+            floors = self.barrier.floors(reader.lagging)
         reader.resume_drained()
-        if reader.caught_up() and not self.merge.scopes_pending():
-            self.evaluator.advance(self.wall_clock() - self.settings.lateness_s)
+        self._follow_wall_clock(reader, floors)
         if self.on_step is not None:
             self.on_step(self.store, self.wall_clock())
         self._commit()
@@ -169,6 +176,9 @@ class Service:
         done = self.evaluator.evaluate(batch, self.barrier)
         for tp, ts in done.last_ts.items():
             self.merge.processed(tp, ts)
+        topic = self.settings.topic_events
+        for partition, clock in self.evaluator.clocks().items():
+            self.store.set_watermark(CLOCKS.format(topic=topic, partition=partition), clock)
         if reader.assigned:
             self.barrier.update(reader.lagging, self._scope_since())
         self._commit()
@@ -197,20 +207,39 @@ class Service:
         self.stats.rebalances += 1
         reader.rewind(rebalance.assigned)
         partitions = reader.transport.partitions()
-        self.evaluator.rebuild(self._owned(reader), partitions)
+        self.evaluator.rebuild([tp.partition for tp in rebalance.assigned], partitions)
         self.barrier.load(rebalance.assigned, partitions)
         logger.info(
             "partitions assigned",
             extra={"partitions": sorted(tp.partition for tp in rebalance.assigned), "of": partitions},
         )
 
-    def _owned(self, reader: Reader) -> set[int] | None:
-        return {tp.partition for tp in reader.assigned} if reader.assigned else None
+    def _follow_wall_clock(self, reader: Reader, floors: dict[TopicPartition, float]) -> None:
+        """A partition read to its end, with nothing left to apply, follows wall time minus `lateness_s` (so that its
+        deadlines fire although no event comes), but never past a scope event another partition may still log."""
+        now = self.wall_clock() - self.settings.lateness_s
+        for tp in reader.assigned:
+            if tp.partition in self.evaluator.engines and not self.merge.buffered(tp) and not reader.lagging(tp):
+                if not self.merge.scopes_pending(tp):
+                    self.evaluator.advance(tp.partition, min(now, floors.get(tp, float("-inf"))))
 
     def _scope_since(self) -> float:
-        """Scope events other instances log are read from this event time on (none older matters to the engine)."""
-        engine = self.engine
-        return engine.clock - engine.horizon_s if engine.horizon_s else float("-inf")
+        """Scope events other instances log are read from this event time on (none older matters to the engines)."""
+        engines = self.evaluator.engines.values()
+        horizon = max((engine.horizon_s for engine in engines), default=0.0)
+        if not horizon:
+            return float("-inf")
+        return min(engine.clock for engine in engines) - horizon
+
+    def _prune_floor(self, ts: float) -> float:
+        """How far the store may be pruned: the lowest clock of all the partitions, of every instance (history,
+        scope log and ledger are shared by them all; a partition not seen yet holds it all)."""
+        marks = self.store.watermarks(CLOCKS.format(topic=self.settings.topic_events, partition=""))
+        topic = self.settings.topic_events
+        return min(
+            (marks.get(CLOCKS.format(topic=topic, partition=n), float("-inf")) for n in range(self.barrier.partitions)),
+            default=float("-inf"),
+        )
 
     def _commit(self) -> None:
         """Commit the store's transaction, once the broker has what the outbox sent (the take becomes final)."""
@@ -225,7 +254,7 @@ class Service:
         stored = self.evaluator.take_stored()
         if self.metrics is not None:
             self.metrics.observe_effects(stored, time.time())
-            self.metrics.observe_engine(self.engine.stats, self.engine.customers_in_memory)
+            self.metrics.observe_engine(self.evaluator.engine_stats, self.evaluator.customers_in_memory)
 
     def _observe_lag(self, reader: Reader) -> None:
         if self.metrics is None:
@@ -267,7 +296,8 @@ class Service:
             logger.exception("cannot rewind to the committed offsets; reconnecting")
             self._close_transport()
             reader = None
-        self.evaluator.rebuild(self._owned(reader) if reader is not None else None, self.barrier.partitions)
+        owned = [tp.partition for tp in reader.assigned] if reader is not None else []
+        self.evaluator.rebuild(owned, self.barrier.partitions)
         try:
             self.barrier.load(reader.assigned if reader is not None else frozenset(), self.barrier.partitions)
         except StoreError:

@@ -67,12 +67,14 @@ class Engine:
     `max_customers` bounds how many customers' state is held in memory (least recently used are evicted and
     rebuilt from the store when they come back).
 
-    In `serve` an instance owns only some customers (its Kafka partitions): `owns(customer_id)` says which, and
-    only owned customers' deadlines are loaded. There a scope event (an outage) is not evaluated where it is
-    read: `record_scope` logs it in the store, and `apply_scope` evaluates it for one partition's customers,
-    in that partition's event-time order (see recovery/consumer/). `matcher` lets engines rebuilt after a
-    rebalance reuse the compiled durable-rules host.
-    """
+    In `serve` an engine evaluates one Kafka partition's customers, with a clock of its own (the partition's event
+    time): `owns(customer_id)` says which customers, and only their deadlines are loaded. There a scope event (an
+    outage) is not evaluated where it is read: `record_scope` logs it in the store, and `apply_scope` evaluates it
+    for one partition's customers, in that partition's event-time order (see recovery/consumer/). `matcher` lets
+    engines share (and reuse after a rebalance) the compiled durable-rules host, `stats` share their counts.
+    History, scope log and ledger are pruned below the clock, or below `prune_floor(clock)` where other engines
+    with clocks of their own share the store (the lowest of their clocks). `deadlines`: the store's pending
+    deadlines, when the caller read them already (several engines built at once)."""
 
     def __init__(
         self,
@@ -82,16 +84,20 @@ class Engine:
         max_customers: int = DEFAULT_MAX_CUSTOMERS,
         owns: Callable[[str], bool] | None = None,
         matcher: Matcher | None = None,
+        stats: EngineStats | None = None,
+        prune_floor: Callable[[float], float] | None = None,
+        deadlines: Iterable[Deadline] | None = None,
     ) -> None:
         self.store = store
-        self.stats = EngineStats()
+        self.stats = stats if stats is not None else EngineStats()
         self.clock = float("-inf")
         self._pruned_at = float("-inf")
         self.owns = owns
+        self.prune_floor = prune_floor
         self._load(playbooks, matcher)
         self.customers = Customers(self.store, max_customers, self.horizon_s, bool(self.history_types), self.stats)
         self.deadlines = Deadlines(self.store)
-        for deadline in self.store.pending_deadlines():
+        for deadline in self.store.pending_deadlines() if deadlines is None else deadlines:
             if owns is None or owns(deadline.customer_id):
                 self.deadlines.schedule(deadline)
 
@@ -152,9 +158,10 @@ class Engine:
             self.clock = ts
             if ts - self._pruned_at > self._prune_every_s:
                 self._pruned_at = ts
+                floor = ts if self.prune_floor is None else min(ts, self.prune_floor(ts))
                 if self.horizon_s:
-                    self.store.prune_history(ts - self.horizon_s)
-                self.store.prune_ledger(ts - self.ledger_retention_s)
+                    self.store.prune_history(floor - self.horizon_s)
+                self.store.prune_ledger(floor - self.ledger_retention_s)
         return effects
 
     # ------------------------------------------------------------------------------------------- events

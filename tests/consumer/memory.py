@@ -83,10 +83,20 @@ class MemoryTransport:
     assignment with `assign` (delivered at the next poll, as a rebalance), refuses the next calls of a method with
     `fail`, and checks each offset commit with `on_commit` (called before the broker records it)."""
 
-    def __init__(self, broker: MemoryBroker, topic: str, *, fetch: int = 1_000_000) -> None:
+    def __init__(
+        self,
+        broker: MemoryBroker,
+        topic: str,
+        *,
+        fetch: int = 1_000_000,
+        fetch_by_partition: dict[int, int] | None = None,
+        assigned: Iterable[int] | None = None,
+    ) -> None:
         self.broker = broker
         self.topic = topic
         self.fetch = fetch
+        self.fetch_by_partition = fetch_by_partition or {}
+        """Records per poll of some partitions (others: `fetch`): an uneven fetcher."""
         self.positions: dict[TopicPartition, int] = {}
         self.paused: set[TopicPartition] = set()
         self.failures: dict[str, list[BaseException]] = {}
@@ -97,7 +107,8 @@ class MemoryTransport:
         self.on_commit: Callable[[Mapping[TopicPartition, int]], None] | None = None
         self.commits: list[dict[TopicPartition, int]] = []
         self.closed = False
-        self._pending: Rebalance | None = Rebalance(False, self._all())
+        first = self._all() if assigned is None else frozenset(TopicPartition(topic, n) for n in assigned)
+        self._pending: Rebalance | None = Rebalance(False, first)
         self._taken: Rebalance | None = None
         self.assigned: frozenset[TopicPartition] = frozenset()
 
@@ -150,7 +161,8 @@ class MemoryTransport:
             if tp in self.paused or left <= 0:
                 continue
             position = self.positions[tp]
-            taken = log[tp.partition][position : position + min(self.fetch, left)]
+            fetch = self.fetch_by_partition.get(tp.partition, self.fetch)
+            taken = log[tp.partition][position : position + min(fetch, left)]
             if taken:
                 out[tp] = taken
                 self.positions[tp] = position + len(taken)

@@ -12,7 +12,7 @@ import pytest
 from recovery.config import Settings
 from recovery.consumer import ServiceStats, TopicPartition, partition_of
 from recovery.consumer.evaluation import Evaluator, decode
-from recovery.consumer.ordering import Barrier, Merge, MergeLimits
+from recovery.consumer.ordering import Barrier, Merge
 from recovery.consumer.records import DLQ_HEADERS
 from recovery.engine import Engine
 from recovery.playbooks.compiler import CompiledPlaybook
@@ -21,12 +21,16 @@ from recovery.times import format_time
 from tests.conftest import T0
 from tests.consumer.memory import Message
 
+INF = float("inf")
 SETTINGS = Settings.model_validate(
     {"topic_events": "events", "topic_tasks": "tasks", "topic_gestures": "gestures", "topic_dlq": "dlq"}
 )
 
 
-def record(value: bytes | None, partition: int = 0, offset: int = 0, key: bytes | None = b"C1") -> Message:
+def record(value: bytes | None, partition: int | None = None, offset: int = 0, key: bytes | None = b"C1") -> Message:
+    """A record of the events topic: by default on the partition its key (a customer id) lives in."""
+    if partition is None:
+        partition = partition_of((key or b"").decode(), 3)
     return Message("events", partition, offset, 0, key, value)
 
 
@@ -42,9 +46,12 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
     store.close()
 
 
-def evaluator(store: SqliteStore, playbooks: list[CompiledPlaybook]) -> tuple[Evaluator, Barrier]:
+def evaluator(
+    store: SqliteStore, playbooks: list[CompiledPlaybook], owned: tuple[int, ...] = (0, 1, 2)
+) -> tuple[Evaluator, Barrier]:
     evaluator = Evaluator(SETTINGS, store, playbooks, ServiceStats())
-    return evaluator, Barrier(store, "events", Merge(MergeLimits(100, 0, 0), lambda: 0.0))
+    evaluator.rebuild(owned, 3)
+    return evaluator, Barrier(store, "events", Merge(100), barrier_wait_s=0.0, monotonic=lambda: 0.0)
 
 
 def outbox(store: SqliteStore) -> list[tuple[str, bytes, dict[str, bytes]]]:
@@ -75,14 +82,28 @@ def test_effects_go_to_the_outbox_with_the_offsets_and_event_times_of_the_batch(
     store: SqliteStore, shipped_playbooks: list[CompiledPlaybook]
 ) -> None:
     ev, barrier = evaluator(store, shipped_playbooks)
-    done = ev.evaluate([decode(record(event(1), offset=7)), decode(record(event(2), partition=1, offset=3))], barrier)
-    assert done.offsets == {TopicPartition("events", 0): 8, TopicPartition("events", 1): 4}
-    assert done.last_ts == {TopicPartition("events", 0): T0 + 1, TopicPartition("events", 1): T0 + 2}
+    c1 = TopicPartition("events", partition_of("C1", 3))
+    done = ev.evaluate([decode(record(event(1), offset=7)), decode(record(event(2), offset=8))], barrier)
+    assert done.offsets == {c1: 9}
+    assert done.last_ts == {c1: T0 + 2}
     topics = [topic for topic, _, _ in outbox(store)]
     assert topics == ["tasks"]  # the second cancellation is inside the first one's cooldown
     assert [e.playbook for e in ev.take_stored()] == ["cancellation-save"]
     assert ev.take_stored() == []
     assert ev.stats.consumed == {"processed": 2}
+    assert ev.clocks()[c1.partition] == T0 + 2
+    assert {p: c for p, c in ev.clocks().items() if p != c1.partition} == dict.fromkeys(
+        {0, 1, 2} - {c1.partition}, -INF
+    )
+
+
+def test_each_partition_has_a_clock_of_its_own(store: SqliteStore, shipped_playbooks: list[CompiledPlaybook]) -> None:
+    ev, barrier = evaluator(store, shipped_playbooks)
+    customers = {partition_of(f"C{n}", 3): f"C{n}" for n in range(20)}
+    late, early = customers[0], customers[1]
+    ev.evaluate([decode(record(event(100, customer=late), key=late.encode()))], barrier)
+    ev.evaluate([decode(record(event(5, customer=early), key=early.encode()))], barrier)
+    assert (ev.clocks()[0], ev.clocks()[1]) == (T0 + 100, T0 + 5)
 
 
 def test_an_invalid_record_goes_to_the_dlq_as_it_came_with_where_it_came_from(
@@ -110,20 +131,20 @@ def test_an_event_whose_evaluation_fails_goes_to_the_dlq_and_the_batch_goes_on(
         return original(engine, evt)
 
     monkeypatch.setattr(Engine, "process", process)
-    ev.evaluate([decode(record(event(1))), decode(record(event(2), offset=1, key=b"C2"))], barrier)
+    ev.evaluate([decode(record(event(1))), decode(record(event(2, customer="C2"), offset=1, key=b"C2"))], barrier)
     assert [(topic, headers.get(DLQ_HEADERS[0], b"")[:17]) for topic, _, headers in outbox(store)] == [
         ("dlq", b"evaluation failed"),
         ("tasks", b""),
     ]
 
 
-def test_an_event_keyed_to_a_partition_this_instance_does_not_own_is_forwarded_to_its_owner(
+def test_an_event_keyed_to_another_partition_than_its_customers_is_forwarded_there(
     store: SqliteStore, shipped_playbooks: list[CompiledPlaybook]
 ) -> None:
+    # Even to a partition this instance owns: it is evaluated in that partition's order, with its clock.
     ev, barrier = evaluator(store, shipped_playbooks)
-    owner = partition_of("C1", 3)
-    ev.rebuild({(owner + 1) % 3}, 3)
+    wrong = (partition_of("C1", 3) + 1) % 3
     value = event(1)
-    ev.evaluate([decode(record(value, partition=(owner + 1) % 3))], barrier)
+    ev.evaluate([decode(record(value, partition=wrong))], barrier)
     assert outbox(store) == [("events", value, {})]
     assert ev.stats.consumed == {"forwarded": 1}

@@ -1,15 +1,12 @@
-"""The event-time merge and the scope log's barrier, without a broker."""
+"""Each partition in its own event-time order, and the scope log's barrier across partitions, without a broker."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-
-import pytest
 
 from recovery.consumer import TopicPartition
 from recovery.consumer.evaluation import decode
-from recovery.consumer.ordering import Barrier, Merge, MergeLimits
+from recovery.consumer.ordering import Barrier, Merge
 from recovery.consumer.records import Pending, ScopeItem
 from recovery.events import Event
 from recovery.store import MemoryStore
@@ -53,133 +50,143 @@ def ids(batch: list[Pending | ScopeItem]) -> list[str]:
     return found
 
 
-@pytest.fixture
-def merge_factory() -> Callable[..., tuple[Merge, Clock]]:
-    def make(batch: int = 100, merge_wait_s: float = 2.0, barrier_wait_s: float = 30.0) -> tuple[Merge, Clock]:
-        clock = Clock()
-        merge = Merge(MergeLimits(batch, merge_wait_s, barrier_wait_s), clock)
-        merge.reset([A, B])
-        return merge, clock
-
-    return make
+C = TopicPartition("events", 2)
+INF = float("inf")
 
 
-MergeFactory = Callable[..., tuple[Merge, Clock]]
+def merge(batch: int = 100) -> Merge:
+    found = Merge(batch)
+    found.reset([A, B])
+    return found
 
 
 def never(_tp: TopicPartition) -> bool:
     return False
 
 
+def open_floors(*tps: TopicPartition) -> dict[TopicPartition, float]:
+    return dict.fromkeys(tps or (A, B), INF)
+
+
 class TestMerge:
-    def test_partitions_are_merged_in_event_time_order(self, merge_factory: MergeFactory) -> None:
-        merge, _ = merge_factory()
-        merge.add(A, [pending(A, 0, 10), pending(A, 1, 30)])
-        merge.add(B, [pending(B, 0, 20), pending(B, 1, 40)])
-        assert ids(merge.take(never, set(), float("inf"))) == ["0-0", "1-0", "0-1", "1-1"]
+    def test_each_partition_goes_in_its_offset_order_whatever_the_others(self) -> None:
+        m = merge()
+        m.add(A, [pending(A, 0, 30), pending(A, 1, 10)])  # a late event keeps its place
+        m.add(B, [pending(B, 0, 20)])
+        assert ids(m.take(open_floors())) == ["0-0", "0-1", "1-0"]
 
-    def test_ties_go_by_record_timestamp_then_partition(self, merge_factory: MergeFactory) -> None:
-        merge, _ = merge_factory()
-        merge.add(A, [pending(A, 0, 10, timestamp=5)])
-        merge.add(B, [pending(B, 0, 10, timestamp=1), pending(B, 1, 10, timestamp=9)])
-        assert ids(merge.take(never, set(), float("inf"))) == ["1-0", "0-0", "1-1"]
+    def test_scope_events_to_apply_are_placed_by_event_time_before_records_of_the_same_time(self) -> None:
+        m = merge()
+        m.add(A, [pending(A, 0, 10), pending(A, 1, 50), pending(A, 2, 60)])
+        m.add_scope(ScopeItem(A, 7, T0 + 50, Event.from_json(outage(7, 50))))
+        assert ids(m.take(open_floors())) == ["0-0", "scope7", "0-1", "0-2"]
 
-    def test_a_batch_holds_at_most_batch_max_events(self, merge_factory: MergeFactory) -> None:
-        merge, _ = merge_factory(batch=3)
-        merge.add(A, [pending(A, n, n) for n in range(5)])
-        assert len(merge.take(never, set(), float("inf"))) == 3
-        assert len(merge.take(never, set(), float("inf"))) == 2
+    def test_a_batch_holds_at_most_batch_max_events(self) -> None:
+        m = merge(batch=3)
+        m.add(A, [pending(A, n, n) for n in range(5)])
+        assert len(m.take(open_floors())) == 3
+        assert len(m.take(open_floors())) == 2
 
-    def test_a_lagging_partition_with_nothing_fetched_holds_the_others_for_merge_wait_s(
-        self, merge_factory: MergeFactory
-    ) -> None:
-        merge, clock = merge_factory(merge_wait_s=2.0)
-        merge.add(A, [pending(A, 0, 10)])
-        lagging_b: Callable[[TopicPartition], bool] = lambda tp: tp == B  # noqa: E731
-        assert merge.take(lagging_b, set(), float("inf")) == []
-        clock.now = 1.9
-        assert merge.take(lagging_b, set(), float("inf")) == []
-        clock.now = 2.0
-        assert ids(merge.take(lagging_b, set(), float("inf"))) == ["0-0"]
+    def test_a_partition_stops_before_its_floor(self) -> None:
+        m = merge()
+        m.add(A, [pending(A, 0, 10), pending(A, 1, 20), pending(A, 2, 30)])
+        m.add(B, [pending(B, 0, 5)])
+        assert ids(m.take({A: T0 + 20, B: INF})) == ["0-0", "1-0"]  # at the floor: a scope event may come first
+        assert ids(m.take({A: T0 + 20.5, B: INF})) == ["0-1"]
 
-    def test_a_paused_partition_does_not_hold_the_others(self, merge_factory: MergeFactory) -> None:
-        merge, _ = merge_factory()
-        merge.add(A, [pending(A, 0, 10)])
-        assert ids(merge.take(lambda tp: tp == B, {B}, float("inf"))) == ["0-0"]
+    def test_a_scope_event_of_its_own_may_come_at_the_floor_and_ends_its_partition_in_the_batch(self) -> None:
+        m = merge()
+        m.add(A, [pending(A, 0, 20, customer=None), pending(A, 1, 25)])
+        m.add(B, [pending(B, 0, 5), pending(B, 1, 30)])
+        assert m.watermark(A, lagging=True) == T0 + 20
+        assert ids(m.take({A: T0 + 20, B: T0 + 20})) == ["0-0", "1-0"]
+        assert m.watermark(A, lagging=True) == T0 + 25  # its scope event is taken: the newest fetched now
 
-    def test_the_batch_stops_where_a_lagging_partition_runs_out(self, merge_factory: MergeFactory) -> None:
-        merge, _ = merge_factory()
-        merge.add(A, [pending(A, 0, 10)])
-        merge.add(B, [pending(B, 0, 20), pending(B, 1, 30)])
-        # A may hold events older than B's next ones on the broker: fetch before going on.
-        assert ids(merge.take(lambda tp: tp == A, set(), float("inf"))) == ["0-0"]
-
-    def test_a_scope_event_ends_the_batch_and_its_applications_come_first_at_a_tie(
-        self, merge_factory: MergeFactory
-    ) -> None:
-        merge, _ = merge_factory()
-        merge.add(A, [pending(A, 0, 10, customer=None), pending(A, 1, 50)])
-        assert merge.watermark(A, lagging=True) == T0 + 10
-        assert ids(merge.take(never, set(), float("inf"))) == ["0-0"]
-        merge.add_scope(ScopeItem(A, 7, T0 + 50, Event.from_json(outage(7, 50))))
-        assert ids(merge.take(never, set(), float("inf"))) == ["scope7", "0-1"]
-
-    def test_records_past_the_floor_wait_for_barrier_wait_s_then_go_on(self, merge_factory: MergeFactory) -> None:
-        merge, clock = merge_factory(barrier_wait_s=30.0)
-        merge.add(A, [pending(A, 0, 10), pending(A, 1, 100)])
-        floor = T0 + 50
-        assert ids(merge.take(never, set(), floor)) == ["0-0"]
-        assert merge.barrier_since == 0.0
-        clock.now = 29.0
-        assert merge.take(never, set(), floor) == []
-        clock.now = 30.0
-        assert ids(merge.take(never, set(), floor)) == ["0-1"]
-        assert merge.barrier_since is None
-
-    def test_the_watermark_is_the_first_scope_event_else_the_newest_record_else_infinity(
-        self, merge_factory: MergeFactory
-    ) -> None:
-        merge, _ = merge_factory()
-        assert merge.watermark(A, lagging=True) == float("-inf")
-        merge.add(A, [pending(A, 0, 10), pending(A, 1, 20)])
-        assert merge.watermark(A, lagging=True) == T0 + 20
-        assert merge.watermark(A, lagging=False) == float("inf")
-        merge.processed(B, T0 + 5)
-        assert merge.watermark(B, lagging=True) == T0 + 5
+    def test_the_watermark_is_the_first_scope_event_else_the_newest_record_else_infinity(self) -> None:
+        m = merge()
+        assert m.watermark(A, lagging=True) == -INF
+        m.add(A, [pending(A, 0, 10), pending(A, 1, 20)])
+        assert m.watermark(A, lagging=True) == T0 + 20
+        assert m.watermark(A, lagging=False) == INF
+        m.processed(B, T0 + 5)
+        assert m.watermark(B, lagging=True) == T0 + 5
 
 
 class TestBarrier:
+    def barrier(self, store: MemoryStore, assigned: set[TopicPartition], partitions: int = 3) -> tuple[Barrier, Clock]:
+        clock = Clock()
+        m = Merge(100)
+        m.reset(assigned)
+        barrier = Barrier(store, "events", m, barrier_wait_s=30.0, monotonic=clock)
+        barrier.load(frozenset(assigned), partitions)
+        return barrier, clock
+
     def test_load_gives_each_partition_the_logged_scope_events_it_has_not_applied(self) -> None:
         store = MemoryStore()
         first = store.scope_log_add(T0 + 10, outage(1, 10))
         second = store.scope_log_add(T0 + 20, outage(2, 20))
         store.mark_scope_applied("events/0", first)
-        merge = Merge(MergeLimits(100, 0, 0), Clock())
-        barrier = Barrier(store, "events", merge)
-        barrier.load(frozenset({A, B}), 2)
-        assert [item.seq for item in merge.scopes[A]] == [second]
-        assert [item.seq for item in merge.scopes[B]] == [first, second]
+        barrier, _ = self.barrier(store, {A, B}, 2)
+        assert [item.seq for item in barrier.merge.scopes[A]] == [second]
+        assert [item.seq for item in barrier.merge.scopes[B]] == [first, second]
         assert barrier.known_seqs == {first, second}
 
-    def test_the_floor_is_the_lowest_watermark_of_the_partitions_owned_by_others(self) -> None:
+    def test_a_partition_runs_up_to_the_lowest_watermark_of_the_others_own_and_foreign(self) -> None:
         store = MemoryStore()
-        merge = Merge(MergeLimits(100, 0, 0), Clock())
-        merge.reset([A])
-        barrier = Barrier(store, "events", merge)
-        barrier.load(frozenset({A}), 3)
-        store.set_watermark("events/1", T0 + 40)
-        store.set_watermark("events/2", T0 + 30)
-        barrier.update(never, float("-inf"))
-        assert barrier.floor == T0 + 30
-        assert store.watermarks("events/")["events/0"] == float("inf")  # caught up: never holds anyone back
+        barrier, _ = self.barrier(store, {A, B})
+        store.set_watermark("events/2", T0 + 40)
+        barrier.merge.add(A, [pending(A, 0, 10), pending(A, 1, 30, customer=None)])
+        barrier.merge.add(B, [pending(B, 0, 20)])
+        barrier.update(lambda tp: True, -INF)
+        assert store.watermarks("events/")["events/0"] == T0 + 30  # A's first scope event
+        floors = barrier.floors(lambda tp: True)
+        assert floors == {A: T0 + 20, B: T0 + 30}  # A: B's newest fetched; B: A's scope event; C (foreign): 40
+
+    def test_the_owned_partitions_publish_infinity_once_read_to_their_end(self) -> None:
+        store = MemoryStore()
+        barrier, _ = self.barrier(store, {A})
+        barrier.update(never, -INF)
+        assert store.watermarks("events/")["events/0"] == INF
 
     def test_scope_events_other_instances_log_are_picked_up(self) -> None:
         store = MemoryStore()
-        merge = Merge(MergeLimits(100, 0, 0), Clock())
-        barrier = Barrier(store, "events", merge)
-        barrier.load(frozenset({A}), 2)
+        barrier, _ = self.barrier(store, {A}, 2)
         seq = store.scope_log_add(T0 + 10, outage(1, 10))
-        barrier.update(never, float("-inf"))
-        assert [item.seq for item in merge.scopes[A]] == [seq]
-        barrier.update(never, float("-inf"))
-        assert len(merge.scopes[A]) == 1  # known: not added twice
+        barrier.update(never, -INF)
+        assert [item.seq for item in barrier.merge.scopes[A]] == [seq]
+        barrier.update(never, -INF)
+        assert len(barrier.merge.scopes[A]) == 1  # known: not added twice
+
+    def test_a_foreign_partition_stuck_for_barrier_wait_s_is_gone_on_without_until_it_catches_up(self) -> None:
+        store = MemoryStore()
+        barrier, clock = self.barrier(store, {A}, 2)
+        barrier.merge.add(A, [pending(A, n, 10 * n) for n in range(1, 8)])
+        store.set_watermark("events/1", T0 + 15)
+        barrier.update(never, -INF)
+        assert barrier.floors(never) == {A: T0 + 15}
+        assert ids(barrier.merge.take(barrier.floors(never))) == ["0-1"]
+        assert barrier.floors(never) == {A: T0 + 15}  # held from now on
+        assert barrier.held_since == 0.0
+        clock.now = 29.0
+        assert barrier.floors(never) == {A: T0 + 15}
+        clock.now = 30.0
+        assert barrier.floors(never) == {A: INF}  # waited long enough: gone on without it
+        assert ids(barrier.merge.take(barrier.floors(never))) == ["0-2", "0-3", "0-4", "0-5", "0-6", "0-7"]
+        # It does not hold this instance back again batch after batch; once past where A is, it counts again.
+        store.set_watermark("events/1", T0 + 60)
+        barrier.update(never, -INF)
+        barrier.merge.add(A, [pending(A, 8, 80)])
+        assert barrier.floors(never) == {A: INF}
+        store.set_watermark("events/1", T0 + 90)
+        barrier.update(never, -INF)
+        assert barrier.floors(never) == {A: T0 + 90}
+
+    def test_a_foreign_watermark_that_moves_is_waited_for_without_giving_up(self) -> None:
+        store = MemoryStore()
+        barrier, clock = self.barrier(store, {A}, 2)
+        barrier.merge.add(A, [pending(A, 0, 100)])
+        for second in range(0, 100, 10):
+            store.set_watermark("events/1", T0 + second)  # slower, but moving
+            barrier.update(never, -INF)
+            clock.now = float(second)
+            assert barrier.floors(never) == {A: T0 + second}
