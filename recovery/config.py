@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     rules_dir: Path = Path("rules")
     group_id: str = "recovery"
     http_port: int = Field(default=8000, ge=1, le=65535)
+    http_max_body_bytes: int = Field(default=1_048_576, ge=1)
+    """The largest request body the HTTP side accepts (1 MiB): a larger one is answered 413, as soon as its
+    `Content-Length` says so or, streamed, as soon as it passes the limit, before anything holds it all."""
     topic_events: str = "ops.events"
     topic_tasks: str = "recovery.tasks"
     topic_gestures: str = "recovery.gestures"

@@ -18,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from recovery.api import actions
-from recovery.api.auth import COOKIE, Caller, identify
+from recovery.api.auth import COOKIE, SIGN_IN, Caller, identify
 from recovery.api.context import ApiContext
 from recovery.api.errors import ApiError
 from recovery.api.models import CompleteBody, TaskOut
@@ -40,14 +40,21 @@ def _complete_body(form: dict[str, str]) -> CompleteBody:
         raise ApiError(422, f"{field}: {first['msg']}") from None
 
 
+def login(request: Request, error: str | None = None, status: int = 200) -> Response:
+    """The sign-in page."""
+    return TEMPLATES.TemplateResponse(request, "login.html", {"error": error, "caller": None}, status_code=status)
+
+
+def sign_in_again(request: Request) -> Response:
+    """The answer to a form posted without a valid cookie (`auth.Gate`)."""
+    return login(request, "Sign in again.", 401)
+
+
 def router(ctx: ApiContext) -> APIRouter:
     page = APIRouter(include_in_schema=False)
 
     def caller_of(request: Request) -> Caller | None:
         return identify(ctx.settings, request.cookies.get(COOKIE))
-
-    def login(request: Request, error: str | None = None, status: int = 200) -> Response:
-        return TEMPLATES.TemplateResponse(request, "login.html", {"error": error, "caller": None}, status_code=status)
 
     def signed_in(location: str, token: str) -> Response:
         response = RedirectResponse(location, status_code=303)
@@ -91,7 +98,7 @@ def router(ctx: ApiContext) -> APIRouter:
             },
         )
 
-    @page.post("/login")
+    @page.post(SIGN_IN)
     def do_login(request: Request, token: str = Form("")) -> Response:
         if identify(ctx.settings, token.strip()) is None:
             return login(request, "That token is not valid.", 401)
@@ -130,7 +137,7 @@ def router(ctx: ApiContext) -> APIRouter:
     def act(request: Request, task_id: str, what: str, **form: str) -> Response:
         caller = caller_of(request)
         if caller is None:
-            return login(request, "Sign in again.", 401)
+            return sign_in_again(request)
         try:
             with ctx.session() as store:
                 if what == "claim":
