@@ -7,6 +7,10 @@ role that may not act. Roles are ranked: `frontline` < `ops` < `admin` (a higher
 
 `Gate` checks the credential before anything reads a request body: an unknown caller never makes the service hold
 one (the role is checked after, by each route's dependency).
+
+The task page keeps the token in a cookie, which a browser sends with any form posted to this site: the page's
+forms also carry a CSRF token (`csrf_token`, a synchronizer token: an HMAC of the session's token under a secret of
+the process), and a form posted without it is refused.
 """
 
 from __future__ import annotations
@@ -84,6 +88,17 @@ def requires(settings: Settings, role: Role) -> Callable[..., Caller]:
         return caller
 
     return dependency
+
+
+def csrf_token(secret: bytes, token: str) -> str:
+    """The CSRF token of the task page's forms for a session (the cookie's `token`): an HMAC-SHA256 of it under
+    `secret`. Another site can neither read the page nor compute it; it changes with the session and the secret."""
+    return hmac.new(secret, b"recovery-csrf\x00" + token.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def csrf_valid(secret: bytes, token: str, given: str) -> bool:
+    """Whether `given` (a posted form's) is the CSRF token of the session `token`, compared in constant time."""
+    return hmac.compare_digest(csrf_token(secret, token).encode(), given.encode("utf-8", "replace"))
 
 
 def bearer_token(authorization: str | None) -> str | None:
