@@ -32,10 +32,11 @@ class ApiContext:
     def session(self) -> Iterator[Store]:
         store = self.open_store()
         try:
-            yield store
-        except BaseException:
-            store.rollback()
-            store.close()
-            raise
-        store.commit()
-        store.close()
+            try:
+                yield store
+            except BaseException:
+                store.rollback()
+                raise
+            store.commit()
+        finally:
+            store.close()  # also when the commit or the rollback fails: the connection is not left open
