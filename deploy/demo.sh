@@ -28,6 +28,8 @@ export RECOVERY_HTTP_PORT=${DEMO_HTTP_PORT:-8000}
 # The task page and API accept one admin token, made for this run (only its SHA-256 is in the settings).
 DEMO_TOKEN=${DEMO_TOKEN:-demo-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')}
 export RECOVERY_API_TOKENS="[{\"name\":\"demo\",\"role\":\"admin\",\"token_sha256\":\"$(printf %s "$DEMO_TOKEN" | sha256sum | cut -d' ' -f1)\"}]"
+# A demo's convenience, off by default: the printed link signs in (the token is in the URL, so in the history).
+export RECOVERY_HTTP_TOKEN_IN_URL=true
 TASK_PAGE="http://127.0.0.1:$RECOVERY_HTTP_PORT/?token=$DEMO_TOKEN"
 
 serve_pid=""

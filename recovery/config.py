@@ -67,6 +67,15 @@ class Settings(BaseSettings):
     rules_dir: Path = Path("rules")
     group_id: str = "recovery"
     http_port: int = Field(default=8000, ge=1, le=65535)
+    http_max_body_bytes: int = Field(default=1_048_576, ge=1)
+    """The largest request body the HTTP side accepts (1 MiB): a larger one is answered 413, as soon as its
+    `Content-Length` says so or, streamed, as soon as it passes the limit, before anything holds it all."""
+    http_cookie_secure: bool = False
+    """Mark the task page's cookie `Secure` (the browser sends it back over HTTPS only): set it when the page is
+    served over TLS, by the service or a proxy in front of it."""
+    http_token_in_url: bool = False
+    """Let `/?token=TOKEN` sign in to the task page: the demo's link (`make demo` turns it on). Off by default: a
+    token in a URL stays in browser history and proxy logs; the sign-in form is the way in."""
     topic_events: str = "ops.events"
     topic_tasks: str = "recovery.tasks"
     topic_gestures: str = "recovery.gestures"

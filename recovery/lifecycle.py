@@ -1,6 +1,7 @@
 """What happens to a task after it is raised, besides people acting on it: the running playbooks (listed, validated
-and reloaded by ops), escalation of tasks not done by their due time, and the `task.completed` event that closing
-a task sends back to `ops.events` so playbooks can react to outcomes.
+and reloaded by ops), escalation of tasks not done by their due time, the `task.completed` event that closing
+a task sends back to `ops.events` so playbooks can react to outcomes, and a gesture published again when it is
+approved or rejected.
 
 Escalation runs in the service loop (`Escalator`, called once per loop step with the loop's own store and wall
 clock) and is recorded in the store: a task is escalated once, whatever restarts happen.
@@ -21,7 +22,7 @@ from recovery.metrics import Metrics
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.playbooks.loader import load_playbooks
 from recovery.store.base import Outbox, TaskDesk
-from recovery.store.records import TaskRecord
+from recovery.store.records import GestureRecord, TaskRecord
 from recovery.times import format_time
 
 logger = logging.getLogger(__name__)
@@ -163,3 +164,11 @@ def emit_task_completed(store: Outbox, topic: str, record: TaskRecord, agent: st
     loop's outbox publisher, once the close is durable, and never lost."""
     event = task_completed_event(record, agent, at)
     store.outbox_add(topic, record.task.customer_id, json.dumps(event, separators=(",", ":")).encode())
+
+
+def emit_gesture_decision(store: Outbox, topic: str, record: GestureRecord) -> None:
+    """Queue the gesture for the gestures topic again, same id and content with its new status (approved, rejected;
+    DESIGN.md, effects), in the transaction that decides it: the system that issues it learns the decision once
+    the decision is durable, and never misses it. Keyed by customer, as effects are."""
+    decided = record.gesture.model_copy(update={"status": record.status})
+    store.outbox_add(topic, decided.customer_id, decided.to_json().encode())

@@ -84,3 +84,17 @@ def test_kafka_security_settings_pass_through_to_kafka_python() -> None:
         "bootstrap_servers": ["127.0.0.1:9092"],
         "security_protocol": "PLAINTEXT",
     }
+
+
+def test_the_body_limit_setting() -> None:
+    assert Settings.load(environ={}).http_max_body_bytes == 1_048_576
+    assert Settings.load(environ={"RECOVERY_HTTP_MAX_BODY_BYTES": "2048"}).http_max_body_bytes == 2048
+    with pytest.raises(ConfigError, match=r"'http_max_body_bytes' \(RECOVERY_HTTP_MAX_BODY_BYTES\) has value '0'"):
+        Settings.load(environ={"RECOVERY_HTTP_MAX_BODY_BYTES": "0"})
+
+
+def test_the_task_page_settings() -> None:
+    s = Settings.load(environ={})
+    assert (s.http_cookie_secure, s.http_token_in_url) == (False, False)
+    s = Settings.load(environ={"RECOVERY_HTTP_COOKIE_SECURE": "true", "RECOVERY_HTTP_TOKEN_IN_URL": "1"})
+    assert (s.http_cookie_secure, s.http_token_in_url) == (True, True)

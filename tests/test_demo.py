@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +24,7 @@ def test_the_demo_shows_effects_live_and_ends_cleanly_on_ctrl_c(kafka_libs: Path
     env = {
         **os.environ,
         "BIN": str(Path(sys.executable).parent),
+        "PYTHONPATH": str(ROOT),  # this tree's package, whatever the venv's editable install points to
         "DEMO_DIR": str(tmp_path / "demo"),
         "DEMO_KAFKA_PORT": str(port),
         "DEMO_RATE": "60",
@@ -37,6 +40,14 @@ def test_the_demo_shows_effects_live_and_ends_cleanly_on_ctrl_c(kafka_libs: Path
         while time.monotonic() < deadline and "\ntask    " not in log.read_text(errors="replace"):
             assert demo.poll() is None, log.read_text(errors="replace")
             time.sleep(0.5)
+        # The task page's link signs in: the demo turns on the token link (off by default).
+        link = re.search(r"the task page \(.*\): (http://127\.0\.0\.1:(\d+)(/\?token=\S+))", log.read_text())
+        assert link is not None, log.read_text(errors="replace")
+        connection = http.client.HTTPConnection("127.0.0.1", int(link[2]), timeout=10)
+        connection.request("GET", link[3])
+        signed_in = connection.getresponse()
+        connection.close()
+        assert signed_in.status == 303 and "recovery_token=" in (signed_in.getheader("set-cookie") or "")
         os.killpg(demo.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         assert demo.wait(timeout=120) == 0, log.read_text(errors="replace")
     finally:

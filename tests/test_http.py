@@ -1,7 +1,9 @@
-"""The service's HTTP side: health, readiness, and metrics scraped by a real Prometheus server."""
+"""The service's HTTP side: health, readiness, metrics scraped by a real Prometheus server, and the limit on request
+bodies."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import subprocess
@@ -19,7 +21,7 @@ from starlette.testclient import TestClient
 
 from recovery.config import Settings
 from recovery.health import Health
-from recovery.http import create_app
+from recovery.http import BodyLimit, create_app
 from recovery.metrics import Metrics
 from recovery.times import format_time
 from tests.conftest import free_ports
@@ -184,3 +186,68 @@ def test_readyz_says_the_broker_is_down(serve_factory: Callable[..., Serve]) -> 
     assert "broker" in json.loads(body)["problems"]
     assert get(f"http://127.0.0.1:{port}/metrics")[0] == 200
     assert serve.stop() == 0
+
+
+class TestBodyLimit:
+    """The body limit on its own, around a stub app: what the app is handed, and what the client is answered."""
+
+    LIMIT = 1000
+
+    def run(
+        self, headers: list[tuple[bytes, bytes]], pieces: list[bytes], reads: bool = True
+    ) -> tuple[list[dict[str, Any]], list[bytes]]:
+        """The messages sent to the client, and the body pieces the app received, for a request with `headers`
+        whose body comes in `pieces`."""
+        sent: list[dict[str, Any]] = []
+        seen: list[bytes] = []
+        incoming = [{"type": "http.request", "body": p, "more_body": n < len(pieces) - 1} for n, p in enumerate(pieces)]
+
+        async def receive() -> dict[str, Any]:
+            return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            more = reads
+            while more:
+                message = await receive()
+                seen.append(message.get("body", b""))
+                more = message.get("more_body", False)
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+        scope = {"type": "http", "method": "POST", "path": "/x", "headers": headers}
+        asyncio.run(BodyLimit(app, self.LIMIT)(scope, receive, send))
+        return sent, seen
+
+    def test_a_content_length_over_the_limit_is_413_before_the_app_runs(self) -> None:
+        sent, seen = self.run([(b"content-length", b"1001")], [b"x" * 1001])
+        assert seen == []
+        assert sent[0]["status"] == 413
+        assert (b"connection", b"close") in sent[0]["headers"]
+        detail = json.loads(sent[1]["body"])["detail"]
+        assert detail == (
+            "the request body (1001 bytes) is over the limit of 1000 bytes: "
+            "setting http_max_body_bytes (RECOVERY_HTTP_MAX_BODY_BYTES)"
+        )
+
+    def test_a_body_that_streams_past_the_limit_is_413_as_soon_as_it_does(self) -> None:
+        sent, seen = self.run([(b"transfer-encoding", b"chunked")], [b"x" * 600, b"x" * 600, b"x" * 600])
+        assert seen == [b"x" * 600]  # the piece that passed the limit never reached the app
+        assert [m.get("status") for m in sent if m["type"] == "http.response.start"] == [413]
+        assert b"over the limit of 1000 bytes" in sent[1]["body"]
+        assert len(sent) == 2  # the app's own answer to its cut-off body is dropped
+
+    def test_a_body_within_the_limit_and_an_app_that_reads_none_pass(self) -> None:
+        sent, seen = self.run([(b"content-length", b"1000")], [b"x" * 500, b"x" * 500])
+        assert (seen, sent[0]["status"], sent[1]["body"]) == ([b"x" * 500, b"x" * 500], 200, b"ok")
+        sent, seen = self.run([(b"transfer-encoding", b"chunked")], [b"x" * 5000], reads=False)
+        assert (seen, sent[0]["status"]) == ([], 200)
+
+    def test_the_service_app_has_the_limit_of_its_settings(self) -> None:
+        client = TestClient(create_app(Settings(http_max_body_bytes=10), CollectorRegistry(), Health()))
+        response = client.post("/healthz", content=b"x" * 11)
+        assert response.status_code == 413
+        assert "over the limit of 10 bytes" in response.json()["detail"]
+        assert client.get("/healthz").status_code == 200

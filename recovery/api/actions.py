@@ -1,6 +1,7 @@
 """What people do to tasks and gestures, shared by the JSON API and the task page. Each action checks, changes
 the store with a conditional update (of two racing agents exactly one wins), records who did what in the audit
-trail, and updates the metrics. The caller's session commits."""
+trail, queues what it tells other systems in the outbox (`task.completed`, a decided gesture), and updates the
+metrics. The caller's session commits."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from recovery.api.models import (
     TimelineItem,
 )
 from recovery.effects import GestureStatus
-from recovery.lifecycle import emit_task_completed
+from recovery.lifecycle import emit_gesture_decision, emit_task_completed
 from recovery.store.base import Store
 from recovery.store.records import GestureRecord, TaskQuery, TaskRecord
 from recovery.times import format_time
@@ -126,6 +127,7 @@ def decide(
         gesture_id=gesture_id,
         details={"amount": gesture.amount, "currency": gesture.currency, "note": note},
     )
+    emit_gesture_decision(store, ctx.settings.topic_gestures, record)
     if ctx.metrics is not None:
         ctx.metrics.observe_gesture_status(gesture.type, status, gesture.amount, gesture.currency)
     return record

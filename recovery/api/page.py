@@ -2,8 +2,9 @@
 by urgency (priority, then due time) with overdue tasks marked, a task's detail (reason, evidence timeline,
 talking points, gestures, audit), claim, release and complete with an outcome.
 
-The token comes from the login form, or `/?token=...` for a demo link; it is kept in an HttpOnly, SameSite=Strict
-cookie (forms post only from this site's own pages).
+The token comes from the sign-in form, or from `/?token=...` when `http_token_in_url` allows that demo link; it is
+kept in an HttpOnly, SameSite=Strict cookie (`Secure` with `http_cookie_secure`). Every form of a signed-in page
+carries the session's CSRF token (`auth.csrf_token`); a form posted without it is refused with 403.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from recovery.api import actions
-from recovery.api.auth import COOKIE, Caller, identify
+from recovery.api.auth import COOKIE, SIGN_IN, Caller, csrf_token, csrf_valid, identify
 from recovery.api.context import ApiContext
 from recovery.api.errors import ApiError
 from recovery.api.models import CompleteBody, TaskOut
@@ -29,6 +30,12 @@ TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 OUTCOMES = ("saved", "lost", "unreachable", "not-needed")
 QUEUE_PAGE = 200
 REFRESH_S = 15
+COOKIE_MAX_AGE_S = 12 * 3600
+LINKS_OFF = "Sign-in links (/?token=...) are a demo's convenience, off here (setting http_token_in_url): sign in below."
+NO_CSRF = (
+    "Refused: the form carried no valid CSRF token (a form from before a restart of the service or another sign-in, "
+    "or one this site did not make). The forms on this page carry a fresh one: try again."
+)
 
 
 def _complete_body(form: dict[str, str]) -> CompleteBody:
@@ -40,26 +47,46 @@ def _complete_body(form: dict[str, str]) -> CompleteBody:
         raise ApiError(422, f"{field}: {first['msg']}") from None
 
 
+def login(request: Request, error: str | None = None, status: int = 200) -> Response:
+    """The sign-in page."""
+    return TEMPLATES.TemplateResponse(request, "login.html", {"error": error, "caller": None}, status_code=status)
+
+
+def sign_in_again(request: Request) -> Response:
+    """The answer to a form posted without a valid cookie (`auth.Gate`)."""
+    return login(request, "Sign in again.", 401)
+
+
 def router(ctx: ApiContext) -> APIRouter:
     page = APIRouter(include_in_schema=False)
 
     def caller_of(request: Request) -> Caller | None:
         return identify(ctx.settings, request.cookies.get(COOKIE))
 
-    def login(request: Request, error: str | None = None, status: int = 200) -> Response:
-        return TEMPLATES.TemplateResponse(request, "login.html", {"error": error, "caller": None}, status_code=status)
+    secure = ctx.settings.http_cookie_secure
 
     def signed_in(location: str, token: str) -> Response:
         response = RedirectResponse(location, status_code=303)
-        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=12 * 3600)
+        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure, max_age=COOKIE_MAX_AGE_S)
         return response
 
+    def csrf_of(request: Request) -> str:
+        token = request.cookies.get(COOKIE)
+        return csrf_token(ctx.csrf_secret, token) if token else ""
+
+    def forged(request: Request, csrf: str) -> bool:
+        """A form posted without the CSRF token of its session (the cookie, checked by `auth.Gate`)."""
+        return not csrf_valid(ctx.csrf_secret, request.cookies.get(COOKIE, ""), csrf)
+
     def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
+        context = {**context, "csrf": csrf_of(request)}
         return TEMPLATES.TemplateResponse(request, name, context, status_code=status)
 
     @page.get("/", response_class=HTMLResponse)
     def queue(request: Request, token: str | None = None, queue: str | None = None, mine: bool = False) -> Response:
         if token is not None:
+            if not ctx.settings.http_token_in_url:
+                return login(request, LINKS_OFF, 403)
             if identify(ctx.settings, token) is None:
                 return login(request, "That token is not valid.", 401)
             return signed_in("/", token)
@@ -91,16 +118,18 @@ def router(ctx: ApiContext) -> APIRouter:
             },
         )
 
-    @page.post("/login")
+    @page.post(SIGN_IN)
     def do_login(request: Request, token: str = Form("")) -> Response:
         if identify(ctx.settings, token.strip()) is None:
             return login(request, "That token is not valid.", 401)
         return signed_in("/", token.strip())
 
     @page.post("/logout")
-    def logout() -> Response:
+    def logout(request: Request, csrf: str = Form("")) -> Response:
+        if forged(request, csrf):
+            return render(request, "error.html", {"caller": caller_of(request), "error": NO_CSRF}, 403)
         response = RedirectResponse("/", status_code=303)
-        response.delete_cookie(COOKIE)
+        response.delete_cookie(COOKIE, httponly=True, samesite="strict", secure=secure)
         return response
 
     def show(request: Request, caller: Caller, task_id: str, message: str | None, error: str | None,
@@ -127,10 +156,12 @@ def router(ctx: ApiContext) -> APIRouter:
             return login(request)
         return show(request, caller, task_id, message, None)
 
-    def act(request: Request, task_id: str, what: str, **form: str) -> Response:
+    def act(request: Request, task_id: str, what: str, csrf: str, **form: str) -> Response:
         caller = caller_of(request)
         if caller is None:
-            return login(request, "Sign in again.", 401)
+            return sign_in_again(request)
+        if forged(request, csrf):
+            return show(request, caller, task_id, None, NO_CSRF, 403)
         try:
             with ctx.session() as store:
                 if what == "claim":
@@ -148,17 +179,22 @@ def router(ctx: ApiContext) -> APIRouter:
         return RedirectResponse(f"/tasks/{quote(task_id)}?message={quote(message)}", status_code=303)
 
     @page.post("/tasks/{task_id}/claim")
-    def claim(request: Request, task_id: str) -> Response:
-        return act(request, task_id, "claim")
+    def claim(request: Request, task_id: str, csrf: str = Form("")) -> Response:
+        return act(request, task_id, "claim", csrf)
 
     @page.post("/tasks/{task_id}/release")
-    def release(request: Request, task_id: str) -> Response:
-        return act(request, task_id, "release")
+    def release(request: Request, task_id: str, csrf: str = Form("")) -> Response:
+        return act(request, task_id, "release", csrf)
 
     @page.post("/tasks/{task_id}/complete")
     def complete(
-        request: Request, task_id: str, outcome: str = Form(""), reason_code: str = Form(""), note: str = Form("")
+        request: Request,
+        task_id: str,
+        outcome: str = Form(""),
+        reason_code: str = Form(""),
+        note: str = Form(""),
+        csrf: str = Form(""),
     ) -> Response:
-        return act(request, task_id, "complete", outcome=outcome, reason_code=reason_code, note=note)
+        return act(request, task_id, "complete", csrf, outcome=outcome, reason_code=reason_code, note=note)
 
     return page

@@ -1,5 +1,6 @@
 """`recovery serve` end to end: live tasks on the API and the task page, claim and complete over HTTP, and the
-`task.completed` event back on ops.events (through the outbox); the escalation clock in the running loop."""
+`task.completed` event back on ops.events (through the outbox); the escalation clock in the running loop; an
+approved gesture published again on the gestures topic."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def call(port: int, method: str, path: str, body: dict[str, Any] | None = None) 
         return exc.code, json.load(exc)
 
 
-def test_claim_and_complete_on_a_running_service_sends_task_completed(
+def test_claim_complete_and_approve_on_a_running_service(
     serve_factory: Callable[..., Serve],  # noqa: F811
     topics: Topics,  # noqa: F811
     kafka_bootstrap: str,
@@ -74,4 +75,17 @@ def test_claim_and_complete_on_a_running_service_sends_task_completed(
     assert len(completed) == 1
     assert completed[0]["customer_id"] == "C9"
     assert completed[0]["data"]["outcome"] == "lost" and completed[0]["data"]["task_id"] == task["id"]
+    # The retention offer waits for approval; approving it publishes it again, same id, with its new status.
+    [offer] = call(port, "GET", "/api/gestures?customer_id=C9&status=proposed")[1]
+    status, approved = call(port, "POST", f"/api/gestures/{offer['id']}/approve", {"note": "worth keeping"})
+    assert (status, approved["status"]) == (200, "approved")
+
+    def statuses(records: list[Any]) -> list[str]:
+        return [json.loads(r.value)["status"] for r in records if json.loads(r.value)["id"] == offer["id"]]
+
+    records = collect(kafka_bootstrap, [topics.gestures], until=lambda rs: "approved" in statuses(rs))
+    assert statuses(records) == ["proposed", "approved"]
+    published = {json.loads(r.value)["status"]: json.loads(r.value) for r in records}
+    assert published["approved"] == {**published["proposed"], "status": "approved"}
+    assert {r.key for r in records if json.loads(r.value)["id"] == offer["id"]} == {b"C9"}
     assert serve.stop() == 0

@@ -1,17 +1,22 @@
-"""Frontline endpoints on every store: tasks, gestures, timelines; 404 for unknown ids, 422 naming the field."""
+"""Frontline endpoints on every store: tasks, gestures (a decision is queued for the gestures topic), timelines; 404
+for unknown ids, 422 naming the field."""
 
 from __future__ import annotations
 
 import json
 import threading
 import urllib.request
+from typing import Any
 
 import pytest
 
 from recovery.events import Event
+from recovery.exceptions import StoreError
 from recovery.http import HttpServer
 from recovery.playbooks.compiler import CompiledPlaybook
-from tests.api.conftest import ApiFactory, token_of
+from recovery.store import Store
+from recovery.store.records import OutboxItem
+from tests.api.conftest import Api, ApiFactory, token_of
 from tests.conftest import free_ports
 from tests.store.test_desk import make_task
 
@@ -199,6 +204,71 @@ class TestGestures:
             "recovery_gesture_value_total", {"type": gesture.type, "currency": gesture.currency}
         )
         assert value == gesture.amount
+
+    def test_a_decision_is_queued_for_the_gestures_topic_with_its_new_status(
+        self, api_factory: ApiFactory, shipped_playbooks: list[CompiledPlaybook]
+    ) -> None:
+        api = api_factory()
+        gesture = api.gesture_of(api.seed(shipped_playbooks))
+        other = api.gesture_of(api.seed(shipped_playbooks, customer="C2"))
+        assert published(api) == []
+        assert api.post(f"/api/gestures/{gesture.id}/approve", who="olga").status_code == 200
+        [approved] = published(api)
+        assert approved.key == "C1"
+        # The same effect, the same id and content (DESIGN.md, effects), with the new status.
+        assert json.loads(approved.value) == {**json.loads(gesture.to_json()), "status": "approved"}
+        assert approved.value == gesture.model_copy(update={"status": "approved"}).to_json().encode()
+        # A decision refused (decided already, a role that may not decide, an unknown id) queues nothing.
+        assert api.post(f"/api/gestures/{gesture.id}/reject", who="olga").status_code == 409
+        assert api.post(f"/api/gestures/{other.id}/reject", who="ann").status_code == 403
+        assert api.post("/api/gestures/nope/reject", who="olga").status_code == 404
+        assert published(api) == []
+        assert api.post(f"/api/gestures/{other.id}/reject", who="ada").status_code == 200
+        [rejected] = published(api)
+        assert (rejected.key, json.loads(rejected.value)) == (
+            "C2",
+            {**json.loads(other.to_json()), "status": "rejected"},
+        )
+
+    @pytest.mark.parametrize("api_factory", ["sqlite", "postgres"], indirect=True)
+    def test_a_decision_that_is_not_committed_queues_nothing(
+        self, api_factory: ApiFactory, shipped_playbooks: list[CompiledPlaybook]
+    ) -> None:
+        api = api_factory()
+        gesture = api.gesture_of(api.seed(shipped_playbooks))
+        opener = api.ctx.open_store
+        api.ctx.open_store = lambda: CommitFails(opener())  # type: ignore[assignment,return-value]
+        refused = api.post(f"/api/gestures/{gesture.id}/approve", who="olga")
+        assert refused.status_code == 503 and "the disk is full" in refused.json()["detail"]
+        api.ctx.open_store = opener
+        assert api.get(f"/api/gestures/{gesture.id}").json()["status"] == "proposed"
+        assert published(api) == []
+        assert api.post(f"/api/gestures/{gesture.id}/approve", who="olga").status_code == 200
+        assert [json.loads(i.value)["status"] for i in published(api)] == ["approved"]
+
+
+class CommitFails:
+    """A store whose commit fails: what was written in the transaction is rolled back."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def commit(self) -> None:
+        self.store.rollback()
+        raise StoreError("the disk is full")
+
+
+def published(api: Api) -> list[OutboxItem]:
+    """What is queued for the gestures topic, taken from the outbox as the publisher takes it (so the next call
+    shows what was queued since)."""
+    store = api.ctx.open_store()
+    taken = store.outbox_take(1000)
+    store.commit()
+    store.close()
+    return [item for item in taken if item.topic == api.ctx.settings.topic_gestures]
 
 
 class TestTimeline:
