@@ -54,4 +54,10 @@ class StoreError(RecoveryError):
 
 
 class BrokerError(RecoveryError):
-    """The Kafka broker could not be reached, or failed or refused a request."""
+    """The Kafka broker could not be reached, or failed or refused a request. `retriable`: trying again may succeed
+    (the broker away, a timeout, a leader moving); not for a refusal for good (a message too large, a topic this
+    client may not write to)."""
+
+    def __init__(self, message: str, *, retriable: bool = True) -> None:
+        super().__init__(message)
+        self.retriable = retriable

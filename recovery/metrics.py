@@ -143,6 +143,24 @@ class Metrics:
             "recovery_store_errors_total", "Store failures (the batch is rolled back and read again).", registry=r
         )
 
+        # The outbox.
+        self.published = Counter(
+            "recovery_outbox_published_total",
+            "Messages the broker took from the outbox (effects, DLQ records, hand-overs), by topic.",
+            ["topic"],
+            registry=r,
+        )
+        self.outbox_retries = Counter(
+            "recovery_outbox_retries_total",
+            "Messages whose publishing failed for a reason that may pass, to be tried again after a backoff.",
+            registry=r,
+        )
+        self.outbox_parked = Gauge(
+            "recovery_outbox_parked",
+            "Messages the broker refused for good, kept in the outbox unpublished (`recovery outbox` lists them).",
+            registry=r,
+        )
+
         # Tasks.
         self.tasks_raised = Counter(
             "recovery_tasks_raised_total", "Tasks raised, by queue and priority.", ["queue", "priority"], registry=r
@@ -235,6 +253,20 @@ class Metrics:
         for partition in gone:
             self.consumer_lag.remove(str(partition))
         self._lag_partitions -= gone
+
+    def observe_published(self, topics: Iterable[str]) -> None:
+        """Messages the broker took, one topic per message. Call in `OutboxPublisher.confirm`."""
+        for topic in topics:
+            self.published.labels(topic).inc()
+
+    def observe_outbox_retries(self, count: int) -> None:
+        """Messages to be tried again. Call in `OutboxPublisher.confirm`."""
+        if count:
+            self.outbox_retries.inc(count)
+
+    def set_outbox_parked(self, count: int) -> None:
+        """The parked messages in the outbox. Call from the publisher, now and then and after parking one."""
+        self.outbox_parked.set(count)
 
     def observe_store_error(self) -> None:
         """A store failure. Call in `Service.run`'s `except StoreError` handler (and wherever else a StoreError is

@@ -1,32 +1,47 @@
-"""The outbox publisher: sends what a committed batch queued (effects, hand-overs, DLQ records) to Kafka.
+"""The outbox publisher: sends what committed transactions queued (effects, hand-overs, DLQ records, the API's
+`task.completed` and gesture decisions) to Kafka.
 
 Messages are queued in the store in the same transaction as the writes that caused them (DESIGN.md principle 2).
-`send()` takes them (the take deletes them in the store's open transaction) and hands them to the producer
-without waiting; `confirm()` waits until the broker has them all, and must come before the store's next commit,
-which makes the take final. So the service loop goes on with the next batch while the broker acknowledges the
-last one's messages. A crash, or a broker failure (raised by `confirm()`; the caller rolls back, which puts the
-taken messages back), sends them again: a published effect may repeat, with the same id, but never goes missing.
+The publisher works in short transactions of its own, never the service loop's, so that neither a slow broker nor
+a refusal holds the loop or the frontline's writes back:
+1. `send()` claims the oldest waiting messages (a claim names the publisher and runs out after `LEASE_S`, should it
+   die: then whoever claims next publishes them) and hands them to the producer without waiting.
+2. `confirm()` waits for the broker's answers and settles each message: published ones leave the outbox; one the
+   broker refuses for good (too large, a topic it may not write to) is parked, kept and counted, and the rest go
+   through; one that failed otherwise is tried again after a backoff that doubles with each attempt.
+A crash between the two publishes the claimed messages again: a message may repeat (with the same content and
+effect id), it never goes missing.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from recovery.exceptions import BrokerError
+from recovery.metrics import Metrics
 from recovery.store.base import OutboxStore
 from recovery.store.records import OutboxItem
 
 logger = logging.getLogger(__name__)
 
-TAKE_LIMIT = 500
+CLAIM_LIMIT = 500
+"""Messages claimed at a time."""
 FLUSH_TIMEOUT_S = 30.0
+"""How long `confirm()` waits for the broker; what it has not answered by then is tried again later."""
+LEASE_S = 2 * FLUSH_TIMEOUT_S
+"""How long a claim lasts: longer than a publisher waits for the broker."""
+MAX_BACKOFF_S = 60.0
+PARKED_EVERY_S = 10.0
+"""How often the publisher counts the parked messages for the metrics."""
 
 
 class Ack(Protocol):
-    """A request the broker answers later (a kafka-python future): `get` waits for the answer, raising
-    `BrokerError` when it is a refusal."""
+    """A request the broker answers later (a kafka-python future): `exception` is a `BrokerError` once it is a
+    refusal; `get` waits for the answer, raising that error."""
 
     @property
     def is_done(self) -> bool: ...
@@ -47,51 +62,143 @@ class Producer(Protocol):
     def flush(self, timeout_s: float) -> None: ...
 
 
-class OutboxPublisher:
-    """Publishes the store's outbox through a producer. One per service loop (not thread-safe)."""
+@dataclass
+class Settled:
+    """What one `confirm()` did with the messages in flight."""
 
-    def __init__(self, store: OutboxStore, producer: Producer) -> None:
+    published: int = 0
+    retried: int = 0
+    parked: int = 0
+
+
+class OutboxPublisher:
+    """Publishes the outbox of `store` (a connection for the publisher alone, or one whose transactions are over
+    when it is called) through `producer`, as `owner` (unique among the publishers of one outbox). Not
+    thread-safe. `backoff_s` is the first retry's delay; `clock` is epoch seconds."""
+
+    def __init__(
+        self,
+        store: OutboxStore,
+        producer: Producer,
+        *,
+        owner: str,
+        backoff_s: float = 1.0,
+        clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.store = store
         self.producer = producer
+        self.owner = owner
+        self.backoff_s = backoff_s
+        self.clock = clock
+        self.metrics = metrics
         self._in_flight: list[tuple[OutboxItem, Ack]] = []
+        self._refused: list[tuple[OutboxItem, BrokerError]] = []
+        self._parked_counted = float("-inf")
 
     def send(self) -> int:
-        """Take everything queued and hand it to the producer; returns how many. Nothing is final until
-        `confirm()` and the store's commit."""
-        total = 0
-        while True:
-            items = self.store.outbox_take(TAKE_LIMIT)
-            if not items:
-                return total
-            for item in items:
-                key = None if item.key is None else item.key.encode()
-                self._in_flight.append((item, self.producer.send(item.topic, key, item.value, item.headers)))
-            total += len(items)
-
-    def confirm(self) -> int:
-        """Wait until the broker has every message sent; returns how many. Raises BrokerError when one failed: the
-        caller must then roll the store back (the taken messages return to the outbox)."""
-        in_flight, self._in_flight = self._in_flight, []
-        if not in_flight:
+        """Claim waiting messages and hand them to the producer without waiting; returns how many. Nothing is
+        claimed while messages are in flight (`confirm()` first)."""
+        if self._in_flight or self._refused:
             return 0
-        self.producer.flush(FLUSH_TIMEOUT_S)
-        for _, ack in in_flight:
-            ack.get(timeout=FLUSH_TIMEOUT_S)
-        return len(in_flight)
+        items = self.store.outbox_claim(self.owner, CLAIM_LIMIT, self.clock(), LEASE_S)
+        self.store.commit()
+        for item in items:
+            key = None if item.key is None else item.key.encode()
+            try:
+                self._in_flight.append((item, self.producer.send(item.topic, key, item.value, item.headers)))
+            except BrokerError as exc:  # refused before it left (too large for the producer, say)
+                self._refused.append((item, exc))
+        return len(items)
+
+    def confirm(self) -> Settled:
+        """Wait for the broker's answers and settle every message sent (one transaction): published ones leave the
+        outbox, those refused for good are parked, the others wait for a retry."""
+        in_flight, refused = self._in_flight, self._refused
+        self._in_flight, self._refused = [], []
+        settled = Settled()
+        if not in_flight and not refused:
+            self._count_parked()
+            return settled
+        unanswered: BrokerError | None = None
+        if in_flight:
+            try:
+                self.producer.flush(FLUSH_TIMEOUT_S)
+            except BrokerError as exc:
+                unanswered = exc
+        done: list[int] = []
+        failed = list(refused)
+        for item, ack in in_flight:
+            if ack.is_done and not ack.failed():
+                done.append(item.seq)
+                continue
+            error = ack.exception if ack.is_done else None
+            failed.append((item, _broker_error(error) or unanswered or BrokerError("no answer from the broker")))
+        now = self.clock()
+        self.store.outbox_done(done)
+        for item, error in failed:
+            if error.retriable:
+                delay = min(self.backoff_s * 2**item.attempts, MAX_BACKOFF_S)
+                self.store.outbox_retry([item.seq], now + delay, str(error))
+                settled.retried += 1
+            else:
+                self.store.outbox_park(item.seq, now, str(error))
+                settled.parked += 1
+                logger.error(
+                    "message parked: the broker refuses it for good",
+                    extra={"seq": item.seq, "topic": item.topic, "key": item.key, "error": str(error)},
+                )
+        self.store.commit()
+        settled.published = len(done)
+        if settled.retried:
+            logger.warning("messages not published; tried again later", extra={"count": settled.retried})
+        self._observe(in_flight, done, settled)
+        return settled
+
+    def cycle(self) -> Settled:
+        """Settle what was sent, then send what waits (once per loop step: the broker answers meanwhile)."""
+        settled = self.confirm()
+        self.send()
+        return settled
 
     def forget(self) -> None:
-        """After a rollback: what was in flight is back in the outbox and is sent again."""
-        self._in_flight = []
+        """After a failure: what was in flight is settled no more here; its claims are this owner's, so it is sent
+        again with the next `send()`."""
+        self._in_flight, self._refused = [], []
 
-    def publish(self) -> int:
-        """Send everything queued, wait for the broker and commit the take; returns how many were sent. On a broker
-        failure nothing is lost: the store is rolled back and the error propagates to the caller's retry."""
-        try:
-            self.send()
-            total = self.confirm()
-        except BrokerError:
-            self.forget()
-            self.store.rollback()
-            raise
-        self.store.commit()
-        return total
+    def publish(self, timeout_s: float = FLUSH_TIMEOUT_S) -> int:
+        """Send and settle until nothing waits (or `timeout_s` has passed, or nothing can be published now);
+        returns how many were published."""
+        deadline = time.monotonic() + timeout_s
+        published = self.confirm().published
+        while time.monotonic() < deadline:
+            if not self.send():
+                break
+            settled = self.confirm()
+            published += settled.published
+            if not settled.published:
+                break
+        return published
+
+    def _observe(self, in_flight: list[tuple[OutboxItem, Ack]], done: list[int], settled: Settled) -> None:
+        if self.metrics is None:
+            return
+        published = set(done)
+        self.metrics.observe_published([item.topic for item, _ in in_flight if item.seq in published])
+        self.metrics.observe_outbox_retries(settled.retried)
+        self._count_parked(force=bool(settled.parked))
+
+    def _count_parked(self, *, force: bool = False) -> None:
+        if self.metrics is None:
+            return
+        now = time.monotonic()
+        if force or now - self._parked_counted >= PARKED_EVERY_S:
+            self._parked_counted = now
+            self.metrics.set_outbox_parked(self.store.outbox_parked(0)[1])
+            self.store.commit()
+
+
+def _broker_error(error: BaseException | None) -> BrokerError | None:
+    if error is None or isinstance(error, BrokerError):
+        return error
+    return BrokerError(f"{type(error).__name__}: {error}")

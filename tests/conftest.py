@@ -26,6 +26,7 @@ from recovery.native import compiled_modules, stale_builds
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.playbooks.loader import load_playbooks_or_raise
 from recovery.store import MemoryStore, Store
+from recovery.store.records import OutboxItem
 from recovery.times import format_time, parse_time
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,6 +69,14 @@ def engine_factory(shipped_playbooks: list[CompiledPlaybook]) -> Callable[..., E
         return Engine(shipped_playbooks, store if store is not None else MemoryStore(), **kwargs)
 
     return make
+
+
+def take_outbox(store: Store, limit: int = 1000) -> list[OutboxItem]:
+    """What waits in the store's outbox, oldest first, taken out of it (claimed and settled as published; the
+    caller commits)."""
+    items = store.outbox_claim("tests", limit, time.time(), 60.0)
+    store.outbox_done([item.seq for item in items])
+    return items
 
 
 def process_all(engine: Engine, events: Iterable[Event]) -> list[Effect]:

@@ -59,6 +59,7 @@ def test_escalation_once_surviving_restarts(store_factory: StoreFactory, tmp_pat
         ("recovery", {"priority": ["P3", "P2"], "queue": ["vip", "supervisors"]})
     ]
     # A restart: a new connection (the memory store's data does not outlive it; the others' do).
+    store.commit()  # the reads above began a transaction: end it (one writer at a time)
     again = store_factory()
     if again.get_task("vip") is not None:
         assert escalate_overdue(again, pbs, DUE + 3600) == []

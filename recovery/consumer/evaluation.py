@@ -5,7 +5,7 @@ customer), all in the store's open transaction."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from recovery.config import Settings
@@ -16,7 +16,7 @@ from recovery.effects import Effect
 from recovery.engine import Engine, EngineStats
 from recovery.engine.matcher import Matcher
 from recovery.events import Event
-from recovery.exceptions import EventError, StoreError
+from recovery.exceptions import BrokerError, EventError, RecoveryError, StoreError
 from recovery.metrics import Metrics
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.store.base import Store
@@ -33,6 +33,20 @@ def decode(record: Record) -> Pending:
     except EventError as exc:
         return Pending(record, float("-inf"), None, f"invalid event: {exc}")
     return Pending(record, event.ts, event, None)
+
+
+RecordKey = tuple[str, int, int]
+"""A record by its topic, partition and offset."""
+
+
+class Poisoned(RecoveryError):
+    """Evaluating a record raised: the step is to be rolled back, and the record sent to the DLQ (`reason`) when it
+    is read again."""
+
+    def __init__(self, key: RecordKey, reason: str) -> None:
+        super().__init__(f"evaluating {key[0]}/{key[1]} at offset {key[2]} failed: {reason}")
+        self.key = key
+        self.reason = reason
 
 
 @dataclass
@@ -117,9 +131,14 @@ class Evaluator:
         """Each owned partition's event-time clock."""
         return {partition: engine.clock for partition, engine in self.engines.items()}
 
-    def evaluate(self, batch: list[Item], barrier: Barrier) -> Evaluated:
-        """Evaluate `batch`, each item with its partition's engine, in order. A record that is not a valid event,
-        or whose evaluation fails, goes to the DLQ; a store failure propagates (the caller rolls back)."""
+    def evaluate(
+        self, batch: list[Item], barrier: Barrier, poisoned: Mapping[RecordKey, str] | None = None
+    ) -> Evaluated:
+        """Evaluate `batch`, each item with its partition's engine, in order. A record that is not a valid event
+        goes to the DLQ. One whose evaluation raises stops the batch with `Poisoned`: the caller rolls the step back
+        (nothing of that evaluation stays) and evaluates it again with the record among `poisoned`, which go to the
+        DLQ unevaluated. A store failure propagates (the caller rolls back)."""
+        poisoned = poisoned or {}
         done = Evaluated()
         self._preload(batch)
         for item in batch:
@@ -133,15 +152,18 @@ class Evaluator:
                 self.dead_letter(item, item.error or "invalid")
                 continue
             event = item.event
+            key = (tp.topic, tp.partition, item.record.offset)
+            if key in poisoned:
+                self.dead_letter(item, f"evaluation failed: {poisoned[key]}")
+                continue
             done.last_ts[tp] = max(done.last_ts.get(tp, item.ts), item.ts)
             try:
                 effects = self._evaluate(engine, tp, item, event, barrier)
-            except StoreError:
+            except (StoreError, BrokerError):
                 raise
             except Exception as exc:  # one event's failure is a policy, not a crash
                 logger.exception("evaluation failed", extra={"event_id": event.id, "customer_id": event.customer_id})
-                self.dead_letter(item, f"evaluation failed: {type(exc).__name__}: {exc}")
-                continue
+                raise Poisoned(key, f"{type(exc).__name__}: {exc}") from exc
             self.emit(effects)
         return done
 

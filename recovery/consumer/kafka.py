@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KafkaPartition
+from kafka import errors as kafka_errors
 from kafka.admin import NewTopic
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError, TopicAlreadyExistsError
@@ -34,7 +35,28 @@ def _call(what: str, fn: Callable[[], T]) -> T:
     try:
         return fn()
     except KafkaError as exc:
-        raise BrokerError(f"Kafka {what} failed: {describe(exc)}") from exc
+        raise BrokerError(f"Kafka {what} failed: {describe(exc)}", retriable=retriable(exc)) from exc
+
+
+REFUSED_FOR_GOOD = (
+    kafka_errors.MessageSizeTooLargeError,
+    kafka_errors.RecordListTooLargeError,
+    kafka_errors.InvalidTopicError,
+    kafka_errors.TopicAuthorizationFailedError,
+    kafka_errors.ClusterAuthorizationFailedError,
+    kafka_errors.CorruptRecordError,
+    kafka_errors.InvalidRecordError,
+    kafka_errors.InvalidTimestampError,
+    kafka_errors.PolicyViolationError,
+    kafka_errors.UnsupportedForMessageFormatError,
+)
+"""The broker's (or the producer's) answers that sending the same message again cannot change: such a message is
+parked. Any other failure is tried again later."""
+
+
+def retriable(exc: BaseException | None) -> bool:
+    """Whether sending the message again may succeed."""
+    return not isinstance(exc, REFUSED_FOR_GOOD)
 
 
 class KafkaAck:
@@ -51,9 +73,11 @@ class KafkaAck:
         return bool(self._future.is_done)
 
     @property
-    def exception(self) -> BaseException | None:
+    def exception(self) -> BrokerError | None:
         exc: BaseException | None = self._future.exception
-        return exc
+        if exc is None:
+            return None
+        return BrokerError(f"Kafka {self._what} failed: {describe(exc)}", retriable=retriable(exc))
 
     def failed(self) -> bool:
         return bool(self._future.failed())

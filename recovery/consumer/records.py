@@ -64,3 +64,4 @@ class ServiceStats:
     broker_errors: int = 0
     rebalances: int = 0
     commit_failures: int = 0  # offset commits the broker refused (their events come again and are deduplicated)
+    loop_errors: int = 0  # steps that failed otherwise (rolled back and read again)

@@ -5,12 +5,15 @@ event-time order (`Merge`, `Barrier`), evaluates them (`Evaluator`), commits the
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 
 from recovery.config import Settings
-from recovery.consumer.evaluation import Evaluator
+from recovery.consumer.evaluation import Evaluator, Poisoned
 from recovery.consumer.offsets import Offsets
 from recovery.consumer.ordering import Barrier, Merge
 from recovery.consumer.reader import Reader
@@ -29,11 +32,15 @@ from recovery.health import Health
 from recovery.metrics import Metrics
 from recovery.outbox import OutboxPublisher
 from recovery.playbooks.compiler import CompiledPlaybook
-from recovery.store.base import Store
+from recovery.store.base import OutboxStore, Store
 
 logger = logging.getLogger("recovery.consumer")  # one name for the loop's logs, whatever the module
 
 TransportFactory = Callable[[Settings], Transport]
+MAX_BACKOFF_S = 30.0
+"""The longest pause between two tries while a failure lasts."""
+CLOSE_PUBLISH_S = 10.0
+"""How long closing publishes what waits in the outbox."""
 CLOCKS = "clock:{topic}/{partition}"
 """The store's watermark of a partition's event-time clock (the store is pruned below the lowest)."""
 
@@ -67,9 +74,14 @@ class Service:
         metrics: Metrics | None = None,
         health: Health | None = None,
         on_step: Callable[[Store, float], None] | None = None,
+        outbox: OutboxStore | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
+        self.outbox = outbox if outbox is not None else store
+        """The publisher's connection to the store (by default the loop's own, used between its transactions)."""
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        """This instance among the publishers of the outbox."""
         self.connect = transport
         self.wall_clock = wall_clock
         self.monotonic = monotonic
@@ -97,30 +109,49 @@ class Service:
         self._reload: list[CompiledPlaybook] | None = None
         self._polled_at: float | None = None
         self._broker_checked = float("-inf")
+        self._stale = False
+        """After a failure: the engines and the scope log are read again from the store before the next step."""
+        self._released = False
+        self.poisoned: dict[tuple[str, int, int], str] = {}
+        """Records whose evaluation raised, by (topic, partition, offset): sent to the DLQ, not evaluated again."""
 
     # ------------------------------------------------------------------------------------------- the loop
 
     def run(self, stop: threading.Event) -> None:
-        """Consume until `stop` is set; then finish the batch, commit, publish, close."""
+        """Consume until `stop` is set; then finish the batch, commit, publish, close. A step is atomic: whatever
+        fails in it is rolled back and read again, after a backoff that doubles up to `MAX_BACKOFF_S` while the
+        failure lasts (`/readyz` says what fails meanwhile)."""
         backoff = self.settings.retry_backoff_s
         while not stop.is_set():
             try:
                 reader = self.reader or self._connect()
+                if self._stale:
+                    self._restore(reader)
                 self._step(stop, reader)
+                backoff = self.settings.retry_backoff_s
+                continue
+            except Poisoned as poisoned:
+                self.poisoned[poisoned.key] = poisoned.reason
+                logger.warning("evaluation failed: the step is read again, the event goes to the DLQ")
+                self._recover()
+                continue  # no backoff: the event that failed is known now
             except StoreError as exc:
                 self.stats.store_errors += 1
                 self.health.set(store=str(exc))
                 if self.metrics is not None:
                     self.metrics.observe_store_error()
-                logger.exception("store failure: the batch is rolled back and read again")
-                self._recover()
-                stop.wait(backoff)
+                logger.exception("store failure: the step is rolled back and read again")
             except BrokerError as exc:
                 self.stats.broker_errors += 1
                 self.health.set(broker=str(exc))
-                logger.exception("broker failure: retrying")
-                self._recover()
-                stop.wait(backoff)
+                logger.exception("broker failure: the step is rolled back and read again")
+            except Exception as exc:  # a step is atomic whatever fails
+                self.stats.loop_errors += 1
+                self.health.set(loop=f"{type(exc).__name__}: {exc}")
+                logger.exception("unexpected failure: the step is rolled back and read again")
+            self._recover()
+            stop.wait(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
         self._close()
 
     def request_reload(self, playbooks: Sequence[CompiledPlaybook]) -> None:
@@ -130,8 +161,27 @@ class Service:
     def _connect(self) -> Reader:
         transport = self.connect(self.settings)
         self.reader = Reader(transport, self.merge)
-        self.publisher = OutboxPublisher(self.store, transport)
+        self.publisher = OutboxPublisher(
+            self.outbox, transport, owner=self.owner, backoff_s=self.settings.retry_backoff_s, metrics=self.metrics
+        )
+        if not self._released and self.settings.store_url.startswith("sqlite:"):
+            # The one instance on this store: the claims of its earlier runs died with them.
+            self.outbox.outbox_release()
+            self.outbox.commit()
+        self._released = True
         return self.reader
+
+    def _restore(self, reader: Reader) -> None:
+        """After a failure, before the next step: the committed offsets, the engines and the scope log again."""
+        try:
+            reader.rewind()
+        except BrokerError:
+            logger.warning("cannot read the committed offsets; connecting to the broker again")
+            self._close_transport()
+            raise
+        self.evaluator.rebuild([tp.partition for tp in reader.assigned], self.barrier.partitions)
+        self.barrier.load(reader.assigned, self.barrier.partitions)
+        self._stale = False
 
     def _step(self, stop: threading.Event, reader: Reader) -> None:
         transport = reader.transport
@@ -166,14 +216,14 @@ class Service:
         self.offsets.send(transport, reader.assigned)  # what waited for a commit in flight, or failed
         self._observe_stored()
         self._polled_at = None
-        self._check_broker(transport)
-        self.health.set(store=None)
         if self.publisher is not None:
-            self.publisher.send()  # confirmed before the next commit: the next batch goes on meanwhile
+            self.publisher.cycle()  # what the last step sent is settled, what this one stored is sent
+        self._check_broker(transport)
+        self.health.set(store=None, loop=None)
 
     def _process(self, batch: list[Item], reader: Reader) -> None:
         """One store transaction: evaluate, queue effects and DLQ records, commit; then commit offsets."""
-        done = self.evaluator.evaluate(batch, self.barrier)
+        done = self.evaluator.evaluate(batch, self.barrier, self.poisoned)
         for tp, ts in done.last_ts.items():
             self.merge.processed(tp, ts)
         topic = self.settings.topic_events
@@ -242,9 +292,6 @@ class Service:
         )
 
     def _commit(self) -> None:
-        """Commit the store's transaction, once the broker has what the outbox sent (the take becomes final)."""
-        if self.publisher is not None:
-            self.publisher.confirm()
         self.store.commit()
 
     # ------------------------------------------------------------------------------------------- observing
@@ -278,30 +325,19 @@ class Service:
     # ------------------------------------------------------------------------------------------- failures
 
     def _recover(self) -> None:
-        """After a failed batch: forget uncommitted writes and in-memory state, read again from the committed
-        offsets."""
+        """After a failed step: forget what it wrote and what is held in memory; the next step reads the committed
+        offsets, the engines and the scope log again (`_restore`). Nothing is read here: the store or the broker may
+        still be away."""
         if self.publisher is not None:
             self.publisher.forget()
         self.evaluator.forget_stored()
-        try:
-            self.store.rollback()
-        except StoreError:
-            logger.exception("rollback failed")
-        reader = self.reader
-        if reader is None:
-            return
-        try:
-            reader.rewind()
-        except BrokerError:
-            logger.exception("cannot rewind to the committed offsets; reconnecting")
-            self._close_transport()
-            reader = None
-        owned = [tp.partition for tp in reader.assigned] if reader is not None else []
-        self.evaluator.rebuild(owned, self.barrier.partitions)
-        try:
-            self.barrier.load(reader.assigned if reader is not None else frozenset(), self.barrier.partitions)
-        except StoreError:
-            logger.exception("cannot reload the scope log; trying again with the next batch")
+        for store in {id(self.store): self.store, id(self.outbox): self.outbox}.values():
+            try:
+                store.rollback()  # a lost connection is opened again here, if the server is back
+            except StoreError as exc:
+                self.health.set(store=str(exc))
+                logger.warning("rollback failed; trying again", extra={"error": str(exc)})
+        self._stale = True
 
     def _close_transport(self) -> None:
         if self.reader is not None:
@@ -313,24 +349,27 @@ class Service:
         self.publisher = None
 
     def _close(self) -> None:
+        """The last step's work is committed, its offsets too, and what waits in the outbox is published (for a
+        bounded time: what is left is published by the next start)."""
         try:
-            self._commit()
-            if self.reader is not None:
-                self.offsets.commit_now(self.reader.transport, self.reader.assigned)
+            if not self._stale:
+                self._commit()
+                if self.reader is not None:
+                    self.offsets.commit_now(self.reader.transport, self.reader.assigned)
             if self.publisher is not None:
-                self.publisher.publish()
+                self.publisher.publish(CLOSE_PUBLISH_S)
         except (BrokerError, StoreError) as exc:
-            logger.exception(
-                "the outbox could not be published before closing; it is sent on the next start",
+            logger.warning(
+                "the outbox could not be published before closing; it is published on the next start",
                 extra={"error": describe(exc)},
             )
-            # What was taken and not confirmed goes back to the outbox (closing the store commits).
             if self.publisher is not None:
                 self.publisher.forget()
-            try:
-                self.store.rollback()
-            except StoreError:
-                logger.exception("rollback failed")
+            for store in (self.store, self.outbox):
+                try:
+                    store.rollback()
+                except StoreError:
+                    logger.exception("rollback failed")
         self._close_transport()
         logger.info(
             "stopped",

@@ -12,7 +12,15 @@ from typing import Any, Protocol
 
 from recovery.effects import Effect, GestureStatus
 from recovery.events import Occurrence
-from recovery.store.records import AuditEntry, Deadline, GestureRecord, OutboxItem, TaskQuery, TaskRecord
+from recovery.store.records import (
+    AuditEntry,
+    Deadline,
+    GestureRecord,
+    OutboxItem,
+    ParkedItem,
+    TaskQuery,
+    TaskRecord,
+)
 
 
 class Ledger(Protocol):
@@ -196,12 +204,43 @@ class Outbox(Protocol):
         """Queue a message for the output topics, in the same transaction as the writes that caused it."""
         ...
 
-    def outbox_take(self, limit: int) -> list[OutboxItem]:
-        """Up to `limit` queued messages, oldest first, removed from the outbox in the open transaction: commit
-        after they are published (a crash in between publishes them again, never loses them)."""
+    def outbox_claim(self, owner: str, limit: int, now: float, lease_s: float) -> list[OutboxItem]:
+        """Up to `limit` messages, oldest first, now `owner`'s to publish until `now + lease_s`: messages neither
+        parked, nor waiting to be tried again after `now`, nor another owner's whose claim runs past `now`. The
+        caller commits the claim at once, publishes, then settles each message (`outbox_done`, `outbox_retry`,
+        `outbox_park`) in a transaction of its own; a crash in between publishes them again once the claim runs out,
+        never loses them."""
         ...
 
-    def outbox_size(self) -> int: ...
+    def outbox_done(self, seqs: list[int]) -> None:
+        """The broker has these messages: they leave the outbox."""
+        ...
+
+    def outbox_retry(self, seqs: list[int], not_before: float, error: str) -> None:
+        """Publishing these failed for a reason that may pass: try them again from `not_before` on (epoch seconds),
+        by whoever claims them."""
+        ...
+
+    def outbox_park(self, seq: int, at: float, error: str) -> None:
+        """The broker refused this message for good: keep it, publish it no more (until `outbox_unpark`)."""
+        ...
+
+    def outbox_release(self) -> int:
+        """Give up every claim (at the start of the only instance that publishes this outbox: its earlier claims
+        died with it); returns how many."""
+        ...
+
+    def outbox_size(self) -> int:
+        """Messages waiting to be published (parked ones aside)."""
+        ...
+
+    def outbox_parked(self, limit: int) -> tuple[list[ParkedItem], int]:
+        """The parked messages, oldest first: at most `limit` of them, and how many there are."""
+        ...
+
+    def outbox_unpark(self, seqs: list[int] | None) -> int:
+        """Publish these parked messages again (None: all of them); returns how many."""
+        ...
 
 
 class Transaction(Protocol):
@@ -219,7 +258,7 @@ class Transaction(Protocol):
 
 
 class OutboxStore(Outbox, Transaction, Protocol):
-    """The outbox and its transaction: what the outbox publisher needs (a take is final once committed)."""
+    """The outbox and its transaction: what the outbox publisher needs."""
 
 
 class Store(EngineState, TaskDesk, Outbox, Transaction, Protocol):

@@ -13,6 +13,7 @@ from typing import Any
 from recovery.effects import Effect, GestureStatus, Task
 from recovery.events import Occurrence
 from recovery.exceptions import StoreError
+from recovery.store.memory_outbox import MemoryOutbox
 from recovery.store.records import (
     ACTIVE,
     CLAIMABLE,
@@ -20,6 +21,7 @@ from recovery.store.records import (
     Deadline,
     GestureRecord,
     OutboxItem,
+    ParkedItem,
     TaskQuery,
     TaskRecord,
 )
@@ -48,11 +50,10 @@ class MemoryStore:
         self._deadlines: dict[str, Deadline] = {}
         self._scopes: dict[str, set[str]] = {}
         self._effects: dict[str, Effect] = {}
-        self._outbox: list[OutboxItem] = []
+        self._outbox = MemoryOutbox()
         self._scope_log: dict[int, tuple[float, str]] = {}
         self._scope_applied: dict[str, set[int]] = {}
         self._watermarks: dict[str, float] = {}
-        self._outbox_seq = 0
         self._tasks: dict[str, TaskRecord] = {}
         self._gestures: dict[str, GestureRecord] = {}
         self._audit: list[AuditEntry] = []
@@ -337,17 +338,41 @@ class MemoryStore:
     def outbox_add(
         self, topic: str, key: str | None, value: bytes, headers: tuple[tuple[str, bytes], ...] = ()
     ) -> None:
-        self._outbox_seq += 1
         self._writes += 1
-        self._outbox.append(OutboxItem(self._outbox_seq, topic, key, value, headers))
+        self._outbox.add(topic, key, value, headers)
 
-    def outbox_take(self, limit: int) -> list[OutboxItem]:
-        taken, self._outbox = self._outbox[:limit], self._outbox[limit:]
-        self._writes += len(taken)
-        return taken
+    def outbox_claim(self, owner: str, limit: int, now: float, lease_s: float) -> list[OutboxItem]:
+        claimed = self._outbox.claim(owner, limit, now, lease_s)
+        self._writes += len(claimed)
+        return claimed
+
+    def outbox_done(self, seqs: list[int]) -> None:
+        self._writes += len(seqs)
+        self._outbox.done(seqs)
+
+    def outbox_retry(self, seqs: list[int], not_before: float, error: str) -> None:
+        self._writes += len(seqs)
+        self._outbox.retry(seqs, not_before, error)
+
+    def outbox_park(self, seq: int, at: float, error: str) -> None:
+        self._writes += 1
+        self._outbox.park(seq, at, error)
+
+    def outbox_release(self) -> int:
+        released = self._outbox.release()
+        self._writes += released
+        return released
 
     def outbox_size(self) -> int:
-        return len(self._outbox)
+        return self._outbox.size()
+
+    def outbox_parked(self, limit: int) -> tuple[list[ParkedItem], int]:
+        return self._outbox.parked(limit)
+
+    def outbox_unpark(self, seqs: list[int] | None) -> int:
+        unparked = self._outbox.unpark(seqs)
+        self._writes += unparked
+        return unparked
 
     def commit(self) -> None:
         """Nothing to write: memory is as durable as it gets."""

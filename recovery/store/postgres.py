@@ -121,8 +121,18 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE ledger ADD COLUMN ts double precision;
     UPDATE ledger SET ts = extract(epoch FROM now());
     """,
+    """
+    ALTER TABLE outbox ADD COLUMN claimed_by text;
+    ALTER TABLE outbox ADD COLUMN claimed_until double precision;
+    ALTER TABLE outbox ADD COLUMN attempts integer NOT NULL DEFAULT 0;
+    ALTER TABLE outbox ADD COLUMN not_before double precision NOT NULL DEFAULT 0;
+    ALTER TABLE outbox ADD COLUMN parked_at double precision;
+    ALTER TABLE outbox ADD COLUMN error text;
+    CREATE INDEX outbox_waiting ON outbox (seq) WHERE parked_at IS NULL;
+    """,
 )
-"""Migration N (1-based) brings the schema from version N-1 to N. Append only; never edit a shipped one."""
+"""Migration N (1-based) brings the schema from version N-1 to N. Append only; never edit a shipped one.
+5: the outbox's messages are claimed by a publisher, tried again after a backoff, or parked."""
 
 MIGRATION_LOCK = int.from_bytes(b"recovery", "big")
 """The advisory lock (per database) held while the schema is checked and migrated."""

@@ -31,6 +31,21 @@ class OutboxItem:
     key: str | None
     value: bytes
     headers: tuple[tuple[str, bytes], ...] = ()
+    attempts: int = 0
+    """Earlier tries that failed for a reason that may pass (the broker away, a timeout)."""
+
+
+@dataclass(frozen=True)
+class ParkedItem:
+    """A message the broker refused for good (too large, a topic it may not write to...): kept, not published,
+    until someone tells the outbox to try it again (`recovery outbox --retry`)."""
+
+    seq: int
+    topic: str
+    key: str | None
+    size: int
+    parked_at: float
+    error: str
 
 
 TASK_OUTCOMES: Final = ("saved", "lost", "unreachable", "not-needed")

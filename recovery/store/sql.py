@@ -21,7 +21,7 @@ from recovery.store import desk
 from recovery.store import statements as q
 from recovery.store.desk import SqlTaskDesk
 from recovery.store.dialect import Dialect
-from recovery.store.records import Deadline, OutboxItem
+from recovery.store.records import Deadline, OutboxItem, ParkedItem
 from recovery.store.statements import Cursor, Params, Queued, Statement, Write, grouped_writes, write_names
 from recovery.times import parse_time
 
@@ -156,14 +156,13 @@ class SqlStore(SqlTaskDesk):
             raise self._error("rollback", exc) from exc
 
     def close(self) -> None:
-        """Commit what is pending and close the connection. Closing twice is fine."""
+        """Close the connection; what was not committed is forgotten (never committed half-done). Closing twice is
+        fine."""
         if self._closed:
             return
         self._closed = True
-        try:
-            self.commit()
-        finally:
-            self.dialect.close()
+        self._queued.clear()
+        self.dialect.close()
 
     # ------------------------------------------------------------------------------------------- ledger
 
@@ -331,18 +330,52 @@ class SqlStore(SqlTaskDesk):
         encoded = json.dumps([[name, raw.decode("latin-1")] for name, raw in headers])
         self._write(q.OUTBOX_ADD, (topic, key, value, encoded))
 
-    def outbox_take(self, limit: int) -> list[OutboxItem]:
-        rows = self._run(q.OUTBOX_TAKE, (limit,)).fetchall()
-        if rows:
-            self._write(q.OUTBOX_TAKEN, (self.dialect.ids([row[0] for row in rows]),))
-        return [
-            OutboxItem(seq, topic, key, bytes(value), tuple((n, v.encode("latin-1")) for n, v in json.loads(headers)))
-            for seq, topic, key, value, headers in rows
+    def outbox_claim(self, owner: str, limit: int, now: float, lease_s: float) -> list[OutboxItem]:
+        rows = self._run(q.OUTBOX_CLAIM, (owner, now + lease_s, now, owner, now, limit)).fetchall()
+        items = [
+            OutboxItem(
+                int(seq),
+                topic,
+                key,
+                bytes(value),
+                tuple((n, v.encode("latin-1")) for n, v in json.loads(headers)),
+                int(attempts),
+            )
+            for seq, topic, key, value, headers, attempts in rows
         ]
+        return sorted(items, key=lambda item: item.seq)
+
+    def outbox_done(self, seqs: list[int]) -> None:
+        if seqs:
+            self._write(q.OUTBOX_DONE, (self.dialect.ids(seqs),))
+
+    def outbox_retry(self, seqs: list[int], not_before: float, error: str) -> None:
+        if seqs:
+            self._write(q.OUTBOX_RETRY, (not_before, error, self.dialect.ids(seqs)))
+
+    def outbox_park(self, seq: int, at: float, error: str) -> None:
+        self._write(q.OUTBOX_PARK, (at, error, seq))
+
+    def outbox_release(self) -> int:
+        return self._run(q.OUTBOX_RELEASE).rowcount
 
     def outbox_size(self) -> int:
         row = self._run(q.OUTBOX_SIZE).fetchone()
         return int(row[0]) if row else 0
+
+    def outbox_parked(self, limit: int) -> tuple[list[ParkedItem], int]:
+        rows = self._run(q.OUTBOX_PARKED, (limit,)).fetchall()
+        row = self._run(q.OUTBOX_PARKED_COUNT).fetchone()
+        parked = [
+            ParkedItem(int(seq), topic, key, int(size), float(at), str(error))
+            for seq, topic, key, size, at, error in rows
+        ]
+        return parked, int(row[0]) if row else 0
+
+    def outbox_unpark(self, seqs: list[int] | None) -> int:
+        if seqs is None:
+            return self._run(q.OUTBOX_UNPARK_ALL).rowcount
+        return self._run(q.OUTBOX_UNPARK, (self.dialect.ids(seqs),)).rowcount if seqs else 0
 
 
 def occurrence_to_json(occ: Occurrence) -> str:

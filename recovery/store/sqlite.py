@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -95,9 +97,24 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE ledger ADD COLUMN ts REAL;
     UPDATE ledger SET ts = (julianday('now') - 2440587.5) * 86400.0;
     """,
+    """
+    ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+    ALTER TABLE outbox ADD COLUMN claimed_until REAL;
+    ALTER TABLE outbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE outbox ADD COLUMN not_before REAL NOT NULL DEFAULT 0;
+    ALTER TABLE outbox ADD COLUMN parked_at REAL;
+    ALTER TABLE outbox ADD COLUMN error TEXT;
+    CREATE INDEX outbox_waiting ON outbox (seq) WHERE parked_at IS NULL;
+    """,
 )
 """Migration N (1-based) brings the schema from version N-1 to N. Append only; never edit a shipped one.
-5: the ledger keeps each event's time, to be pruned (ids recorded before it count as of the migration's time)."""
+5: the ledger keeps each event's time, to be pruned (ids recorded before it count as of the migration's time).
+6: the outbox's messages are claimed by a publisher, tried again after a backoff, or parked."""
+
+
+class GateTimeout(Exception):
+    """A writer waited for its turn longer than the busy timeout."""
+
 
 WAL_BACKSTOP_PAGES = 10_000
 """With a checkpoint thread, the loop's connection checkpoints by itself only past this many log pages (40 MB of
@@ -164,25 +181,83 @@ SLOTS: Final = {
 """How this dialect writes the statements' slots (see statements.SLOTS)."""
 
 
+class WriteGate:
+    """The writers of one SQLite file in this process, one at a time, first come first served. SQLite lets one
+    writer in at a time, but its waiting is not fair: a writer that commits and begins again at once (the service
+    loop in a backlog) would starve the others (the API's writes), which would give up after the busy timeout.
+    Writers of other processes still wait through SQLite's own busy timeout."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held_by: int | None = None
+        self._waiting: deque[threading.Event] = deque()
+
+    def acquire(self, timeout_s: float) -> bool:
+        me = threading.get_ident()
+        with self._lock:
+            if self._held_by == me:
+                raise RuntimeError("this thread writes to the SQLite store through two connections at once")
+            if self._held_by is None and not self._waiting:
+                self._held_by = me
+                return True
+            turn = threading.Event()
+            self._waiting.append(turn)
+        if turn.wait(timeout_s):
+            self._held_by = me
+            return True
+        with self._lock:
+            if turn.is_set():  # handed over just now
+                self._held_by = me
+                return True
+            self._waiting.remove(turn)
+            return False
+
+    def release(self) -> None:
+        with self._lock:
+            self._held_by = None
+            if self._waiting:
+                self._held_by = -1  # handed over: nobody else comes in before the next in line
+                self._waiting.popleft().set()
+
+
+_GATES: dict[str, WriteGate] = {}
+_GATES_LOCK = threading.Lock()
+
+
+def write_gate(path: str) -> WriteGate:
+    """The gate of the SQLite file at `path`, shared by every connection to it in this process."""
+    key = path if path == ":memory:" else os.path.realpath(path)
+    with _GATES_LOCK:
+        return _GATES.setdefault(key, WriteGate())
+
+
 class SqliteDialect(Dialect):
-    """SQLite's side of a `SqlStore`: one connection in autocommit mode (`isolation_level=None`) whose transaction
-    the dialect opens (`BEGIN`) and ends itself, in WAL mode."""
+    """SQLite's side of a `SqlStore`: one connection in autocommit mode (`isolation_level=None`), in WAL mode, whose
+    transactions the dialect opens itself, at the first statement and never before: `BEGIN IMMEDIATE` for a
+    connection that writes (it waits for its turn at the file's `WriteGate`, then takes SQLite's write lock, so a
+    read never has to become a write later, which fails when another writer committed meanwhile), `BEGIN` for one
+    that only reads. A transaction ends at commit or rollback: nothing is held between them."""
 
-    errors = sqlite3.Error
+    errors = (sqlite3.Error, GateTimeout)
 
-    def __init__(self, path: str, checkpoint_every_s: float | None = None) -> None:
+    def __init__(
+        self, path: str, checkpoint_every_s: float | None = None, *, writer: bool = True, busy_timeout_s: float = 30.0
+    ) -> None:
         super().__init__("?", SLOTS)
         self.path = path
         self.name = f"SQLite store {path!r}"
+        self.writer = writer
+        self.busy_timeout_s = busy_timeout_s
+        self.gate = write_gate(path)
         self.checkpointer: Checkpointer | None = None
+        self._open = False
         try:
-            self.db = sqlite3.connect(path, isolation_level=None)
+            self.db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_s)
             wal = self.db.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"  # not for :memory:
             self.db.execute("PRAGMA synchronous=NORMAL")
             if wal and checkpoint_every_s is not None:
                 self.db.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
             self._migrate()
-            self.db.execute("BEGIN")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the SQLite store at {path!r}: {exc}") from exc
         if wal and checkpoint_every_s is not None:
@@ -190,27 +265,67 @@ class SqliteDialect(Dialect):
 
     def _migrate(self) -> None:
         db = self.db
-        db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        row = db.execute(self.sql[SCHEMA_VERSION]).fetchone()
-        version = row[0] if row else 0
-        if version > len(MIGRATIONS):
-            raise newer_schema(self.path, version, len(MIGRATIONS))
-        for number in range(version + 1, len(MIGRATIONS) + 1):
-            db.execute("BEGIN")
-            for statement in MIGRATIONS[number - 1].split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            db.execute("DELETE FROM schema_version")
-            db.execute("INSERT INTO schema_version VALUES (?)", (number,))
-            db.execute("COMMIT")
+        if self._version() == len(MIGRATIONS):  # most opens: read without taking the write lock
+            return
+        self._begin()
+        try:
+            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            version = self._version()
+            if version > len(MIGRATIONS):
+                raise newer_schema(self.path, version, len(MIGRATIONS))
+            for number in range(version + 1, len(MIGRATIONS) + 1):
+                for statement in MIGRATIONS[number - 1].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute("DELETE FROM schema_version")
+                db.execute("INSERT INTO schema_version VALUES (?)", (number,))
+            self.commit()
+        except BaseException:
+            self.rollback()
+            raise
+
+    def _version(self) -> int:
+        try:
+            row = self.db.execute(self.sql[SCHEMA_VERSION]).fetchone()
+        except sqlite3.OperationalError:  # no schema_version table: a new file
+            return 0
+        return int(row[0]) if row else 0
+
+    def _begin(self) -> None:
+        if self._open:
+            return
+        if self.writer:
+            if not self.gate.acquire(self.busy_timeout_s):
+                raise GateTimeout(f"another writer held the store for more than {self.busy_timeout_s:g}s")
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                self.gate.release()
+                raise
+        else:
+            self.db.execute("BEGIN")
+        self._open = True
+
+    def _end(self, statement: str) -> None:
+        if not self._open:
+            return
+        try:
+            self.db.execute(statement)
+        finally:
+            if not self.db.in_transaction:
+                self._open = False
+                if self.writer:
+                    self.gate.release()
 
     def ids(self, values: Sequence[str] | Sequence[int]) -> Any:
         return json.dumps(values)
 
     def execute(self, sql: str, params: Params) -> sqlite3.Cursor:
+        self._begin()
         return self.db.execute(sql, params)
 
     def send(self, groups: list[tuple[Write, list[Params]]]) -> None:
+        self._begin()
         sql = self.sql
         for write, rows in groups:
             if len(rows) == 1:
@@ -219,20 +334,22 @@ class SqliteDialect(Dialect):
                 self.db.executemany(sql[write], rows)
 
     def commit(self) -> None:
-        self.db.execute("COMMIT")
-        self.db.execute("BEGIN")
+        self._end("COMMIT")
         if self.checkpointer is not None:
             self.checkpointer.note_commit()
 
     def rollback(self) -> None:
-        self.db.execute("ROLLBACK")
-        self.db.execute("BEGIN")
+        self._end("ROLLBACK")
 
     def close(self) -> None:
         try:
             if self.checkpointer is not None:
                 self.checkpointer.close()
+            self.rollback()
         finally:
+            if self._open and self.writer:  # a rollback that failed: the gate is not held by a closed connection
+                self._open = False
+                self.gate.release()
             self.db.close()
 
 
@@ -244,7 +361,7 @@ class SqliteStore(SqlStore):
 
     dialect: SqliteDialect
 
-    def __init__(self, path: str | Path, *, checkpoint_every_s: float | None = None) -> None:
-        super().__init__(SqliteDialect(str(path), checkpoint_every_s))
+    def __init__(self, path: str | Path, *, checkpoint_every_s: float | None = None, writer: bool = True) -> None:
+        super().__init__(SqliteDialect(str(path), checkpoint_every_s, writer=writer))
         self.path = self.dialect.path
         self.checkpointer = self.dialect.checkpointer

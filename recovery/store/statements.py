@@ -44,7 +44,7 @@ class Cursor(Protocol):
 SLOTS: Final = ("in_ids", "in_seqs", "ids", "history_seq", "skip_locked")
 """What a dialect fills in: `in_ids`, `IN` a list of ids (text) given as one parameter; `in_seqs`, the same for a
 list of seqs (integers); `ids`, a list of ids as a table of one column, `value`; `history_seq`, the history's
-insertion order; `skip_locked`, the outbox take's lock clause."""
+insertion order; `skip_locked`, the outbox claim's lock clause."""
 
 GROUPED: Final = "grouped"
 KEYED: Final = "keyed"
@@ -300,12 +300,39 @@ EFFECTS = Query("effects", "SELECT body FROM effects ORDER BY seq")
 # ----------------------------------------------------------------------------------------------- outbox
 
 OUTBOX_ADD = Insert("outbox_add", "outbox", (("topic", TEXT), ("key", TEXT), ("value", BLOB), ("headers", TEXT)))
-# Rows another instance took in its open transaction are not ours to take (PostgreSQL: SKIP LOCKED); if it rolls
-# back, they come back for whoever asks next. The delete of the rows taken is queued: it goes with the next round
-# trip, and an empty outbox is only read (SQLite: a delete, even of nothing, would hold the write lock until the
-# commit, and the API's writes would wait for it).
-OUTBOX_TAKE = Query(
-    "outbox_take", "SELECT seq, topic, key, value, headers FROM outbox ORDER BY seq LIMIT ?{skip_locked}"
+# Claims are short transactions of their own (the publisher's): rows another instance is claiming in its open
+# transaction are not ours to wait for (PostgreSQL: SKIP LOCKED).
+OUTBOX_CLAIM = Query(
+    "outbox_claim",
+    "UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE seq IN (SELECT seq FROM outbox "
+    "WHERE parked_at IS NULL AND not_before <= ? AND (claimed_by IS NULL OR claimed_by = ? OR claimed_until < ?) "
+    "ORDER BY seq LIMIT ?{skip_locked}) RETURNING seq, topic, key, value, headers, attempts",
 )
-OUTBOX_TAKEN = Ordered("outbox_take", "DELETE FROM outbox WHERE seq {in_seqs}")
-OUTBOX_SIZE = Query("outbox_size", "SELECT count(*) FROM outbox")
+OUTBOX_DONE = Ordered("outbox_done", "DELETE FROM outbox WHERE seq {in_seqs}")
+OUTBOX_RETRY = Ordered(
+    "outbox_retry",
+    "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL, attempts = attempts + 1, not_before = ?, error = ? "
+    "WHERE seq {in_seqs}",
+)
+OUTBOX_PARK = Ordered(
+    "outbox_park", "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL, parked_at = ?, error = ? WHERE seq = ?"
+)
+OUTBOX_RELEASE = Query(
+    "outbox_release", "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by IS NOT NULL"
+)
+OUTBOX_PARKED = Query(
+    "outbox_parked",
+    "SELECT seq, topic, key, length(value), parked_at, error FROM outbox WHERE parked_at IS NOT NULL "
+    "ORDER BY seq LIMIT ?",
+)
+OUTBOX_PARKED_COUNT = Query("outbox_parked", "SELECT count(*) FROM outbox WHERE parked_at IS NOT NULL")
+OUTBOX_UNPARK = Query(
+    "outbox_unpark",
+    "UPDATE outbox SET parked_at = NULL, error = NULL, attempts = 0, not_before = 0 "
+    "WHERE parked_at IS NOT NULL AND seq {in_seqs}",
+)
+OUTBOX_UNPARK_ALL = Query(
+    "outbox_unpark",
+    "UPDATE outbox SET parked_at = NULL, error = NULL, attempts = 0, not_before = 0 WHERE parked_at IS NOT NULL",
+)
+OUTBOX_SIZE = Query("outbox_size", "SELECT count(*) FROM outbox WHERE parked_at IS NULL")

@@ -17,7 +17,7 @@ from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.store import Store
 from recovery.store.records import OutboxItem
 from tests.api.conftest import Api, ApiFactory, token_of
-from tests.conftest import free_ports
+from tests.conftest import free_ports, take_outbox
 from tests.store.test_desk import make_task
 
 
@@ -121,7 +121,7 @@ class TestClaimReleaseComplete:
         audit = api.get(f"/api/tasks/{task.id}").json()["audit"]
         assert [(a["actor"], a["action"]) for a in audit] == [("ann", "claim"), ("ann", "complete")]
         store = api.ctx.open_store()
-        sent = [i for i in store.outbox_take(100) if i.topic == api.ctx.settings.topic_events]
+        sent = [i for i in take_outbox(store, 100) if i.topic == api.ctx.settings.topic_events]
         store.commit()  # taken, as the publisher would (the memory store cannot roll a take back)
         store.close()
         assert len(sent) == 1
@@ -265,7 +265,7 @@ def published(api: Api) -> list[OutboxItem]:
     """What is queued for the gestures topic, taken from the outbox as the publisher takes it (so the next call
     shows what was queued since)."""
     store = api.ctx.open_store()
-    taken = store.outbox_take(1000)
+    taken = take_outbox(store)
     store.commit()
     store.close()
     return [item for item in taken if item.topic == api.ctx.settings.topic_gestures]

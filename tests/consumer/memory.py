@@ -246,6 +246,8 @@ class JournalStore:
         self.durable_ids: set[str] = set()
         self.durable_dlq: set[tuple[int, int]] = set()
         self.commits = 0
+        self.retried = 0
+        self.parked: list[tuple[int, str]] = []
         self._ids: list[str] = []
         self._dlq: list[tuple[int, int]] = []
         self._failures: dict[str, int] = {}
@@ -281,3 +283,11 @@ class JournalStore:
     def rollback(self) -> None:
         self._ids, self._dlq = [], []
         self._store.rollback()
+
+    def outbox_retry(self, seqs: list[int], not_before: float, error: str) -> None:
+        self.retried += len(seqs)
+        self._store.outbox_retry(seqs, not_before, error)
+
+    def outbox_park(self, seq: int, at: float, error: str) -> None:
+        self.parked.append((seq, error))
+        self._store.outbox_park(seq, at, error)

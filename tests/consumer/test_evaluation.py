@@ -11,14 +11,14 @@ import pytest
 
 from recovery.config import Settings
 from recovery.consumer import ServiceStats, TopicPartition, partition_of
-from recovery.consumer.evaluation import Evaluator, decode
+from recovery.consumer.evaluation import Evaluator, Poisoned, decode
 from recovery.consumer.ordering import Barrier, Merge
 from recovery.consumer.records import DLQ_HEADERS
 from recovery.engine import Engine
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.store import SqliteStore
 from recovery.times import format_time
-from tests.conftest import T0
+from tests.conftest import T0, take_outbox
 from tests.consumer.memory import Message
 
 INF = float("inf")
@@ -55,7 +55,7 @@ def evaluator(
 
 
 def outbox(store: SqliteStore) -> list[tuple[str, bytes, dict[str, bytes]]]:
-    return [(item.topic, item.value, dict(item.headers)) for item in store.outbox_take(1000)]
+    return [(item.topic, item.value, dict(item.headers)) for item in take_outbox(store)]
 
 
 class TestDecode:
@@ -119,23 +119,32 @@ def test_an_invalid_record_goes_to_the_dlq_as_it_came_with_where_it_came_from(
     assert ev.stats.dlq == {"invalid event": 1}
 
 
-def test_an_event_whose_evaluation_fails_goes_to_the_dlq_and_the_batch_goes_on(
+def test_an_event_whose_evaluation_fails_stops_the_batch_and_goes_to_the_dlq_when_read_again(
     store: SqliteStore, shipped_playbooks: list[CompiledPlaybook], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ev, barrier = evaluator(store, shipped_playbooks)
-    original = Engine.process
+    original = Evaluator._evaluate
 
-    def process(engine: Engine, evt: Any) -> Any:
+    def evaluate(self: Evaluator, engine: Engine, tp: Any, pending: Any, evt: Any, barrier: Any) -> Any:
+        effects = original(self, engine, tp, pending, evt, barrier)  # its writes are made...
         if evt.id == "e1":
-            raise ValueError("boom")
-        return original(engine, evt)
+            raise ValueError("boom")  # ...and then it fails
+        return effects
 
-    monkeypatch.setattr(Engine, "process", process)
-    ev.evaluate([decode(record(event(1))), decode(record(event(2, customer="C2"), offset=1, key=b"C2"))], barrier)
-    assert [(topic, headers.get(DLQ_HEADERS[0], b"")[:17]) for topic, _, headers in outbox(store)] == [
-        ("dlq", b"evaluation failed"),
+    monkeypatch.setattr(Evaluator, "_evaluate", evaluate)
+    batch = [decode(record(event(1))), decode(record(event(2, customer="C2"), offset=1, key=b"C2"))]
+    with pytest.raises(Poisoned) as failed:
+        ev.evaluate(batch, barrier)
+    key = (failed.value.key, failed.value.reason)
+    assert key == (("events", partition_of("C1", 3), 0), "ValueError: boom")
+    store.rollback()  # as the loop does: nothing of the failed evaluation stays
+    ev.rebuild([0, 1, 2], 3)
+    ev.evaluate(batch, barrier, {key[0]: key[1]})
+    assert [(topic, headers.get(DLQ_HEADERS[0], b"")) for topic, _, headers in outbox(store)] == [
+        ("dlq", b"evaluation failed: ValueError: boom"),
         ("tasks", b""),
     ]
+    assert store.add_event("e1", 0.0) is True  # never recorded as processed
 
 
 def test_an_event_keyed_to_another_partition_than_its_customers_is_forwarded_there(

@@ -17,6 +17,7 @@ import pytest
 
 from recovery.config import Settings
 from recovery.consumer import Service, TopicPartition
+from recovery.consumer.evaluation import Evaluator
 from recovery.engine import Engine
 from recovery.exceptions import BrokerError
 from recovery.playbooks.compiler import CompiledPlaybook
@@ -271,7 +272,7 @@ def test_a_refused_offset_commit_is_sent_again(loop_factory: Callable[..., Loop]
     assert loop.broker.committed == loop.broker.end_offsets(EVENTS)
 
 
-def test_a_publish_the_broker_refuses_is_rolled_back_and_published_again(
+def test_a_message_the_broker_does_not_take_is_tried_again_and_the_loop_goes_on(
     loop_factory: Callable[..., Loop], shipped_playbooks: list[CompiledPlaybook]
 ) -> None:
     events = stream()
@@ -282,8 +283,29 @@ def test_a_publish_the_broker_refuses_is_rolled_back_and_published_again(
             loop.transport.fail("send", BrokerError("injected: not leader"))
 
     loop.run(fail)
-    assert loop.service.stats.broker_errors == 1
+    assert loop.store.retried == 1 and loop.store.parked == []
+    assert loop.service.stats.broker_errors == 0  # the loop never stopped for it
     assert loop.effects() == replayed(shipped_playbooks, events)
+    assert loop.broker.committed == loop.broker.end_offsets(EVENTS)
+
+
+def test_a_message_the_broker_refuses_for_good_is_parked_and_the_rest_goes_through(
+    loop_factory: Callable[..., Loop], shipped_playbooks: list[CompiledPlaybook]
+) -> None:
+    events = stream()
+    loop = loop_factory(events, fetch=15)
+
+    def fail(loop: Loop) -> None:
+        if loop.steps == 3:
+            loop.transport.refuse("send", BrokerError("injected: MessageSizeTooLargeError", retriable=False))
+
+    loop.run(fail)
+    [(seq, error)] = loop.store.parked
+    assert "MessageSizeTooLargeError" in error
+    parked, count = loop.store.outbox_parked(10)
+    assert count == 1 and parked[0].seq == seq
+    expected = replayed(shipped_playbooks, events)
+    assert len(expected - loop.effects()) == 1 and loop.effects() < expected  # that one, and nothing else
     assert loop.broker.committed == loop.broker.end_offsets(EVENTS)
 
 
@@ -320,3 +342,84 @@ def test_a_stuck_partition_of_another_instance_is_waited_for_once_not_at_every_b
     waits = [r for r in caplog.records if "lag behind" in r.getMessage()]
     assert len(waits) == 1
     assert loop.service.stats.batches > 5
+
+
+def test_an_event_whose_evaluation_raises_goes_to_the_dlq_and_leaves_nothing_else_behind(
+    loop_factory: Callable[..., Loop], shipped_playbooks: list[CompiledPlaybook], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = stream()
+    bad = next(e for e in events if e["type"] == "cancellation.requested")
+    original = Evaluator._evaluate
+
+    def evaluate(self: Evaluator, engine: Any, tp: Any, pending: Any, event: Any, barrier: Any) -> Any:
+        effects = original(self, engine, tp, pending, event, barrier)  # its writes are made...
+        if event.id == bad["id"]:
+            raise RuntimeError("a bug")  # ...then it fails
+        return effects
+
+    monkeypatch.setattr(Evaluator, "_evaluate", evaluate)
+    loop = loop_factory(events, fetch=15)
+    loop.run()
+    [dead] = loop.broker.messages("dlq")
+    assert json.loads(dead.value or b"")["id"] == bad["id"]
+    assert dict(dead.headers)["recovery-error"] == b"evaluation failed: RuntimeError: a bug"
+    # Nothing of that event stayed: the rest is what replay makes of the stream without it.
+    assert bad["id"] not in loop.store.durable_ids
+    assert loop.effects() == replayed(shipped_playbooks, [e for e in events if e is not bad])
+    assert loop.broker.committed == loop.broker.end_offsets(EVENTS)
+
+
+def test_a_step_that_fails_for_any_reason_is_rolled_back_and_read_again(
+    loop_factory: Callable[..., Loop], shipped_playbooks: list[CompiledPlaybook]
+) -> None:
+    events = stream()
+    loop = loop_factory(events, fetch=15)
+    seen: list[dict[str, str]] = []
+
+    def fail(loop: Loop) -> None:
+        seen.append(loop.service.health.problems())
+        if loop.steps in (3, 4):
+            raise ZeroDivisionError("a bug in a hook")  # inside the step's transaction, before its commit
+
+    loop.run(fail)
+    assert loop.service.stats.loop_errors == 2
+    assert any("ZeroDivisionError" in p.get("loop", "") for p in seen)
+    assert "loop" not in loop.service.health.problems()
+    assert loop.effects() == replayed(shipped_playbooks, events)
+    assert loop.broker.committed == loop.broker.end_offsets(EVENTS)
+
+
+def test_frontline_writes_during_a_backlog_never_make_the_loop_roll_back(
+    loop_factory: Callable[..., Loop], shipped_playbooks: list[CompiledPlaybook], tmp_path: Path
+) -> None:
+    # The API writes through connections of its own while the loop works: each waits for its turn, none fails,
+    # and the loop never meets "database is locked".
+    events = stream(events=1500)
+    loop = loop_factory(events, fetch=40, batch_max_events=20)
+    stop = threading.Event()
+    failures: list[BaseException] = []
+    writes = [0]
+
+    def agent() -> None:
+        while not stop.is_set():
+            api = SqliteStore(tmp_path / "loop.db")
+            try:
+                api.add_audit(time.time(), "ann", "claim")
+                api.commit()
+                writes[0] += 1
+            except BaseException as exc:
+                failures.append(exc)
+            finally:
+                api.close()
+
+    thread = threading.Thread(target=agent)
+    thread.start()
+    try:
+        loop.run()
+    finally:
+        stop.set()
+        thread.join()
+    assert failures == []
+    assert writes[0] > 10
+    assert loop.service.stats.store_errors == 0
+    assert loop.effects() == replayed(shipped_playbooks, events)

@@ -27,7 +27,10 @@ WRITES: dict[str, Callable[[MemoryStore], Any]] = {
     "claim_task": lambda s: s.claim_task("tsk-1", "ann", 1.0),
     "add_audit": lambda s: s.add_audit(1.0, "ann", "claim"),
     "outbox_add": lambda s: s.outbox_add("t", None, b"v"),
-    "outbox_take": lambda s: s.outbox_take(10),
+    "outbox_claim": lambda s: s.outbox_claim("me", 10, 1.0, 60.0),
+    "outbox_done": lambda s: s.outbox_done([1]),
+    "outbox_retry": lambda s: s.outbox_retry([1], 5.0, "away"),
+    "outbox_park": lambda s: s.outbox_park(1, 5.0, "too large"),
     "prune_ledger": lambda s: s.prune_ledger(10 * 86400.0),
     "prune_history": lambda s: s.prune_history(100.0),
 }
@@ -58,7 +61,8 @@ class TestRollback:
         assert store.add_event("e1", 0.0) is False  # a duplicate writes nothing
         assert store.put_effect(task("tsk-1")) is False
         assert store.claim_task("nope", "ann", 1.0) is False
-        assert store.outbox_take(0) == []
+        assert store.outbox_claim("me", 0, 1.0, 60.0) == []
+        assert store.outbox_parked(10) == ([], 0)
         store.rollback()
 
     @pytest.mark.parametrize("write", WRITES.values(), ids=WRITES.keys())

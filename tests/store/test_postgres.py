@@ -18,7 +18,7 @@ from recovery.store import sql as sql_module
 from recovery.store import statements as q
 from recovery.store.postgres import MIGRATIONS as POSTGRES_MIGRATIONS
 from recovery.store.postgres import PostgresStore
-from tests.conftest import free_ports, process_all, random_stream
+from tests.conftest import free_ports, process_all, random_stream, take_outbox
 from tests.store.test_stores import task
 
 
@@ -27,6 +27,7 @@ class TestPostgres:
         store = PostgresStore(postgres_database)
         store.add_event("e1", 0.0)
         store.put_effect(task("tsk-1"))
+        store.commit()
         store.close()
         again = open_store(postgres_database)
         assert isinstance(again, PostgresStore)
@@ -46,13 +47,13 @@ class TestPostgres:
         assert again.add_event("e2", 0.0) is True
         again.close()
 
-    def test_an_outbox_take_rolled_back_is_taken_again(self, postgres_database: str) -> None:
+    def test_an_outbox_claim_rolled_back_is_claimed_again(self, postgres_database: str) -> None:
         store = PostgresStore(postgres_database)
         store.outbox_add("t", "k", b"v")
         store.commit()
-        assert len(store.outbox_take(10)) == 1
-        store.rollback()  # publishing failed
-        assert [i.value for i in store.outbox_take(10)] == [b"v"]
+        assert len(store.outbox_claim("a", 10, 1.0, 60.0)) == 1
+        store.rollback()  # the claim did not stick
+        assert [i.value for i in store.outbox_claim("b", 10, 1.0, 60.0)] == [b"v"]
         store.close()
 
     def test_a_newer_schema_is_refused(self, postgres_database: str) -> None:
@@ -152,7 +153,7 @@ class TestPostgres:
         # Same time: the order they were written in is kept (the store's sequence), across statements.
         assert [o.id for o in store.history("C-1", 0.0)] == [f"e{n}" for n in range(7)]
         assert [o.data for o in store.history("C-1", 0.0)] == [{"n": n} for n in range(7)]
-        taken = [(i.topic, i.key, i.value, i.headers) for i in store.outbox_take(100)]
+        taken = [(i.topic, i.key, i.value, i.headers) for i in take_outbox(store)]
         assert taken == [("t", f"k{n}" if n % 2 else None, b"%d" % n, ()) for n in range(7)]
         store.close()
 
@@ -214,25 +215,28 @@ class TestPostgres:
         assert postgres_module.bulk_form(q.CLEAR_SCOPE) is None
         assert postgres_module.bulk_form(q.PRUNE_SCOPE_LOG) is None
 
-    def test_two_instances_never_take_the_same_outbox_row(self, postgres_database: str) -> None:
+    def test_two_instances_never_claim_the_same_outbox_row(self, postgres_database: str) -> None:
         first, second = PostgresStore(postgres_database), PostgresStore(postgres_database)
         for n in range(100):
             first.outbox_add("t", None, b"%d" % n)
         first.commit()
-        # Both hold their rows in open transactions: the second skips the first's.
-        a, b = first.outbox_take(10), second.outbox_take(10)
+        # Both claim in open transactions: the second skips the rows the first is claiming.
+        a, b = first.outbox_claim("first", 10, 100.0, 60.0), second.outbox_claim("second", 10, 100.0, 60.0)
         assert [i.seq for i in a] == sorted(i.seq for i in a)
         assert {i.seq for i in a}.isdisjoint(i.seq for i in b)
         assert max(i.seq for i in a) < min(i.seq for i in b)
         first.commit()
-        second.rollback()  # its rows come back
-        assert second.outbox_size() == 90
+        second.rollback()  # its claims come back
+        assert len(second.outbox_claim("second", 200, 100.0, 60.0)) == 90  # the first's are the first's
+        second.rollback()
 
         taken: dict[str, list[int]] = {"first": [], "second": []}
 
         def drain(name: str, store: PostgresStore) -> None:
-            while items := store.outbox_take(3):
+            while items := store.outbox_claim(name, 3, 200.0, 60.0):  # by now, the first's claims ran out
+                store.commit()
                 taken[name] += [i.seq for i in items]
+                store.outbox_done([i.seq for i in items])
                 store.commit()
 
         threads = [threading.Thread(target=drain, args=item) for item in (("first", first), ("second", second))]
@@ -241,7 +245,7 @@ class TestPostgres:
         for thread in threads:
             thread.join()
         every = taken["first"] + taken["second"]
-        assert len(every) == len(set(every)) == 90
+        assert len(every) == len(set(every)) == 100
         assert first.outbox_size() == 0
         first.close()
         second.close()
@@ -256,6 +260,7 @@ def test_engine_restarted_on_postgres_gives_the_uninterrupted_result(
     ]
     store = PostgresStore(postgres_database)
     first = process_all(Engine(shipped_playbooks, store), (Event.from_dict(r) for r in raws[:250]))
+    store.commit()
     store.close()
     reopened = PostgresStore(postgres_database)
     rest = process_all(Engine(shipped_playbooks, reopened), (Event.from_dict(r) for r in raws))

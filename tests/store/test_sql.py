@@ -49,14 +49,17 @@ class TestMessages:
 
 
 class TestTransactions:
-    def test_close_commits_and_twice_is_fine(self, sql_store_factory: SqlStoreFactory) -> None:
+    def test_close_never_commits_and_twice_is_fine(self, sql_store_factory: SqlStoreFactory) -> None:
         store = sql_store_factory()
         store.add_event("e1", 0.0)
+        store.commit()
+        store.add_event("e2", 0.0)
         store.close()
         store.close()
         with pytest.raises(StoreError, match="rollback failed: the store is closed"):
             store.rollback()
-        assert sql_store_factory().add_event("e1", 0.0) is False
+        again = sql_store_factory()
+        assert (again.add_event("e1", 0.0), again.add_event("e2", 0.0)) == (False, True)
 
     def test_an_effect_stored_and_rolled_back_is_new_again(self, sql_store_factory: SqlStoreFactory) -> None:
         store = sql_store_factory()

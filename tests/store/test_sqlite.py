@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,11 @@ from tests.conftest import process_all, random_stream
 from tests.store.test_stores import occ, task
 
 
+def queries(statements: list[str]) -> list[str]:
+    """The statements traced, without those that begin and end transactions."""
+    return [s for s in statements if not s.startswith(("BEGIN", "COMMIT", "ROLLBACK"))]
+
+
 class TestSqlite:
     def test_preloaded_customers_are_answered_without_a_query(self, tmp_path: Path) -> None:
         store = SqliteStore(tmp_path / "r.db")
@@ -35,19 +41,20 @@ class TestSqlite:
         assert store.get_profile("C1") == (5.0, {"tier": "gold"})
         assert (store.get_profile("C2"), store.get_cooldowns("C2"), store.history("C2", 5.0)) == (None, {}, [])
         assert (store.get_cooldowns("C1"), [o.id for o in store.history("C1", 6.0)]) == ({"p": 7.0}, ["e1"])
-        assert statements == []
+        assert queries(statements) == []
         assert [o.id for o in store.history("C1", 0.0)] == ["e1"]  # before what was preloaded: read
-        assert len(statements) == 1
+        assert len(queries(statements)) == 1
         store.commit()  # the transaction ends: so does the preload
         statements.clear()
         assert store.get_profile("C1") == (5.0, {"tier": "gold"})
-        assert len(statements) == 1
+        assert len(queries(statements)) == 1
 
     def test_survives_reopening(self, tmp_path: Path) -> None:
         path = tmp_path / "r.db"
         store = SqliteStore(path)
         store.add_event("e1", 0.0)
         store.put_effect(task("tsk-1"))
+        store.commit()
         store.close()
         again = SqliteStore(path)
         assert again.add_event("e1", 0.0) is False
@@ -61,19 +68,19 @@ class TestSqlite:
         store.add_event("e1", 0.0)
         store.commit()
         store.add_event("e2", 0.0)
-        store.dialect.db.close()  # a crash: no commit
+        store.close()  # as a crash: no commit
         again = SqliteStore(path)
         assert again.add_event("e1", 0.0) is False
         assert again.add_event("e2", 0.0) is True
         again.close()
 
-    def test_an_outbox_take_rolled_back_is_taken_again(self, tmp_path: Path) -> None:
+    def test_an_outbox_claim_rolled_back_is_claimed_again(self, tmp_path: Path) -> None:
         store = SqliteStore(tmp_path / "r.db")
         store.outbox_add("t", "k", b"v")
         store.commit()
-        assert len(store.outbox_take(10)) == 1
-        store.rollback()  # publishing failed
-        assert [i.value for i in store.outbox_take(10)] == [b"v"]
+        assert len(store.outbox_claim("a", 10, 1.0, 60.0)) == 1
+        store.rollback()  # the claim did not stick
+        assert [i.value for i in store.outbox_claim("b", 10, 1.0, 60.0)] == [b"v"]
         store.close()
 
     def test_a_newer_schema_is_refused(self, tmp_path: Path) -> None:
@@ -102,20 +109,60 @@ class TestSqlite:
         assert store.add_event("e1", 0.0) is True  # the failed batch left nothing
         store.close()
 
-    def test_taking_from_an_empty_outbox_leaves_the_database_to_other_writers(self, tmp_path: Path) -> None:
-        loop, api = SqliteStore(tmp_path / "r.db"), SqliteStore(tmp_path / "r.db")
-        assert loop.outbox_take(10) == []  # in the loop's open transaction, as every step does
-        assert api.claim_task("tsk-1", "ann", 1.0) is False
-        api.add_audit(1.0, "ann", "claim")
-        api.commit()  # not "database is locked": the loop's take only read
+    def test_a_writer_waits_for_its_turn_and_never_finds_the_database_locked(self, tmp_path: Path) -> None:
+        # The service loop reads (its transaction begins), the API writes and commits meanwhile, then the loop
+        # writes: with a deferred transaction the loop's write failed with "database is locked" (another writer
+        # committed after its read began). Now the loop's transaction holds the write lock from its first statement
+        # and the API's write waits for its turn.
+        path = tmp_path / "r.db"
+        SqliteStore(path).close()
+        loop = SqliteStore(path)
+        loop.history("C1", 0.0)  # the step's first statement
+        api_done = threading.Event()
+        failures: list[BaseException] = []
+
+        def api_write() -> None:
+            api = SqliteStore(path)
+            try:
+                api.add_audit(1.0, "ann", "claim")
+                api.commit()
+            except BaseException as exc:
+                failures.append(exc)
+            finally:
+                api.close()
+                api_done.set()
+
+        thread = threading.Thread(target=api_write)
+        thread.start()
+        assert not api_done.wait(0.5)  # waiting for the loop's transaction to end, not failing
+        loop.add_event("e1", 1.0)
         loop.commit()
-        loop.outbox_add("t", None, b"v")
-        loop.commit()
-        assert [i.value for i in loop.outbox_take(10)] == [b"v"]
-        loop.commit()
-        assert api.outbox_size() == 0
+        thread.join()
+        assert failures == []
+        assert [e.action for e in loop.audit()] == ["claim"] and loop.add_event("e1", 1.0) is False
         loop.close()
-        api.close()
+
+    def test_between_its_transactions_a_connection_holds_no_lock(self, tmp_path: Path) -> None:
+        path = tmp_path / "r.db"
+        loop = SqliteStore(path)
+        loop.add_event("e1", 1.0)
+        loop.commit()
+        other = sqlite3.connect(path, timeout=0)  # another process, which would not wait
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("INSERT INTO ledger VALUES ('e2', 2.0)")
+        other.execute("COMMIT")
+        other.close()
+        assert loop.add_event("e2", 2.0) is False
+        loop.close()
+
+    def test_closing_never_commits(self, tmp_path: Path) -> None:
+        path = tmp_path / "r.db"
+        store = SqliteStore(path)
+        store.add_event("e1", 1.0)
+        store.close()
+        again = SqliteStore(path)
+        assert again.add_event("e1", 1.0) is True
+        again.close()
 
     def test_queued_writes_keep_their_order_and_are_sent_before_a_read(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -230,6 +277,7 @@ def test_engine_restarted_on_sqlite_gives_the_uninterrupted_result(
     path = tmp_path / "r.db"
     store = SqliteStore(path)
     first = process_all(Engine(shipped_playbooks, store), (Event.from_dict(r) for r in raws[:cut]))
+    store.commit()
     store.close()
     reopened = SqliteStore(path)
     # The whole stream again, as after a crash before offsets were committed: duplicates are ignored.

@@ -185,8 +185,8 @@ class TestRendering:
         )
         assert render(q.HISTORY.text, "?", sqlite.SLOTS).endswith("ORDER BY ts, rowid")
         assert render(q.HISTORY.text, "%s", postgres.SLOTS).endswith("ORDER BY ts, seq")
-        assert "FOR UPDATE SKIP LOCKED" in render(q.OUTBOX_TAKE.text, "%s", postgres.SLOTS)
-        assert "FOR UPDATE" not in render(q.OUTBOX_TAKE.text, "?", sqlite.SLOTS)
+        assert "FOR UPDATE SKIP LOCKED" in render(q.OUTBOX_CLAIM.text, "%s", postgres.SLOTS)
+        assert "FOR UPDATE" not in render(q.OUTBOX_CLAIM.text, "?", sqlite.SLOTS)
 
     def test_a_dialect_fills_in_every_slot(self) -> None:
         unbuilt = object.__new__(sqlite.SqliteDialect)

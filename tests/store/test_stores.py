@@ -131,24 +131,61 @@ class TestContract:
         assert [seq for seq, _, _ in store.scope_log(float("-inf"))] == [late]
         assert store.scope_applied("events/0") == set()
 
-    def test_outbox_is_first_in_first_out_and_taken_once(self, store_factory: StoreFactory) -> None:
+    def test_outbox_is_first_in_first_out_and_claimed_by_one_publisher_at_a_time(
+        self, store_factory: StoreFactory
+    ) -> None:
         store = store_factory()
         store.outbox_add("recovery.tasks", "C1", b'{"id":"t1"}', (("h", b"\x00\xff"),))
         store.outbox_add("recovery.dlq", None, b"\xff not json")
         store.outbox_add("recovery.tasks", "C2", b'{"id":"t2"}')
         store.commit()
         assert store.outbox_size() == 3
-        first = store.outbox_take(2)
-        assert [(i.topic, i.key, i.value, i.headers) for i in first] == [
-            ("recovery.tasks", "C1", b'{"id":"t1"}', (("h", b"\x00\xff"),)),
-            ("recovery.dlq", None, b"\xff not json", ()),
+        first = store.outbox_claim("a", 2, 100.0, 60.0)
+        assert [(i.topic, i.key, i.value, i.headers, i.attempts) for i in first] == [
+            ("recovery.tasks", "C1", b'{"id":"t1"}', (("h", b"\x00\xff"),), 0),
+            ("recovery.dlq", None, b"\xff not json", (), 0),
         ]
         store.commit()
-        rest = store.outbox_take(10)
-        assert [i.value for i in rest] == [b'{"id":"t2"}']
-        assert rest[0].seq > first[-1].seq
+        rest = store.outbox_claim("b", 10, 100.0, 60.0)  # a's claims are a's until 160
+        assert [i.value for i in rest] == [b'{"id":"t2"}'] and rest[0].seq > first[-1].seq
+        store.outbox_done([i.seq for i in first])
         store.commit()
-        assert store.outbox_take(10) == []
+        assert store.outbox_size() == 1  # claimed, not published yet
+        assert store.outbox_claim("c", 10, 159.0, 60.0) == []
+        assert [i.value for i in store.outbox_claim("c", 10, 170.0, 60.0)] == [b'{"id":"t2"}']  # b's ran out
+
+    def test_outbox_retries_after_the_backoff_and_parks_for_good(self, store_factory: StoreFactory) -> None:
+        store = store_factory()
+        for n in range(3):
+            store.outbox_add("t", None, b"%d" % n)
+        store.commit()
+        one, two, three = store.outbox_claim("a", 10, 100.0, 60.0)
+        store.outbox_retry([one.seq], 110.0, "broker away")
+        store.outbox_park(two.seq, 100.0, "MessageSizeTooLargeError: too large")
+        store.outbox_done([three.seq])
+        store.commit()
+        assert store.outbox_size() == 1
+        assert store.outbox_claim("a", 10, 105.0, 60.0) == []  # not before 110
+        [again] = store.outbox_claim("b", 10, 110.0, 60.0)
+        assert (again.seq, again.attempts) == (one.seq, 1)
+        parked, count = store.outbox_parked(10)
+        assert count == 1 and [(p.seq, p.topic, p.size, p.parked_at, p.error) for p in parked] == [
+            (two.seq, "t", 1, 100.0, "MessageSizeTooLargeError: too large")
+        ]
+        assert store.outbox_unpark([two.seq]) == 1
+        store.commit()
+        assert store.outbox_parked(10) == ([], 0) and store.outbox_size() == 2
+        assert [i.seq for i in store.outbox_claim("c", 10, 111.0, 60.0)] == [two.seq]  # b still holds one's
+
+    def test_released_claims_are_anyones_again(self, store_factory: StoreFactory) -> None:
+        store = store_factory()
+        store.outbox_add("t", None, b"v")
+        store.commit()
+        assert len(store.outbox_claim("dead", 10, 100.0, 60.0)) == 1
+        store.commit()
+        assert store.outbox_release() == 1
+        store.commit()
+        assert len(store.outbox_claim("alive", 10, 101.0, 60.0)) == 1
 
     def test_ledger_sees_each_event_once(self, store_factory: StoreFactory) -> None:
         store = store_factory()
