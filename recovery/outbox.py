@@ -111,9 +111,9 @@ class OutboxPublisher:
                 self._refused.append((item, exc))
         return len(items)
 
-    def confirm(self) -> Settled:
-        """Wait for the broker's answers and settle every message sent (one transaction): published ones leave the
-        outbox, those refused for good are parked, the others wait for a retry."""
+    def confirm(self, timeout_s: float = FLUSH_TIMEOUT_S) -> Settled:
+        """Wait for the broker's answers (at most `timeout_s`) and settle every message sent (one transaction):
+        published ones leave the outbox, those refused for good are parked, the others wait for a retry."""
         in_flight, refused = self._in_flight, self._refused
         self._in_flight, self._refused = [], []
         settled = Settled()
@@ -123,7 +123,7 @@ class OutboxPublisher:
         unanswered: BrokerError | None = None
         if in_flight:
             try:
-                self.producer.flush(FLUSH_TIMEOUT_S)
+                self.producer.flush(timeout_s)
             except BrokerError as exc:
                 unanswered = exc
         done: list[int] = []
@@ -170,11 +170,11 @@ class OutboxPublisher:
         """Send and settle until nothing waits (or `timeout_s` has passed, or nothing can be published now);
         returns how many were published."""
         deadline = time.monotonic() + timeout_s
-        published = self.confirm().published
+        published = self.confirm(timeout_s).published
         while time.monotonic() < deadline:
             if not self.send():
                 break
-            settled = self.confirm()
+            settled = self.confirm(max(deadline - time.monotonic(), 0.0))
             published += settled.published
             if not settled.published:
                 break

@@ -79,6 +79,19 @@ def take_outbox(store: Store, limit: int = 1000) -> list[OutboxItem]:
     return items
 
 
+def wait_for(check: Callable[[], Any], timeout_s: float = 90, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+        except OSError:
+            value = None
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def process_all(engine: Engine, events: Iterable[Event]) -> list[Effect]:
     """Every event through `engine`, in order: the effects of them all."""
     effects: list[Effect] = []
@@ -212,28 +225,45 @@ def pytest_postgres_setup_timeout(items: list[pytest.Item]) -> None:
             break
 
 
+class PostgresServer:
+    """A PostgreSQL cluster of deploy/postgres on a free port, in a folder of its own (not under pytest's temporary
+    root: the server runs as the ``postgres`` user and opens its files by absolute path, and every new pytest session
+    makes ``/tmp/pytest-of-USER`` 0700 again, which crashes a server living below it). It can be stopped and
+    started again (same data, same port)."""
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="recovery-pg-"))
+        self.env = {
+            **os.environ,
+            "PG_DATA_DIR": str(self.folder / "data"),
+            "PG_PORT": str(free_ports(1)[0]),
+            "PG_EXTRA_CONF": POSTGRES_TEST_CONF,
+        }
+        self.url = ""
+
+    def start(self) -> str:
+        self.url = _run_postgres_script("start.sh", self.env).stdout.strip().splitlines()[-1]
+        return self.url
+
+    def stop(self) -> None:
+        _run_postgres_script("stop.sh", self.env)
+
+    def delete(self) -> None:
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.folder)
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """URL of the session's server (``postgresql://postgres@127.0.0.1:PORT/recovery``): a fresh cluster on a free
-    port, stopped and deleted at the end of the session.
-
-    The cluster is not under pytest's tmp_path_factory: the server runs as the ``postgres`` user and opens its files
-    by absolute path, and every new pytest session (of anyone, at the same time) makes ``/tmp/pytest-of-USER`` 0700
-    again, which crashes a server living below it.
-    """
-    folder = Path(tempfile.mkdtemp(prefix="recovery-pg-"))
-    env = {
-        **os.environ,
-        "PG_DATA_DIR": str(folder / "data"),
-        "PG_PORT": str(free_ports(1)[0]),
-        "PG_EXTRA_CONF": POSTGRES_TEST_CONF,
-    }
+    port, stopped and deleted at the end of the session."""
+    server = PostgresServer()
     try:
-        url = _run_postgres_script("start.sh", env).stdout.strip().splitlines()[-1]
-        yield url
+        yield server.start()
     finally:
-        _run_postgres_script("stop.sh", env)
-        shutil.rmtree(folder)
+        server.delete()
 
 
 @pytest.fixture

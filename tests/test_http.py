@@ -24,7 +24,7 @@ from recovery.health import Health
 from recovery.http import BodyLimit, create_app
 from recovery.metrics import Metrics
 from recovery.times import format_time
-from tests.conftest import free_ports
+from tests.conftest import free_ports, wait_for
 from tests.consumer.test_serve import Serve, Topics, collect, produce, produce_events, serve_factory, topics  # noqa: F401
 from tests.promtool import promtool_path, run_promtool
 
@@ -37,19 +37,6 @@ def get(url: str) -> tuple[int, bytes]:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
-
-
-def wait_for(check: Callable[[], Any], timeout_s: float = 90, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-        except (OSError, urllib.error.URLError):
-            value = None
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class TestEndpoints:

@@ -25,8 +25,11 @@ logger = logging.getLogger("recovery.consumer")
 PRODUCER_BATCH_BYTES = 256 * 1024
 """The outbox producer's batch per partition (kafka-python wakes its sender thread on every send once a partition
 has more than one batch waiting: larger batches keep it asleep during a burst; see docs/operations.md)."""
-REQUEST_TIMEOUT_S = 30.0
-"""Bound on a blocking request to the broker (committed offsets, a synchronous commit)."""
+REQUEST_TIMEOUT_S = 10.0
+"""Bound on a blocking request to the broker (committed offsets, a synchronous commit): a broker that does not
+answer is a failure like another (the step is read again later), never a wait that holds up a stop."""
+CLOSE_TIMEOUT_S = 5.0
+"""Bound on closing the clients (leaving the group, sending what the producer holds)."""
 
 T = TypeVar("T")
 
@@ -102,7 +105,7 @@ class KafkaOutput:
         _call("flush", lambda: self._producer.flush(timeout=timeout_s))
 
     def close(self) -> None:
-        self._producer.close()
+        self._producer.close(timeout=CLOSE_TIMEOUT_S)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -140,7 +143,14 @@ class KafkaTransport(KafkaOutput):
         _call("topic set-up", lambda: self._ensure_topics(config))
         producer = _call(
             "producer start",
-            lambda: KafkaProducer(acks="all", linger_ms=5, retries=5, batch_size=PRODUCER_BATCH_BYTES, **config),
+            lambda: KafkaProducer(
+                acks="all",
+                linger_ms=5,
+                retries=5,
+                batch_size=PRODUCER_BATCH_BYTES,
+                max_block_ms=int(REQUEST_TIMEOUT_S * 1000),
+                **config,
+            ),
         )
         super().__init__(producer)
         session_ms = int(settings.kafka_session_timeout_s * 1000)
@@ -193,7 +203,8 @@ class KafkaTransport(KafkaOutput):
         return len(found or ())
 
     def committed(self, tp: TopicPartition) -> int | None:
-        found = _call("committed offsets", lambda: self._consumer.committed(KafkaPartition(*tp)))
+        timeout_ms = int(REQUEST_TIMEOUT_S * 1000)
+        found = _call("committed offsets", lambda: self._consumer.committed(KafkaPartition(*tp), timeout_ms=timeout_ms))
         return None if found is None else int(found)
 
     def seek(self, tp: TopicPartition, offset: int | None) -> None:
@@ -229,7 +240,8 @@ class KafkaTransport(KafkaOutput):
 
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         kafka_offsets = _kafka_offsets(offsets)
-        _call("offset commit", lambda: self._consumer.commit(kafka_offsets))
+        timeout_ms = int(REQUEST_TIMEOUT_S * 1000)
+        _call("offset commit", lambda: self._consumer.commit(kafka_offsets, timeout_ms=timeout_ms))
 
     def connected(self) -> bool | None:
         try:
@@ -239,7 +251,9 @@ class KafkaTransport(KafkaOutput):
             return None
 
     def close(self) -> None:
-        for close in (self._consumer.close, super().close):
+        timeout_ms = int(CLOSE_TIMEOUT_S * 1000)
+        closes = (lambda: self._consumer.close(autocommit=False, timeout_ms=timeout_ms), super().close)
+        for close in closes:
             try:
                 close()
             except Exception:  # closing a broken client must not hide the first error

@@ -14,9 +14,8 @@ import pytest
 
 from recovery.api.auth import hash_token
 from recovery.times import format_time
-from tests.conftest import T0
+from tests.conftest import T0, wait_for
 from tests.consumer.test_serve import Serve, Topics, collect, produce_events, serve_factory, topics  # noqa: F401
-from tests.test_http import wait_for
 
 pytestmark = pytest.mark.timeout(300)
 TOKEN = "serve-test-token"  # noqa: S105 (a test token)

@@ -12,6 +12,9 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +30,7 @@ from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.replay import replay
 from recovery.store import MemoryStore, SqliteStore
 from recovery.times import format_time, parse_time
-from tests.conftest import PAST, ROOT, free_ports, random_stream
+from tests.conftest import PAST, ROOT, KafkaBroker, free_ports, random_stream, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -409,3 +412,53 @@ def test_offsets_are_committed_up_to_the_end_while_running(
     assert committed() == ends, serve.output()[-3000:]
     assert serve.proc.poll() is None  # while running, not only on the way out
     assert serve.stop() == 0
+
+
+@pytest.mark.timeout(400)
+def test_sigterm_while_the_broker_is_away_stops_the_service(kafka_libs: Path, tmp_path: Path) -> None:
+    # A broker of its own, to stop. On closing, the service used to wait for the broker forever (committing the
+    # last offsets, reading committed offsets, flushing the producer): SIGTERM was as good as ignored.
+    broker = KafkaBroker(tmp_path / "kafka", *free_ports(2))
+    broker.start()
+    try:
+        bootstrap = broker.bootstrap_servers
+        topic = f"events-{uuid.uuid4().hex}"
+        events = stream(seed=16, customers=20, events=200)
+        produce_events(bootstrap, topic, events)
+        port = free_ports(1)[0]
+        env = {
+            **os.environ,
+            "RECOVERY_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "RECOVERY_TOPIC_EVENTS": topic,
+            "RECOVERY_GROUP_ID": f"group-{uuid.uuid4().hex}",
+            "RECOVERY_RULES_DIR": str(ROOT / "rules"),
+            "RECOVERY_STORE_URL": f"sqlite:///{tmp_path / 'recovery.db'}",
+            "RECOVERY_HTTP_PORT": str(port),
+            "RECOVERY_KAFKA_SESSION_TIMEOUT_S": "6",
+        }
+        serve = Serve(env, tmp_path / "serve.log").start()
+        wait_for(lambda: '"partitions assigned"' in serve.output(), what="the partitions", timeout_s=WAIT_S)
+        wait_for(lambda: readiness(port) == 200, what="ready", timeout_s=WAIT_S)
+        broker.stop()
+        wait_for(lambda: readiness(port) == 503, what="/readyz to notice the broker is away", timeout_s=WAIT_S)
+        serve.proc.send_signal(signal.SIGTERM)
+        try:
+            code = serve.proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            serve.proc.kill()
+            raise AssertionError(
+                "SIGTERM did not stop the service while the broker was away:\n" + serve.output()
+            ) from None
+        assert code == 0, serve.output()
+    finally:
+        broker.stop()
+
+
+def readiness(port: int) -> int | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return None

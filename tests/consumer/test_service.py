@@ -24,7 +24,8 @@ from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.replay import replay
 from recovery.store import MemoryStore, SqliteStore
 from recovery.store.base import Store
-from tests.conftest import random_stream
+from recovery.store.postgres import PostgresStore
+from tests.conftest import PostgresServer, random_stream, wait_for
 from tests.consumer.memory import JournalStore, MemoryBroker, MemoryTransport
 
 EVENTS = "events"
@@ -84,7 +85,7 @@ class Loop:
 
 @pytest.fixture
 def loop_factory(tmp_path: Path, shipped_playbooks: list[CompiledPlaybook]) -> Iterator[Callable[..., Loop]]:
-    stores: list[SqliteStore] = []
+    stores: list[Store] = []
 
     def make(
         events: list[dict[str, Any]],
@@ -93,6 +94,7 @@ def loop_factory(tmp_path: Path, shipped_playbooks: list[CompiledPlaybook]) -> I
         fetch_by_partition: dict[int, int] | None = None,
         assigned: Iterable[int] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        sql_store: Store | None = None,
         **overrides: Any,
     ) -> Loop:
         values: dict[str, Any] = {
@@ -109,9 +111,10 @@ def loop_factory(tmp_path: Path, shipped_playbooks: list[CompiledPlaybook]) -> I
         settings = Settings.model_validate(values)
         broker = MemoryBroker(partitions=3)
         broker.produce_events(EVENTS, events)
-        sqlite = SqliteStore(tmp_path / "loop.db")
-        stores.append(sqlite)
-        store = JournalStore(sqlite)
+        if sql_store is None:
+            sqlite = SqliteStore(tmp_path / "loop.db")
+            stores.append(sqlite)
+        store = JournalStore(sql_store or sqlite)
         transports: list[MemoryTransport] = []
 
         def connect(_settings: Settings) -> MemoryTransport:
@@ -423,3 +426,43 @@ def test_frontline_writes_during_a_backlog_never_make_the_loop_roll_back(
     assert writes[0] > 10
     assert loop.service.stats.store_errors == 0
     assert loop.effects() == replayed(shipped_playbooks, events)
+
+
+@pytest.mark.timeout(600)
+def test_a_postgresql_restart_mid_stream_is_waited_out_with_nothing_lost_or_doubled(
+    loop_factory: Callable[..., Loop], shipped_playbooks: list[CompiledPlaybook]
+) -> None:
+    server = PostgresServer()
+    store = PostgresStore(server.start(), connect_timeout_s=2)
+    try:
+        events = stream()
+        loop = loop_factory(events, fetch=15, sql_store=store, retry_backoff_s=0.05)
+        down = threading.Event()
+        problems: list[dict[str, str]] = []
+
+        def restart_when_noticed() -> None:
+            down.wait()
+            wait_for(lambda: loop.service.stats.store_errors >= 3, what="the loop to notice", timeout_s=120)
+            problems.append(loop.service.health.problems())
+            server.start()
+
+        thread = threading.Thread(target=restart_when_noticed)
+        thread.start()
+
+        def stop_server(loop: Loop) -> None:
+            if loop.steps == 3:
+                server.stop()  # mid-stream, inside a step: its commit fails
+                down.set()
+
+        try:
+            loop.run(stop_server)
+        finally:
+            down.set()
+            thread.join()
+        assert "store" in problems[0]  # /readyz said so meanwhile
+        assert "store" not in loop.service.health.problems()
+        assert loop.effects() == replayed(shipped_playbooks, events)
+        assert loop.broker.committed == loop.broker.end_offsets(EVENTS)
+    finally:
+        store.close()
+        server.delete()
