@@ -95,7 +95,13 @@ class Settings(BaseSettings):
     """How long an instance waits for another one's partitions to log their scope events (outages) up to the
     event time it is at, before it goes on without them (their outages then reach its customers late)."""
     retry_backoff_s: float = Field(default=1.0, gt=0)
-    """Pause after a failure of the broker or the store, before trying again."""
+    """Pause after a failure of the broker or the store, before trying again (it doubles while the failure lasts,
+    up to 30 s); also the first retry's delay of a message the broker did not take."""
+    max_future_skew_s: float = Field(default=3600.0, ge=0)
+    """An event dated more than this ahead of wall time is refused (DLQ, reason `future_event`): one such event would
+    move its partition's clock ahead, fire its deadlines early and prune what it still needs."""
+    max_event_age_s: float = Field(default=10 * 365 * 86400.0, ge=0)
+    """An event dated more than this before wall time is refused (DLQ, reason `too_old`); 0: no limit."""
     api_tokens: Annotated[tuple[ApiToken, ...], BeforeValidator(_json_list)] = ()
     """Bearer tokens of the HTTP API: a list of {name, role, token_sha256} (in RECOVERY_API_TOKENS, as JSON).
     Without any, every `/api/` call and the task page answer 401."""

@@ -25,7 +25,7 @@ EVENT_RESULTS: Final = ("processed", "duplicate", "invalid", "forwarded")
 """`processed` and `duplicate` (already in the ledger) are evaluated events, `invalid` went to the DLQ,
 `forwarded` was keyed to a partition this instance does not own and was sent on to its owner (who counts it)."""
 OTHER: Final = "other"
-DLQ_REASONS: Final = ("invalid_json", "invalid_event", "empty", "evaluation_failed")
+DLQ_REASONS: Final = ("invalid_json", "invalid_event", "empty", "evaluation_failed", "future_event", "too_old")
 TASK_OUTCOMES: Final = ("saved", "lost", "unreachable", "not-needed")
 """Outcomes a frontline agent closes a task with (issue 4); anything else is counted as `other`."""
 GESTURE_STATUSES: Final = ("proposed", "approved", "issued", "rejected")
@@ -62,7 +62,8 @@ def dlq_reason(reason: str) -> str:
     """The `reason` label of a DLQ message from the reason text the service writes in its `recovery-error` header.
 
     `empty message ...` -> empty, `invalid event: event: Invalid JSON ...` -> invalid_json, `invalid event: ...`
-    -> invalid_event, `evaluation failed: ...` -> evaluation_failed. A label of the fixed set is returned as is.
+    -> invalid_event, `evaluation failed: ...` -> evaluation_failed, `future_event: ...` and `too_old: ...` as such.
+    A label of the fixed set is returned as is.
     """
     if reason in DLQ_REASONS:
         return reason
@@ -71,6 +72,8 @@ def dlq_reason(reason: str) -> str:
         return "empty"
     if text.startswith("evaluation failed"):
         return "evaluation_failed"
+    if text.startswith(("future_event", "too_old")):
+        return text.split(":", 1)[0]
     if "invalid json" in text:
         return "invalid_json"
     return "invalid_event"

@@ -20,19 +20,29 @@ from recovery.exceptions import BrokerError, EventError, RecoveryError, StoreErr
 from recovery.metrics import Metrics
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.store.base import Store
+from recovery.times import format_time
 
 logger = logging.getLogger("recovery.consumer")
+INF = float("inf")
 
 
-def decode(record: Record) -> Pending:
-    """A polled record as an event, or with the reason it is not one (for the DLQ)."""
+def decode(record: Record, earliest: float = -INF, latest: float = INF) -> Pending:
+    """A polled record as an event, or with the reason it is not one (for the DLQ): not an event, or dated after
+    `latest` (`future_event`) or before `earliest` (`too_old`), epoch seconds."""
     if not record.value:
-        return Pending(record, float("-inf"), None, "empty message (no value)")
+        return Pending(record, -INF, None, "empty message (no value)")
     try:
         event = Event.from_json(record.value)
     except EventError as exc:
-        return Pending(record, float("-inf"), None, f"invalid event: {exc}")
-    return Pending(record, event.ts, event, None)
+        return Pending(record, -INF, None, f"invalid event: {exc}")
+    ts = event.ts
+    if ts > latest:
+        why = f"future_event: event {event.id!r} occurred_at {format_time(ts)} is after {format_time(latest)}"
+        return Pending(record, -INF, None, f"{why}, the wall clock plus max_future_skew_s")
+    if ts < earliest:
+        why = f"too_old: event {event.id!r} occurred_at {format_time(ts)} is before {format_time(earliest)}"
+        return Pending(record, -INF, None, f"{why}, the wall clock minus max_event_age_s")
+    return Pending(record, ts, event, None)
 
 
 RecordKey = tuple[str, int, int]

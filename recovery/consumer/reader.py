@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from recovery.consumer.evaluation import decode
 from recovery.consumer.ordering import Merge
 from recovery.consumer.records import PAUSE_ABOVE, POLL_RECORDS, POLLS_PER_STEP, RESUME_BELOW
@@ -12,9 +14,13 @@ class Reader:
     """Polls the transport into `merge`: everything the fetcher holds at each step (it fetches every partition
     ahead, so the merge sees them all), pausing a partition whose buffer is full until it drains."""
 
-    def __init__(self, transport: Transport, merge: Merge) -> None:
+    def __init__(
+        self, transport: Transport, merge: Merge, window: Callable[[], tuple[float, float]] | None = None
+    ) -> None:
         self.transport = transport
         self.merge = merge
+        self.window = window or (lambda: (float("-inf"), float("inf")))
+        """The event times accepted now, (earliest, latest): the others go to the DLQ."""
         self.assigned: frozenset[TopicPartition] = frozenset()
         self.paused: set[TopicPartition] = set()
 
@@ -23,6 +29,7 @@ class Reader:
         were buffered, and the rebalance that happened, if any (the records of that poll are dropped: positions go
         back to the committed offsets)."""
         transport, merge = self.transport, self.merge
+        earliest, latest = self.window()
         read = 0
         for _ in range(POLLS_PER_STEP):
             polled = transport.poll(timeout_ms, POLL_RECORDS)
@@ -35,7 +42,10 @@ class Reader:
             for tp, records in polled.items():
                 tp = TopicPartition(tp.topic, tp.partition)
                 read += len(records)
-                if merge.add(tp, [decode(r) for r in records]) > PAUSE_ABOVE and tp not in self.paused:
+                if (
+                    merge.add(tp, [decode(r, earliest, latest) for r in records]) > PAUSE_ABOVE
+                    and tp not in self.paused
+                ):
                     transport.pause(tp)
                     self.paused.add(tp)
         return read, None

@@ -160,7 +160,7 @@ class Service:
 
     def _connect(self) -> Reader:
         transport = self.connect(self.settings)
-        self.reader = Reader(transport, self.merge)
+        self.reader = Reader(transport, self.merge, self._window)
         self.publisher = OutboxPublisher(
             self.outbox, transport, owner=self.owner, backoff_s=self.settings.retry_backoff_s, metrics=self.metrics
         )
@@ -170,6 +170,12 @@ class Service:
             self.outbox.commit()
         self._released = True
         return self.reader
+
+    def _window(self) -> tuple[float, float]:
+        """The event times accepted now: from `max_event_age_s` before wall time to `max_future_skew_s` after."""
+        now, settings = self.wall_clock(), self.settings
+        earliest = now - settings.max_event_age_s if settings.max_event_age_s else float("-inf")
+        return earliest, now + settings.max_future_skew_s
 
     def _restore(self, reader: Reader) -> None:
         """After a failure, before the next step: the committed offsets, the engines and the scope log again."""

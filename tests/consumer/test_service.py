@@ -130,7 +130,7 @@ def loop_factory(tmp_path: Path, shipped_playbooks: list[CompiledPlaybook]) -> I
             cast(Store, store),
             shipped_playbooks,
             transport=connect,
-            wall_clock=lambda: 0.0,
+            wall_clock=time.time,
             monotonic=monotonic,
         )
         return Loop(service, broker, store, transports)
@@ -466,3 +466,18 @@ def test_a_postgresql_restart_mid_stream_is_waited_out_with_nothing_lost_or_doub
     finally:
         store.close()
         server.delete()
+
+
+def test_an_event_from_the_future_goes_to_the_dlq_and_moves_nothing(
+    loop_factory: Callable[..., Loop], shipped_playbooks: list[CompiledPlaybook]
+) -> None:
+    events = stream()
+    future = {**events[len(events) // 2], "id": "from-the-future", "type": "cancellation.requested"}
+    future["occurred_at"] = "9999-12-31T23:59:59Z"  # it would fire every deadline of its partition and prune it all
+    ancient = {**future, "id": "from-the-past", "occurred_at": "1901-01-01T00:00:00Z"}
+    with_them = [*events[: len(events) // 2], future, ancient, *events[len(events) // 2 :]]
+    loop = loop_factory(with_them, fetch=15)
+    loop.run()
+    reasons = sorted(dict(m.headers)["recovery-error"].split(b":")[0] for m in loop.broker.messages("dlq"))
+    assert reasons == [b"future_event", b"too_old"]
+    assert loop.effects() == replayed(shipped_playbooks, events)
