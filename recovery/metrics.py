@@ -149,8 +149,7 @@ class Metrics:
         # The outbox.
         self.published = Counter(
             "recovery_outbox_published_total",
-            "Messages the broker took from the outbox (effects, DLQ records, hand-overs), by topic.",
-            ["topic"],
+            "Messages the broker took from the outbox (effects, DLQ records, hand-overs, the API's events).",
             registry=r,
         )
         self.outbox_retries = Counter(
@@ -257,10 +256,10 @@ class Metrics:
             self.consumer_lag.remove(str(partition))
         self._lag_partitions -= gone
 
-    def observe_published(self, topics: Iterable[str]) -> None:
-        """Messages the broker took, one topic per message. Call in `OutboxPublisher.confirm`."""
-        for topic in topics:
-            self.published.labels(topic).inc()
+    def observe_published(self, count: int) -> None:
+        """Messages the broker took. Call in `OutboxPublisher.confirm`."""
+        if count:
+            self.published.inc(count)
 
     def observe_outbox_retries(self, count: int) -> None:
         """Messages to be tried again. Call in `OutboxPublisher.confirm`."""

@@ -152,7 +152,7 @@ class OutboxPublisher:
         settled.published = len(done)
         if settled.retried:
             logger.warning("messages not published; tried again later", extra={"count": settled.retried})
-        self._observe(in_flight, done, settled)
+        self._observe(settled)
         return settled
 
     def cycle(self) -> Settled:
@@ -180,11 +180,10 @@ class OutboxPublisher:
                 break
         return published
 
-    def _observe(self, in_flight: list[tuple[OutboxItem, Ack]], done: list[int], settled: Settled) -> None:
+    def _observe(self, settled: Settled) -> None:
         if self.metrics is None:
             return
-        published = set(done)
-        self.metrics.observe_published([item.topic for item, _ in in_flight if item.seq in published])
+        self.metrics.observe_published(settled.published)
         self.metrics.observe_outbox_retries(settled.retried)
         self._count_parked(force=bool(settled.parked))
 

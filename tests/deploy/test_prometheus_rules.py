@@ -22,6 +22,7 @@ ALERTS = {
     "RecoveryOverdueTasksPilingUp",
     "RecoveryGestureSpendOverBudget",
     "RecoveryStoreErrors",
+    "RecoveryOutboxParked",
 }
 
 
