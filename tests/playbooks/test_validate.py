@@ -7,6 +7,7 @@ repository root, so the file names in the expected lines are relative to it.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -25,9 +26,11 @@ _CUSTOMER_FIELDS = "id, tier, segment, region, annual_value, name, email, phone,
 
 
 def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    # PYTHONPATH: from another folder, `recovery` would be whichever checkout the virtualenv has installed
     return subprocess.run(
         [sys.executable, "-m", "recovery.cli", *args],
         cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
         timeout=60,
