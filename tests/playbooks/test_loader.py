@@ -265,3 +265,37 @@ class TestDocumentShape:
         _, problems = load_playbooks([path])
         merge = [p for p in problems if "'<<'" in p.message]
         assert [(p.line, p.column) for p in merge] == [(12, 1)]
+
+
+class TestDepth:
+    """YAML nests at most MAX_DEPTH levels of mappings and lists: deeper is a located problem, never a crash."""
+
+    TOO_DEEP = "nested too deeply: at most 64 levels of mappings and lists"
+
+    @pytest.mark.parametrize(
+        ("opener", "closer"),
+        [pytest.param("[", "]", id="lists"), pytest.param("{a: ", "}", id="mappings")],
+    )
+    def test_nesting_past_the_limit_is_refused_where_it_starts(
+        self, playbook_factory: PlaybookFactory, opener: str, closer: str
+    ) -> None:
+        path = playbook_factory(text=VALID.format(id="deep") + f"description: {opener * 500}x{closer * 500}\n")
+        playbooks, problems = load_playbooks([path])
+        # the root mapping is level 1, the outermost bracket level 2: level 65 opens at bracket 64
+        assert (playbooks, lines(problems)) == ([], [f"{path}:11:{14 + 63 * len(opener)}: {self.TOO_DEEP}"])
+
+    def test_nesting_up_to_the_limit_is_read(self, playbook_factory: PlaybookFactory) -> None:
+        path = playbook_factory(text=VALID.format(id="deep") + f"description: {'[' * 63}x{']' * 63}\n")
+        _, problems = load_playbooks([path])
+        assert lines(problems) == [f"{path}:11:14: description: Input should be a valid string"]
+
+    def test_aliases_count_where_they_are_used(self, playbook_factory: PlaybookFactory) -> None:
+        text = VALID.format(id="deep") + f"base: &b {'[' * 40}x{']' * 40}\nmore: {'[' * 30}*b{']' * 30}\n"
+        path = playbook_factory(text=text)
+        _, problems = load_playbooks([path])
+        assert [p.message for p in problems] == [self.TOO_DEEP]
+
+    def test_an_alias_inside_itself_is_refused(self, playbook_factory: PlaybookFactory) -> None:
+        path = playbook_factory(text=VALID.format(id="loop") + "description: &a [x, *a]\n")
+        _, problems = load_playbooks([path])
+        assert lines(problems) == [f"{path}:11:14: an alias refers to the mapping or list that holds it"]

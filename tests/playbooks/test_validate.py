@@ -364,3 +364,74 @@ def test_schema_accepts_the_shipped_playbooks(schema: dict[str, Any], path: Path
     # `priority: P1` is valid for recovery (a shorthand for one case), so the schema must accept it too.
     doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert schema_errors(schema, schema, doc) == []
+
+
+# ------------------------------------------------------------------------------------------ bounded input
+
+# Playbooks that `validate` once accepted, or the tools crashed on (issue 15): each is one located problem, the
+# same from `validate`, `test` and `replay`, and never a traceback.
+_HOSTILE = """\
+id: hostile
+trigger:
+  event: service.call
+description: {description}
+actions:
+  - task:
+      queue: q
+      priority: P2
+      due_in: 24h
+      title: t
+      reason: r
+"""
+_HOSTILE_TEST = "playbook: hostile\ntests:\n  - name: a call\n    events: [{at: 0s, type: service.call}]\n"
+_CALL = '{"id": "c1", "type": "service.call", "occurred_at": "2026-11-02T09:00:00Z", "customer_id": "C1"}\n'
+TOO_DEEP = "nested too deeply: at most 64 levels of mappings and lists"
+
+HOSTILE_CASES: list[Any] = [
+    pytest.param({"description": "[" * 500 + "x" + "]" * 500}, f"4:{14 + 63}: {TOO_DEEP}", id="nested-500-deep"),
+]
+
+
+def _hostile_folder(tmp_path: Path, fields: dict[str, str]) -> Path:
+    text = _HOSTILE.format(**{"description": "d", **fields})
+    for old, new in fields.items():
+        if old.startswith("replace:"):
+            text = text.replace(old.removeprefix("replace:"), new)
+    (tmp_path / "hostile.yaml").write_text(text, encoding="utf-8")
+    (tmp_path / "hostile.test.yaml").write_text(_HOSTILE_TEST, encoding="utf-8")
+    (tmp_path / "events.jsonl").write_text(_CALL, encoding="utf-8")
+    return tmp_path
+
+
+@pytest.mark.parametrize(("fields", "problem"), HOSTILE_CASES)
+def test_hostile_playbook_is_one_located_problem_everywhere(
+    tmp_path: Path, fields: dict[str, str], problem: str
+) -> None:
+    folder = _hostile_folder(tmp_path, fields)
+    line = f"hostile.yaml:{problem}\n"
+    validate = run_cli("validate", "hostile.yaml", cwd=folder)
+    assert (validate.stdout, validate.stderr, validate.returncode) == (line, "", 1)
+    test = run_cli("test", ".", cwd=folder)
+    assert (test.stdout, test.stderr, test.returncode) == (line + "0 passed, 1 failed\n", "", 1)
+    replay = run_cli("replay", "--rules", "hostile.yaml", "events.jsonl", cwd=folder)
+    assert (replay.stdout, replay.stderr, replay.returncode) == ("", line, 1)
+
+
+_EVENTS_LINE = "    events: [{at: 0s, type: service.call, data: {x: "
+HOSTILE_TEST_CASES: list[Any] = [
+    # levels: the file, tests, the case, events, the event, data, then x's brackets: the 59th is level 65
+    pytest.param(
+        _EVENTS_LINE + "[" * 500 + "]" * 500 + "}}]\n", f"4:{len(_EVENTS_LINE) + 59}: {TOO_DEEP}", id="nested-500-deep"
+    ),
+]
+
+
+@pytest.mark.parametrize(("events", "problem"), HOSTILE_TEST_CASES)
+def test_hostile_test_file_is_one_located_problem(tmp_path: Path, events: str, problem: str) -> None:
+    folder = _hostile_folder(tmp_path, {})
+    (folder / "hostile.test.yaml").write_text(_HOSTILE_TEST.replace(_HOSTILE_TEST.splitlines()[3] + "\n", events))
+    line = f"hostile.test.yaml:{problem}\n"
+    validate = run_cli("validate", ".", cwd=folder)
+    assert (validate.stdout, validate.stderr, validate.returncode) == (line, "", 1)
+    test = run_cli("test", ".", cwd=folder)
+    assert (test.stdout, test.stderr, test.returncode) == (line + "0 passed, 1 failed\n", "", 1)
