@@ -6,7 +6,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from recovery.exceptions import ExpressionError
@@ -14,6 +14,11 @@ from recovery.expressions.nodes import Binary, Call, ListExpr, Literal, Node, Pa
 from recovery.times import parse_duration
 
 MAX_LENGTH = 2000
+MAX_DEPTH = 64
+"""Levels of operators, calls and lists in one expression (parentheses do not count). Compiling and evaluating
+recurse through the levels: the bound keeps an expression, let values included (`compiler.py`), well within
+Python's recursion limit."""
+TOO_DEEP = f"expression nests too deeply: at most {MAX_DEPTH} levels"
 
 _TOKEN_NAMES = {
     "COMP_OP": "a comparison",
@@ -146,7 +151,6 @@ def _describe_expected(expected: set[str]) -> str:
     return " (expected " + ", ".join(names) + ")"
 
 
-_TOO_DEEP = "expression nests too deeply: split it into let values"
 _CLOSERS = {"(": ")", "[": "]"}
 
 
@@ -172,6 +176,25 @@ def _unclosed(text: str) -> str | None:
     return stack[-1] if stack else None
 
 
+def _check_depth(tree: Tree[Token]) -> None:
+    """Raise ExpressionError where `tree` first (in reading order) nests more than MAX_DEPTH levels; iterative, as
+    the tree may be far deeper than Python's recursion limit allows to walk."""
+    stack: list[tuple[Tree[Token], int]] = [(tree, 1)]
+    while stack:
+        node, level = stack.pop()
+        if level > MAX_DEPTH:
+            raise ExpressionError(TOO_DEEP, getattr(node.meta, "start_pos", 0))
+        below: list[tuple[Tree[Token], int]] = []
+        for child in node.children:
+            if not isinstance(child, Tree):
+                continue
+            if child.data == "arglist":  # a call's or a list's arguments: one level below it, not two
+                below.extend((arg, level + 1) for arg in child.children if isinstance(arg, Tree))
+            else:
+                below.append((child, level + 1))
+        stack.extend(reversed(below))
+
+
 def _end_message(text: str, expected: set[str]) -> str:
     opener = _unclosed(text)
     if opener is not None:
@@ -189,9 +212,10 @@ def parse(text: str) -> Node:
         raise ExpressionError("empty expression")
     try:
         tree = _parser().parse(text)
+        _check_depth(tree)
         node = _ToAst().transform(tree)
-    except RecursionError:
-        raise ExpressionError(_TOO_DEEP) from None
+    except RecursionError:  # pragma: no cover - _check_depth keeps the transformer well within the limit
+        raise ExpressionError(TOO_DEEP) from None
     except UnexpectedCharacters as exc:
         at = exc.pos_in_stream or 0
         raise ExpressionError(f"unexpected character {text[at]!r}", at) from None
@@ -207,8 +231,8 @@ def parse(text: str) -> Node:
     except UnexpectedInput as exc:  # pragma: no cover - the cases above are exhaustive for LALR
         raise ExpressionError("syntax error", getattr(exc, "pos_in_stream", 0) or 0) from None
     except VisitError as exc:
-        if isinstance(exc.orig_exc, RecursionError):
-            raise ExpressionError(_TOO_DEEP) from None
+        if isinstance(exc.orig_exc, RecursionError):  # pragma: no cover - as above
+            raise ExpressionError(TOO_DEEP) from None
         if isinstance(exc.orig_exc, ExpressionError):
             raise exc.orig_exc from None
         if isinstance(exc.orig_exc, ValueError):

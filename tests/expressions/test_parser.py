@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from recovery.exceptions import ExpressionError
 from recovery.expressions.nodes import Binary, Call, ListExpr, Literal, Node, Path, Unary
-from recovery.expressions.parser import MAX_LENGTH, parse
+from recovery.expressions.parser import MAX_DEPTH, MAX_LENGTH, parse
 from recovery.times import parse_duration
 
 
@@ -290,6 +290,33 @@ def test_deep_nesting_within_the_length_limit(text: str) -> None:
         parse(text)
     except ExpressionError:
         pass
+
+
+# (an expression at MAX_DEPTH levels, the same one level deeper, the offset where that level starts)
+_NESTINGS = {
+    "minus": (lambda n: "-" * (n - 1) + "x", lambda n: n - 1),
+    "not": (lambda n: "not " * (n - 1) + "x", lambda n: 4 * (n - 1)),
+    "lists": (lambda n: "[" * n + "]" * n, lambda n: n - 1),
+    "calls": (lambda n: "f(" * (n - 1) + "x" + ")" * (n - 1), lambda n: 2 * (n - 1)),
+    "sum": (lambda n: "+".join(["x"] * n), lambda n: 0),
+    "parenthesised sum": (lambda n: "x + (" * (n - 1) + "x" + ")" * (n - 1), lambda n: 5 * (n - 2)),
+}
+
+
+@pytest.mark.parametrize("kind", list(_NESTINGS))
+def test_nesting_is_bounded_where_it_goes_too_deep(kind: str) -> None:
+    text, offset = _NESTINGS[kind]
+    parse(text(MAX_DEPTH))
+    with pytest.raises(ExpressionError) as info:
+        parse(text(MAX_DEPTH + 1))
+    assert (info.value.message, info.value.offset) == (
+        f"expression nests too deeply: at most {MAX_DEPTH} levels",
+        offset(MAX_DEPTH + 1),
+    )
+
+
+def test_parentheses_alone_do_not_nest() -> None:
+    assert parse("(" * 500 + "x" + ")" * 500) == Path(500, ("x",))
 
 
 # ---------------------------------------------------------------------------------------------- properties

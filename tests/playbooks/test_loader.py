@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from recovery.effects import Task
+from recovery.engine import Engine
+from recovery.events import Event
 from recovery.exceptions import PlaybookError, Problem
 from recovery.playbooks.loader import load_playbook, load_playbooks, load_playbooks_or_raise
+from recovery.store import MemoryStore
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "rules"
@@ -299,3 +304,52 @@ class TestDepth:
         path = playbook_factory(text=VALID.format(id="loop") + "description: &a [x, *a]\n")
         _, problems = load_playbooks([path])
         assert lines(problems) == [f"{path}:11:14: an alias refers to the mapping or list that holds it"]
+
+
+def _let_chain(n: int) -> str:
+    """`n` let values, each the one before plus 1: v0 is 2 levels deep (`+`, count()), v1 4, vK 2K + 2."""
+    return "let:\n  v0: count('service.call', 7d) + 0\n" + "".join(f"  v{k}: v{k - 1} + 1\n" for k in range(1, n))
+
+
+class TestLetChains:
+    """A let value is evaluated where it is used: its levels count in the expression that names it."""
+
+    LET_TOO_DEEP = (
+        "expression nests too deeply with the let values it uses ('v{k}' adds {depth} levels): at most 64 levels in all"
+    )
+
+    def test_a_long_chain_is_refused_at_each_let_that_goes_too_deep(self, playbook_factory: PlaybookFactory) -> None:
+        path = playbook_factory(text=VALID.format(id="lets") + _let_chain(600) + "when: v599 > 0\n")
+        playbooks, problems = load_playbooks([path])
+        assert playbooks == []
+        # v31 is 64 levels deep: v32 names it one level down. A let refused counts 1 level: v33 is 3 deep, v63 63
+        first = 10 + 1 + 1 + 32  # the lines before `let:`, `let:`, v0, then v1..v32
+        assert lines(problems)[:2] == [
+            f"{path}:{first}:8: {self.LET_TOO_DEEP.format(k=31, depth=64)}",
+            f"{path}:{first + 32}:8: {self.LET_TOO_DEEP.format(k=63, depth=63)}",
+        ]
+        assert len(problems) == 18  # v32, v64, ... v576
+        assert {p.message.split(" (")[0] for p in problems} == {
+            "expression nests too deeply with the let values it uses"
+        }
+
+    def test_the_deepest_chain_allowed_runs_in_few_frames(self, playbook_factory: PlaybookFactory) -> None:
+        text = VALID.format(id="lets").replace("called support.", "called support: {{ v30 }}.")
+        path = playbook_factory(text=text + _let_chain(32) + "when: v30 > 0\n")  # 2 + 62 levels
+        (pb,) = load_playbooks_or_raise([path])
+        assert (pb.lets["v30"].depth, pb.lets["v31"].depth) == (62, 64)
+        engine = Engine([pb], MemoryStore())
+        call = Event.from_dict(
+            {"id": "c1", "type": "service.call", "occurred_at": "2026-11-02T09:00:00Z", "customer_id": "C1"}
+        )
+        frames, frame = 0, sys._getframe()
+        while frame is not None:
+            frames, frame = frames + 1, frame.f_back
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(frames + 300)  # whatever calls the engine, 300 frames are enough for it
+        try:
+            (task,) = engine.process(call)
+        finally:
+            sys.setrecursionlimit(limit)
+        assert isinstance(task, Task)
+        assert task.reason == "C1 called support: 31."

@@ -372,35 +372,77 @@ def test_schema_accepts_the_shipped_playbooks(schema: dict[str, Any], path: Path
 # same from `validate`, `test` and `replay`, and never a traceback.
 _HOSTILE = """\
 id: hostile
+version: {version}
+description: {description}
 trigger:
   event: service.call
-description: {description}
+let:
+  calls: count("service.call", {window})
+{lets}when: {when}
 actions:
   - task:
       queue: q
       priority: P2
-      due_in: 24h
-      title: t
+      due_in: {due_in}
+      title: "{{{{ calls }}}} calls"
+      reason: r
+  - gesture:
+      type: apology
+      amount: {amount}
+      cap: {cap}
       reason: r
 """
-_HOSTILE_TEST = "playbook: hostile\ntests:\n  - name: a call\n    events: [{at: 0s, type: service.call}]\n"
+_HOSTILE_FIELDS = {
+    "version": "1",
+    "description": "d",
+    "window": "7d",
+    "lets": "",
+    "when": "calls > 0",
+    "due_in": "24h",
+    "amount": "5",
+    "cap": "10",
+}
+_HOSTILE_TEST = """\
+playbook: hostile
+tests:
+  - name: a call
+    events: [{at: 0s, type: service.call, customer_id: C1}]
+    expect: [{task: {queue: q}}, {gesture: {amount: 5}}]
+"""
 _CALL = '{"id": "c1", "type": "service.call", "occurred_at": "2026-11-02T09:00:00Z", "customer_id": "C1"}\n'
 TOO_DEEP = "nested too deeply: at most 64 levels of mappings and lists"
 
 HOSTILE_CASES: list[Any] = [
-    pytest.param({"description": "[" * 500 + "x" + "]" * 500}, f"4:{14 + 63}: {TOO_DEEP}", id="nested-500-deep"),
+    pytest.param({"description": "[" * 500 + "x" + "]" * 500}, f"3:{14 + 63}: {TOO_DEEP}", id="nested-500-deep"),
+    pytest.param(
+        {"when": "-" * 64 + "calls > 0"},
+        "8:70: expression nests too deeply: at most 64 levels",
+        id="expression-65-deep",
+    ),
+    # calls is 1 level deep, v0 2, vK 2K + 2: v32 names v31, 64 levels deep, one level down
+    pytest.param(
+        {"lets": "  v0: calls\n" + "".join(f"  v{k}: v{k - 1} + 1\n" for k in range(1, 40)), "when": "v39 > 0"},
+        "40:8: expression nests too deeply with the let values it uses ('v31' adds 64 levels): at most 64 levels "
+        "in all",
+        id="chain-of-40-lets",
+    ),
 ]
 
 
 def _hostile_folder(tmp_path: Path, fields: dict[str, str]) -> Path:
-    text = _HOSTILE.format(**{"description": "d", **fields})
-    for old, new in fields.items():
-        if old.startswith("replace:"):
-            text = text.replace(old.removeprefix("replace:"), new)
-    (tmp_path / "hostile.yaml").write_text(text, encoding="utf-8")
+    (tmp_path / "hostile.yaml").write_text(_HOSTILE.format(**{**_HOSTILE_FIELDS, **fields}), encoding="utf-8")
     (tmp_path / "hostile.test.yaml").write_text(_HOSTILE_TEST, encoding="utf-8")
     (tmp_path / "events.jsonl").write_text(_CALL, encoding="utf-8")
     return tmp_path
+
+
+def test_the_hostile_playbook_as_such_is_valid(tmp_path: Path) -> None:
+    folder = _hostile_folder(tmp_path, {})
+    assert run_cli("validate", ".", cwd=folder).returncode == 0
+    test = run_cli("test", ".", cwd=folder)
+    assert (test.stdout, test.returncode) == ("1 passed, 0 failed\n", 0)
+    replay = run_cli("replay", "--rules", "hostile.yaml", "events.jsonl", cwd=folder)
+    assert [json.loads(line)["kind"] for line in replay.stdout.splitlines()] == ["task", "gesture"]
 
 
 @pytest.mark.parametrize(("fields", "problem"), HOSTILE_CASES)
@@ -417,7 +459,7 @@ def test_hostile_playbook_is_one_located_problem_everywhere(
     assert (replay.stdout, replay.stderr, replay.returncode) == ("", line, 1)
 
 
-_EVENTS_LINE = "    events: [{at: 0s, type: service.call, data: {x: "
+_EVENTS_LINE = "    events: [{at: 0s, type: service.call, customer_id: C1, data: {x: "
 HOSTILE_TEST_CASES: list[Any] = [
     # levels: the file, tests, the case, events, the event, data, then x's brackets: the 59th is level 65
     pytest.param(
