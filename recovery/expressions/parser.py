@@ -82,7 +82,11 @@ class _ToAst(Transformer[Token, Node]):
 
     def duration(self, meta: Any, children: list[Token]) -> Node:
         tok = children[0]
-        return Literal(_pos(tok), parse_duration(str(tok)), "duration")
+        try:
+            seconds = parse_duration(str(tok))
+        except ValueError as exc:  # longer than the longest duration
+            raise ExpressionError(str(exc), _pos(tok)) from None
+        return Literal(_pos(tok), seconds, "duration")
 
     def string(self, meta: Any, children: list[Token]) -> Node:
         tok = children[0]

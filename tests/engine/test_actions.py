@@ -76,6 +76,15 @@ def test_tasks_and_gestures_whose_when_holds(playbook: CompiledPlaybook) -> None
     assert (gesture.reason, gesture.task_id) == ("sorry, C1", task.id)
 
 
+def test_a_due_time_past_year_9999_is_the_last_instant_rfc_3339_writes(playbook: CompiledPlaybook) -> None:
+    last = 253402300799.0  # 9999-12-31T23:59:59Z
+    event = Occurrence("e9", "x.y", last - 3600, "C1", {"n": 7})
+    ctx = Context(event, "C1", {}, last - 3600, {})
+    task = build_effects(playbook, ctx, "e9", last - 3600, [event])[0]
+    assert isinstance(task, Task)
+    assert (task.created_at, task.due_at) == ("9999-12-31T22:59:59Z", "9999-12-31T23:59:59Z")  # due 24h later
+
+
 def test_ids_come_from_the_cause(playbook: CompiledPlaybook) -> None:
     ctx, event = context({"n": 7})
     once = [e.id for e in build_effects(playbook, ctx, "e9", AT, [event])]

@@ -218,6 +218,8 @@ def test_longest_accepted_expression() -> None:
         ("3mo", "unexpected 'mo'", 1),
         ("2hx", "unexpected 'hx'", 1),
         ("1e5", "unexpected 'e5'", 1),
+        ("x > 36526d", "'36526d' is longer than 100 years (36525d)", 4),
+        ('count("a.b", 3000000d)', "'3000000d' is longer than 100 years (36525d)", 13),
         # strings
         ('"abc', "unexpected character '\"'", 0),
         ("'abc", 'unexpected character "\'"', 0),

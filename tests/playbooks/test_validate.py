@@ -426,6 +426,21 @@ HOSTILE_CASES: list[Any] = [
         "in all",
         id="chain-of-40-lets",
     ),
+    pytest.param(
+        {"due_in": "3000000d"},
+        "13:15: actions.0.task.due_in: '3000000d' is longer than 100 years (36525d) (got '3000000d')",
+        id="due-in-3000000d",
+    ),
+    pytest.param(
+        {"due_in": "9" * 400 + "h"},
+        f"13:15: actions.0.task.due_in: '{'9' * 400}h' is longer than 100 years (36525d) (got '{'9' * 400}h')",
+        id="due-in-400-digits",
+    ),
+    pytest.param(
+        {"window": "3000000d"},
+        "7:32: '3000000d' is longer than 100 years (36525d)",
+        id="window-3000000d",
+    ),
 ]
 
 
