@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -19,6 +20,19 @@ MAX_DEPTH = 64
 recurse through the levels: the bound keeps an expression, let values included (`compiler.py`), well within
 Python's recursion limit."""
 TOO_DEEP = f"expression nests too deeply: at most {MAX_DEPTH} levels"
+MAX_INTEGER = 2**53
+"""The largest whole number a playbook writes, either way: every 64-bit float reader (JSON anywhere, durable-rules'
+messages) holds it exactly, and it compares exactly with the floats of event data."""
+TOO_LARGE = f"whole number too large: at most {MAX_INTEGER} (2**53) either way"
+NOT_FINITE = "not a finite number"
+
+
+def number_problem(value: int | float) -> str | None:
+    """Why `value` is not a number a playbook may write (finite, and exact when whole), or None."""
+    if isinstance(value, int):
+        return None if -MAX_INTEGER <= value <= MAX_INTEGER else TOO_LARGE
+    return None if math.isfinite(value) else NOT_FINITE
+
 
 _TOKEN_NAMES = {
     "COMP_OP": "a comparison",
@@ -77,7 +91,10 @@ class _ToAst(Transformer[Token, Node]):
     def number(self, meta: Any, children: list[Token]) -> Node:
         tok = children[0]
         text = str(tok)
-        value: float | int = float(text) if "." in text else int(text)
+        value: float | int = float(text) if "." in text else int(text) if len(text) <= 20 else MAX_INTEGER + 1
+        problem = number_problem(value)
+        if problem is not None:
+            raise ExpressionError(problem, _pos(tok))
         return Literal(_pos(tok), value, "number")
 
     def duration(self, meta: Any, children: list[Token]) -> Node:

@@ -18,6 +18,7 @@ from yaml.events import CollectionStartEvent, Event
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from recovery.exceptions import Problem
+from recovery.expressions.parser import TOO_LARGE, number_problem
 
 Loc = tuple[str | int, ...]
 
@@ -189,11 +190,20 @@ class _Builder:
             self.open.discard(id(node))
 
     def scalar(self, node: ScalarNode) -> Any:
+        """A scalar's value; numbers are finite and exact when whole (see `number_problem`)."""
         if node.tag not in _ALLOWED_SCALARS:
             raise self.fail(node, f"YAML tag '{_tag(node.tag)}' is not allowed: playbooks are plain data")
         if node.tag in (_STR, "tag:yaml.org,2002:timestamp"):
             return node.value
-        return self.scalars.construct_object(node, deep=True)
+        try:
+            value = self.scalars.construct_object(node, deep=True)
+        except ValueError:  # a whole number of more digits than Python converts (4300)
+            raise self.fail(node, TOO_LARGE) from None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            problem = number_problem(value)
+            if problem is not None:
+                raise self.fail(node, problem)
+        return value
 
     def collection(self, node: Node, loc: Loc, depth: int) -> Any:
         if isinstance(node, SequenceNode):

@@ -176,6 +176,12 @@ def test_number_types(text: str, kind: type) -> None:
     assert type(parse(text).value) is kind  # type: ignore[attr-defined]
 
 
+def test_the_largest_numbers() -> None:
+    assert parse("9007199254740992") == Literal(0, 2**53, "number")
+    assert parse("-9007199254740992") == Literal(0, -(2**53), "number")
+    assert parse("1" * 300 + ".5") == Literal(0, float("1" * 300), "number")
+
+
 def test_longest_accepted_expression() -> None:
     text = "x" * MAX_LENGTH
     assert parse(text) == Path(0, (text,))
@@ -219,6 +225,11 @@ def test_longest_accepted_expression() -> None:
         ("2hx", "unexpected 'hx'", 1),
         ("1e5", "unexpected 'e5'", 1),
         ("x > 36526d", "'36526d' is longer than 100 years (36525d)", 4),
+        # numbers: finite 64-bit floats, whole numbers exactly so
+        ("x > 9007199254740993", "whole number too large: at most 9007199254740992 (2**53) either way", 4),
+        ("-9007199254740993 < x", "whole number too large: at most 9007199254740992 (2**53) either way", 1),
+        ("x > " + "1" * 1500, "whole number too large: at most 9007199254740992 (2**53) either way", 4),
+        ("x > " + "1" * 400 + ".5", "not a finite number", 4),
         ('count("a.b", 3000000d)', "'3000000d' is longer than 100 years (36525d)", 13),
         # strings
         ('"abc', "unexpected character '\"'", 0),

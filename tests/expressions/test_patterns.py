@@ -462,7 +462,7 @@ class TestAgreement:
             ("event.data.a > 0", [{"a": 0.0000001}]),  # 1e-07
             ("event.data.a / 1000 > 0", [{"a": 0.001}]),  # a feature of 1e-06
             ("event.data.a < 0.0000001", [{"a": 0}]),  # a constant of 1e-07: durable-rules refuses the ruleset
-            ("event.data.a == 100000000000000000001", [{"a": 100000000000000000000}]),  # beyond int64
+            ("event.data.a == 9007199254740992", [{"a": 100000000000000000000}, {"a": 2**53}]),  # data beyond int64
         ],
     )
     def test_number_edges(self, durable: DurableWorker, text: str, datas: list[dict[str, Any]]) -> None:

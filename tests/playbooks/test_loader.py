@@ -12,7 +12,7 @@ from recovery.effects import Task
 from recovery.engine import Engine
 from recovery.events import Event
 from recovery.exceptions import PlaybookError, Problem
-from recovery.playbooks.loader import load_playbook, load_playbooks, load_playbooks_or_raise
+from recovery.playbooks.loader import load_playbook, load_playbook_text, load_playbooks, load_playbooks_or_raise
 from recovery.store import MemoryStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -353,3 +353,48 @@ class TestLetChains:
             sys.setrecursionlimit(limit)
         assert isinstance(task, Task)
         assert task.reason == "C1 called support: 31."
+
+
+class TestNumbers:
+    """Numbers in a YAML file are finite 64-bit floats, whole numbers exactly so (at most 2**53 either way)."""
+
+    TOO_LARGE = "whole number too large: at most 9007199254740992 (2**53) either way"
+
+    @pytest.mark.parametrize(
+        ("line", "column", "message"),
+        [
+            ("version: 9007199254740993", 10, TOO_LARGE),
+            ("version: " + "1" * 1500, 10, TOO_LARGE),
+            ("version: " + "1" * 5000, 10, TOO_LARGE),  # past Python's 4300 digits of int()
+            ("version: -0x20000000000001", 10, TOO_LARGE),
+            ("description: [1.0e+999]", 15, "not a finite number"),
+            ("description: {x: -.inf}", 18, "not a finite number"),
+            ("description: .NaN", 14, "not a finite number"),
+        ],
+    )
+    def test_out_of_range_is_refused_where_written(
+        self, playbook_factory: PlaybookFactory, line: str, column: int, message: str
+    ) -> None:
+        path = playbook_factory(text=VALID.format(id="numbers") + line + "\n")
+        _, problems = load_playbooks([path])
+        assert lines(problems) == [f"{path}:11:{column}: {message}"]
+
+    def test_the_largest_are_read(self, playbook_factory: PlaybookFactory) -> None:
+        path = playbook_factory(text=VALID.format(id="numbers") + "version: 9007199254740992\n")
+        (pb,) = load_playbooks_or_raise([path])
+        assert pb.version == 2**53
+
+    def test_a_version_written_as_text_is_bounded_too(self, playbook_factory: PlaybookFactory) -> None:
+        path = playbook_factory(text=VALID.format(id="numbers") + 'version: "9007199254740993"\n')
+        _, problems = load_playbooks([path])
+        assert lines(problems) == [
+            f"{path}:11:10: version: Input should be less than or equal to 9007199254740992 (got '9007199254740993')"
+        ]
+
+    def test_a_cap_written_as_text_is_finite(self) -> None:
+        text = VALID.format(id="numbers") + '  - gesture: {type: apology, amount: "1", cap: "1e999", reason: r}\n'
+        with pytest.raises(PlaybookError) as caught:
+            load_playbook_text(text, "p.yaml")
+        assert [str(p) for p in caught.value.problems] == [
+            "p.yaml:11:48: actions.1.gesture.cap: Input should be a finite number (got '1e999')"
+        ]

@@ -437,6 +437,22 @@ HOSTILE_CASES: list[Any] = [
         id="due-in-400-digits",
     ),
     pytest.param(
+        {"when": "calls > " + "1" * 1500},
+        "8:15: whole number too large: at most 9007199254740992 (2**53) either way",
+        id="literal-of-1500-digits",
+    ),
+    pytest.param(
+        {"amount": "calls * 1" + "0" * 1500},
+        "18:23: whole number too large: at most 9007199254740992 (2**53) either way",
+        id="amount-of-1500-digits",
+    ),
+    pytest.param(
+        {"version": "1" * 1500},
+        "2:10: whole number too large: at most 9007199254740992 (2**53) either way",
+        id="version-of-1500-digits",
+    ),
+    pytest.param({"cap": "1.0e+999"}, "19:12: not a finite number", id="cap-1e999"),
+    pytest.param(
         {"window": "3000000d"},
         "7:32: '3000000d' is longer than 100 years (36525d)",
         id="window-3000000d",
