@@ -22,6 +22,8 @@ FIRST_TS = -62_135_596_800.0
 """0001-01-01T00:00:00Z, the first instant RFC 3339 writes."""
 LAST_TS = 253_402_300_799.0
 """9999-12-31T23:59:59Z, the last whole second RFC 3339 writes."""
+END_TS = LAST_TS + 1.0
+"""10000-01-01T00:00:00Z: every instant before it, and from FIRST_TS on, RFC 3339 writes."""
 
 
 def parse_duration(text: str) -> float:
@@ -67,11 +69,11 @@ def format_time(ts: float) -> str:
     """RFC 3339 UTC with `Z`, with milliseconds only when there are any (truncated, as datetime's microseconds
     are: `datetime.fromtimestamp(ts, UTC)` printed, at a fraction of its cost, as every effect prints two).
 
-    An instant RFC 3339 cannot write (before the year 0001, after 9999-12-31T23:59:59, infinite) is written as the
-    nearest one it can: a due time 100 years after an event of the year 9950 is 9999-12-31T23:59:59Z. NaN, no
+    An instant RFC 3339 cannot write (before the year 0001, from the year 10000 on, infinite) is written as the
+    nearest whole second it can: a due time 100 years after an event of the year 9950 is 9999-12-31T23:59:59Z. NaN, no
     instant at all, is a ValueError.
     """
-    if not FIRST_TS <= ts <= LAST_TS:
+    if not FIRST_TS <= ts < END_TS:
         if ts != ts:
             raise ValueError(f"not an instant: {ts!r}")
         ts = FIRST_TS if ts < FIRST_TS else LAST_TS

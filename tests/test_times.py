@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 import pytest
@@ -172,7 +173,8 @@ class TestTime:
             (253402300798.5, "9999-12-31T23:59:58.500Z"),
             (-62135596800.0, "0001-01-01T00:00:00Z"),
             # RFC 3339 writes years 0001 to 9999: an instant beyond is written as the nearest it can write
-            (253402300799.9999, "9999-12-31T23:59:59Z"),
+            (253402300799.9999, "9999-12-31T23:59:59.999Z"),
+            (math.nextafter(253402300800.0, 0), "9999-12-31T23:59:59.999Z"),  # the last float before 10000
             (253402300800.0, "9999-12-31T23:59:59Z"),
             (253402300799.0 + 100 * 365.25 * 86400, "9999-12-31T23:59:59Z"),
             (1e300, "9999-12-31T23:59:59Z"),
