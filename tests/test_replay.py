@@ -90,6 +90,38 @@ def test_malformed_lines_are_reported_with_their_number_and_skipped(tmp_path: Pa
     assert strict.stdout == ""
 
 
+def test_numbers_that_are_not_finite_are_lines_skipped(tmp_path: Path) -> None:
+    def profile(n: int, data: dict[str, object]) -> str:
+        raw = {"id": f"p{n}", "type": "customer.updated", "occurred_at": "2026-11-01T09:00:00Z", "customer_id": f"C{n}"}
+        return json.dumps({**raw, "data": {"tier": "gold", **data}})
+
+    def cancel(n: int) -> str:
+        raw = {"id": f"c{n}", "type": "cancellation.requested", "occurred_at": "2026-11-01T10:00:00Z"}
+        return json.dumps({**raw, "customer_id": f"C{n}"})
+
+    lines = [
+        profile(1, {"annual_value": "@"}).replace('"@"', "Infinity"),
+        cancel(1),
+        profile(2, {"annual_value": 2000, "extra": {"minutes": "@"}}).replace('"@"', "NaN"),
+        cancel(2),
+        profile(3, {"annual_value": "@"}).replace('"@"', "1e999"),
+        cancel(3),
+        profile(4, {"annual_value": 3000}),
+        cancel(4),
+    ]
+    path = tmp_path / "odd.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    result = recovery("replay", "--rules", "rules", str(path))
+    assert result.returncode == 0
+    assert result.stderr.splitlines() == [
+        "line 1: invalid event: event 'p1' (customer.updated): data.annual_value: not a finite number",
+        "line 3: invalid event: event 'p2' (customer.updated): data.extra.minutes: not a finite number",
+        "line 5: invalid event: event 'p3' (customer.updated): data.annual_value: not a finite number",
+    ]
+    gestures = [json.loads(line) for line in result.stdout.splitlines() if '"gesture"' in line]
+    assert [(g["customer_id"], g["amount"]) for g in gestures] == [("C4", 300.0)]
+
+
 def test_summary_counts_lines_events_duplicates_and_invalid(shipped_playbooks: list[CompiledPlaybook]) -> None:
     call = {"id": "c1", "type": "service.call", "occurred_at": "2026-11-01T10:00:00Z", "customer_id": "C1"}
     later = {**call, "id": "c2", "occurred_at": "2026-11-02T10:00:00Z"}
