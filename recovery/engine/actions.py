@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import operator
+import sys
+from typing import Any
 
 from recovery.effects import Effect, Gesture, Task, effect_id
 from recovery.events import Occurrence
@@ -20,6 +22,24 @@ _new_gesture = Gesture.__pydantic_validator__.validate_python
 `model_construct`, which checks nothing)."""
 _TIME_AND_ID = operator.attrgetter("ts", "id")
 """The order of evidence: by time, then id."""
+_FLOAT_MAX = sys.float_info.max
+
+
+def _amount(value: Any) -> float | None:
+    """A gesture's amount as a float, or None unless it is a finite non-negative number (never a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not -_FLOAT_MAX <= value <= _FLOAT_MAX:  # infinite, or an int float() would refuse (NaN passes: below)
+        return None
+    amount = float(value)
+    return amount if amount >= 0.0 else None  # NaN fails too
+
+
+def _shown(value: Any) -> str:
+    """`value` for a log line (repr refuses a whole number of more than 4300 digits)."""
+    if isinstance(value, int) and not -_FLOAT_MAX <= value <= _FLOAT_MAX:
+        return f"a whole number of {value.bit_length()} bits"
+    return repr(value)[:60]
 
 
 def build_effects(
@@ -71,11 +91,12 @@ def build_effects(
     for gesture in pb.gestures:
         if gesture.when is not None and not gesture.when.fn(ctx):
             continue
-        amount = gesture.amount.fn(ctx)
-        if not isinstance(amount, int | float) or isinstance(amount, bool) or amount < 0:
+        value = gesture.amount.fn(ctx)
+        amount = _amount(value)
+        if amount is None:
             logger.warning(
-                "gesture amount is not a non-negative number; gesture skipped",
-                extra={"playbook": pb.id, "customer_id": cid, "amount": repr(amount)},
+                "gesture amount is not a finite non-negative number; gesture skipped",
+                extra={"playbook": pb.id, "customer_id": cid, "amount": _shown(value)},
             )
             continue
         if gesture.cap is not None:
@@ -88,7 +109,7 @@ def build_effects(
                     "playbook_version": pb.version,
                     "customer_id": cid,
                     "type": gesture.type,
-                    "amount": round(float(amount), 2),
+                    "amount": round(amount, 2),
                     "currency": gesture.currency,
                     "status": "proposed" if gesture.requires_approval else "issued",
                     "requires_approval": gesture.requires_approval,
