@@ -490,19 +490,39 @@ def test_hostile_playbook_is_one_located_problem_everywhere(
     assert (replay.stdout, replay.stderr, replay.returncode) == ("", line, 1)
 
 
-_EVENTS_LINE = "    events: [{at: 0s, type: service.call, customer_id: C1, data: {x: "
+_EVENTS = "    events: [{at: 0s, type: service.call, customer_id: C1}]"
+_EVENTS_DEEP = "    events: [{at: 0s, type: service.call, customer_id: C1, data: {x: "
+_EXPECT = "    expect: [{task: {queue: q}}, {gesture: {amount: 5}}]"
 HOSTILE_TEST_CASES: list[Any] = [
     # levels: the file, tests, the case, events, the event, data, then x's brackets: the 59th is level 65
     pytest.param(
-        _EVENTS_LINE + "[" * 500 + "]" * 500 + "}}]\n", f"4:{len(_EVENTS_LINE) + 59}: {TOO_DEEP}", id="nested-500-deep"
+        (_EVENTS, _EVENTS_DEEP + "[" * 500 + "]" * 500 + "}}]"),
+        f"4:{len(_EVENTS_DEEP) + 59}: {TOO_DEEP}",
+        id="nested-500-deep",
+    ),
+    pytest.param(
+        (_EVENTS, _EVENTS.replace("0s", "3000000d")),
+        "4:19: '3000000d' is longer than 100 years (36525d)",
+        id="at-3000000d",
+    ),
+    pytest.param(
+        (_EXPECT, _EXPECT.replace("queue: q", "queue: q, due_at: tomorrow")),
+        "5:40: 'tomorrow' is not an RFC 3339 timestamp",
+        id="due-at-tomorrow",
+    ),
+    pytest.param(
+        (_EXPECT, _EXPECT + "\n    until: 36500d\n  - {name: x, events: [], until: 36526d}"),
+        "7:34: '36526d' is longer than 100 years (36525d)",
+        id="until-36526d",
     ),
 ]
 
 
-@pytest.mark.parametrize(("events", "problem"), HOSTILE_TEST_CASES)
-def test_hostile_test_file_is_one_located_problem(tmp_path: Path, events: str, problem: str) -> None:
+@pytest.mark.parametrize(("change", "problem"), HOSTILE_TEST_CASES)
+def test_hostile_test_file_is_one_located_problem(tmp_path: Path, change: tuple[str, str], problem: str) -> None:
+    assert change[0] in _HOSTILE_TEST
     folder = _hostile_folder(tmp_path, {})
-    (folder / "hostile.test.yaml").write_text(_HOSTILE_TEST.replace(_HOSTILE_TEST.splitlines()[3] + "\n", events))
+    (folder / "hostile.test.yaml").write_text(_HOSTILE_TEST.replace(*change))
     line = f"hostile.test.yaml:{problem}\n"
     validate = run_cli("validate", ".", cwd=folder)
     assert (validate.stdout, validate.stderr, validate.returncode) == (line, "", 1)
