@@ -23,21 +23,25 @@ _new_gesture = Gesture.__pydantic_validator__.validate_python
 _TIME_AND_ID = operator.attrgetter("ts", "id")
 """The order of evidence: by time, then id."""
 _FLOAT_MAX = sys.float_info.max
+_INT_MAX = int(_FLOAT_MAX)
+"""The largest whole number a float holds: ints are compared with it as ints (compiled, an int compared with a
+float is converted to one, which raises past it)."""
 
 
 def _amount(value: Any) -> float | None:
     """A gesture's amount as a float, or None unless it is a finite non-negative number (never a bool)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool):
         return None
-    if not -_FLOAT_MAX <= value <= _FLOAT_MAX:  # infinite, or an int float() would refuse (NaN passes: below)
-        return None
-    amount = float(value)
-    return amount if amount >= 0.0 else None  # NaN fails too
+    if isinstance(value, int):
+        return float(value) if 0 <= value <= _INT_MAX else None
+    if isinstance(value, float):
+        return value if 0.0 <= value <= _FLOAT_MAX else None  # NaN fails both
+    return None
 
 
 def _shown(value: Any) -> str:
     """`value` for a log line (repr refuses a whole number of more than 4300 digits)."""
-    if isinstance(value, int) and not -_FLOAT_MAX <= value <= _FLOAT_MAX:
+    if isinstance(value, int) and not -_INT_MAX <= value <= _INT_MAX:
         return f"a whole number of {value.bit_length()} bits"
     return repr(value)[:60]
 

@@ -57,6 +57,10 @@ AT_TEXT = "2023-11-14T22:13:20Z"
         (float("-inf"), "any", "unknown"),
         (float("nan"), "number", "unknown"),
         ([float("nan"), 1], "list", "unknown, 1"),
+        (10**400, "number", "unknown"),
+        (-(10**400), "time", "unknown"),
+        (10**400, "duration", "unknown"),
+        (10**300, "number", "1" + "0" * 300),
     ],
 )
 def test_render_value(value: Any, kind: str, text: str) -> None:
