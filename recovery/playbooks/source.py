@@ -231,8 +231,9 @@ class _Builder:
 
 def load_yaml(text: str, file: str) -> Document:
     """Parse one YAML document; raises YamlProblem with a located message on any error."""
-    loader = _Loader(text)
+    loader: _Loader | None = None
     try:
+        loader = _Loader(text)  # its reader refuses special characters at once
         node = loader.get_single_node()
     except _TooDeep as exc:
         raise YamlProblem(Problem(file, exc.line, exc.column, TOO_DEEP)) from None
@@ -247,7 +248,8 @@ def load_yaml(text: str, file: str) -> Document:
     except yaml.YAMLError as exc:
         raise YamlProblem(Problem(file, 1, 1, f"invalid YAML: {exc}")) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     builder = _Builder(file)
     if node is None:
         raise YamlProblem(Problem(file, 1, 1, "the file is empty"))

@@ -398,3 +398,12 @@ class TestNumbers:
         assert [str(p) for p in caught.value.problems] == [
             "p.yaml:11:48: actions.1.gesture.cap: Input should be a finite number (got '1e999')"
         ]
+
+
+def test_a_special_character_is_invalid_yaml() -> None:
+    with pytest.raises(PlaybookError) as caught:
+        load_playbook_text("\x08", "p.yaml")
+    assert [str(p) for p in caught.value.problems] == [
+        'p.yaml:1:1: invalid YAML: unacceptable character #x0008: special characters are not allowed\n  in "<unicode '
+        'string>", position 0'
+    ]
