@@ -80,11 +80,12 @@ def _replay(args: argparse.Namespace) -> int:
     playbooks = load_playbooks_or_raise([args.rules])
     engine = replay_engine(playbooks)
     tune_gc()
-    source = sys.stdin if args.events == "-" else open(args.events, encoding="utf-8")
+    # Bytes, decoded line by line (by the JSON parser): a line that is not UTF-8 is one invalid line, not the end.
+    source = sys.stdin.buffer if args.events == "-" else open(args.events, "rb")
     try:
         summary = replay(source, engine, sys.stdout, sys.stderr, until=until, strict=args.strict)
     finally:
-        if source is not sys.stdin:
+        if source is not sys.stdin.buffer:
             source.close()
     if args.summary:
         print(summary.render(), file=sys.stderr)

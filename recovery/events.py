@@ -1,14 +1,16 @@
 """The event envelope (DESIGN.md, contracts) and the `data` of the standard event types.
 
 `Event.from_json` is the one way raw bytes become an event: it validates the envelope, then the `data` of a
-standard type; an unknown type is valid and keeps its `data` as given.
+standard type; an unknown type is valid and keeps its `data` as given. Every number in `data` (nested too) is one
+a finite 64-bit float holds (JSON's NaN, Infinity or 1e999 are refused), and `occurred_at` is within the years
+0001 to 9999 in UTC.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NotRequired, Required
 
 from pydantic import (
@@ -37,7 +39,7 @@ class CustomerUpdated(_Data):
     tier: Tier = "standard"
     segment: str | None = None
     region: str | None = None
-    annual_value: float | None = Field(default=None, ge=0, strict=True)
+    annual_value: float | None = Field(default=None, ge=0, strict=True, allow_inf_nan=False)
     name: str | None = None
     email: str | None = None
     phone: str | None = None
@@ -89,20 +91,85 @@ STANDARD_TYPES: dict[str, type[_Data]] = {
 _SHARED_FIELDS = frozenset({"tier", "segment", "region", "language"})
 
 
-def _data_checker(model: type[_Data]) -> Callable[[dict[str, Any]], Any]:
+_INT_MAX = int(sys.float_info.max)
+_INT_MIN = -_INT_MAX
+"""The largest whole numbers a 64-bit float holds either way (compared as ints: cheaper than against floats)."""
+NOT_FINITE = "not a finite number"
+FIRST_TIME = datetime(1, 1, 1, tzinfo=UTC)
+LAST_TIME = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+"""The instants RFC 3339 writes in UTC: an offset must not take an event's time out of them."""
+
+
+def _finite(data: dict[str, Any]) -> bool:
+    """True when every number in `data`, nested ones too, is one a finite 64-bit float holds. Flat data (most
+    events') is one loop; nested containers are walked without recursion (`from_dict` data may be deep)."""
+    nested: list[Any] | None = None
+    for value in data.values():
+        kind = type(value)
+        if kind is str:  # most values
+            continue
+        if kind is float:
+            if value - value != 0.0:  # inf - inf and NaN - NaN are NaN
+                return False
+        elif kind is int:
+            if not _INT_MIN <= value <= _INT_MAX:
+                return False
+        elif kind is dict or kind is list:
+            if nested is None:
+                nested = [value]
+            else:
+                nested.append(value)
+    return nested is None or _finite_nested(nested)
+
+
+def _finite_nested(stack: list[Any]) -> bool:
+    while stack:
+        value = stack.pop()
+        kind = type(value)
+        if kind is float:
+            if value - value != 0.0:
+                return False
+        elif kind is int:
+            if not _INT_MIN <= value <= _INT_MAX:
+                return False
+        elif kind is dict:
+            stack.extend(value.values())
+        elif kind is list:
+            stack.extend(value)
+    return True
+
+
+def _not_finite_at(data: dict[str, Any]) -> str:
+    """Where (`minutes`, `a.b.2`) the first number of `data` in reading order is that `_finite` refuses."""
+    stack: list[tuple[str, Any]] = [(str(key), value) for key, value in reversed(data.items())]
+    while stack:
+        path, value = stack.pop()
+        if type(value) is dict:
+            stack.extend((f"{path}.{key}", item) for key, item in reversed(value.items()))
+        elif type(value) is list:
+            stack.extend((f"{path}.{i}", item) for i, item in reversed(list(enumerate(value))))
+        elif not _finite_nested([value]):
+            return path
+    return ""  # pragma: no cover - only called for data that `_finite` refused
+
+
+def _data_checker(model: type[_Data]) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """Validates a `data` dict as `model` does, the same rules and messages, without building a model instance:
-    the fields as a TypedDict that allows other keys (validation only; its result is not kept)."""
+    the fields as a TypedDict that ignores other keys. It gives the fields found (only to count them: `data` is
+    kept as given)."""
     fields: dict[str, Any] = {}
     for name, info in model.model_fields.items():
         annotation = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
         fields[name] = Required[annotation] if info.is_required() else NotRequired[annotation]
     checked = TypedDict(f"{model.__name__}Fields", fields)  # type: ignore[misc]  # pydantic needs typing_extensions on 3.11
-    checked.__pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[attr-defined]
-    return TypeAdapter(checked).validator.validate_python
+    checked.__pydantic_config__ = ConfigDict(extra="ignore")  # type: ignore[attr-defined]
+    validate: Callable[[dict[str, Any]], dict[str, Any]] = TypeAdapter(checked).validator.validate_python
+    return validate
 
 
 _DATA_VALIDATORS = {name: _data_checker(model) for name, model in STANDARD_TYPES.items() if model.model_fields}
-"""A check of each standard type's `data` that has fields (any dict is valid data of the others)."""
+"""A check of each standard type's `data` that has fields (any dict is valid data of the others). The fields refuse
+what is not finite themselves: only data with keys of its own needs `_finite` too."""
 
 PROFILE_TYPE = "customer.updated"
 """The type that carries a customer's profile (tier, segment, region, value...)."""
@@ -126,7 +193,7 @@ class Event(BaseModel):
 
     id: str = Field(min_length=1, max_length=200)
     type: str = Field(pattern=EVENT_TYPE_PATTERN, max_length=100)
-    occurred_at: AwareDatetime
+    occurred_at: Annotated[AwareDatetime, Field(ge=FIRST_TIME, le=LAST_TIME)]
     customer_id: str | None = Field(default=None, min_length=1, max_length=200)
     data: dict[str, Any] = Field(default_factory=dict)
 
@@ -154,18 +221,25 @@ class Event(BaseModel):
         return event.checked()
 
     def checked(self) -> Event:
-        """Validate `data` for the standard types and the envelope rules that span fields.
+        """Validate `data` (finite numbers; the standard types' fields) and the envelope rules that span fields.
 
         Only for an event just validated (`from_json`, `from_dict`): its `data` is then a dict of its own (pydantic
         copies it), completed here in place (a profile's default tier, shared strings).
         """
-        validator = _DATA_VALIDATORS.get(self.type)
         data = self.data
-        if validator is not None:
+        validator = _DATA_VALIDATORS.get(self.type)
+        if validator is None:
+            if not _finite(data):
+                raise self._not_finite()
+        else:
             try:
-                validator(data)  # the model instance is not kept: `data` stays as given
+                found = validator(data)
             except ValidationError as exc:
+                if not _finite(data):  # said the same way for every type, nested or not
+                    raise self._not_finite() from None
                 raise EventError(f"event {self.id!r} ({self.type}): {_describe(exc, prefix='data.')}") from None
+            if len(found) != len(data) and not _finite(data):  # keys of its own
+                raise self._not_finite()
             if self.type == PROFILE_TYPE:
                 # Profiles repeat a few values across millions of customers: share one string each.
                 for key in _SHARED_FIELDS.intersection(data):
@@ -183,6 +257,9 @@ class Event(BaseModel):
                 "customers in data.customer_ids or data.region"
             )
         return self
+
+    def _not_finite(self) -> EventError:
+        return EventError(f"event {self.id!r} ({self.type}): data.{_not_finite_at(self.data)}: {NOT_FINITE}")
 
     def to_json_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

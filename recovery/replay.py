@@ -57,8 +57,8 @@ def replay(
 ) -> ReplaySummary:
     """Feed every line to the engine and write each new effect as one JSON line to `out`.
 
-    A line that is not a valid event is reported on `err` with its line number and skipped, or raises
-    ReplayError when `strict`. `until` moves the clock on after the last event.
+    A line that is not a valid event (bytes that are not UTF-8 text too) is reported on `err` with its line number
+    and skipped, or raises ReplayError when `strict`. `until` moves the clock on after the last event.
     """
     summary = ReplaySummary()
     stats = engine.stats
@@ -72,7 +72,7 @@ def replay(
             if not line.strip():  # a blank line (checked only here: most lines are events)
                 continue
             summary.invalid += 1
-            message = f"line {number}: invalid event: {exc}"
+            message = f"line {number}: invalid event: {_not_utf8(line) or exc}"
             if strict:
                 raise ReplayError(message) from None
             print(message, file=err)
@@ -87,6 +87,17 @@ def replay(
     if until is not None:
         _emit(engine.advance(until), out, summary)
     return summary
+
+
+def _not_utf8(line: str | bytes) -> str | None:
+    """What is wrong with `line` if it is bytes that are not UTF-8 text (the JSON parser's words are vaguer)."""
+    if isinstance(line, str):
+        return None
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"not UTF-8 text (byte 0x{line[exc.start]:02x} at column {exc.start + 1})"
+    return None
 
 
 def _emit(effects: list[Effect], out: TextIO, summary: ReplaySummary) -> None:

@@ -21,10 +21,10 @@ from recovery.events import EVENT_TYPE_PATTERN, Event
 from recovery.exceptions import EventError, PlaybookError, Problem
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.playbooks.loader import find_files, load_document, load_playbooks, validation_problems
-from recovery.playbooks.source import Document
+from recovery.playbooks.source import Document, Loc
 from recovery.replay import replay
 from recovery.store import MemoryStore
-from recovery.times import DURATION_RE, format_time, parse_duration, parse_time
+from recovery.times import DURATION_RE, END_TS, FIRST_TS, format_time, parse_duration, parse_time
 
 DEFAULT_START = "2026-01-05T09:00:00Z"
 _TIME_FIELDS = ("due_at", "created_at")
@@ -86,11 +86,51 @@ class CaseResult:
         return not self.failures
 
 
+def _time(text: str) -> float:
+    """An RFC 3339 time as epoch seconds; a ValueError saying why it is not one, or not one RFC 3339 writes in UTC."""
+    ts = parse_time(text)
+    if not FIRST_TS <= ts < END_TS:
+        raise ValueError(f"'{text}' is not within the years 0001 to 9999 in UTC")
+    return ts
+
+
 def _instant(value: str, start: float) -> float:
+    """`value` as epoch seconds: a duration after `start`, or an RFC 3339 time; a ValueError saying why not."""
     text = str(value).strip()
-    if DURATION_RE.match(text.lstrip("+")):
-        return start + parse_duration(text.lstrip("+"))
-    return parse_time(text)
+    if not DURATION_RE.match(text.lstrip("+")):
+        return _time(text)
+    ts = start + parse_duration(text.lstrip("+"))
+    if not ts < END_TS:
+        raise ValueError(f"'{text}' is not within the years 0001 to 9999 in UTC")
+    return ts
+
+
+def _time_problems(doc: Document, spec: TestFile) -> list[Problem]:
+    """Every time of a test file that is not one (the start, events' `at`, `until`, expected `due_at`...), located."""
+    try:
+        start = _time(spec.start)
+    except ValueError as exc:
+        return [doc.problem(("start",), str(exc))]
+    problems: list[Problem] = []
+
+    def check(value: str, loc: Loc) -> None:
+        try:
+            _instant(value, start)
+        except ValueError as exc:
+            problems.append(doc.problem(loc, str(exc)))
+
+    for i, case in enumerate(spec.tests):
+        for j, ev in enumerate(case.events):
+            check(ev.at, ("tests", i, "events", j, "at"))
+        if case.until is not None:
+            check(case.until, ("tests", i, "until"))
+        for group, expectations in (("expect", case.expect), ("absent", case.absent)):
+            for k, exp in enumerate(expectations):
+                for key in _TIME_FIELDS:
+                    want = exp.fields.get(key)
+                    if isinstance(want, str):
+                        check(want, ("tests", i, group, k, exp.kind, key))
+    return problems
 
 
 def _matches(effect: Effect, exp: Expectation, start: float) -> bool:
@@ -166,12 +206,16 @@ def run_case(pb: CompiledPlaybook, case: TestCase, start: float, file: str) -> C
 
 
 def load_test_file(path: Path) -> tuple[Document, TestFile]:
-    """Read and validate a test file's structure; raises PlaybookError with located problems."""
+    """Read and validate a test file's structure and times; raises PlaybookError with located problems."""
     doc = load_document(path)
     try:
-        return doc, TestFile.model_validate(doc.data)
+        spec = TestFile.model_validate(doc.data)
     except ValidationError as exc:
         raise PlaybookError(validation_problems(doc, exc, TestFile)) from None
+    problems = _time_problems(doc, spec)
+    if problems:
+        raise PlaybookError(problems)
+    return doc, spec
 
 
 def run_test_file(path: Path, playbooks: dict[str, CompiledPlaybook] | None = None) -> list[CaseResult]:
@@ -185,24 +229,7 @@ def run_test_file(path: Path, playbooks: dict[str, CompiledPlaybook] | None = No
     pb = playbooks.get(spec.playbook)
     if pb is None:
         raise PlaybookError([doc.problem(("playbook",), f"no playbook '{spec.playbook}' in {path.parent}")])
-    problems = []
-    try:
-        start = parse_time(spec.start)
-    except ValueError as exc:
-        raise PlaybookError([doc.problem(("start",), str(exc))]) from None
-    for i, case in enumerate(spec.tests):
-        for j, ev in enumerate(case.events):
-            try:
-                _instant(ev.at, start)
-            except ValueError as exc:
-                problems.append(doc.problem(("tests", i, "events", j, "at"), str(exc)))
-        if case.until is not None:
-            try:
-                _instant(case.until, start)
-            except ValueError as exc:
-                problems.append(doc.problem(("tests", i, "until"), str(exc)))
-    if problems:
-        raise PlaybookError(problems)
+    start = parse_time(spec.start)  # checked by load_test_file, as every time of the file
     return [run_case(pb, case, start, str(path)) for case in spec.tests]
 
 

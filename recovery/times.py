@@ -1,7 +1,8 @@
 """Durations and timestamps.
 
 Inside the engine every instant is a float of seconds since the Unix epoch (UTC) and every duration a float of
-seconds: cheap to compare and to store. Text forms are parsed and printed here only.
+seconds: cheap to compare and to store. Text forms are parsed and printed here only. A duration is at most 100
+years; an instant is printed within the years RFC 3339 writes (0001 to 9999).
 """
 
 from __future__ import annotations
@@ -14,6 +15,15 @@ _UNITS = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0
 DURATION_RE = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|w|d|h|m|s))+$")
 _PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|w|d|h|m|s)")
 DURATION_PATTERN = r"^(\d+(\.\d+)?(ms|w|d|h|m|s))+$"
+MAX_DURATION_S = 36_525 * 86_400.0
+"""100 years (of 365.25 days): no playbook waits or looks back longer, and an event's time plus a duration stays
+a time RFC 3339 can write (for events before the year 9900)."""
+FIRST_TS = -62_135_596_800.0
+"""0001-01-01T00:00:00Z, the first instant RFC 3339 writes."""
+LAST_TS = 253_402_300_799.0
+"""9999-12-31T23:59:59Z, the last whole second RFC 3339 writes."""
+END_TS = LAST_TS + 1.0
+"""10000-01-01T00:00:00Z: every instant before it, and from FIRST_TS on, RFC 3339 writes."""
 
 
 def parse_duration(text: str) -> float:
@@ -23,7 +33,10 @@ def parse_duration(text: str) -> float:
         raise ValueError(
             f"'{text}' is not a duration: write a number and a unit (ms, s, m, h, d, w), e.g. 48h, 7d, 2h30m"
         )
-    return sum(float(n) * _UNITS[u] for n, u in _PART_RE.findall(text))
+    seconds = sum(float(n) * _UNITS[u] for n, u in _PART_RE.findall(text))
+    if not seconds <= MAX_DURATION_S:  # inf from hundreds of digits too
+        raise ValueError(f"'{text}' is longer than 100 years (36525d)")
+    return seconds
 
 
 def format_duration(seconds: float) -> str:
@@ -54,7 +67,16 @@ def parse_time(text: str) -> float:
 
 def format_time(ts: float) -> str:
     """RFC 3339 UTC with `Z`, with milliseconds only when there are any (truncated, as datetime's microseconds
-    are: `datetime.fromtimestamp(ts, UTC)` printed, at a fraction of its cost, as every effect prints two)."""
+    are: `datetime.fromtimestamp(ts, UTC)` printed, at a fraction of its cost, as every effect prints two).
+
+    An instant RFC 3339 cannot write (before the year 0001, from the year 10000 on, infinite) is written as the
+    nearest whole second it can: a due time 100 years after an event of the year 9950 is 9999-12-31T23:59:59Z. NaN, no
+    instant at all, is a ValueError.
+    """
+    if not FIRST_TS <= ts < END_TS:
+        if ts != ts:
+            raise ValueError(f"not an instant: {ts!r}")
+        ts = FIRST_TS if ts < FIRST_TS else LAST_TS
     # The split datetime.fromtimestamp makes: whole seconds and microseconds rounded half to even.
     fraction, whole = math.modf(ts)
     micros = round(fraction * 1e6)

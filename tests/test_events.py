@@ -224,6 +224,65 @@ class TestInvalid:
             Event.from_json(raw_factory(**fields))
         assert str(info.value) == message
 
+    @pytest.mark.parametrize(
+        ("event_type", "data", "where"),
+        [
+            ("survey.response", '{"score": NaN}', "score"),
+            ("x.y", '{"minutes": Infinity}', "minutes"),
+            ("x.y", '{"minutes": -Infinity}', "minutes"),
+            ("x.y", '{"minutes": 1e999}', "minutes"),
+            ("x.y", '{"minutes": -1e999}', "minutes"),
+            ("customer.updated", '{"tier": "gold", "annual_value": Infinity}', "annual_value"),
+            ("x.y", '{"ok": 1, "a": {"b": [1, 2, NaN]}}', "a.b.2"),
+            ("x.y", '{"a": [{"b": 1}, {"c": {"d": 1e400}}]}', "a.1.c.d"),
+            ("x.y", '{"n": 1' + "0" * 400 + "}", "n"),  # no 64-bit float holds it
+        ],
+    )
+    def test_numbers_that_are_not_finite(self, event_type: str, data: str, where: str, raw_factory: RawFactory) -> None:
+        raw = raw_factory(type=event_type).replace('"data": {}', f'"data": {data}')
+        with pytest.raises(EventError) as info:
+            Event.from_json(raw)
+        assert str(info.value) == f"event 'e1' ({event_type}): data.{where}: not a finite number"
+        with pytest.raises(EventError) as info:
+            Event.from_dict(json.loads(raw))
+        assert str(info.value) == f"event 'e1' ({event_type}): data.{where}: not a finite number"
+
+    def test_large_finite_numbers_are_data(self, raw_factory: RawFactory) -> None:
+        data = {"a": 1.7976931348623157e308, "b": -(10**308), "c": [-0.0, 5e-324], "d": {"e": 2**63}}
+        assert Event.from_json(raw_factory(type="x.y", data=data)).data == data
+
+    def test_deep_data_is_checked_without_recursion(self, raw_factory: RawFactory) -> None:
+        deep: list[Any] = [float("nan")]
+        for _ in range(5000):
+            deep = [deep]
+        with pytest.raises(EventError, match=r"data\.a(\.0)+: not a finite number$"):
+            Event.from_dict({**json.loads(raw_factory(type="x.y")), "data": {"a": deep}})
+
+    @pytest.mark.parametrize(
+        ("occurred_at", "bound"),
+        [
+            ("0001-01-01T00:59:59+01:00", "greater than or equal to 0001-01-01T00:00:00Z"),
+            ("9999-12-31T23:59:59-00:01", "less than or equal to 9999-12-31T23:59:59.999999Z"),
+            ("9999-12-31T20:00:00-05:00", "less than or equal to 9999-12-31T23:59:59.999999Z"),
+        ],
+    )
+    def test_a_time_outside_the_years_utc_writes(self, occurred_at: str, bound: str, raw_factory: RawFactory) -> None:
+        with pytest.raises(EventError) as info:
+            Event.from_json(raw_factory(occurred_at=occurred_at))
+        assert str(info.value) == f"occurred_at: Input should be {bound} (got '{occurred_at}')"
+
+    @pytest.mark.parametrize(
+        ("occurred_at", "shown"),
+        [
+            ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00Z"),
+            ("0001-01-01T01:00:00+01:00", "0001-01-01T00:00:00Z"),
+            ("9999-12-31T23:59:59.500Z", "9999-12-31T23:59:59.500Z"),
+            ("9999-12-31T23:59:59+00:00", "9999-12-31T23:59:59Z"),
+        ],
+    )
+    def test_the_first_and_last_times(self, occurred_at: str, shown: str, raw_factory: RawFactory) -> None:
+        assert Event.from_json(raw_factory(occurred_at=occurred_at)).to_json_dict()["occurred_at"] == shown
+
     def test_long_input_is_shortened(self, raw_factory: RawFactory) -> None:
         with pytest.raises(EventError) as info:
             Event.from_json(raw_factory(data={"reason": ["x" * 500]}))

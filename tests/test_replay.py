@@ -90,6 +90,74 @@ def test_malformed_lines_are_reported_with_their_number_and_skipped(tmp_path: Pa
     assert strict.stdout == ""
 
 
+def test_numbers_that_are_not_finite_are_lines_skipped(tmp_path: Path) -> None:
+    def profile(n: int, data: dict[str, object]) -> str:
+        raw = {"id": f"p{n}", "type": "customer.updated", "occurred_at": "2026-11-01T09:00:00Z", "customer_id": f"C{n}"}
+        return json.dumps({**raw, "data": {"tier": "gold", **data}})
+
+    def cancel(n: int) -> str:
+        raw = {"id": f"c{n}", "type": "cancellation.requested", "occurred_at": "2026-11-01T10:00:00Z"}
+        return json.dumps({**raw, "customer_id": f"C{n}"})
+
+    lines = [
+        profile(1, {"annual_value": "@"}).replace('"@"', "Infinity"),
+        cancel(1),
+        profile(2, {"annual_value": 2000, "extra": {"minutes": "@"}}).replace('"@"', "NaN"),
+        cancel(2),
+        profile(3, {"annual_value": "@"}).replace('"@"', "1e999"),
+        cancel(3),
+        profile(4, {"annual_value": 3000}),
+        cancel(4),
+    ]
+    path = tmp_path / "odd.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    result = recovery("replay", "--rules", "rules", str(path))
+    assert result.returncode == 0
+    assert result.stderr.splitlines() == [
+        "line 1: invalid event: event 'p1' (customer.updated): data.annual_value: not a finite number",
+        "line 3: invalid event: event 'p2' (customer.updated): data.extra.minutes: not a finite number",
+        "line 5: invalid event: event 'p3' (customer.updated): data.annual_value: not a finite number",
+    ]
+    gestures = [json.loads(line) for line in result.stdout.splitlines() if '"gesture"' in line]
+    assert [(g["customer_id"], g["amount"]) for g in gestures] == [("C4", 300.0)]
+
+
+def _calls_with_a_bad_byte() -> bytes:
+    """Three calls (a repeat-caller task), a line in Latin-1, a fourth call: five lines."""
+    calls = [
+        {"id": f"c{i}", "type": "service.call", "occurred_at": f"2026-11-0{i + 1}T10:00:00Z", "customer_id": "C1"}
+        for i in range(4)
+    ]
+    bad = json.dumps({**calls[3], "id": "x", "data": {"reason": "caf@"}}).encode().replace(b"@", b"\xe9")
+    lines = [json.dumps(c).encode() for c in calls[:3]] + [bad, json.dumps(calls[3]).encode()]
+    return b"\n".join(lines) + b"\n"
+
+
+def recovery_bytes(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "recovery.cli", *args], input=stdin, capture_output=True, cwd=ROOT, timeout=120
+    )
+
+
+@pytest.mark.parametrize("source", ["file", "stdin"])
+def test_a_line_that_is_not_utf8_is_reported_and_skipped(tmp_path: Path, source: str) -> None:
+    data = _calls_with_a_bad_byte()
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(data)
+    args = ("replay", "--rules", "rules", str(path) if source == "file" else "-")
+    result = recovery_bytes(*args, stdin=data if source == "stdin" else None)
+    assert result.returncode == 0
+    assert result.stderr.decode().splitlines() == ["line 4: invalid event: not UTF-8 text (byte 0xe9 at column 120)"]
+    # the task of the lines before stays, and the line after is read
+    assert [json.loads(line)["playbook"] for line in result.stdout.splitlines()] == ["repeat-caller"]
+    summary = recovery_bytes(*args[:-1], "--summary", args[-1], stdin=data if source == "stdin" else None)
+    assert summary.stderr.decode().splitlines()[1] == "5 lines, 4 events, 0 duplicates, 1 invalid"
+
+    strict = recovery_bytes(*args[:3], "--strict", args[3], stdin=data if source == "stdin" else None)
+    assert strict.returncode == 1
+    assert strict.stderr.decode() == "error: line 4: invalid event: not UTF-8 text (byte 0xe9 at column 120)\n"
+
+
 def test_summary_counts_lines_events_duplicates_and_invalid(shipped_playbooks: list[CompiledPlaybook]) -> None:
     call = {"id": "c1", "type": "service.call", "occurred_at": "2026-11-01T10:00:00Z", "customer_id": "C1"}
     later = {**call, "id": "c2", "occurred_at": "2026-11-02T10:00:00Z"}

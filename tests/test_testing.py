@@ -95,3 +95,49 @@ def test_a_path_without_test_files_is_a_problem(tmp_path: Path) -> None:
     results, problems = run_tests([str(tmp_path)])
     assert results == []
     assert [str(p) for p in problems] == [f"{tmp_path}:1:1: no test files (*.test.yaml) found here"]
+
+
+@pytest.mark.parametrize(
+    ("change", "where", "message"),
+    [
+        (("0s, id: c1", "tomorrow, id: c1"), "6:14", "'tomorrow' is not an RFC 3339 timestamp"),
+        (("0s, id: c1", "3000000d, id: c1"), "6:14", "'3000000d' is longer than 100 years (36525d)"),
+        (("5h, id: c3", "10000d, id: c3"), "8:14", None),  # valid: 27 years after the start
+        (
+            ("start: 2026-01-05T09:00:00Z", "start: 9999-12-31T09:00:00Z"),  # the calls, then 30 days
+            "9:12",
+            "'30d' is not within the years 0001 to 9999 in UTC",
+        ),
+        (("start: 2026-01-05T09:00:00Z", "start: 'soon'"), "2:8", "'soon' is not an RFC 3339 timestamp"),
+    ],
+)
+def test_event_times_are_checked_where_written(
+    case_file_factory: CaseFileFactory, change: tuple[str, str], where: str, message: str | None
+) -> None:
+    path = case_file_factory(CASE.format(rest="    until: 30d").replace(*change))
+    if message is None:
+        load_test_file(path)
+        return
+    with pytest.raises(PlaybookError) as caught:
+        load_test_file(path)
+    assert [str(p) for p in caught.value.problems] == [f"{path}:{where}: {message}"]
+
+
+@pytest.mark.parametrize(
+    ("rest", "where", "message"),
+    [
+        ("    until: 3000000d", "9:12", "'3000000d' is longer than 100 years (36525d)"),
+        ("    until: next week", "9:12", "'next week' is not an RFC 3339 timestamp"),
+        ("    expect:\n      - task: {due_at: tomorrow}", "10:24", "'tomorrow' is not an RFC 3339 timestamp"),
+        ("    absent:\n      - task: {created_at: 3000000d}", "10:28", "'3000000d' is longer than 100 years (36525d)"),
+    ],
+)
+def test_case_times_are_checked_where_written(
+    case_file_factory: CaseFileFactory, rest: str, where: str, message: str
+) -> None:
+    path = case_file_factory(CASE.format(rest=rest))
+    with pytest.raises(PlaybookError) as caught:
+        load_test_file(path)
+    assert [str(p) for p in caught.value.problems] == [f"{path}:{where}: {message}"]
+    results, problems = run_tests([str(path.parent)])
+    assert (results, [str(p) for p in problems]) == ([], [f"{path}:{where}: {message}"])

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from recovery.times import format_duration, format_time, parse_duration, parse_time
+from recovery.times import MAX_DURATION_S, format_duration, format_time, parse_duration, parse_time
 
 _SIZES = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _CARRY = {"d": 10_000, "h": 24, "m": 60, "s": 60}  # a count below this does not spill into the next unit
@@ -50,6 +51,15 @@ class TestParseDuration:
             f"'{text.strip()}' is not a duration: write a number and a unit (ms, s, m, h, d, w), e.g. 48h, 7d, 2h30m"
         )
 
+    def test_at_most_a_hundred_years(self) -> None:
+        assert parse_duration("36525d") == parse_duration("5217w6d") == 36525 * 86400.0
+
+    @pytest.mark.parametrize("text", ["36525d1ms", "5218w", "3000000d", "9" * 400 + "h", "1" + "0" * 400 + "s"])
+    def test_longer_than_a_hundred_years(self, text: str) -> None:
+        with pytest.raises(ValueError) as info:
+            parse_duration(text)
+        assert str(info.value) == f"'{text}' is longer than 100 years (36525d)"
+
 
 class TestFormatDuration:
     @pytest.mark.parametrize(
@@ -83,7 +93,7 @@ class TestFormatDuration:
         seconds = sum(data.draw(st.integers(1, _CARRY[u] - 1)) * _SIZES[u] for u in units)
         assert parse_duration(format_duration(seconds).replace(" ", "")) == seconds
 
-    @given(st.floats(min_value=0, max_value=1e10))
+    @given(st.floats(min_value=0, max_value=MAX_DURATION_S))
     def test_keeps_the_two_largest_parts(self, seconds: float) -> None:
         text = format_duration(seconds)
         parts = text.split(" ")
@@ -155,6 +165,31 @@ class TestTime:
         millis = v.microsecond // 1000
         expected = v.strftime("%Y-%m-%dT%H:%M:%S") + (f".{millis:03d}Z" if millis else "Z")
         assert format_time(ts) == expected
+
+    @pytest.mark.parametrize(
+        ("ts", "text"),
+        [
+            (253402300799.0, "9999-12-31T23:59:59Z"),
+            (253402300798.5, "9999-12-31T23:59:58.500Z"),
+            (-62135596800.0, "0001-01-01T00:00:00Z"),
+            # RFC 3339 writes years 0001 to 9999: an instant beyond is written as the nearest it can write
+            (253402300799.9999, "9999-12-31T23:59:59.999Z"),
+            (math.nextafter(253402300800.0, 0), "9999-12-31T23:59:59.999Z"),  # the last float before 10000
+            (253402300800.0, "9999-12-31T23:59:59Z"),
+            (253402300799.0 + 100 * 365.25 * 86400, "9999-12-31T23:59:59Z"),
+            (1e300, "9999-12-31T23:59:59Z"),
+            (float("inf"), "9999-12-31T23:59:59Z"),
+            (-62135596800.5, "0001-01-01T00:00:00Z"),
+            (-1e300, "0001-01-01T00:00:00Z"),
+            (float("-inf"), "0001-01-01T00:00:00Z"),
+        ],
+    )
+    def test_format_clamps_to_the_years_rfc_3339_writes(self, ts: float, text: str) -> None:
+        assert format_time(ts) == text
+
+    def test_format_refuses_nan(self) -> None:
+        with pytest.raises(ValueError, match=r"^not an instant: nan$"):
+            format_time(float("nan"))
 
     @given(st.integers(min_value=0, max_value=4_000_000_000_000))
     def test_round_trip_at_millisecond_precision(self, ms: int) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import operator
+import sys
+from typing import Any
 
 from recovery.effects import Effect, Gesture, Task, effect_id
 from recovery.events import Occurrence
@@ -20,6 +22,28 @@ _new_gesture = Gesture.__pydantic_validator__.validate_python
 `model_construct`, which checks nothing)."""
 _TIME_AND_ID = operator.attrgetter("ts", "id")
 """The order of evidence: by time, then id."""
+_FLOAT_MAX = sys.float_info.max
+_INT_MAX = int(_FLOAT_MAX)
+"""The largest whole number a float holds: ints are compared with it as ints (compiled, an int compared with a
+float is converted to one, which raises past it)."""
+
+
+def _amount(value: Any) -> float | None:
+    """A gesture's amount as a float, or None unless it is a finite non-negative number (never a bool)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return float(value) if 0 <= value <= _INT_MAX else None
+    if isinstance(value, float):
+        return value if 0.0 <= value <= _FLOAT_MAX else None  # NaN fails both
+    return None
+
+
+def _shown(value: Any) -> str:
+    """`value` for a log line (repr refuses a whole number of more than 4300 digits)."""
+    if isinstance(value, int) and not -_INT_MAX <= value <= _INT_MAX:
+        return f"a whole number of {value.bit_length()} bits"
+    return repr(value)[:60]
 
 
 def build_effects(
@@ -71,11 +95,12 @@ def build_effects(
     for gesture in pb.gestures:
         if gesture.when is not None and not gesture.when.fn(ctx):
             continue
-        amount = gesture.amount.fn(ctx)
-        if not isinstance(amount, int | float) or isinstance(amount, bool) or amount < 0:
+        value = gesture.amount.fn(ctx)
+        amount = _amount(value)
+        if amount is None:
             logger.warning(
-                "gesture amount is not a non-negative number; gesture skipped",
-                extra={"playbook": pb.id, "customer_id": cid, "amount": repr(amount)},
+                "gesture amount is not a finite non-negative number; gesture skipped",
+                extra={"playbook": pb.id, "customer_id": cid, "amount": _shown(value)},
             )
             continue
         if gesture.cap is not None:
@@ -88,7 +113,7 @@ def build_effects(
                     "playbook_version": pb.version,
                     "customer_id": cid,
                     "type": gesture.type,
-                    "amount": round(float(amount), 2),
+                    "amount": round(amount, 2),
                     "currency": gesture.currency,
                     "status": "proposed" if gesture.requires_approval else "issued",
                     "requires_approval": gesture.requires_approval,

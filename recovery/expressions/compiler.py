@@ -8,6 +8,7 @@ functions are in `functions.py`, the operators' run-time rules in `operators.py`
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from recovery.events import STANDARD_TYPES, data_fields
@@ -16,6 +17,7 @@ from recovery.expressions.context import Context, Fn
 from recovery.expressions.functions import WINDOW_FUNCTIONS, check_known, compile_call, compile_window_call
 from recovery.expressions.nodes import COMPARISONS, Binary, Call, ListExpr, Literal, Node, Path, Unary
 from recovery.expressions.operators import ARITH, arith_type, comparison, is_number, same
+from recovery.expressions.parser import MAX_DEPTH
 from recovery.expressions.scope import (
     CUSTOMER_FIELDS,
     DATA_FIELD_TYPES,
@@ -30,15 +32,32 @@ _UNSET: Any = object()
 
 
 class Compiler:
-    """Compiles nodes for one scope. Raises ExpressionError at the offending node's offset."""
+    """Compiles nodes for one scope. Raises ExpressionError at the offending node's offset.
+
+    A let value is evaluated where it is used, inside the expression that names it: its levels count there. An
+    expression nests at most MAX_DEPTH levels in all (the parser bounds the text's own), so that evaluating it
+    stays well within Python's recursion limit however lets are chained.
+    """
 
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
+        self.level = 0
+        """The level of the node being compiled (1 for a whole expression)."""
+        self.deepest = 0
+        """The deepest level the expression being compiled reaches, let values included."""
 
     def compile(self, node: Node) -> Compiled:
-        method = getattr(self, "_" + type(node).__name__.lower())
-        result: Compiled = method(node)
-        return result
+        root = self.level == 0
+        if root:
+            self.deepest = 0
+        self.level += 1
+        try:
+            self.deepest = max(self.deepest, self.level)
+            method = getattr(self, "_" + type(node).__name__.lower())
+            result: Compiled = method(node)
+        finally:
+            self.level -= 1
+        return replace(result, depth=self.deepest) if root else result
 
     # -- leaves
 
@@ -64,6 +83,14 @@ class Compiler:
             if len(parts) > 1:
                 raise ExpressionError(f"'{head}' is a value, it has no field '{parts[1]}'", node.pos)
             let = scope.lets[head]
+            total = self.level + let.depth
+            if total > MAX_DEPTH:
+                raise ExpressionError(
+                    f"expression nests too deeply with the let values it uses ('{head}' adds {let.depth} levels): "
+                    f"at most {MAX_DEPTH} levels in all",
+                    node.pos,
+                )
+            self.deepest = max(self.deepest, total)
             let_fn = let.fn
 
             def get_let(ctx: Context) -> Any:

@@ -121,7 +121,17 @@ def compile_call(node: Call, compiled: list[Compiled]) -> Compiled:
         expect(compiled[0], ("duration", "any"), f"{name}() needs a duration, e.g. {name}(duration)")
         unit = UNIT_FUNCS[name]
         f0 = fns[0]
-        return Compiled(lambda ctx: v / unit if is_number(v := f0(ctx)) else None, "number", node, windows=windows)
+
+        def in_unit(ctx: Context) -> Any:
+            v = f0(ctx)
+            if not is_number(v):
+                return None
+            try:
+                return v / unit
+            except OverflowError:  # a whole number beyond any float
+                return None
+
+        return Compiled(in_unit, "number", node, windows=windows)
     if name == "if":
         arity(3, 3)
         expect(compiled[0], ("bool", "any"), "if() needs a condition first")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from functools import cache
 from importlib import resources
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from recovery.exceptions import ExpressionError
@@ -14,6 +15,24 @@ from recovery.expressions.nodes import Binary, Call, ListExpr, Literal, Node, Pa
 from recovery.times import parse_duration
 
 MAX_LENGTH = 2000
+MAX_DEPTH = 64
+"""Levels of operators, calls and lists in one expression (parentheses do not count). Compiling and evaluating
+recurse through the levels: the bound keeps an expression, let values included (`compiler.py`), well within
+Python's recursion limit."""
+TOO_DEEP = f"expression nests too deeply: at most {MAX_DEPTH} levels"
+MAX_INTEGER = 2**53
+"""The largest whole number a playbook writes, either way: every 64-bit float reader (JSON anywhere, durable-rules'
+messages) holds it exactly, and it compares exactly with the floats of event data."""
+TOO_LARGE = f"whole number too large: at most {MAX_INTEGER} (2**53) either way"
+NOT_FINITE = "not a finite number"
+
+
+def number_problem(value: int | float) -> str | None:
+    """Why `value` is not a number a playbook may write (finite, and exact when whole), or None."""
+    if isinstance(value, int):
+        return None if -MAX_INTEGER <= value <= MAX_INTEGER else TOO_LARGE
+    return None if math.isfinite(value) else NOT_FINITE
+
 
 _TOKEN_NAMES = {
     "COMP_OP": "a comparison",
@@ -72,12 +91,19 @@ class _ToAst(Transformer[Token, Node]):
     def number(self, meta: Any, children: list[Token]) -> Node:
         tok = children[0]
         text = str(tok)
-        value: float | int = float(text) if "." in text else int(text)
+        value: float | int = float(text) if "." in text else int(text) if len(text) <= 20 else MAX_INTEGER + 1
+        problem = number_problem(value)
+        if problem is not None:
+            raise ExpressionError(problem, _pos(tok))
         return Literal(_pos(tok), value, "number")
 
     def duration(self, meta: Any, children: list[Token]) -> Node:
         tok = children[0]
-        return Literal(_pos(tok), parse_duration(str(tok)), "duration")
+        try:
+            seconds = parse_duration(str(tok))
+        except ValueError as exc:  # longer than the longest duration
+            raise ExpressionError(str(exc), _pos(tok)) from None
+        return Literal(_pos(tok), seconds, "duration")
 
     def string(self, meta: Any, children: list[Token]) -> Node:
         tok = children[0]
@@ -146,7 +172,6 @@ def _describe_expected(expected: set[str]) -> str:
     return " (expected " + ", ".join(names) + ")"
 
 
-_TOO_DEEP = "expression nests too deeply: split it into let values"
 _CLOSERS = {"(": ")", "[": "]"}
 
 
@@ -172,6 +197,25 @@ def _unclosed(text: str) -> str | None:
     return stack[-1] if stack else None
 
 
+def _check_depth(tree: Tree[Token]) -> None:
+    """Raise ExpressionError where `tree` first (in reading order) nests more than MAX_DEPTH levels; iterative, as
+    the tree may be far deeper than Python's recursion limit allows to walk."""
+    stack: list[tuple[Tree[Token], int]] = [(tree, 1)]
+    while stack:
+        node, level = stack.pop()
+        if level > MAX_DEPTH:
+            raise ExpressionError(TOO_DEEP, getattr(node.meta, "start_pos", 0))
+        below: list[tuple[Tree[Token], int]] = []
+        for child in node.children:
+            if not isinstance(child, Tree):
+                continue
+            if child.data == "arglist":  # a call's or a list's arguments: one level below it, not two
+                below.extend((arg, level + 1) for arg in child.children if isinstance(arg, Tree))
+            else:
+                below.append((child, level + 1))
+        stack.extend(reversed(below))
+
+
 def _end_message(text: str, expected: set[str]) -> str:
     opener = _unclosed(text)
     if opener is not None:
@@ -189,9 +233,10 @@ def parse(text: str) -> Node:
         raise ExpressionError("empty expression")
     try:
         tree = _parser().parse(text)
+        _check_depth(tree)
         node = _ToAst().transform(tree)
-    except RecursionError:
-        raise ExpressionError(_TOO_DEEP) from None
+    except RecursionError:  # pragma: no cover - _check_depth keeps the transformer well within the limit
+        raise ExpressionError(TOO_DEEP) from None
     except UnexpectedCharacters as exc:
         at = exc.pos_in_stream or 0
         raise ExpressionError(f"unexpected character {text[at]!r}", at) from None
@@ -207,8 +252,8 @@ def parse(text: str) -> Node:
     except UnexpectedInput as exc:  # pragma: no cover - the cases above are exhaustive for LALR
         raise ExpressionError("syntax error", getattr(exc, "pos_in_stream", 0) or 0) from None
     except VisitError as exc:
-        if isinstance(exc.orig_exc, RecursionError):
-            raise ExpressionError(_TOO_DEEP) from None
+        if isinstance(exc.orig_exc, RecursionError):  # pragma: no cover - as above
+            raise ExpressionError(TOO_DEEP) from None
         if isinstance(exc.orig_exc, ExpressionError):
             raise exc.orig_exc from None
         if isinstance(exc.orig_exc, ValueError):

@@ -12,6 +12,9 @@ becomes a true/false feature.
 
 The null rules match the reference evaluator (`compiler.py`, `operators.py`) exactly: `==` and `!=` treat null as a
 value (null != "x" is true), ordered comparisons with null, or between values of different types, are false.
+
+durable-rules refuses a pattern of more than MAX_CONNECTIVES `$and`/`$or`: a condition that would need more is
+decided by recovery whole, and durable-rules tests its one true/false feature.
 """
 
 from __future__ import annotations
@@ -82,6 +85,12 @@ def _tag(value: Any) -> str:
 # order the same way against every safe constant and equal none of them.
 _SMALL, _BIG = 0.001, 1e14
 _TINY_STANDIN, _HUGE_STANDIN = 0.0005, 5e14
+
+MAX_CONNECTIVES = 15
+"""`$and` and `$or` in one pattern: durable-rules 2.0.28 keeps two entries per connective in a sequence of fewer
+than 32 (rete.c, MAX_SEQUENCE_EXPRESSIONS) and refuses a larger pattern with error 113 when the ruleset is made.
+(With at most 15 binary connectives a pattern has at most 16 features: its messages stay far below
+durable-rules' 255 properties.)"""
 
 
 def _safe_constant(value: float) -> bool:
@@ -243,8 +252,43 @@ class _Builder:
         return {"$and": parts} if negate else {"$or": parts}
 
 
+def _connectives(pattern: Any) -> int:
+    """How many `$and` and `$or` the pattern holds."""
+    found = 0
+    if isinstance(pattern, list):
+        for part in pattern:
+            found += _connectives(part)
+    elif isinstance(pattern, dict):
+        for key, value in pattern.items():
+            if key == "$and" or key == "$or":
+                found += 1
+            found += _connectives(value)
+    return found
+
+
+def _conjuncts(node: Node) -> list[Node]:
+    """The operands of `node`'s top-level chain of `and` (each one a whole expression, or a part of one)."""
+    if isinstance(node, Binary) and node.op == "and":
+        return _conjuncts(node.left) + _conjuncts(node.right)
+    return [node]
+
+
+def _all(fns: tuple[Fn, ...]) -> Fn:
+    def holds(ctx: Context) -> bool:
+        for fn in fns:
+            if not fn(ctx):
+                return False
+        return True
+
+    return holds
+
+
 def to_pattern(node: Node, compiler: Compiler) -> Pattern:
     """Translate a checked boolean condition into a durable-rules pattern and its features."""
     builder = _Builder(compiler)
     pattern = builder.build(node)
-    return Pattern(pattern, tuple(builder.features))
+    if _connectives(pattern) <= MAX_CONNECTIVES:
+        return Pattern(pattern, tuple(builder.features))
+    # Each conjunct compiles as the whole expression (or the part of one) it is: within the depth bound.
+    decided = _all(tuple(compiler.compile(part).fn for part in _conjuncts(node)))
+    return Pattern({"f0": True}, (Feature("f0", decided, True),))

@@ -42,13 +42,15 @@ DATA_FIELD_TYPES: dict[str, dict[str, str]] = {
 
 @dataclass(frozen=True)
 class Compiled:
-    """A checked expression: `fn(ctx)` evaluates it, `type` is its static type."""
+    """A checked expression: `fn(ctx)` evaluates it, `type` is its static type. `depth` is how many levels deep
+    evaluating it goes, those of the let values it uses included (set on a whole expression, see `Compiler`)."""
 
     fn: Fn
     type: str
     node: Node
     constant: bool = False
     windows: frozenset[tuple[str, float]] = frozenset()
+    depth: int = 1
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,28 +13,45 @@ from recovery.expressions.compiler import Compiler
 from recovery.expressions.context import Context
 from recovery.expressions.parser import parse
 from recovery.expressions.scope import Compiled, Scope
-from recovery.times import format_duration, format_time
+from recovery.times import FIRST_TS, LAST_TS, format_duration, format_time
 
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 
 
 def render_value(value: Any, kind: str) -> str:
-    """A value as a frontline agent reads it: durations as `2h 15m`, times in RFC 3339, 12.5 not 12.500001."""
+    """A value as a frontline agent reads it: durations as `2h 15m`, times in RFC 3339, 12.5 not 12.500001.
+
+    Null is `unknown`, and so is what arithmetic can make of data but no one can read: a number that is infinite,
+    NaN or beyond any float, a time outside the years RFC 3339 writes."""
     if type(value) is str:  # the most common: names, tiers, reasons
         return value
     if value is None:
         return "unknown"
-    if kind == "duration" and isinstance(value, int | float):
-        return format_duration(float(value))
-    if kind == "time" and isinstance(value, int | float):
-        return format_time(float(value))
+    if (kind == "duration" or kind == "time") and isinstance(value, int | float):
+        seconds = _finite(value)
+        if seconds is None or (kind == "time" and not FIRST_TS <= seconds <= LAST_TS):
+            return "unknown"
+        return format_duration(seconds) if kind == "duration" else format_time(seconds)
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
+        if not math.isfinite(value):
+            return "unknown"
         return str(int(value)) if value.is_integer() else f"{value:.2f}".rstrip("0").rstrip(".")
     if isinstance(value, list):
         return ", ".join(render_value(v, "any") for v in value)
+    if isinstance(value, int) and _finite(value) is None:
+        return "unknown"
     return str(value)
+
+
+def _finite(value: int | float) -> float | None:
+    """`value` as a finite float, or None."""
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond any float
+        return None
+    return number if math.isfinite(number) else None
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from recovery.events import EVENT_TYPE_PATTERN, Tier
+from recovery.expressions.parser import MAX_INTEGER
 from recovery.times import DURATION_PATTERN, parse_duration
 
 
@@ -145,7 +146,7 @@ class GestureAction(_Strict):
 
     type: str = Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=60)
     amount: Expr = "0"
-    cap: float | None = Field(default=None, ge=0)
+    cap: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
     requires_approval: bool = False
     reason: Template = Field(min_length=1)
@@ -169,7 +170,7 @@ class Playbook(_Strict):
     """One recovery playbook: a pattern of events that marks a customer in distress, and what to do."""
 
     id: str = Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=80, description="Unique id, e.g. repeat-caller")
-    version: int = Field(default=1, ge=1)
+    version: int = Field(default=1, ge=1, le=MAX_INTEGER)
     description: str = ""
     enabled: bool = True
     customers: Customers | None = None

@@ -2,7 +2,8 @@
 
 Only plain YAML is accepted: mappings, sequences and scalars with the standard tags. Any other tag
 (`!!python/object`, `!custom`) is refused before anything is built, duplicate keys are errors, and merge keys
-are ordinary (unknown) keys. Nothing from the document is ever executed.
+are ordinary (unknown) keys. Nothing from the document is ever executed. A document is bounded: at most
+MAX_DEPTH levels of mappings and lists (aliases count where they are used) and MAX_NODES values.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from typing import Any
 
 import yaml
 from yaml.constructor import SafeConstructor
+from yaml.events import CollectionStartEvent, Event
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from recovery.exceptions import Problem
+from recovery.expressions.parser import TOO_LARGE, number_problem
 
 Loc = tuple[str | int, ...]
 
@@ -33,6 +36,10 @@ _MAP = "tag:yaml.org,2002:map"
 _MERGE = "tag:yaml.org,2002:merge"
 _SEQ = "tag:yaml.org,2002:seq"
 MAX_NODES = 100_000
+MAX_DEPTH = 64
+"""Levels of mappings and lists, the document's own mapping included. PyYAML composes (and `_Builder` builds)
+recursively: a bound well under Python's recursion limit keeps a deep document a located problem."""
+TOO_DEEP = f"nested too deeply: at most {MAX_DEPTH} levels of mappings and lists"
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,32 @@ class YamlProblem(Exception):
         self.problem = problem
 
 
+class _TooDeep(Exception):
+    def __init__(self, line: int, column: int) -> None:
+        super().__init__(TOO_DEEP)
+        self.line = line
+        self.column = column
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, composing at most MAX_DEPTH levels of mappings and lists (it composes recursively)."""
+
+    depth = 0
+
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        if not self.check_event(CollectionStartEvent):
+            return super().compose_node(parent, index)
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                event: Event = self.peek_event()  # type: ignore[no-untyped-call]
+                mark = event.start_mark
+                raise _TooDeep(mark.line + 1, mark.column + 1) if mark else _TooDeep(1, 1)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
 def _tag(tag: str) -> str:
     return "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org,2002:") else tag
 
@@ -131,26 +164,52 @@ class _Builder:
         self.doc = Document(file, None)
         self.count = 0
         self.scalars = SafeConstructor()
+        self.open: set[int] = set()
+        """The collections being built, by id: an alias to one of them would make the data hold itself."""
 
     def fail(self, node: Node, message: str) -> YamlProblem:
         m = _mark(node)
         return YamlProblem(Problem(self.doc.file, m.line, m.column, message))
 
-    def build(self, node: Node, loc: Loc) -> Any:
+    def build(self, node: Node, loc: Loc, depth: int = 1) -> Any:
+        """`node` as plain data at `loc`; `depth` counts the collections down to it (aliases where used)."""
         self.count += 1
         if self.count > MAX_NODES:
             raise self.fail(node, f"document is too large (more than {MAX_NODES} values, or aliases nest too deeply)")
         self.doc.values[loc] = _mark(node)
         if isinstance(node, ScalarNode):
-            if node.tag not in _ALLOWED_SCALARS:
-                raise self.fail(node, f"YAML tag '{_tag(node.tag)}' is not allowed: playbooks are plain data")
-            if node.tag in (_STR, "tag:yaml.org,2002:timestamp"):
-                return node.value
-            return self.scalars.construct_object(node, deep=True)
+            return self.scalar(node)
+        if id(node) in self.open:
+            raise self.fail(node, "an alias refers to the mapping or list that holds it")
+        if depth > MAX_DEPTH:
+            raise self.fail(node, TOO_DEEP)
+        self.open.add(id(node))
+        try:
+            return self.collection(node, loc, depth)
+        finally:
+            self.open.discard(id(node))
+
+    def scalar(self, node: ScalarNode) -> Any:
+        """A scalar's value; numbers are finite and exact when whole (see `number_problem`)."""
+        if node.tag not in _ALLOWED_SCALARS:
+            raise self.fail(node, f"YAML tag '{_tag(node.tag)}' is not allowed: playbooks are plain data")
+        if node.tag in (_STR, "tag:yaml.org,2002:timestamp"):
+            return node.value
+        try:
+            value = self.scalars.construct_object(node, deep=True)
+        except ValueError:  # a whole number of more digits than Python converts (4300)
+            raise self.fail(node, TOO_LARGE) from None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            problem = number_problem(value)
+            if problem is not None:
+                raise self.fail(node, problem)
+        return value
+
+    def collection(self, node: Node, loc: Loc, depth: int) -> Any:
         if isinstance(node, SequenceNode):
             if node.tag != _SEQ:
                 raise self.fail(node, f"YAML tag '{_tag(node.tag)}' is not allowed: playbooks are plain data")
-            return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
+            return [self.build(item, (*loc, i), depth + 1) for i, item in enumerate(node.value)]
         if isinstance(node, MappingNode):
             if node.tag != _MAP:
                 raise self.fail(node, f"YAML tag '{_tag(node.tag)}' is not allowed: playbooks are plain data")
@@ -165,15 +224,19 @@ class _Builder:
                     first = self.doc.keys[(*loc, key)]
                     raise self.fail(key_node, f"duplicate key '{key}' (first at line {first.line})")
                 self.doc.keys[(*loc, key)] = _mark(key_node)
-                out[key] = self.build(value_node, (*loc, key))
+                out[key] = self.build(value_node, (*loc, key), depth + 1)
             return out
         raise self.fail(node, "unsupported YAML node")  # pragma: no cover
 
 
 def load_yaml(text: str, file: str) -> Document:
     """Parse one YAML document; raises YamlProblem with a located message on any error."""
+    loader: _Loader | None = None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        loader = _Loader(text)  # its reader refuses special characters at once
+        node = loader.get_single_node()
+    except _TooDeep as exc:
+        raise YamlProblem(Problem(file, exc.line, exc.column, TOO_DEEP)) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -184,6 +247,9 @@ def load_yaml(text: str, file: str) -> Document:
         raise YamlProblem(Problem(file, line, col, f"invalid YAML: {what}")) from None
     except yaml.YAMLError as exc:
         raise YamlProblem(Problem(file, 1, 1, f"invalid YAML: {exc}")) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     builder = _Builder(file)
     if node is None:
         raise YamlProblem(Problem(file, 1, 1, "the file is empty"))

@@ -76,6 +76,15 @@ def test_tasks_and_gestures_whose_when_holds(playbook: CompiledPlaybook) -> None
     assert (gesture.reason, gesture.task_id) == ("sorry, C1", task.id)
 
 
+def test_a_due_time_past_year_9999_is_the_last_instant_rfc_3339_writes(playbook: CompiledPlaybook) -> None:
+    last = 253402300799.0  # 9999-12-31T23:59:59Z
+    event = Occurrence("e9", "x.y", last - 3600, "C1", {"n": 7})
+    ctx = Context(event, "C1", {}, last - 3600, {})
+    task = build_effects(playbook, ctx, "e9", last - 3600, [event])[0]
+    assert isinstance(task, Task)
+    assert (task.created_at, task.due_at) == ("9999-12-31T22:59:59Z", "9999-12-31T23:59:59Z")  # due 24h later
+
+
 def test_ids_come_from_the_cause(playbook: CompiledPlaybook) -> None:
     ctx, event = context({"n": 7})
     once = [e.id for e in build_effects(playbook, ctx, "e9", AT, [event])]
@@ -92,15 +101,31 @@ def test_an_amount_is_capped_and_rounded(playbook: CompiledPlaybook) -> None:
     assert [e.amount for e in build_effects(playbook, ctx, "e9", AT, [event]) if isinstance(e, Gesture)] == [1.23]
 
 
-@pytest.mark.parametrize("amount", [-1, "5", True, None])
+@pytest.mark.parametrize(
+    "amount",
+    [
+        -1,
+        "5",
+        True,
+        None,
+        float("nan"),
+        float("inf"),
+        float("-inf"),
+        10**400,
+        -(10**400),
+        pytest.param(10**5000, id="5000-digits"),
+    ],
+)
 def test_a_gesture_without_a_usable_amount_is_skipped(
     playbook: CompiledPlaybook, amount: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     ctx, event = context({"n": amount})
     with caplog.at_level(logging.WARNING, logger="recovery.engine.actions"):
         effects = build_effects(playbook, ctx, "e9", AT, [event])
-    assert [e.kind for e in effects] == ["task"]
-    assert [r.getMessage() for r in caplog.records] == ["gesture amount is not a non-negative number; gesture skipped"]
+    assert [e.kind for e in effects if isinstance(e, Gesture)] == []
+    assert [r.getMessage() for r in caplog.records] == [
+        "gesture amount is not a finite non-negative number; gesture skipped"
+    ]
 
 
 def test_evidence_is_the_cause_and_the_windows_looked_at_by_time_then_id(playbook: CompiledPlaybook) -> None:

@@ -117,13 +117,13 @@ class TestOddData:
         cases = [
             "event.data.v > 0",
             "event.data.v < 0.0000001",
-            "event.data.v == 100000000000000000001",
+            "event.data.v == 9007199254740992",  # the largest whole number a playbook writes (2**53)
             "event.data.v >= 5",
         ]
         compiler = Compiler(Scope(event_types=frozenset({"x.y"})))
         patterns = [(text, to_pattern(parse(text), compiler)) for text in cases]
         matcher = Matcher((text, p.pattern) for text, p in patterns)
-        for value in (1e16, -1e16, 1e-07, -1e-07, 10**20, 100000000000000000001, 0, 7):
+        for value in (1e16, -1e16, 1e-07, -1e-07, 10**20, 100000000000000000001, 2**53, 0, 7):
             occ = Occurrence("e", "x.y", 0.0, "C", {"v": value})
             ctx = Context(event=occ, customer_id="C", profile={}, at=0.0, by_type={})
             for text, p in patterns:

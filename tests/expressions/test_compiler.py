@@ -556,6 +556,12 @@ class TestDataProblems:
             ("minutes(event.data.a)", {"a": [1]}, None),
             ("event.data.a * 3", {"a": "ab"}, None),
             ("2 * event.data.a", {"a": [1]}, None),
+            # numbers beyond any float, made of data a decoded event may carry (each within the float range)
+            ("minutes(event.data.a * event.data.a)", {"a": 10**300}, None),
+            ("hours(event.data.a * event.data.a * event.data.a)", {"a": -(10**300)}, None),
+            ("event.data.a * event.data.a / 2", {"a": 10**300}, None),
+            ("floor(event.data.a * event.data.a * 1.0)", {"a": 10**300}, None),
+            ("event.data.a * event.data.a", {"a": 1e300}, float("inf")),
         ],
     )
     def test_evaluates_without_raising(

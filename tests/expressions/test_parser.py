@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from recovery.exceptions import ExpressionError
 from recovery.expressions.nodes import Binary, Call, ListExpr, Literal, Node, Path, Unary
-from recovery.expressions.parser import MAX_LENGTH, parse
+from recovery.expressions.parser import MAX_DEPTH, MAX_LENGTH, parse
 from recovery.times import parse_duration
 
 
@@ -176,6 +176,12 @@ def test_number_types(text: str, kind: type) -> None:
     assert type(parse(text).value) is kind  # type: ignore[attr-defined]
 
 
+def test_the_largest_numbers() -> None:
+    assert parse("9007199254740992") == Literal(0, 2**53, "number")
+    assert parse("-9007199254740992") == Literal(0, -(2**53), "number")
+    assert parse("1" * 300 + ".5") == Literal(0, float("1" * 300), "number")
+
+
 def test_longest_accepted_expression() -> None:
     text = "x" * MAX_LENGTH
     assert parse(text) == Path(0, (text,))
@@ -218,6 +224,13 @@ def test_longest_accepted_expression() -> None:
         ("3mo", "unexpected 'mo'", 1),
         ("2hx", "unexpected 'hx'", 1),
         ("1e5", "unexpected 'e5'", 1),
+        ("x > 36526d", "'36526d' is longer than 100 years (36525d)", 4),
+        # numbers: finite 64-bit floats, whole numbers exactly so
+        ("x > 9007199254740993", "whole number too large: at most 9007199254740992 (2**53) either way", 4),
+        ("-9007199254740993 < x", "whole number too large: at most 9007199254740992 (2**53) either way", 1),
+        ("x > " + "1" * 1500, "whole number too large: at most 9007199254740992 (2**53) either way", 4),
+        ("x > " + "1" * 400 + ".5", "not a finite number", 4),
+        ('count("a.b", 3000000d)', "'3000000d' is longer than 100 years (36525d)", 13),
         # strings
         ('"abc', "unexpected character '\"'", 0),
         ("'abc", 'unexpected character "\'"', 0),
@@ -290,6 +303,33 @@ def test_deep_nesting_within_the_length_limit(text: str) -> None:
         parse(text)
     except ExpressionError:
         pass
+
+
+# (an expression at MAX_DEPTH levels, the same one level deeper, the offset where that level starts)
+_NESTINGS = {
+    "minus": (lambda n: "-" * (n - 1) + "x", lambda n: n - 1),
+    "not": (lambda n: "not " * (n - 1) + "x", lambda n: 4 * (n - 1)),
+    "lists": (lambda n: "[" * n + "]" * n, lambda n: n - 1),
+    "calls": (lambda n: "f(" * (n - 1) + "x" + ")" * (n - 1), lambda n: 2 * (n - 1)),
+    "sum": (lambda n: "+".join(["x"] * n), lambda n: 0),
+    "parenthesised sum": (lambda n: "x + (" * (n - 1) + "x" + ")" * (n - 1), lambda n: 5 * (n - 2)),
+}
+
+
+@pytest.mark.parametrize("kind", list(_NESTINGS))
+def test_nesting_is_bounded_where_it_goes_too_deep(kind: str) -> None:
+    text, offset = _NESTINGS[kind]
+    parse(text(MAX_DEPTH))
+    with pytest.raises(ExpressionError) as info:
+        parse(text(MAX_DEPTH + 1))
+    assert (info.value.message, info.value.offset) == (
+        f"expression nests too deeply: at most {MAX_DEPTH} levels",
+        offset(MAX_DEPTH + 1),
+    )
+
+
+def test_parentheses_alone_do_not_nest() -> None:
+    assert parse("(" * 500 + "x" + ")" * 500) == Path(500, ("x",))
 
 
 # ---------------------------------------------------------------------------------------------- properties

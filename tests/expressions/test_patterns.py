@@ -247,6 +247,18 @@ class TestShape:
         expected = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
         assert pattern.message_json(context_factory(data)) == expected
 
+    def test_a_condition_too_large_for_durable_rules_is_decided_by_recovery(
+        self, scope_factory: ScopeFactory, context_factory: ContextFactory
+    ) -> None:
+        text = " and ".join(f"event.data.a != {i}" for i in range(8))  # 8 $or and 7 $and: 15
+        shown = str(to_pattern(parse(text), Compiler(scope_factory("x.y"))).pattern)
+        assert shown.count("'$and'") + shown.count("'$or'") == 15  # at the limit: left to durable-rules
+        pattern = to_pattern(parse(text + " and event.data.b"), Compiler(scope_factory("x.y")))
+        assert pattern.pattern == {"f0": True}
+        assert json.loads(pattern.message_json(context_factory({"a": 9, "b": 1}))) == {"sid": "0", "k": 1, "f0": True}
+        assert json.loads(pattern.message_json(context_factory({"a": 7, "b": 1})))["f0"] is False
+        assert json.loads(pattern.message_json(context_factory({"a": 9, "b": 0})))["f0"] is False
+
     def test_features_are_computed_by_the_compiler(
         self, scope_factory: ScopeFactory, context_factory: ContextFactory
     ) -> None:
@@ -429,13 +441,28 @@ class TestAgreement:
         _check(durable, "event.data.a < '!'", [{"a": ""}])
 
     @pytest.mark.parametrize(
+        "text",
+        [
+            " and ".join(["event.data.a > 0"] * 17),
+            " or ".join(f"event.data.a == {i}" for i in range(17)),
+            " and ".join(f"event.data.a != {i}" for i in range(9)),
+            "event.data.a > 0 and (" * 8 + "event.data.b > 0 or (" * 8 + "true" + ")" * 16,
+        ],
+        ids=["17-and", "17-or", "9-not-equal", "nested"],
+    )
+    def test_conditions_beyond_durable_rules_limits(self, durable: DurableWorker, text: str) -> None:
+        # durable-rules 2.0.28 refuses a pattern of more than 15 $and/$or (error 113, "expression limit")
+        datas = [{"a": 1, "b": 1}, {"a": 20, "b": 0}, {"a": 0, "b": 1}, {"a": 10}, {}, {"a": "x"}]
+        _check(durable, text, datas)
+
+    @pytest.mark.parametrize(
         ("text", "datas"),
         [
             ("event.data.a > 0", [{"a": 1e16}]),  # json.dumps writes 1e+16: durable-rules refuses the event
             ("event.data.a > 0", [{"a": 0.0000001}]),  # 1e-07
             ("event.data.a / 1000 > 0", [{"a": 0.001}]),  # a feature of 1e-06
             ("event.data.a < 0.0000001", [{"a": 0}]),  # a constant of 1e-07: durable-rules refuses the ruleset
-            ("event.data.a == 100000000000000000001", [{"a": 100000000000000000000}]),  # beyond int64
+            ("event.data.a == 9007199254740992", [{"a": 100000000000000000000}, {"a": 2**53}]),  # data beyond int64
         ],
     )
     def test_number_edges(self, durable: DurableWorker, text: str, datas: list[dict[str, Any]]) -> None:

@@ -47,6 +47,20 @@ AT_TEXT = "2023-11-14T22:13:20Z"
         ("", "string", ""),
         ([1, 2.5, None, "a", True], "list", "1, 2.5, unknown, a, yes"),
         ([], "list", ""),
+        # what RFC 3339 cannot write, and what is no number, is unknown (never a crash)
+        (1e300, "time", "unknown"),
+        (-1e300, "time", "unknown"),
+        (float("nan"), "time", "unknown"),
+        (float("inf"), "duration", "unknown"),
+        (float("nan"), "duration", "unknown"),
+        (float("inf"), "number", "unknown"),
+        (float("-inf"), "any", "unknown"),
+        (float("nan"), "number", "unknown"),
+        ([float("nan"), 1], "list", "unknown, 1"),
+        (10**400, "number", "unknown"),
+        (-(10**400), "time", "unknown"),
+        (10**400, "duration", "unknown"),
+        (10**300, "number", "1" + "0" * 300),
     ],
 )
 def test_render_value(value: Any, kind: str, text: str) -> None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from recovery.engine import Engine
+from recovery.events import Event
 from recovery.exceptions import PlaybookError
 from recovery.playbooks.loader import load_playbook_text
+from recovery.store import MemoryStore
 
 PLAYBOOK = """\
 id: p
@@ -49,3 +52,31 @@ def test_wanted_type(place: str, text: str, message: str) -> None:
 @pytest.mark.parametrize("text", ["event.data.x", "null", "1 < 2"])
 def test_wanted_type_accepts_any_null_and_the_type(text: str) -> None:
     assert problems(when=text) == []
+
+
+LARGE = """\
+id: large
+customers:
+  tiers: [gold, platinum]
+  where: customer.region != "mars"
+trigger:
+  event: x.y
+when: {when}
+actions:
+  - task: {{queue: q, priority: P2, due_in: 24h, title: t, reason: r}}
+"""
+
+
+def test_a_condition_beyond_durable_rules_limits_still_runs() -> None:
+    # 9 `!=` (an $or each) and 8 `and`, with the customer filters: more $and/$or than durable-rules 2.0.28 takes
+    when = " and ".join(f"event.data.n != {i}" for i in range(9))
+    pb = load_playbook_text(LARGE.format(when=when), "large.yaml")
+    engine = Engine([pb], MemoryStore())
+
+    def raised(customer: str, n: int) -> list[str]:
+        event = {"id": f"{customer}-{n}", "type": "x.y", "occurred_at": "2026-11-02T09:00:00Z", "data": {"n": n}}
+        return [e.kind for e in engine.process(Event.from_dict({**event, "customer_id": customer}))]
+
+    profile = {"id": "p1", "type": "customer.updated", "occurred_at": "2026-11-01T09:00:00Z", "customer_id": "G"}
+    engine.process(Event.from_dict({**profile, "data": {"tier": "gold", "region": "eu"}}))
+    assert (raised("G", 3), raised("G", 20), raised("S", 20)) == ([], ["task"], [])

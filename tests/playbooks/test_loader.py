@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from recovery.effects import Task
+from recovery.engine import Engine
+from recovery.events import Event
 from recovery.exceptions import PlaybookError, Problem
-from recovery.playbooks.loader import load_playbook, load_playbooks, load_playbooks_or_raise
+from recovery.playbooks.loader import load_playbook, load_playbook_text, load_playbooks, load_playbooks_or_raise
+from recovery.store import MemoryStore
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "rules"
@@ -265,3 +270,140 @@ class TestDocumentShape:
         _, problems = load_playbooks([path])
         merge = [p for p in problems if "'<<'" in p.message]
         assert [(p.line, p.column) for p in merge] == [(12, 1)]
+
+
+class TestDepth:
+    """YAML nests at most MAX_DEPTH levels of mappings and lists: deeper is a located problem, never a crash."""
+
+    TOO_DEEP = "nested too deeply: at most 64 levels of mappings and lists"
+
+    @pytest.mark.parametrize(
+        ("opener", "closer"),
+        [pytest.param("[", "]", id="lists"), pytest.param("{a: ", "}", id="mappings")],
+    )
+    def test_nesting_past_the_limit_is_refused_where_it_starts(
+        self, playbook_factory: PlaybookFactory, opener: str, closer: str
+    ) -> None:
+        path = playbook_factory(text=VALID.format(id="deep") + f"description: {opener * 500}x{closer * 500}\n")
+        playbooks, problems = load_playbooks([path])
+        # the root mapping is level 1, the outermost bracket level 2: level 65 opens at bracket 64
+        assert (playbooks, lines(problems)) == ([], [f"{path}:11:{14 + 63 * len(opener)}: {self.TOO_DEEP}"])
+
+    def test_nesting_up_to_the_limit_is_read(self, playbook_factory: PlaybookFactory) -> None:
+        path = playbook_factory(text=VALID.format(id="deep") + f"description: {'[' * 63}x{']' * 63}\n")
+        _, problems = load_playbooks([path])
+        assert lines(problems) == [f"{path}:11:14: description: Input should be a valid string"]
+
+    def test_aliases_count_where_they_are_used(self, playbook_factory: PlaybookFactory) -> None:
+        text = VALID.format(id="deep") + f"base: &b {'[' * 40}x{']' * 40}\nmore: {'[' * 30}*b{']' * 30}\n"
+        path = playbook_factory(text=text)
+        _, problems = load_playbooks([path])
+        assert [p.message for p in problems] == [self.TOO_DEEP]
+
+    def test_an_alias_inside_itself_is_refused(self, playbook_factory: PlaybookFactory) -> None:
+        path = playbook_factory(text=VALID.format(id="loop") + "description: &a [x, *a]\n")
+        _, problems = load_playbooks([path])
+        assert lines(problems) == [f"{path}:11:14: an alias refers to the mapping or list that holds it"]
+
+
+def _let_chain(n: int) -> str:
+    """`n` let values, each the one before plus 1: v0 is 2 levels deep (`+`, count()), v1 4, vK 2K + 2."""
+    return "let:\n  v0: count('service.call', 7d) + 0\n" + "".join(f"  v{k}: v{k - 1} + 1\n" for k in range(1, n))
+
+
+class TestLetChains:
+    """A let value is evaluated where it is used: its levels count in the expression that names it."""
+
+    LET_TOO_DEEP = (
+        "expression nests too deeply with the let values it uses ('v{k}' adds {depth} levels): at most 64 levels in all"
+    )
+
+    def test_a_long_chain_is_refused_at_each_let_that_goes_too_deep(self, playbook_factory: PlaybookFactory) -> None:
+        path = playbook_factory(text=VALID.format(id="lets") + _let_chain(600) + "when: v599 > 0\n")
+        playbooks, problems = load_playbooks([path])
+        assert playbooks == []
+        # v31 is 64 levels deep: v32 names it one level down. A let refused counts 1 level: v33 is 3 deep, v63 63
+        first = 10 + 1 + 1 + 32  # the lines before `let:`, `let:`, v0, then v1..v32
+        assert lines(problems)[:2] == [
+            f"{path}:{first}:8: {self.LET_TOO_DEEP.format(k=31, depth=64)}",
+            f"{path}:{first + 32}:8: {self.LET_TOO_DEEP.format(k=63, depth=63)}",
+        ]
+        assert len(problems) == 18  # v32, v64, ... v576
+        assert {p.message.split(" (")[0] for p in problems} == {
+            "expression nests too deeply with the let values it uses"
+        }
+
+    def test_the_deepest_chain_allowed_runs_in_few_frames(self, playbook_factory: PlaybookFactory) -> None:
+        text = VALID.format(id="lets").replace("called support.", "called support: {{ v30 }}.")
+        path = playbook_factory(text=text + _let_chain(32) + "when: v30 > 0\n")  # 2 + 62 levels
+        (pb,) = load_playbooks_or_raise([path])
+        assert (pb.lets["v30"].depth, pb.lets["v31"].depth) == (62, 64)
+        engine = Engine([pb], MemoryStore())
+        call = Event.from_dict(
+            {"id": "c1", "type": "service.call", "occurred_at": "2026-11-02T09:00:00Z", "customer_id": "C1"}
+        )
+        frames, frame = 0, sys._getframe()
+        while frame is not None:
+            frames, frame = frames + 1, frame.f_back
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(frames + 300)  # whatever calls the engine, 300 frames are enough for it
+        try:
+            (task,) = engine.process(call)
+        finally:
+            sys.setrecursionlimit(limit)
+        assert isinstance(task, Task)
+        assert task.reason == "C1 called support: 31."
+
+
+class TestNumbers:
+    """Numbers in a YAML file are finite 64-bit floats, whole numbers exactly so (at most 2**53 either way)."""
+
+    TOO_LARGE = "whole number too large: at most 9007199254740992 (2**53) either way"
+
+    @pytest.mark.parametrize(
+        ("line", "column", "message"),
+        [
+            ("version: 9007199254740993", 10, TOO_LARGE),
+            ("version: " + "1" * 1500, 10, TOO_LARGE),
+            ("version: " + "1" * 5000, 10, TOO_LARGE),  # past Python's 4300 digits of int()
+            ("version: -0x20000000000001", 10, TOO_LARGE),
+            ("description: [1.0e+999]", 15, "not a finite number"),
+            ("description: {x: -.inf}", 18, "not a finite number"),
+            ("description: .NaN", 14, "not a finite number"),
+        ],
+    )
+    def test_out_of_range_is_refused_where_written(
+        self, playbook_factory: PlaybookFactory, line: str, column: int, message: str
+    ) -> None:
+        path = playbook_factory(text=VALID.format(id="numbers") + line + "\n")
+        _, problems = load_playbooks([path])
+        assert lines(problems) == [f"{path}:11:{column}: {message}"]
+
+    def test_the_largest_are_read(self, playbook_factory: PlaybookFactory) -> None:
+        path = playbook_factory(text=VALID.format(id="numbers") + "version: 9007199254740992\n")
+        (pb,) = load_playbooks_or_raise([path])
+        assert pb.version == 2**53
+
+    def test_a_version_written_as_text_is_bounded_too(self, playbook_factory: PlaybookFactory) -> None:
+        path = playbook_factory(text=VALID.format(id="numbers") + 'version: "9007199254740993"\n')
+        _, problems = load_playbooks([path])
+        assert lines(problems) == [
+            f"{path}:11:10: version: Input should be less than or equal to 9007199254740992 (got '9007199254740993')"
+        ]
+
+    def test_a_cap_written_as_text_is_finite(self) -> None:
+        text = VALID.format(id="numbers") + '  - gesture: {type: apology, amount: "1", cap: "1e999", reason: r}\n'
+        with pytest.raises(PlaybookError) as caught:
+            load_playbook_text(text, "p.yaml")
+        assert [str(p) for p in caught.value.problems] == [
+            "p.yaml:11:48: actions.1.gesture.cap: Input should be a finite number (got '1e999')"
+        ]
+
+
+def test_a_special_character_is_invalid_yaml() -> None:
+    with pytest.raises(PlaybookError) as caught:
+        load_playbook_text("\x08", "p.yaml")
+    assert [str(p) for p in caught.value.problems] == [
+        'p.yaml:1:1: invalid YAML: unacceptable character #x0008: special characters are not allowed\n  in "<unicode '
+        'string>", position 0'
+    ]

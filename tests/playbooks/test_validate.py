@@ -7,6 +7,7 @@ repository root, so the file names in the expected lines are relative to it.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -25,9 +26,11 @@ _CUSTOMER_FIELDS = "id, tier, segment, region, annual_value, name, email, phone,
 
 
 def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    # PYTHONPATH: from another folder, `recovery` would be whichever checkout the virtualenv has installed
     return subprocess.run(
         [sys.executable, "-m", "recovery.cli", *args],
         cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
         timeout=60,
@@ -361,3 +364,167 @@ def test_schema_accepts_the_shipped_playbooks(schema: dict[str, Any], path: Path
     # `priority: P1` is valid for recovery (a shorthand for one case), so the schema must accept it too.
     doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert schema_errors(schema, schema, doc) == []
+
+
+# ------------------------------------------------------------------------------------------ bounded input
+
+# Playbooks that `validate` once accepted, or the tools crashed on (issue 15): each is one located problem, the
+# same from `validate`, `test` and `replay`, and never a traceback.
+_HOSTILE = """\
+id: hostile
+version: {version}
+description: {description}
+trigger:
+  event: service.call
+let:
+  calls: count("service.call", {window})
+{lets}when: {when}
+actions:
+  - task:
+      queue: q
+      priority: P2
+      due_in: {due_in}
+      title: "{{{{ calls }}}} calls"
+      reason: r
+  - gesture:
+      type: apology
+      amount: {amount}
+      cap: {cap}
+      reason: r
+"""
+_HOSTILE_FIELDS = {
+    "version": "1",
+    "description": "d",
+    "window": "7d",
+    "lets": "",
+    "when": "calls > 0",
+    "due_in": "24h",
+    "amount": "5",
+    "cap": "10",
+}
+_HOSTILE_TEST = """\
+playbook: hostile
+tests:
+  - name: a call
+    events: [{at: 0s, type: service.call, customer_id: C1}]
+    expect: [{task: {queue: q}}, {gesture: {amount: 5}}]
+"""
+_CALL = '{"id": "c1", "type": "service.call", "occurred_at": "2026-11-02T09:00:00Z", "customer_id": "C1"}\n'
+TOO_DEEP = "nested too deeply: at most 64 levels of mappings and lists"
+
+HOSTILE_CASES: list[Any] = [
+    pytest.param({"description": "[" * 500 + "x" + "]" * 500}, f"3:{14 + 63}: {TOO_DEEP}", id="nested-500-deep"),
+    pytest.param(
+        {"when": "-" * 64 + "calls > 0"},
+        "8:70: expression nests too deeply: at most 64 levels",
+        id="expression-65-deep",
+    ),
+    # calls is 1 level deep, v0 2, vK 2K + 2: v32 names v31, 64 levels deep, one level down
+    pytest.param(
+        {"lets": "  v0: calls\n" + "".join(f"  v{k}: v{k - 1} + 1\n" for k in range(1, 40)), "when": "v39 > 0"},
+        "40:8: expression nests too deeply with the let values it uses ('v31' adds 64 levels): at most 64 levels "
+        "in all",
+        id="chain-of-40-lets",
+    ),
+    pytest.param(
+        {"due_in": "3000000d"},
+        "13:15: actions.0.task.due_in: '3000000d' is longer than 100 years (36525d) (got '3000000d')",
+        id="due-in-3000000d",
+    ),
+    pytest.param(
+        {"due_in": "9" * 400 + "h"},
+        f"13:15: actions.0.task.due_in: '{'9' * 400}h' is longer than 100 years (36525d) (got '{'9' * 400}h')",
+        id="due-in-400-digits",
+    ),
+    pytest.param(
+        {"when": "calls > " + "1" * 1500},
+        "8:15: whole number too large: at most 9007199254740992 (2**53) either way",
+        id="literal-of-1500-digits",
+    ),
+    pytest.param(
+        {"amount": "calls * 1" + "0" * 1500},
+        "18:23: whole number too large: at most 9007199254740992 (2**53) either way",
+        id="amount-of-1500-digits",
+    ),
+    pytest.param(
+        {"version": "1" * 1500},
+        "2:10: whole number too large: at most 9007199254740992 (2**53) either way",
+        id="version-of-1500-digits",
+    ),
+    pytest.param({"cap": "1.0e+999"}, "19:12: not a finite number", id="cap-1e999"),
+    pytest.param(
+        {"window": "3000000d"},
+        "7:32: '3000000d' is longer than 100 years (36525d)",
+        id="window-3000000d",
+    ),
+]
+
+
+def _hostile_folder(tmp_path: Path, fields: dict[str, str]) -> Path:
+    (tmp_path / "hostile.yaml").write_text(_HOSTILE.format(**{**_HOSTILE_FIELDS, **fields}), encoding="utf-8")
+    (tmp_path / "hostile.test.yaml").write_text(_HOSTILE_TEST, encoding="utf-8")
+    (tmp_path / "events.jsonl").write_text(_CALL, encoding="utf-8")
+    return tmp_path
+
+
+def test_the_hostile_playbook_as_such_is_valid(tmp_path: Path) -> None:
+    folder = _hostile_folder(tmp_path, {})
+    assert run_cli("validate", ".", cwd=folder).returncode == 0
+    test = run_cli("test", ".", cwd=folder)
+    assert (test.stdout, test.returncode) == ("1 passed, 0 failed\n", 0)
+    replay = run_cli("replay", "--rules", "hostile.yaml", "events.jsonl", cwd=folder)
+    assert [json.loads(line)["kind"] for line in replay.stdout.splitlines()] == ["task", "gesture"]
+
+
+@pytest.mark.parametrize(("fields", "problem"), HOSTILE_CASES)
+def test_hostile_playbook_is_one_located_problem_everywhere(
+    tmp_path: Path, fields: dict[str, str], problem: str
+) -> None:
+    folder = _hostile_folder(tmp_path, fields)
+    line = f"hostile.yaml:{problem}\n"
+    validate = run_cli("validate", "hostile.yaml", cwd=folder)
+    assert (validate.stdout, validate.stderr, validate.returncode) == (line, "", 1)
+    test = run_cli("test", ".", cwd=folder)
+    assert (test.stdout, test.stderr, test.returncode) == (line + "0 passed, 1 failed\n", "", 1)
+    replay = run_cli("replay", "--rules", "hostile.yaml", "events.jsonl", cwd=folder)
+    assert (replay.stdout, replay.stderr, replay.returncode) == ("", line, 1)
+
+
+_EVENTS = "    events: [{at: 0s, type: service.call, customer_id: C1}]"
+_EVENTS_DEEP = "    events: [{at: 0s, type: service.call, customer_id: C1, data: {x: "
+_EXPECT = "    expect: [{task: {queue: q}}, {gesture: {amount: 5}}]"
+HOSTILE_TEST_CASES: list[Any] = [
+    # levels: the file, tests, the case, events, the event, data, then x's brackets: the 59th is level 65
+    pytest.param(
+        (_EVENTS, _EVENTS_DEEP + "[" * 500 + "]" * 500 + "}}]"),
+        f"4:{len(_EVENTS_DEEP) + 59}: {TOO_DEEP}",
+        id="nested-500-deep",
+    ),
+    pytest.param(
+        (_EVENTS, _EVENTS.replace("0s", "3000000d")),
+        "4:19: '3000000d' is longer than 100 years (36525d)",
+        id="at-3000000d",
+    ),
+    pytest.param(
+        (_EXPECT, _EXPECT.replace("queue: q", "queue: q, due_at: tomorrow")),
+        "5:40: 'tomorrow' is not an RFC 3339 timestamp",
+        id="due-at-tomorrow",
+    ),
+    pytest.param(
+        (_EXPECT, _EXPECT + "\n    until: 36500d\n  - {name: x, events: [], until: 36526d}"),
+        "7:34: '36526d' is longer than 100 years (36525d)",
+        id="until-36526d",
+    ),
+]
+
+
+@pytest.mark.parametrize(("change", "problem"), HOSTILE_TEST_CASES)
+def test_hostile_test_file_is_one_located_problem(tmp_path: Path, change: tuple[str, str], problem: str) -> None:
+    assert change[0] in _HOSTILE_TEST
+    folder = _hostile_folder(tmp_path, {})
+    (folder / "hostile.test.yaml").write_text(_HOSTILE_TEST.replace(*change))
+    line = f"hostile.test.yaml:{problem}\n"
+    validate = run_cli("validate", ".", cwd=folder)
+    assert (validate.stdout, validate.stderr, validate.returncode) == (line, "", 1)
+    test = run_cli("test", ".", cwd=folder)
+    assert (test.stdout, test.stderr, test.returncode) == (line + "0 passed, 1 failed\n", "", 1)
