@@ -1,0 +1,7 @@
+"""`python -m recovery.cli`: the `recovery` command."""
+
+import sys
+
+from recovery.cli import main
+
+sys.exit(main())
