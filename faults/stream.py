@@ -95,8 +95,9 @@ def hostile(count: int, seed: int, near_max_bytes: int) -> list[tuple[bytes, byt
     for n in range(count):
         value = makers[n % len(makers)](n)
         out.append((f"C{rng.randrange(1000):06d}".encode(), value))
-    # The largest: a valid-looking event of about 1 MiB, and one just under the broker's limit.
-    big = _event(count, data={"blob": "x" * (1024 * 1024 - 300)})
+    # The largest: a valid-looking event of about 1 MiB, and one just under what the broker and the producer take
+    # (its DLQ copy carries headers too).
+    big = _event(count, data={"blob": "x" * (1024 * 1024 - 4096)})
     big["type"] = "Not.Valid"
     out[0] = (b"C000001", json.dumps(big).encode())
     near = _event(count + 1, data={"blob": "x" * (near_max_bytes - 400)})

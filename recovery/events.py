@@ -177,6 +177,11 @@ PROFILE_TYPE = "customer.updated"
 SCOPE_TYPES = frozenset({"outage.started", "outage.resolved"})
 """Types that may concern many customers at once (no `customer_id`): fanned out to every affected customer."""
 
+FEEDBACK_TYPES = frozenset({"task.completed"})
+"""Types recovery sends itself, from what people do (a task closed through the API): stamped with the frontline's
+wall time, which may run far ahead of a backlog still being read. They are evaluated at their time, but move no
+clock (nor fire deadlines): otherwise an agent at work during a backlog would fire its partition's deadlines early."""
+
 
 def data_fields(event_type: str) -> frozenset[str] | None:
     """The known `data` fields of a standard type, or None for a type whose data is free-form."""

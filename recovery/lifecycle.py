@@ -94,11 +94,14 @@ class Catalog:
         return None
 
 
-def escalate_overdue(store: TaskDesk, catalog: Catalog, now: float) -> list[TaskRecord]:
-    """Escalate every task not done by `now` (epoch seconds) and never escalated; returns them as they were.
-    The caller commits."""
+def escalate_overdue(
+    store: TaskDesk, catalog: Catalog, now: float, *, batches: int | None = None
+) -> list[TaskRecord]:
+    """Escalate the tasks not done by `now` (epoch seconds) and never escalated, oldest due first: all of them, or
+    at most `batches` times `ESCALATE_BATCH`; returns them as they were. The caller commits."""
     escalated: list[TaskRecord] = []
-    while True:
+    while batches is None or batches > 0:
+        batches = None if batches is None else batches - 1
         overdue = store.overdue_tasks(now, ESCALATE_BATCH)
         for record in overdue:
             priority = raised_priority(record.priority)
@@ -118,24 +121,28 @@ def escalate_overdue(store: TaskDesk, catalog: Catalog, now: float) -> list[Task
                     extra={"task_id": record.id, "customer_id": record.task.customer_id, "queue": queue},
                 )
         if len(overdue) < ESCALATE_BATCH:
-            return escalated
+            break
+    return escalated
 
 
 class Escalator:
     """The service loop's hook: at most every `every_s` of wall time, escalate overdue tasks and refresh the task
-    gauges. Called with the loop's store, inside its transaction (the loop commits)."""
+    gauges. Called with the loop's store, inside its transaction (the loop commits). A step escalates at most
+    `ESCALATE_BATCH` tasks, so that a pile of overdue tasks (after a backlog) never holds the loop up: the rest
+    follows at the next steps."""
 
     def __init__(self, catalog: Catalog, metrics: Metrics | None = None, every_s: float = 5.0) -> None:
         self.catalog = catalog
         self.metrics = metrics
         self.every_s = every_s
         self._last = float("-inf")
+        self._more = False
 
     def __call__(self, store: TaskDesk, now: float) -> None:
-        if now - self._last < self.every_s:
+        if now - self._last < self.every_s and not self._more:
             return
         self._last = now
-        escalate_overdue(store, self.catalog, now)
+        self._more = len(escalate_overdue(store, self.catalog, now, batches=1)) >= ESCALATE_BATCH
         if self.metrics is not None:
             self.metrics.set_tasks(*store.task_counts(now))
 

@@ -7,11 +7,13 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+from recovery import lifecycle
 from recovery.events import Event
 from recovery.lifecycle import Catalog, Escalator, escalate_overdue, raised_priority, task_completed_event
 from recovery.metrics import Metrics
 from recovery.playbooks.loader import load_playbook_text
 from recovery.store import Store
+from recovery.store.records import TaskQuery
 from recovery.times import parse_time
 from tests.api.test_ops import VALID
 from tests.store import test_stores
@@ -88,6 +90,25 @@ def test_the_escalator_runs_at_most_every_few_seconds_and_sets_gauges(
     assert record is not None and record.escalated_at == DUE + 10
     assert registry.get_sample_value("recovery_tasks_open", {"queue": "supervisors"}) == 1
     assert registry.get_sample_value("recovery_tasks_overdue", {"queue": "q"}) == 1
+
+
+def test_a_pile_of_overdue_tasks_is_escalated_a_batch_per_step(
+    store_factory: StoreFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # After a backlog every task may be overdue at once: one step must not escalate them all (it held the loop,
+    # and on SQLite the frontline's writes, for half a minute with a few thousand).
+    monkeypatch.setattr(lifecycle, "ESCALATE_BATCH", 3)
+    store = store_factory()
+    for n in range(7):
+        store.put_effect(make_task(f"t{n}"))
+    store.commit()
+    escalator = Escalator(catalog(tmp_path), every_s=5.0)
+    done = []
+    for step in range(4):  # within 5 s of each other: only a full batch makes the next step go on
+        escalator(store, DUE + 1 + step * 0.1)
+        store.commit()
+        done.append(sum(1 for t in store.list_tasks(TaskQuery())[0] if t.escalated_at is not None))
+    assert done == [3, 6, 7, 7]
 
 
 def test_task_completed_is_a_valid_event(store_factory: StoreFactory) -> None:

@@ -29,7 +29,7 @@ from recovery.engine.deadlines import Deadlines
 from recovery.engine.matcher import Matcher, MatcherError
 from recovery.engine.state import NO_COOLDOWNS, Customers, CustomerState
 from recovery.engine.stats import EngineStats
-from recovery.events import PROFILE_TYPE, SCOPE_TYPES, Event, Occurrence
+from recovery.events import FEEDBACK_TYPES, PROFILE_TYPE, SCOPE_TYPES, Event, Occurrence
 from recovery.expressions.context import Context
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.store.base import EngineState
@@ -174,7 +174,9 @@ class Engine:
             return []
         self.stats.events += 1
         heap = self.deadlines.heap
-        if (heap and heap[0][0] < ts) or ts - self._pruned_at > self._prune_every_s:
+        if event.type in FEEDBACK_TYPES:  # evaluated at its time, moving no clock
+            effects = []
+        elif (heap and heap[0][0] < ts) or ts - self._pruned_at > self._prune_every_s:
             effects = self.advance(ts)
         else:  # `advance(ts)` when it has nothing to fire or prune, inline: most events
             if ts > self.clock:

@@ -11,7 +11,7 @@ from recovery.engine import Engine
 from recovery.events import Event
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.store import MemoryStore
-from tests.conftest import random_stream
+from tests.conftest import T0, random_stream
 
 DAY = 86400.0
 
@@ -197,3 +197,17 @@ def test_hundred_thousand_customers_bounded_memory(shipped_playbooks: list[Compi
     # The engine's own memory is flat once the cache is full; the in-memory store grows with the data only
     # (about 1 KB per customer here, ledger and history included).
     assert (current - warm) / 80_000 < 2_000
+
+
+def test_a_task_completed_event_moves_no_clock(
+    engine_factory: Callable[..., Engine], event_factory: Callable[..., Event]
+) -> None:
+    # The frontline closes a task now, while the engine is still on a backlog a day old: the complaint's 48-hour
+    # deadline must not fire before the backlog gets there (its resolution comes in time).
+    engine = engine_factory()
+    engine.process(event_factory("complaint.opened", "C1", at=0, data={"complaint_id": "K1"}))
+    closed = event_factory("task.completed", "C1", at=30 * 86400, data={"task_id": "t1", "outcome": "saved"})
+    assert engine.process(closed) == []
+    assert engine.clock == T0
+    engine.process(event_factory("complaint.resolved", "C1", at=86400, data={"complaint_id": "K1"}))
+    assert engine.advance(T0 + 40 * 86400) == []  # resolved in time: no complaint-unresolved task
