@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     event time it is at, before it goes on without them (their outages then reach its customers late)."""
     retry_backoff_s: float = Field(default=1.0, gt=0)
     """Pause after a failure of the broker or the store, before trying again (it doubles while the failure lasts,
-    up to 30 s); also the first retry's delay of a message the broker did not take."""
+    up to 10 s); also the first retry's delay of a message the broker did not take."""
     max_future_skew_s: float = Field(default=3600.0, ge=0)
     """An event dated more than this ahead of wall time is refused (DLQ, reason `future_event`): one such event would
     move its partition's clock ahead, fire its deadlines early and prune what it still needs."""

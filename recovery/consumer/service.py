@@ -37,8 +37,8 @@ from recovery.store.base import OutboxStore, Store
 logger = logging.getLogger("recovery.consumer")  # one name for the loop's logs, whatever the module
 
 TransportFactory = Callable[[Settings], Transport]
-MAX_BACKOFF_S = 30.0
-"""The longest pause between two tries while a failure lasts."""
+MAX_BACKOFF_S = 10.0
+"""The longest pause between two tries while a failure lasts (the store or the broker is back within it)."""
 CLOSE_PUBLISH_S = 10.0
 """How long closing publishes what waits in the outbox."""
 CLOCKS = "clock:{topic}/{partition}"
@@ -222,10 +222,24 @@ class Service:
         self.offsets.send(transport, reader.assigned)  # what waited for a commit in flight, or failed
         self._observe_stored()
         self._polled_at = None
-        if self.publisher is not None:
-            self.publisher.cycle()  # what the last step sent is settled, what this one stored is sent
+        self._publish()
         self._check_broker(transport)
         self.health.set(store=None, loop=None)
+
+    def _publish(self) -> None:
+        """Settle what the last step sent, send what this one stored. The step's work is committed already: a
+        failure here holds up publishing only (tried again at the next step), never the loop."""
+        if self.publisher is None:
+            return
+        try:
+            self.publisher.cycle()
+        except (BrokerError, StoreError) as exc:
+            logger.warning("publishing the outbox failed; tried again at the next step", extra={"error": str(exc)})
+            self.publisher.forget()
+            try:
+                self.outbox.rollback()  # a lost connection is opened again here, if the server is back
+            except StoreError:
+                logger.warning("the outbox's connection is not back yet")
 
     def _process(self, batch: list[Item], reader: Reader) -> None:
         """One store transaction: evaluate, queue effects and DLQ records, commit; then commit offsets."""
