@@ -94,9 +94,7 @@ class Catalog:
         return None
 
 
-def escalate_overdue(
-    store: TaskDesk, catalog: Catalog, now: float, *, batches: int | None = None
-) -> list[TaskRecord]:
+def escalate_overdue(store: TaskDesk, catalog: Catalog, now: float, *, batches: int | None = None) -> list[TaskRecord]:
     """Escalate the tasks not done by `now` (epoch seconds) and never escalated, oldest due first: all of them, or
     at most `batches` times `ESCALATE_BATCH`; returns them as they were. The caller commits."""
     escalated: list[TaskRecord] = []
