@@ -51,14 +51,14 @@ class Row:
         return not self.problems and self.missing == 0 and self.unexpected == 0
 
     HEADER = (
-        f"{'scenario':22s} {'events':>7s} {'expected':>8s} {'seen':>6s} {'missing':>7s} {'unexpected':>10s} "
+        f"{'scenario':26s} {'events':>7s} {'expected':>8s} {'seen':>6s} {'missing':>7s} {'unexpected':>10s} "
         f"{'repeats':>7s} {'dlq':>6s} {'503 s':>6s}  result"
     )
 
     def line(self) -> str:
         verdict = "PASS" if self.passed else "FAIL: " + "; ".join(self.problems or ["effects differ from replay"])
         return (
-            f"{self.scenario:22s} {self.events:7d} {self.expected:8d} {self.seen:6d} {self.missing:7d} "
+            f"{self.scenario:26s} {self.events:7d} {self.expected:8d} {self.seen:6d} {self.missing:7d} "
             f"{self.unexpected:10d} {self.repeats:7d} {self.dlq:6d} {self.not_ready_s:6.1f}  {verdict}"
         )
 
