@@ -43,6 +43,8 @@ class Task(_Effect):
     created_at: str
     status: TaskStatus = "open"
     talking_points: list[str]
+    case_id: str = ""
+    """The customer's case the task belongs to (DESIGN.md, effects): the case its first open task opened."""
 
 
 class Gesture(_Effect):

@@ -58,6 +58,7 @@ class ServiceCall(_Data):
 
 class ComplaintEvent(_Data):
     complaint_id: str = Field(min_length=1)
+    category: str | None = None
 
 
 class SurveyResponse(_Data):
@@ -66,8 +67,42 @@ class SurveyResponse(_Data):
 
 class TaskCompleted(_Data):
     task_id: str | None = None
+    playbook: str | None = None
+    queue: str | None = None
     outcome: str | None = None
     reason_code: str | None = None
+    agent: str | None = None
+
+
+Value = Annotated[float, Field(ge=0, strict=True, allow_inf_nan=False)]
+"""An annual value: a finite number, never negative."""
+
+
+class CustomerJoined(_Data):
+    annual_value: Value | None = None
+    segment: str | None = None
+    channel: str | None = None
+
+
+class CustomerRenewed(_Data):
+    annual_value: Value | None = None
+    reason: str | None = None
+
+
+class CustomerReferred(_Data):
+    referred_customer_id: str = Field(min_length=1)
+
+
+class CustomerLost(_Data):
+    reason: str | None = None
+    annual_value: Value | None = None
+
+
+class PlaybookSnoozed(_Data):
+    playbook: str = Field(min_length=1)
+    until: AwareDatetime
+    reason: str | None = None
+    by: str | None = None
 
 
 class _Empty(_Data):
@@ -85,6 +120,12 @@ STANDARD_TYPES: dict[str, type[_Data]] = {
     "payment.failed": _Empty,
     "survey.response": SurveyResponse,
     "task.completed": TaskCompleted,
+    "payment.succeeded": _Empty,
+    "customer.joined": CustomerJoined,
+    "customer.renewed": CustomerRenewed,
+    "customer.referred": CustomerReferred,
+    "customer.lost": CustomerLost,
+    "playbook.snoozed": PlaybookSnoozed,
 }
 """The standard event types and the model of their `data`."""
 
@@ -177,8 +218,9 @@ PROFILE_TYPE = "customer.updated"
 SCOPE_TYPES = frozenset({"outage.started", "outage.resolved"})
 """Types that may concern many customers at once (no `customer_id`): fanned out to every affected customer."""
 
-FEEDBACK_TYPES = frozenset({"task.completed"})
-"""Types recovery sends itself, from what people do (a task closed through the API): stamped with the frontline's
+FEEDBACK_TYPES = frozenset({"task.completed", "playbook.snoozed"})
+"""Types recovery sends itself, from what people do (a task closed, a playbook snoozed for a customer through the
+API): stamped with the frontline's
 wall time, which may run far ahead of a backlog still being read. They are evaluated at their time, but move no
 clock (nor fire deadlines): otherwise an agent at work during a backlog would fire its partition's deadlines early."""
 

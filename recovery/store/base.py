@@ -10,14 +10,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from recovery.effects import Effect, GestureStatus
+from recovery.effects import Effect, GestureStatus, Task
 from recovery.events import Occurrence
 from recovery.store.records import (
     AuditEntry,
+    CaseRecord,
     Deadline,
     GestureRecord,
+    MutedRecord,
     OutboxItem,
     ParkedItem,
+    Snooze,
     TaskQuery,
     TaskRecord,
 )
@@ -128,7 +131,43 @@ class EffectLog(Protocol):
     def effects(self) -> list[Effect]: ...
 
 
-class EngineState(Ledger, Customers, Deadlines, ScopeLog, EffectLog, Protocol):
+class Cases(Protocol):
+    """A customer's case, its snoozes, and what was muted: decided by the engine in event time (see cases.py)."""
+
+    def open_case(self, customer_id: str) -> CaseRecord | None:
+        """The customer's open case, if any."""
+        ...
+
+    def put_case(self, case: CaseRecord) -> None:
+        """Keep a case as it is now (opened, joined, a task done, closed)."""
+        ...
+
+    def snoozes(self, customer_id: str) -> dict[str, Snooze]:
+        """The customer's snoozes, by playbook (expired ones included: the caller compares `until`)."""
+        ...
+
+    def put_snooze(self, customer_id: str, snooze: Snooze) -> None: ...
+
+    def put_muted(self, effect: Effect, muted_by: str, reason: str, at: float) -> None:
+        """Keep an effect that was muted, with what muted it and why (written once per id)."""
+        ...
+
+    def muted(self, customer_id: str | None, since: float, until: float, limit: int = 10_000) -> list[MutedRecord]:
+        """Muted effects with `since <= at < until`, of one customer or all, oldest first."""
+        ...
+
+    def cancel_tasks(self, task_ids: list[str], at: float, reason: str) -> list[Task]:
+        """Cancel those of these tasks not done yet (`reason`: why, such as `customer-lost`); returns them as
+        effects with status `cancelled`, to publish."""
+        ...
+
+    def complete_from_event(self, task_id: str, at: float, outcome: str, reason_code: str, agent: str) -> bool:
+        """A `task.completed` event for a task not done in this store yet (a stream replayed, another store):
+        done with its outcome. False when it is done already (the API closed it) or unknown."""
+        ...
+
+
+class EngineState(Ledger, Customers, Deadlines, ScopeLog, EffectLog, Cases, Protocol):
     """What the engine reads and writes."""
 
 

@@ -15,7 +15,7 @@ from recovery.store.statements import REAL, TEXT, Cursor, Insert, Params, Query,
 
 TASK_COLUMNS = (
     "t.status, t.queue, t.priority, t.due_ts, t.created_ts, t.claimed_by, t.claimed_at, t.completed_at, t.outcome, "
-    "t.reason_code, t.note, t.escalated_at, e.body"
+    "t.reason_code, t.note, t.escalated_at, t.joined_claimed, t.cancel_reason, e.body"
 )
 TASK_FROM = "FROM tasks t JOIN effects e ON e.id = t.id"
 GESTURE_COLUMNS = "g.status, g.decided_by, g.decided_at, e.body"
@@ -34,6 +34,7 @@ INSERT_TASK = Insert(
         ("due_ts", REAL),
         ("created_ts", REAL),
         ("status", TEXT),
+        ("case_id", TEXT),
     ),
     ignore=True,
 )
@@ -94,7 +95,8 @@ DECIDE = Query(
 
 
 def task_params(task: Task, due_ts: float, created_ts: float) -> tuple[Any, ...]:
-    return (task.id, task.customer_id, task.playbook, task.queue, task.priority, due_ts, created_ts, task.status)
+    t = task
+    return (t.id, t.customer_id, t.playbook, t.queue, t.priority, due_ts, created_ts, t.status, t.case_id or None)
 
 
 def gesture_params(gesture: Gesture) -> tuple[Any, ...]:
@@ -103,7 +105,7 @@ def gesture_params(gesture: Gesture) -> tuple[Any, ...]:
 
 def task_record(row: Sequence[Any]) -> TaskRecord:
     (status, queue, priority, due_ts, created_ts, claimed_by, claimed_at, completed_at, outcome, reason_code, note,
-     escalated_at, body) = row  # fmt: skip
+     escalated_at, joined_claimed, cancel_reason, body) = row  # fmt: skip
     return TaskRecord(
         task=Task.model_validate_json(body),
         status=cast(TaskStatus, status),
@@ -118,6 +120,8 @@ def task_record(row: Sequence[Any]) -> TaskRecord:
         reason_code=reason_code,
         note=note,
         escalated_at=escalated_at,
+        joined_claimed=bool(joined_claimed),
+        cancel_reason=cancel_reason,
     )
 
 

@@ -6,26 +6,26 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import math
-import threading
 from collections.abc import Iterable
 from typing import Any
 
 from recovery.effects import Effect, GestureStatus, Task
 from recovery.events import Occurrence
 from recovery.exceptions import StoreError
+from recovery.store.memory_desk import MemoryDesk
 from recovery.store.memory_outbox import MemoryOutbox
 from recovery.store.records import (
-    ACTIVE,
-    CLAIMABLE,
     AuditEntry,
+    CaseRecord,
     Deadline,
     GestureRecord,
+    MutedRecord,
     OutboxItem,
     ParkedItem,
+    Snooze,
     TaskQuery,
     TaskRecord,
 )
-from recovery.times import parse_time
 
 DAY_S = 86400.0
 
@@ -54,11 +54,10 @@ class MemoryStore:
         self._scope_log: dict[int, tuple[float, str]] = {}
         self._scope_applied: dict[str, set[int]] = {}
         self._watermarks: dict[str, float] = {}
-        self._tasks: dict[str, TaskRecord] = {}
-        self._gestures: dict[str, GestureRecord] = {}
-        self._audit: list[AuditEntry] = []
-        # API threads share one memory store in tests: the conditional updates must be atomic.
-        self._lock = threading.Lock()
+        self._desk = MemoryDesk()
+        self._cases: dict[str, CaseRecord] = {}  # the open case of each customer
+        self._snoozes: dict[str, dict[str, Snooze]] = {}
+        self._muted: dict[str, MutedRecord] = {}
 
     def add_event(self, event_id: str, ts: float) -> bool:
         if event_id in self._ledger:
@@ -205,107 +204,56 @@ class MemoryStore:
         self._writes += 1
         if self._keep_effects:
             self._effects[effect.id] = effect
-            if isinstance(effect, Task):
-                self._tasks[effect.id] = TaskRecord(
-                    effect,
-                    effect.status,
-                    effect.queue,
-                    effect.priority,
-                    parse_time(effect.due_at),
-                    parse_time(effect.created_at),
-                )
-            else:
-                self._gestures[effect.id] = GestureRecord(effect, effect.status)
+            self._desk.add(effect)
         return True
 
     def effects(self) -> list[Effect]:
         return list(self._effects.values())
 
-    # ------------------------------------------------------------------------------------------- task lifecycle
+    # ------------------------------------------------------------------------------------------- task desk
 
     def list_tasks(self, query: TaskQuery) -> tuple[list[TaskRecord], int]:
-        found = [
-            t
-            for t in self._tasks.values()
-            if (query.queue is None or t.queue == query.queue)
-            and (query.status is None or t.status == query.status)
-            and (query.priority is None or t.priority == query.priority)
-            and (query.customer_id is None or t.task.customer_id == query.customer_id)
-            and (query.due_before is None or t.due_ts < query.due_before)
-        ]
-        found.sort(key=lambda t: (t.priority, t.due_ts, t.id))
-        return found[query.offset : query.offset + query.limit], len(found)
+        return self._desk.list_tasks(query)
 
     def get_task(self, task_id: str) -> TaskRecord | None:
-        return self._tasks.get(task_id)
-
-    def _change_task(self, task_id: str, allowed: bool, **changes: Any) -> bool:
-        if not allowed:
-            return False
-        self._tasks[task_id] = dataclasses.replace(self._tasks[task_id], **changes)
-        self._writes += 1
-        return True
+        return self._desk.get_task(task_id)
 
     def claim_task(self, task_id: str, agent: str, at: float) -> bool:
-        with self._lock:
-            task = self._tasks.get(task_id)
-            ok = task is not None and task.status in CLAIMABLE
-            return self._change_task(task_id, ok, status="claimed", claimed_by=agent, claimed_at=at)
+        changed = self._desk.claim_task(task_id, agent, at)
+        self._writes += changed
+        return changed
 
     def release_task(self, task_id: str, agent: str | None, at: float) -> bool:
-        with self._lock:
-            task = self._tasks.get(task_id)
-            ok = task is not None and task.status == "claimed" and agent in (None, task.claimed_by)
-            status = "open" if task is None or task.escalated_at is None else "escalated"
-            return self._change_task(task_id, ok, status=status, claimed_by=None, claimed_at=None)
+        changed = self._desk.release_task(task_id, agent, at)
+        self._writes += changed
+        return changed
 
     def complete_task(self, task_id: str, agent: str, at: float, outcome: str, reason_code: str, note: str) -> bool:
-        with self._lock:
-            task = self._tasks.get(task_id)
-            ok = task is not None and task.status == "claimed" and task.claimed_by == agent
-            changes = {"outcome": outcome, "reason_code": reason_code, "note": note}
-            return self._change_task(task_id, ok, status="done", completed_at=at, **changes)
+        changed = self._desk.complete_task(task_id, agent, at, outcome, reason_code, note)
+        self._writes += changed
+        return changed
 
     def overdue_tasks(self, now: float, limit: int) -> list[TaskRecord]:
-        found = [t for t in self._tasks.values() if t.status in ACTIVE and t.escalated_at is None and t.due_ts < now]
-        return sorted(found, key=lambda t: (t.due_ts, t.id))[:limit]
+        return self._desk.overdue_tasks(now, limit)
 
     def escalate_task(self, task_id: str, priority: str, queue: str, at: float) -> bool:
-        with self._lock:
-            task = self._tasks.get(task_id)
-            ok = task is not None and task.escalated_at is None and task.status in ("open", "claimed")
-            status = "escalated" if task is not None and task.status == "open" else "claimed"
-            return self._change_task(task_id, ok, priority=priority, queue=queue, escalated_at=at, status=status)
+        changed = self._desk.escalate_task(task_id, priority, queue, at)
+        self._writes += changed
+        return changed
 
     def task_counts(self, now: float) -> tuple[dict[str, int], dict[str, int]]:
-        active: dict[str, int] = {}
-        overdue: dict[str, int] = {}
-        for t in self._tasks.values():
-            if t.status in ACTIVE:
-                active[t.queue] = active.get(t.queue, 0) + 1
-                if t.due_ts < now:
-                    overdue[t.queue] = overdue.get(t.queue, 0) + 1
-        return active, overdue
+        return self._desk.task_counts(now)
 
     def list_gestures(self, status: str | None, customer_id: str | None, limit: int) -> list[GestureRecord]:
-        found = [
-            g
-            for g in self._gestures.values()
-            if (status is None or g.status == status) and (customer_id is None or g.gesture.customer_id == customer_id)
-        ]
-        return found[:limit]
+        return self._desk.list_gestures(status, customer_id, limit)
 
     def get_gesture(self, gesture_id: str) -> GestureRecord | None:
-        return self._gestures.get(gesture_id)
+        return self._desk.get_gesture(gesture_id)
 
     def decide_gesture(self, gesture_id: str, status: GestureStatus, actor: str, at: float) -> bool:
-        with self._lock:
-            gesture = self._gestures.get(gesture_id)
-            if gesture is None or gesture.status != "proposed":
-                return False
-            self._gestures[gesture_id] = dataclasses.replace(gesture, status=status, decided_by=actor, decided_at=at)
-            self._writes += 1
-            return True
+        changed = self._desk.decide_gesture(gesture_id, status, actor, at)
+        self._writes += changed
+        return changed
 
     def add_audit(
         self,
@@ -318,20 +266,55 @@ class MemoryStore:
         gesture_id: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
-        with self._lock:
-            entry = AuditEntry(len(self._audit) + 1, at, actor, action, customer_id, task_id, gesture_id)
-            self._audit.append(dataclasses.replace(entry, details=dict(details or {})))
-            self._writes += 1
+        self._writes += 1
+        self._desk.add_audit(at, actor, action, customer_id, task_id, gesture_id, details)
 
     def audit(
         self, *, customer_id: str | None = None, task_id: str | None = None, limit: int = 1000
     ) -> list[AuditEntry]:
+        return self._desk.audit(customer_id, task_id, limit)
+
+    # ------------------------------------------------------------------------------------------- cases
+
+    def open_case(self, customer_id: str) -> CaseRecord | None:
+        case = self._cases.get(customer_id)
+        return dataclasses.replace(case, open_tasks=dict(case.open_tasks)) if case is not None else None
+
+    def put_case(self, case: CaseRecord) -> None:
+        self._writes += 1
+        if case.closed_ts is None:
+            self._cases[case.customer_id] = dataclasses.replace(case, open_tasks=dict(case.open_tasks))
+        else:
+            self._cases.pop(case.customer_id, None)
+
+    def snoozes(self, customer_id: str) -> dict[str, Snooze]:
+        return dict(self._snoozes.get(customer_id, {}))
+
+    def put_snooze(self, customer_id: str, snooze: Snooze) -> None:
+        self._writes += 1
+        self._snoozes.setdefault(customer_id, {})[snooze.playbook] = snooze
+
+    def put_muted(self, effect: Effect, muted_by: str, reason: str, at: float) -> None:
+        self._writes += 1
+        self._muted.setdefault(effect.id, MutedRecord(effect, muted_by, reason, at))
+
+    def muted(self, customer_id: str | None, since: float, until: float, limit: int = 10_000) -> list[MutedRecord]:
         found = [
-            a
-            for a in self._audit
-            if (customer_id is None or a.customer_id == customer_id) and (task_id is None or a.task_id == task_id)
+            m
+            for m in self._muted.values()
+            if since <= m.at < until and (customer_id is None or m.effect.customer_id == customer_id)
         ]
-        return found[:limit]
+        return sorted(found, key=lambda m: (m.at, m.effect.id))[:limit]
+
+    def cancel_tasks(self, task_ids: list[str], at: float, reason: str) -> list[Task]:
+        cancelled = self._desk.cancel(task_ids, at, reason)
+        self._writes += len(cancelled)
+        return cancelled
+
+    def complete_from_event(self, task_id: str, at: float, outcome: str, reason_code: str, agent: str) -> bool:
+        changed = self._desk.complete_from_event(task_id, at, outcome, reason_code, agent)
+        self._writes += changed
+        return changed
 
     # ------------------------------------------------------------------------------------------- outbox
 

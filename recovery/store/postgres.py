@@ -130,9 +130,33 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE outbox ADD COLUMN error text;
     CREATE INDEX outbox_waiting ON outbox (seq) WHERE parked_at IS NULL;
     """,
+    """
+    ALTER TABLE tasks ADD COLUMN case_id text COLLATE "C";
+    ALTER TABLE tasks ADD COLUMN joined_claimed integer NOT NULL DEFAULT 0;
+    ALTER TABLE tasks ADD COLUMN cancel_reason text;
+    CREATE INDEX tasks_by_case ON tasks (case_id);
+    CREATE TABLE cases (
+        case_id text COLLATE "C" PRIMARY KEY, customer_id text COLLATE "C" NOT NULL,
+        opened_ts double precision NOT NULL, closed_ts double precision, closed_reason text,
+        open_tasks text NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX cases_open_by_customer ON cases (customer_id) WHERE closed_ts IS NULL;
+    CREATE TABLE snoozes (
+        customer_id text COLLATE "C" NOT NULL, playbook text COLLATE "C" NOT NULL, until_ts double precision NOT NULL,
+        reason text NOT NULL, snoozed_by text NOT NULL, PRIMARY KEY (customer_id, playbook)
+    );
+    CREATE TABLE muted (
+        id text COLLATE "C" PRIMARY KEY, customer_id text COLLATE "C" NOT NULL, playbook text NOT NULL,
+        kind text NOT NULL, at double precision NOT NULL, muted_by text NOT NULL, reason text NOT NULL,
+        body text NOT NULL
+    );
+    CREATE INDEX muted_by_time ON muted (at);
+    CREATE INDEX muted_by_customer ON muted (customer_id, at);
+    """,
 )
 """Migration N (1-based) brings the schema from version N-1 to N. Append only; never edit a shipped one.
-5: the outbox's messages are claimed by a publisher, tried again after a backoff, or parked."""
+5: the outbox's messages are claimed by a publisher, tried again after a backoff, or parked.
+6: cases (a task's case, a case's open tasks), snoozes and muted effects."""
 
 MIGRATION_LOCK = int.from_bytes(b"recovery", "big")
 """The advisory lock (per database) held while the schema is checked and migrated."""

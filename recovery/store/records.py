@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from recovery.effects import Gesture, GestureStatus, Task, TaskStatus
+from recovery.effects import Effect, Gesture, GestureStatus, Task, TaskStatus
 from recovery.events import Occurrence
 
 
@@ -76,6 +76,10 @@ class TaskRecord:
     reason_code: str | None = None
     note: str | None = None
     escalated_at: float | None = None
+    joined_claimed: bool = False
+    """The task joined its case while an agent held the case: it went to that agent, marked new to them."""
+    cancel_reason: str | None = None
+    """Why a cancelled task was cancelled (`customer-lost`)."""
 
     @property
     def id(self) -> str:
@@ -126,3 +130,38 @@ class TaskQuery:
     due_before: float | None = None
     limit: int = 50
     offset: int = 0
+
+
+@dataclass
+class CaseRecord:
+    """A customer's case: opened by the first task raised for the customer while none is open, joined by the next
+    ones, closed when its last open task is done (`done`) or the customer is lost (`customer-lost`). `open_tasks`:
+    the ids of its tasks not done yet, with their playbook. Times are event times (epoch seconds)."""
+
+    case_id: str
+    customer_id: str
+    opened_ts: float
+    open_tasks: dict[str, str] = field(default_factory=dict)
+    closed_ts: float | None = None
+    closed_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Snooze:
+    """A playbook snoozed for a customer by ops, until `until` (epoch seconds): it raises nothing for them before."""
+
+    playbook: str
+    until: float
+    reason: str
+    by: str
+
+
+@dataclass(frozen=True)
+class MutedRecord:
+    """An effect a playbook would have raised, muted: by another playbook (an inhibition) or by a snooze. `at` is
+    the event time it would have been raised at."""
+
+    effect: Effect
+    muted_by: str
+    reason: str
+    at: float

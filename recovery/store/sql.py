@@ -11,7 +11,9 @@ process it again.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from recovery.effects import Effect, Task, effect_from_dict
@@ -19,17 +21,28 @@ from recovery.events import Occurrence
 from recovery.exceptions import StoreError
 from recovery.store import desk
 from recovery.store import statements as q
+from recovery.store.cases import PRELOAD_CASES, PRELOAD_SNOOZES, SqlCases, case_record
 from recovery.store.desk import SqlTaskDesk
 from recovery.store.dialect import Dialect
-from recovery.store.records import Deadline, OutboxItem, ParkedItem
+from recovery.store.outbox import SqlOutbox
+from recovery.store.records import CaseRecord, Deadline, Snooze
 from recovery.store.statements import Cursor, Params, Queued, Statement, Write, grouped_writes, write_names
 from recovery.times import parse_time
 
 MAX_QUEUED_WRITES = 5000
 """Queued writes are sent once this many wait, even if nothing is read."""
 
-Preloaded = tuple[float, tuple[float, dict[str, Any]] | None, dict[str, float], list[Occurrence]]
-"""A preloaded customer: (since, profile, cooldowns, history since `since`), valid in the open transaction."""
+
+@dataclass
+class Preloaded:
+    """A preloaded customer, valid in the open transaction: its history since `since`."""
+
+    since: float
+    profile: tuple[float, dict[str, Any]] | None
+    cooldowns: dict[str, float]
+    history: list[Occurrence]
+    case: CaseRecord | None
+    snoozes: dict[str, Snooze]
 
 
 class KnownIds:
@@ -60,7 +73,7 @@ class KnownIds:
         self._uncommitted = []
 
 
-class SqlStore(SqlTaskDesk):
+class SqlStore(SqlCases, SqlOutbox, SqlTaskDesk):
     """A Store in a SQL database, through `dialect`. Not thread-safe: one per engine (or per API request).
 
     A batch's customers are read in three queries (`preload_customers`) and answered from memory until a write
@@ -77,6 +90,8 @@ class SqlStore(SqlTaskDesk):
         self._customers: dict[str, Preloaded] = {}
         self._regions: dict[str, tuple[str, ...]] = {}
         self._known = KnownIds(dialect.remember_effects) if dialect.remember_effects else None
+        self._joining: list[str] = []
+        """Tasks of a case stored in this transaction: at commit, those joining a case an agent holds are theirs."""
 
     # ------------------------------------------------------------------------------------------- plumbing
 
@@ -133,6 +148,9 @@ class SqlStore(SqlTaskDesk):
     def commit(self) -> None:
         """Make everything written since the last commit durable."""
         self._forget_reads()
+        joining, self._joining = self._joining, []
+        if joining:
+            self._join_claimed_cases(joining, time.time())
         if self._queued:
             self._send_queued()
         try:
@@ -147,6 +165,7 @@ class SqlStore(SqlTaskDesk):
         if self._closed:
             raise StoreError(f"{self.dialect.name}: rollback failed: the store is closed")
         self._queued.clear()
+        self._joining = []
         self._forget_reads()
         if self._known is not None:
             self._known.rolled_back()
@@ -199,8 +218,24 @@ class SqlStore(SqlTaskDesk):
         history: dict[str, list[Occurrence]] = {cid: [] for cid in wanted}
         for cid, eid, etype, ts, data in self._run(q.PRELOAD_HISTORY, (ids, since)).fetchall():
             history[cid].append(Occurrence(eid, etype, ts, cid, json.loads(data)))
+        cases = {case.customer_id: case for case in map(case_record, self._run(PRELOAD_CASES, (ids,)).fetchall())}
+        snoozes: dict[str, dict[str, Snooze]] = {cid: {} for cid in wanted}
+        for cid, playbook, until, reason, by in self._run(PRELOAD_SNOOZES, (ids,)).fetchall():
+            snoozes[cid][playbook] = Snooze(playbook, float(until), reason, by)
         for cid in wanted:
-            self._customers[cid] = (since, profiles.get(cid), cooldowns[cid], history[cid])
+            self._customers[cid] = Preloaded(
+                since, profiles.get(cid), cooldowns[cid], history[cid], cases.get(cid), snoozes[cid]
+            )
+
+    def _ids(self, values: list[str] | list[int]) -> Any:
+        return self.dialect.ids(values)
+
+    def _cached_case(self, customer_id: str) -> tuple[bool, CaseRecord | None, dict[str, Snooze]]:
+        cached = self._customers.get(customer_id)
+        return (False, None, {}) if cached is None else (True, cached.case, cached.snoozes)
+
+    def _touched(self, customer_id: str) -> None:
+        self._customers.pop(customer_id, None)
 
     def append_history(self, occurrence: Occurrence) -> None:
         self._customers.pop(occurrence.customer_id, None)
@@ -209,8 +244,8 @@ class SqlStore(SqlTaskDesk):
 
     def history(self, customer_id: str, since: float) -> list[Occurrence]:
         cached = self._customers.get(customer_id)
-        if cached is not None and since >= cached[0]:
-            return [o for o in cached[3] if o.ts >= since]
+        if cached is not None and since >= cached.since:
+            return [o for o in cached.history if o.ts >= since]
         rows = self._run(q.HISTORY, (customer_id, since)).fetchall()
         return [Occurrence(eid, etype, ts, customer_id, json.loads(data)) for eid, etype, ts, data in rows]
 
@@ -222,7 +257,7 @@ class SqlStore(SqlTaskDesk):
     def get_profile(self, customer_id: str) -> tuple[float, dict[str, Any]] | None:
         cached = self._customers.get(customer_id)
         if cached is not None:
-            return cached[1]
+            return cached.profile
         row = self._run(q.PROFILE, (customer_id,)).fetchone()
         return (row[0], json.loads(row[1])) if row else None
 
@@ -244,7 +279,7 @@ class SqlStore(SqlTaskDesk):
     def get_cooldowns(self, customer_id: str) -> dict[str, float]:
         cached = self._customers.get(customer_id)
         if cached is not None:
-            return dict(cached[2])
+            return dict(cached.cooldowns)
         return {playbook: ts for playbook, ts in self._run(q.COOLDOWNS, (customer_id,)).fetchall()}
 
     def set_cooldown(self, customer_id: str, playbook: str, ts: float) -> None:
@@ -315,67 +350,14 @@ class SqlStore(SqlTaskDesk):
             self._write(
                 desk.INSERT_TASK, desk.task_params(effect, parse_time(effect.due_at), parse_time(effect.created_at))
             )
+            if effect.case_id:
+                self._joining.append(effect.id)
         else:
             self._write(desk.INSERT_GESTURE, desk.gesture_params(effect))
         return True
 
     def effects(self) -> list[Effect]:
         return [effect_from_dict(json.loads(body)) for (body,) in self._run(q.EFFECTS).fetchall()]
-
-    # ------------------------------------------------------------------------------------------- outbox
-
-    def outbox_add(
-        self, topic: str, key: str | None, value: bytes, headers: tuple[tuple[str, bytes], ...] = ()
-    ) -> None:
-        encoded = json.dumps([[name, raw.decode("latin-1")] for name, raw in headers])
-        self._write(q.OUTBOX_ADD, (topic, key, value, encoded))
-
-    def outbox_claim(self, owner: str, limit: int, now: float, lease_s: float) -> list[OutboxItem]:
-        rows = self._run(q.OUTBOX_CLAIM, (owner, now + lease_s, now, owner, now, limit)).fetchall()
-        items = [
-            OutboxItem(
-                int(seq),
-                topic,
-                key,
-                bytes(value),
-                tuple((n, v.encode("latin-1")) for n, v in json.loads(headers)),
-                int(attempts),
-            )
-            for seq, topic, key, value, headers, attempts in rows
-        ]
-        return sorted(items, key=lambda item: item.seq)
-
-    def outbox_done(self, seqs: list[int]) -> None:
-        if seqs:
-            self._write(q.OUTBOX_DONE, (self.dialect.ids(seqs),))
-
-    def outbox_retry(self, seqs: list[int], not_before: float, error: str) -> None:
-        if seqs:
-            self._write(q.OUTBOX_RETRY, (not_before, error, self.dialect.ids(seqs)))
-
-    def outbox_park(self, seq: int, at: float, error: str) -> None:
-        self._write(q.OUTBOX_PARK, (at, error, seq))
-
-    def outbox_release(self) -> int:
-        return self._run(q.OUTBOX_RELEASE).rowcount
-
-    def outbox_size(self) -> int:
-        row = self._run(q.OUTBOX_SIZE).fetchone()
-        return int(row[0]) if row else 0
-
-    def outbox_parked(self, limit: int) -> tuple[list[ParkedItem], int]:
-        rows = self._run(q.OUTBOX_PARKED, (limit,)).fetchall()
-        row = self._run(q.OUTBOX_PARKED_COUNT).fetchone()
-        parked = [
-            ParkedItem(int(seq), topic, key, int(size), float(at), str(error))
-            for seq, topic, key, size, at, error in rows
-        ]
-        return parked, int(row[0]) if row else 0
-
-    def outbox_unpark(self, seqs: list[int] | None) -> int:
-        if seqs is None:
-            return self._run(q.OUTBOX_UNPARK_ALL).rowcount
-        return self._run(q.OUTBOX_UNPARK, (self.dialect.ids(seqs),)).rowcount if seqs else 0
 
 
 def occurrence_to_json(occ: Occurrence) -> str:

@@ -106,10 +106,32 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE outbox ADD COLUMN error TEXT;
     CREATE INDEX outbox_waiting ON outbox (seq) WHERE parked_at IS NULL;
     """,
+    """
+    ALTER TABLE tasks ADD COLUMN case_id TEXT;
+    ALTER TABLE tasks ADD COLUMN joined_claimed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tasks ADD COLUMN cancel_reason TEXT;
+    CREATE INDEX tasks_by_case ON tasks (case_id);
+    CREATE TABLE cases (
+        case_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, opened_ts REAL NOT NULL, closed_ts REAL,
+        closed_reason TEXT, open_tasks TEXT NOT NULL DEFAULT '{}'
+    ) WITHOUT ROWID;
+    CREATE INDEX cases_open_by_customer ON cases (customer_id) WHERE closed_ts IS NULL;
+    CREATE TABLE snoozes (
+        customer_id TEXT NOT NULL, playbook TEXT NOT NULL, until_ts REAL NOT NULL, reason TEXT NOT NULL,
+        snoozed_by TEXT NOT NULL, PRIMARY KEY (customer_id, playbook)
+    ) WITHOUT ROWID;
+    CREATE TABLE muted (
+        id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, playbook TEXT NOT NULL, kind TEXT NOT NULL, at REAL NOT NULL,
+        muted_by TEXT NOT NULL, reason TEXT NOT NULL, body TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX muted_by_time ON muted (at);
+    CREATE INDEX muted_by_customer ON muted (customer_id, at);
+    """,
 )
 """Migration N (1-based) brings the schema from version N-1 to N. Append only; never edit a shipped one.
 5: the ledger keeps each event's time, to be pruned (ids recorded before it count as of the migration's time).
-6: the outbox's messages are claimed by a publisher, tried again after a backoff, or parked."""
+6: the outbox's messages are claimed by a publisher, tried again after a backoff, or parked.
+7: cases (a task's case, a case's open tasks), snoozes and muted effects."""
 
 
 class GateTimeout(Exception):
