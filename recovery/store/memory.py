@@ -6,18 +6,21 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from recovery.effects import Effect, GestureStatus, Task
 from recovery.events import Occurrence
 from recovery.exceptions import StoreError
+from recovery.store.memory_case_desk import MemoryCaseDesk
 from recovery.store.memory_desk import MemoryDesk
 from recovery.store.memory_outbox import MemoryOutbox
 from recovery.store.records import (
     AuditEntry,
+    CaseQuery,
     CaseRecord,
     Deadline,
+    DeskCase,
     GestureRecord,
     MutedRecord,
     OutboxItem,
@@ -25,6 +28,7 @@ from recovery.store.records import (
     Snooze,
     TaskQuery,
     TaskRecord,
+    WatchedCustomer,
 )
 
 DAY_S = 86400.0
@@ -58,6 +62,11 @@ class MemoryStore:
         self._cases: dict[str, CaseRecord] = {}  # the open case of each customer
         self._snoozes: dict[str, dict[str, Snooze]] = {}
         self._muted: dict[str, MutedRecord] = {}
+        self._case_desk = MemoryCaseDesk(self._desk, self._profiles, self._history, self._wrote)
+
+    def _wrote(self, changes: int) -> int:
+        self._writes += changes
+        return changes
 
     def add_event(self, event_id: str, ts: float) -> bool:
         if event_id in self._ledger:
@@ -219,30 +228,45 @@ class MemoryStore:
         return self._desk.get_task(task_id)
 
     def claim_task(self, task_id: str, agent: str, at: float) -> bool:
-        changed = self._desk.claim_task(task_id, agent, at)
-        self._writes += changed
-        return changed
+        return bool(self._wrote(self._desk.claim_task(task_id, agent, at)))
 
     def release_task(self, task_id: str, agent: str | None, at: float) -> bool:
-        changed = self._desk.release_task(task_id, agent, at)
-        self._writes += changed
-        return changed
+        return bool(self._wrote(self._desk.release_task(task_id, agent, at)))
 
     def complete_task(self, task_id: str, agent: str, at: float, outcome: str, reason_code: str, note: str) -> bool:
-        changed = self._desk.complete_task(task_id, agent, at, outcome, reason_code, note)
-        self._writes += changed
-        return changed
+        return bool(self._wrote(self._desk.complete_task(task_id, agent, at, outcome, reason_code, note)))
 
     def overdue_tasks(self, now: float, limit: int) -> list[TaskRecord]:
         return self._desk.overdue_tasks(now, limit)
 
     def escalate_task(self, task_id: str, priority: str, queue: str, at: float) -> bool:
-        changed = self._desk.escalate_task(task_id, priority, queue, at)
-        self._writes += changed
-        return changed
+        return bool(self._wrote(self._desk.escalate_task(task_id, priority, queue, at)))
 
     def task_counts(self, now: float) -> tuple[dict[str, int], dict[str, int]]:
         return self._desk.task_counts(now)
+
+    def list_cases(self, query: CaseQuery) -> tuple[list[DeskCase], int]:
+        return self._case_desk.list_cases(query)
+
+    def get_case(self, case_id: str) -> DeskCase | None:
+        return self._case_desk.get_case(case_id)
+
+    def claim_case(self, case_id: str, agent: str, at: float) -> list[str]:
+        return self._case_desk.claim_case(case_id, agent, at)
+
+    def release_case(self, case_id: str, agent: str | None, at: float) -> list[str]:
+        return self._case_desk.release_case(case_id, agent, at)
+
+    def complete_case(
+        self, case_id: str, agent: str, at: float, outcome: str, reason_code: str, note: str
+    ) -> list[str]:
+        return self._case_desk.complete_case(case_id, agent, at, outcome, reason_code, note)
+
+    def case_seen(self, case_id: str, agent: str) -> int:
+        return self._case_desk.case_seen(case_id, agent)
+
+    def customers_to_watch(self, since: float, types: Sequence[str], limit: int, offset: int) -> list[WatchedCustomer]:
+        return self._case_desk.customers_to_watch(since, types, limit, offset)
 
     def list_gestures(self, status: str | None, customer_id: str | None, limit: int) -> list[GestureRecord]:
         return self._desk.list_gestures(status, customer_id, limit)
@@ -251,9 +275,7 @@ class MemoryStore:
         return self._desk.get_gesture(gesture_id)
 
     def decide_gesture(self, gesture_id: str, status: GestureStatus, actor: str, at: float) -> bool:
-        changed = self._desk.decide_gesture(gesture_id, status, actor, at)
-        self._writes += changed
-        return changed
+        return bool(self._wrote(self._desk.decide_gesture(gesture_id, status, actor, at)))
 
     def add_audit(
         self,
@@ -312,9 +334,7 @@ class MemoryStore:
         return cancelled
 
     def complete_from_event(self, task_id: str, at: float, outcome: str, reason_code: str, agent: str) -> bool:
-        changed = self._desk.complete_from_event(task_id, at, outcome, reason_code, agent)
-        self._writes += changed
-        return changed
+        return bool(self._wrote(self._desk.complete_from_event(task_id, at, outcome, reason_code, agent)))
 
     # ------------------------------------------------------------------------------------------- outbox
 
