@@ -4,8 +4,9 @@ the evidence and talking points together, its tasks side by side, gestures, mute
 
 As for tasks (actions.py), each action writes with conditional updates (of two agents claiming a case at once,
 exactly one wins), then records who did what in the audit trail, for each task and for the case; the caller's
-session commits. A holder who opens a case, or acts on it, has seen what is in it: the answer shows the tasks that
-joined it since as `new`, once.
+session commits. A holder who opens a case, or claims it, has seen what is in it: the answer shows the tasks that
+joined it since as `new`, once. Completing a case is for what its holder has seen: a task still marked new stays
+open (and marked) until they open the case again.
 """
 
 from __future__ import annotations
@@ -136,7 +137,6 @@ def complete(
     summary = {"case_id": case_id, "tasks": done, "outcome": outcome, "reason_code": reason_code, "note": note}
     store.add_audit(now, caller.name, "complete-case", customer_id=customer, details=summary)
     case = find_case(store, case_id)
-    store.case_seen(case_id, caller.name)  # what is left was in this answer
     _refresh_gauges(ctx, store, now)
     return case
 

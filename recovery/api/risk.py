@@ -105,7 +105,7 @@ def at_risk(ctx: ApiContext, store: Store, limit: int) -> AtRiskPage:
         scanned += len(chunk)
         for watched in chunk:
             seen = signals(watched, since, now)
-            why = [f"open case {c.case_id} ({c.priority}, {c.status})" for c in watched.cases] + seen.why()
+            why = [f"open case: {c.priority}, {c.status}" for c in watched.cases] + seen.why()
             if why:
                 found.append(_item(watched, seen, why, now))
         if len(chunk) < asked:

@@ -197,12 +197,11 @@ class TestActions:
         assert [(c["case_id"], c["priority"], c["new"]) for c in listed] == [("case-a", "P1", ["a3"])]
         body = {"outcome": "saved", "reason_code": "offer-accepted"}
         done = api.post("/api/cases/case-a/complete", json=body).json()
-        # What the agent had seen is done; the new task stays theirs, shown new in this answer, then seen.
+        # What the agent had seen is done; the new task stays theirs, still new until they open the case.
         assert (done["status"], done["new"], done["open_tasks"]) == ("claimed", ["a3"], 1)
-        assert api.get("/api/cases/case-a", "bob").json()["case"]["new"] == []  # seen: by ann, in that answer
-        api.put(make_task("a4", case_id="case-a", title="Another call"))
-        assert api.get("/api/cases/case-a", "bob").json()["case"]["new"] == ["a4"]  # bob's look clears nothing
-        assert api.get("/api/cases/case-a").json()["case"]["new"] == ["a4"]  # ann's shows it, once
+        assert api.post("/api/cases/case-a/complete", json=body).status_code == 409
+        assert api.get("/api/cases/case-a", "bob").json()["case"]["new"] == ["a3"]  # bob's look clears nothing
+        assert api.get("/api/cases/case-a").json()["case"]["new"] == ["a3"]  # ann's shows it, once
         assert api.get("/api/cases/case-a").json()["case"]["new"] == []
         assert api.post("/api/cases/case-a/complete", json=body).json()["status"] == "closed"
 

@@ -111,7 +111,7 @@ def test_the_most_valuable_first_with_what_happened(api_factory: ApiFactory) -> 
         "lowest_survey_score": None,
         "failed_payments": 0,
     }
-    assert cased["why"] == ["open case case-1 (P1, open)"]
+    assert cased["why"] == ["open case: P1, open"]
     assert [c["case_id"] for c in cased["cases"]] == ["case-1"]
     assert low["why"] == ["survey score 3"] and low["cases"] == []
     cut = api.get("/api/customers/at-risk", params={"limit": 2}).json()
