@@ -15,6 +15,7 @@ from setuptools import setup
 
 COMPILED = [
     "recovery/engine/actions.py",
+    "recovery/engine/cases.py",
     "recovery/engine/deadlines.py",
     "recovery/engine/engine.py",
     "recovery/engine/state.py",

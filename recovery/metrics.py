@@ -12,12 +12,13 @@ the playbooks themselves (playbook ids, queues, gesture types and currencies), s
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from recovery import __version__
 from recovery.effects import Effect, Gesture, Task
+from recovery.engine.cases import CUSTOMER_LOST, MUTED_REASONS
 from recovery.events import STANDARD_TYPES
 from recovery.times import parse_time
 
@@ -51,6 +52,9 @@ class EngineStatsLike(Protocol):
 
     @property
     def suppressed(self) -> Mapping[str, int]: ...
+
+    @property
+    def muted(self) -> Mapping[tuple[str, str], int]: ...
 
 
 def event_type_label(event_type: str | None) -> str:
@@ -130,6 +134,13 @@ class Metrics:
             ["playbook"],
             registry=r,
         )
+        self.muted = Counter(
+            "recovery_effects_muted_total",
+            "Effects a matched playbook did not raise: muted for the customer by another playbook (inhibited) or by"
+            " ops (snoozed), by playbook and reason.",
+            ["playbook", "reason"],
+            registry=r,
+        )
         self.effects = Counter(
             "recovery_effects_total",
             "Effects raised, by playbook and kind (task, gesture).",
@@ -166,6 +177,13 @@ class Metrics:
         # Tasks.
         self.tasks_raised = Counter(
             "recovery_tasks_raised_total", "Tasks raised, by queue and priority.", ["queue", "priority"], registry=r
+        )
+        self.tasks_cancelled = Counter(
+            "recovery_tasks_cancelled_total",
+            "Tasks cancelled before they were done (reason customer-lost: a customer.lost event closed their case),"
+            " by playbook and reason.",
+            ["playbook", "reason"],
+            registry=r,
         )
         self.tasks_open = Gauge(
             "recovery_tasks_open", "Tasks open or claimed (not done, not cancelled), by queue.", ["queue"], registry=r
@@ -209,6 +227,7 @@ class Metrics:
         self._engine_stats: EngineStatsLike | None = None
         self._seen_matches: dict[str, int] = {}
         self._seen_suppressed: dict[str, int] = {}
+        self._seen_muted: dict[tuple[str, str], int] = {}
         self._lag_partitions: set[int] = set()
         self._task_queues: set[str] = set()
 
@@ -222,6 +241,9 @@ class Metrics:
         for playbook in playbooks:
             self.matches.labels(playbook)
             self.suppressions.labels(playbook)
+            for reason in MUTED_REASONS:
+                self.muted.labels(playbook, reason)
+            self.tasks_cancelled.labels(playbook, CUSTOMER_LOST)
 
     # ------------------------------------------------------------------------------------------- consumption
 
@@ -278,16 +300,18 @@ class Metrics:
     # ------------------------------------------------------------------------------------------- engine
 
     def observe_engine(self, stats: EngineStatsLike, customers_in_memory: int) -> None:
-        """Matches and cooldown suppressions since the last call, and the customers held in memory. Call once per
-        batch at the end of `Service._process` (and after `engine.advance` in `_step`) with `engine.stats` and
-        `engine.customers_in_memory`. The counts in `stats` are cumulative; a new engine (a rebalance) starts
-        its own, which is noticed by identity."""
+        """Matches, cooldown suppressions and muted effects since the last call, and the customers held in memory.
+        Call once per batch at the end of `Service._process` (and after `engine.advance` in `_step`) with
+        `engine.stats` and `engine.customers_in_memory`. The counts in `stats` are cumulative; a new engine (a
+        rebalance) starts its own, which is noticed by identity."""
         if stats is not self._engine_stats:
             self._engine_stats = stats
             self._seen_matches = {}
             self._seen_suppressed = {}
+            self._seen_muted = {}
         _add_deltas(self.matches, stats.matches, self._seen_matches)
         _add_deltas(self.suppressions, stats.suppressed, self._seen_suppressed)
+        _add_deltas(self.muted, stats.muted, self._seen_muted)
         self.customers_in_memory.set(customers_in_memory)
 
     def observe_reload(self, ok: bool) -> None:
@@ -301,6 +325,9 @@ class Metrics:
         is wall time (epoch seconds); the latency is measured from `occurred_at_ts` when given (the triggering
         event's time), else from each effect's `created_at` (the event time of its cause, a deadline included)."""
         for effect in effects:
+            if effect.status == "cancelled":  # a task published again, cancelled: counted once, raised before
+                self.tasks_cancelled.labels(effect.playbook, CUSTOMER_LOST).inc()
+                continue
             self.effects.labels(effect.playbook, effect.kind).inc()
             cause = parse_time(effect.created_at) if occurred_at_ts is None else occurred_at_ts
             self.event_to_effect.observe(max(now - cause, 0.0))
@@ -346,9 +373,10 @@ class Metrics:
             self.gesture_value.labels(gesture_type, currency).inc(amount)
 
 
-def _add_deltas(counter: Counter, current: Mapping[str, int], seen: dict[str, int]) -> None:
-    for playbook, count in current.items():
-        delta = count - seen.get(playbook, 0)
+def _add_deltas(counter: Counter, current: Mapping[Any, int], seen: dict[Any, int]) -> None:
+    """Add to `counter` what each label (a playbook id, or a tuple of label values) counted since `seen`."""
+    for labels, count in current.items():
+        delta = count - seen.get(labels, 0)
         if delta > 0:
-            counter.labels(playbook).inc(delta)
-        seen[playbook] = count
+            counter.labels(*labels if isinstance(labels, tuple) else (labels,)).inc(delta)
+        seen[labels] = count

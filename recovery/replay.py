@@ -30,6 +30,10 @@ class ReplaySummary:
     duplicates: int = 0
     effects: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     """Effects per (kind, playbook, queue of a task or type of a gesture)."""
+    muted: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Effects muted per (playbook, reason: inhibited or snoozed)."""
+    cancelled: Counter[str] = field(default_factory=Counter)
+    """Tasks cancelled (their customer lost) per playbook."""
 
     def render(self) -> str:
         rows = [
@@ -37,6 +41,10 @@ class ReplaySummary:
         ]
         for (kind, playbook, where), n in sorted(self.effects.items()):
             rows.append(f"  {n:6d}  {kind:8s} {playbook:24s} {where}")
+        for (playbook, reason), n in sorted(self.muted.items()):
+            rows.append(f"  {n:6d}  {'muted':8s} {playbook:24s} {reason}")
+        for playbook, n in sorted(self.cancelled.items()):
+            rows.append(f"  {n:6d}  {'cancel':8s} {playbook:24s} customer-lost")
         return "\n".join(rows)
 
 
@@ -62,7 +70,7 @@ def replay(
     """
     summary = ReplaySummary()
     stats = engine.stats
-    events, duplicates = stats.events, stats.duplicates
+    events, duplicates, muted = stats.events, stats.duplicates, dict(stats.muted)
     from_json = Event.from_json
     number = 0
     for number, line in enumerate(lines, start=1):
@@ -86,6 +94,9 @@ def replay(
     summary.duplicates = stats.duplicates - duplicates
     if until is not None:
         _emit(engine.advance(until), out, summary)
+    for key, n in stats.muted.items():
+        if n > muted.get(key, 0):
+            summary.muted[key] = n - muted.get(key, 0)
     return summary
 
 
@@ -104,5 +115,8 @@ def _emit(effects: list[Effect], out: TextIO, summary: ReplaySummary) -> None:
     for effect in effects:
         out.write(effect.to_json())
         out.write("\n")
+        if effect.status == "cancelled":
+            summary.cancelled[effect.playbook] += 1
+            continue
         where = effect.queue if isinstance(effect, Task) else effect.type
         summary.effects[effect.kind, effect.playbook, where] += 1

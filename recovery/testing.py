@@ -1,5 +1,6 @@
 """Playbook unit tests (`recovery test`), in the spirit of `promtool test rules`: each case is replayed
-(`replay.py`) through an engine of its playbook alone, on an in-memory store.
+(`replay.py`) through an engine of its playbook (and the playbooks that inhibit it, whose own effects are not
+compared), on an in-memory store.
 
 A test file (`NAME.test.yaml`, next to the playbooks) names one playbook and lists cases: events at times
 relative to a start, the effects expected (all of them, in any order, each matched on the fields given) and
@@ -9,6 +10,7 @@ effect patterns that must not appear. See docs/playbooks.md.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -166,7 +168,11 @@ def _short(effect: Effect) -> str:
     return f"{effect.kind} " + str({k: data[k] for k in keys if k in data})
 
 
-def run_case(pb: CompiledPlaybook, case: TestCase, start: float, file: str) -> CaseResult:
+def run_case(
+    pb: CompiledPlaybook, case: TestCase, start: float, file: str, inhibitors: Sequence[CompiledPlaybook] = ()
+) -> CaseResult:
+    """One case: its events through an engine of `pb` and the playbooks that inhibit it (their own effects are not
+    compared: they are tested in their own files)."""
     result = CaseResult(file, case.name)
     lines = []
     for i, ev in enumerate(case.events, start=1):
@@ -184,11 +190,11 @@ def run_case(pb: CompiledPlaybook, case: TestCase, start: float, file: str) -> C
             result.failures.append(f"event {i}: {exc}")
     if result.failures:
         return result
-    engine = Engine([pb], MemoryStore())
+    engine = Engine([pb, *inhibitors], MemoryStore())
     out, err = io.StringIO(), io.StringIO()
     until = _instant(case.until, start) if case.until else None
     replay(lines, engine, out, err, until=until)
-    effects = engine.store.effects()
+    effects = [e for e in engine.store.effects() if e.playbook == pb.id]
     remaining = list(effects)
     for exp in case.expect:
         found = next((e for e in remaining if _matches(e, exp, start)), None)
@@ -230,7 +236,8 @@ def run_test_file(path: Path, playbooks: dict[str, CompiledPlaybook] | None = No
     if pb is None:
         raise PlaybookError([doc.problem(("playbook",), f"no playbook '{spec.playbook}' in {path.parent}")])
     start = parse_time(spec.start)  # checked by load_test_file, as every time of the file
-    return [run_case(pb, case, start, str(path)) for case in spec.tests]
+    inhibitors = [playbooks[other] for other, _ in pb.inhibited_by if other in playbooks]
+    return [run_case(pb, case, start, str(path), inhibitors) for case in spec.tests]
 
 
 def run_tests(paths: list[str]) -> tuple[list[CaseResult], list[Problem]]:

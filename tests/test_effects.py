@@ -56,7 +56,7 @@ def test_to_json_is_the_models_json() -> None:
 
 def test_to_json_keeps_every_field_in_order() -> None:
     keys = list(json.loads(task().to_json()))
-    assert keys[:2] == ["kind", "id"] and keys[-1] == "talking_points" and "status" in keys
+    assert keys[:2] == ["kind", "id"] and keys[-2:] == ["talking_points", "case_id"] and "status" in keys
     assert json.loads(gesture().to_json())["task_id"] is None
     assert "Zoë" in task().to_json()  # not escaped to \\u: the JSON is UTF-8 text
 

@@ -24,6 +24,7 @@ EVERY_FAMILY = {
     "recovery_playbook_matches",
     "recovery_cooldown_suppressions",
     "recovery_effects",
+    "recovery_effects_muted",
     "recovery_customers_in_memory",
     "recovery_playbook_reloads",
     "recovery_store_errors",
@@ -31,6 +32,7 @@ EVERY_FAMILY = {
     "recovery_outbox_retries",
     "recovery_outbox_parked",
     "recovery_tasks_raised",
+    "recovery_tasks_cancelled",
     "recovery_tasks_open",
     "recovery_tasks_overdue",
     "recovery_task_time_to_claim_seconds",
@@ -214,6 +216,27 @@ class TestEngine:
         assert value(registry, "recovery_cooldown_suppressions_total", playbook="repeat-caller") == 1
         assert value(registry, "recovery_customers_in_memory") == 42
 
+    def test_muted_effects_count_by_playbook_and_reason(self, registry: CollectorRegistry, metrics: Metrics) -> None:
+        muted = "recovery_effects_muted_total"
+        assert value(registry, muted, playbook="repeat-caller", reason="snoozed") == 0
+        stats = EngineStats()
+        stats.muted["repeat-caller", "inhibited"] = 2
+        metrics.observe_engine(stats, customers_in_memory=1)
+        stats.muted["repeat-caller", "inhibited"] = 3
+        stats.muted["repeat-caller", "snoozed"] = 1
+        metrics.observe_engine(stats, customers_in_memory=1)
+        assert value(registry, muted, playbook="repeat-caller", reason="inhibited") == 3
+        assert value(registry, muted, playbook="repeat-caller", reason="snoozed") == 1
+
+    def test_a_cancelled_task_is_counted_as_cancelled_not_raised(
+        self, registry: CollectorRegistry, metrics: Metrics
+    ) -> None:
+        metrics.observe_effects([make_task(), make_task(id="task-2", status="cancelled")], now=T0)
+        assert value(registry, "recovery_tasks_raised_total", queue="care-callback", priority="P2") == 1
+        assert value(registry, "recovery_effects_total", playbook="repeat-caller", kind="task") == 1
+        cancelled = "recovery_tasks_cancelled_total"
+        assert value(registry, cancelled, playbook="repeat-caller", reason="customer-lost") == 1
+
     def test_a_new_engine_after_a_rebalance_counts_from_zero_again(
         self, registry: CollectorRegistry, metrics: Metrics
     ) -> None:
@@ -329,9 +352,10 @@ def exercise_every_metric(metrics: Metrics) -> None:
     stats = EngineStats()
     stats.matches["repeat-caller"] = 1
     stats.suppressed["repeat-caller"] = 1
+    stats.muted["repeat-caller", "inhibited"] = 1
     metrics.observe_engine(stats, customers_in_memory=10)
     metrics.observe_reload(ok=True)
-    metrics.observe_effects([make_task(), make_gesture()], now=T0 + 1)
+    metrics.observe_effects([make_task(), make_gesture(), make_task(status="cancelled")], now=T0 + 1)
     metrics.set_tasks({"care-callback": 1}, {"care-callback": 1})
     metrics.observe_claim(60)
     metrics.observe_completion("repeat-caller", "saved", 120)

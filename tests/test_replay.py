@@ -177,6 +177,37 @@ def test_summary_counts_lines_events_duplicates_and_invalid(shipped_playbooks: l
     assert summary.render().splitlines()[0] == "7 lines, 2 events, 1 duplicates, 1 invalid"
 
 
+def test_summary_counts_muted_and_cancelled(shipped_playbooks: list[CompiledPlaybook]) -> None:
+    def event(n: int, type: str, hours: float, **data: object) -> str:
+        at = f"2026-11-0{1 + int(hours // 24)}T{int(hours % 24):02d}:00:00Z"
+        raw = {"id": f"e{n}", "type": type, "occurred_at": at, "customer_id": "C1", "data": data}
+        return json.dumps(raw)
+
+    snooze = {"playbook": "repeat-caller", "until": "2026-11-01T05:00:00Z", "reason": "moving"}
+    lines = [
+        event(1, "playbook.snoozed", 0, **snooze),
+        *(event(n, "service.call", n) for n in range(2, 5)),  # the third call (4h) is muted: snoozed
+        event(5, "service.call", 6),  # raises: the snooze ended
+        event(6, "customer.lost", 7, reason="price"),  # cancels that task
+    ]
+    out = io.StringIO()
+    summary = replay(lines, replay_engine(shipped_playbooks), out, io.StringIO())
+    effects = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(e["playbook"], e["status"]) for e in effects] == [
+        ("repeat-caller", "open"),
+        ("repeat-caller", "cancelled"),
+    ]
+    assert effects[0]["case_id"] == effects[1]["case_id"] != ""
+    assert summary.muted == {("repeat-caller", "snoozed"): 1}
+    assert summary.cancelled == {"repeat-caller": 1}
+    assert summary.effects == {("task", "repeat-caller", "care-callback"): 1}
+    assert summary.render().splitlines()[1:] == [
+        "       1  task     repeat-caller            care-callback",
+        "       1  muted    repeat-caller            snoozed",
+        "       1  cancel   repeat-caller            customer-lost",
+    ]
+
+
 def test_stdin_and_until(tmp_path: Path) -> None:
     opened = {
         "id": "k1",

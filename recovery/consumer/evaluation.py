@@ -230,7 +230,8 @@ class Evaluator:
         for effect in effects:
             topic = settings.topic_tasks if effect.kind == "task" else settings.topic_gestures
             self.store.outbox_add(topic, effect.customer_id, effect.to_json().encode())
-            self.stats.effects[f"{effect.kind} {effect.playbook}"] += 1
+            kind = "cancelled" if effect.status == "cancelled" else effect.kind  # a lost customer's task
+            self.stats.effects[f"{kind} {effect.playbook}"] += 1
             self._stored.append(effect)
         if effects and self.on_effects is not None:
             self.on_effects(effects)

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from recovery.effects import Effect, Gesture, Task, effect_id
+from recovery.engine.cases import case_id_of
 from recovery.events import Occurrence
 from recovery.expressions.context import Context
 from recovery.playbooks.compiler import CompiledPlaybook
@@ -47,12 +48,13 @@ def _shown(value: Any) -> str:
 
 
 def build_effects(
-    pb: CompiledPlaybook, ctx: Context, cause: str, anchor: float, evidence: list[Occurrence]
+    pb: CompiledPlaybook, ctx: Context, cause: str, anchor: float, evidence: list[Occurrence], case_id: str = ""
 ) -> list[Effect]:
     """The effects of `pb`'s actions in `ctx` (those whose `when` holds), for a playbook that matched.
 
     `cause` makes the effect ids and due times count from `anchor`. The evidence is the cause's events (`evidence`)
-    and those in the windows of the playbook's `when`, by time, then id.
+    and those in the windows of the playbook's `when`, by time, then id. The tasks belong to case `case_id`, or,
+    when it is "" (the customer has no open case), to the one the first task opens.
     """
     proof = list(evidence)
     if pb.evidence_order:
@@ -74,6 +76,7 @@ def build_effects(
             continue
         tid = effect_id("tsk", pb.id, cid, cause, f"task{task.index}")
         task_id = task_id or tid
+        case_id = case_id or case_id_of(tid)
         effects.append(
             _new_task(
                 {
@@ -89,6 +92,7 @@ def build_effects(
                     "due_at": format_time(anchor + task.due_in_s),
                     "created_at": created_at,
                     "talking_points": [t for p in task.talking_points if (t := p.render(ctx)).strip()],
+                    "case_id": case_id,
                 }
             )
         )

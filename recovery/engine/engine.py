@@ -25,9 +25,10 @@ from typing import Any
 
 from recovery.effects import Effect
 from recovery.engine.actions import build_effects
+from recovery.engine.cases import CASE_TYPES, CaseKeeper
 from recovery.engine.deadlines import Deadlines
 from recovery.engine.matcher import Matcher, MatcherError
-from recovery.engine.state import NO_COOLDOWNS, Customers, CustomerState
+from recovery.engine.state import Customers, CustomerState
 from recovery.engine.stats import EngineStats
 from recovery.events import FEEDBACK_TYPES, PROFILE_TYPE, SCOPE_TYPES, Event, Occurrence
 from recovery.expressions.context import Context
@@ -52,6 +53,7 @@ class _Plan:
 
     type: str = ""  # the type, interned: every occurrence in history shares it
     profile: bool = False  # a profile update (customer.updated)
+    case: bool = False  # changes the customer's case or snoozes (cases.CASE_TYPES)
     keep: bool = False
     keep_data: bool = False
     missing: tuple[CompiledPlaybook, ...] = ()
@@ -121,16 +123,18 @@ class Engine:
             event_type: _Plan(
                 type=sys.intern(event_type),
                 profile=event_type == PROFILE_TYPE,
+                case=event_type in CASE_TYPES,
                 keep=event_type in self.history_types,
                 keep_data=event_type in paired,
                 **{role: tuple(playbooks.get(event_type, ())) for role, playbooks in by_role.items()},
             )
-            for event_type in {PROFILE_TYPE, *self.history_types}.union(*by_role.values())
+            for event_type in {PROFILE_TYPE, *CASE_TYPES, *self.history_types}.union(*by_role.values())
         }
         self.horizon_s = max((pb.horizon_s for pb in self.playbooks), default=0.0)
         self.ledger_retention_s = max(self.horizon_s, LEDGER_MIN_RETENTION_S)
         self._prune_every_s = self.ledger_retention_s / 4
         self.matcher = matcher or Matcher((pb.id, pb.condition.pattern) for pb in self.playbooks)
+        self.cases = CaseKeeper(self.store, self.stats, self.playbooks)
 
     def uncached(self, customer_ids: Iterable[str]) -> list[str]:
         """Those of `customer_ids` whose state is not in memory (a rebuild would read it from the store)."""
@@ -248,7 +252,7 @@ class Engine:
             # Counting needs only time and type; pairing (sequences) needs the data too.
             kept = occ if plan.keep_data else Occurrence(event_id, plan.type, ts, cid, _NO_DATA)
             self.customers.remember(state, kept, self.clock)
-        effects: list[Effect] = []
+        effects: list[Effect] = self.cases.on_event(state, cid, event_type, ts, data) if plan.case else []
         for pb in plan.missing:
             self.deadlines.answer(pb, cid, occ)
         for pb in plan.first:
@@ -308,8 +312,9 @@ class Engine:
         anchor: float,
         evidence: list[Occurrence],
     ) -> list[Effect]:
-        """`pb` for one customer in `ctx`: its new effects, if it matches and no cooldown holds it back (`cause`,
-        `anchor` and `evidence` as `build_effects` takes them)."""
+        """`pb` for one customer in `ctx`: its new effects, if it matches, no cooldown holds it back and nothing
+        mutes it (`cause`, `anchor` and `evidence` as `build_effects` takes them). Its tasks join the customer's
+        case; what a snooze or an inhibition muted is kept with what muted it."""
         condition = pb.condition
         if not condition.trivial:
             try:
@@ -325,19 +330,22 @@ class Engine:
             if not matched:
                 return []
         self.stats.matches[pb.id] = self.stats.matches.get(pb.id, 0) + 1
+        cid = ctx.customer_id
         last = state.cooldowns.get(pb.id)
         if pb.cooldown_s is not None and last is not None and abs(ctx.at - last) < pb.cooldown_s:
             self.stats.suppressed[pb.id] = self.stats.suppressed.get(pb.id, 0) + 1
-            logger.debug("suppressed by cooldown", extra={"playbook": pb.id, "customer_id": ctx.customer_id})
+            logger.debug("suppressed by cooldown", extra={"playbook": pb.id, "customer_id": cid})
             return []
-        effects = build_effects(pb, ctx, cause, anchor, evidence)
+        cases = self.cases
+        effects = build_effects(pb, ctx, cause, anchor, evidence, cases.case_id(state, cid) if pb.tasks else "")
         if not effects:
             return []
-        if pb.cooldown_s is not None:
-            if state.cooldowns is NO_COOLDOWNS:
-                state.cooldowns = {}
-            state.cooldowns[pb.id] = max(ctx.at, last) if last is not None else ctx.at
-            self.store.set_cooldown(ctx.customer_id, pb.id, state.cooldowns[pb.id])
+        muted_by, why = cases.muted_by(pb, state, cid, ctx.at)
+        if muted_by:
+            cases.mute(pb, effects, muted_by, why, ctx.at)
+            logger.debug("muted", extra={"playbook": pb.id, "customer_id": cid, "muted_by": muted_by, "reason": why})
+            return []
         fresh = [e for e in effects if self.store.put_effect(e)]
+        cases.raised(pb, state, cid, fresh, ctx.at)
         self.stats.effects += len(fresh)
         return fresh

@@ -14,6 +14,7 @@ from typing import Any
 from recovery.engine.stats import EngineStats
 from recovery.events import Occurrence
 from recovery.store.base import EngineState
+from recovery.store.records import CaseRecord, Snooze
 
 NO_HISTORY: dict[str, list[Occurrence]] = {}
 """Shared by every customer without recent history until its first occurrence (never written to)."""
@@ -25,10 +26,14 @@ class CustomerState:
     """What the engine holds about one customer; rebuilt from the store whenever it is missing.
 
     `history` holds the recent occurrences of the types playbooks look back to, per type, each list in time
-    order; it and `cooldowns` are one shared empty mapping until the customer has any.
+    order; it and `cooldowns` are one shared empty mapping until the customer has any (`cooldowns` holds when each
+    playbook last raised anything for the customer: for its cooldown, and for the playbooks it inhibits).
+
+    `case` and `snoozes` are read from the store when first needed (`case_loaded`, `snoozes` None until then):
+    most customers never have either.
     """
 
-    __slots__ = ("cooldowns", "history", "profile", "profile_ts")
+    __slots__ = ("case", "case_loaded", "cooldowns", "history", "profile", "profile_ts", "snoozes")
 
     def __init__(
         self,
@@ -41,6 +46,9 @@ class CustomerState:
         self.profile_ts = profile_ts
         self.history = history
         self.cooldowns = cooldowns
+        self.case: CaseRecord | None = None
+        self.case_loaded = False
+        self.snoozes: dict[str, Snooze] | None = None
 
 
 def split_by_type(occurrences: Iterable[Occurrence]) -> dict[str, list[Occurrence]]:

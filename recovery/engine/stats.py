@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 @dataclass
 class EngineStats:
-    """Counts since the engine was built; `matches` and `suppressed` (by a cooldown) per playbook id."""
+    """Counts since the engine was built; `matches` and `suppressed` (by a cooldown) per playbook id, `muted`
+    effects per (playbook id, reason: inhibited or snoozed), tasks `cancelled` (their customer lost)."""
 
     events: int = 0
     duplicates: int = 0
@@ -19,3 +20,7 @@ class EngineStats:
     evictions: int = 0
     rebuilds: int = 0
     errors: int = 0
+    muted: dict[tuple[str, str], int] = field(default_factory=dict)
+    cancelled: int = 0
+    cases_opened: int = 0
+    cases_closed: int = 0

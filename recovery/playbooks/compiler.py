@@ -70,6 +70,8 @@ class CompiledPlaybook:
     key: str | None  # data field pairing sequence/absence events
     within_s: float
     cooldown_s: float | None
+    inhibited_by: tuple[tuple[str, float | None], ...]
+    """Playbooks that mute this one for a customer, each with its look-back (None: only while its task is open)."""
     condition: Pattern
     evidence_windows: frozenset[tuple[str, float]]
     tasks: tuple[CompiledTask, ...]
@@ -198,6 +200,13 @@ def compile_playbook(pb: Playbook, file: str) -> tuple[CompiledPlaybook | None, 
     tasks: list[CompiledTask] = []
     gestures: list[CompiledGesture] = []
     windows |= evidence_windows
+    inhibitors: dict[str, float | None] = {}
+    for i, inhibitor in enumerate(pb.inhibited_by):
+        if inhibitor.playbook == pb.id:
+            problems.add(("inhibited_by", i), f"a playbook cannot mute itself ('{pb.id}'): use cooldown")
+        elif inhibitor.playbook in inhibitors:
+            problems.add(("inhibited_by", i), f"'{inhibitor.playbook}' is named twice")
+        inhibitors[inhibitor.playbook] = inhibitor.within
     for i, action in enumerate(pb.actions):
         if action.task is not None:
             tasks.append(_compile_task(action.task, i, ("actions", i, "task"), expr, template))
@@ -216,6 +225,7 @@ def compile_playbook(pb: Playbook, file: str) -> tuple[CompiledPlaybook | None, 
         key=_key_field(key) if key else None,
         within_s=within_s,
         cooldown_s=pb.cooldown,
+        inhibited_by=tuple(inhibitors.items()),
         condition=condition,
         evidence_windows=evidence_windows,
         tasks=tuple(tasks),

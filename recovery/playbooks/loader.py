@@ -164,6 +164,12 @@ def load_playbooks(paths: Iterable[str | Path]) -> tuple[list[CompiledPlaybook],
             continue
         seen[pb.id] = pb
         playbooks.append(pb)
+    for pb in playbooks:
+        for i, (other, _) in enumerate(pb.inhibited_by):
+            if other not in seen:
+                doc = load_document(Path(pb.file))
+                known = ", ".join(sorted(seen)) or "none"
+                problems.append(doc.problem(("inhibited_by", i), f"no playbook '{other}' here (known: {known})"))
     if not files and not problems:
         problems.extend(Problem(str(p), 1, 1, "no playbook files (*.yaml) found here") for p in paths)
     return playbooks, problems

@@ -166,6 +166,22 @@ class Action(_Strict):
         return self
 
 
+class Inhibitor(_Strict):
+    """Another playbook that mutes this one for a customer: while a task of it is open in the customer's case, and,
+    with `within`, for that long after it last raised anything for them."""
+
+    playbook: str = Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=80)
+    within: Duration | None = None
+
+
+def _inhibitors(value: Any) -> Any:
+    if isinstance(value, str | dict):
+        value = [value]
+    if isinstance(value, list):
+        return [{"playbook": item} if isinstance(item, str) else item for item in value]
+    return value
+
+
 class Playbook(_Strict):
     """One recovery playbook: a pattern of events that marks a customer in distress, and what to do."""
 
@@ -178,4 +194,9 @@ class Playbook(_Strict):
     let: dict[Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$")], Expr] = Field(default_factory=dict)
     when: Expr | None = None
     cooldown: Duration | None = None
+    inhibited_by: Annotated[
+        list[Inhibitor],
+        BeforeValidator(_inhibitors, json_schema_input_type=str | list[str | Inhibitor]),
+        Field(description="Playbooks that mute this one for a customer: ids, or {playbook, within}"),
+    ] = Field(default_factory=list)
     actions: list[Action] = Field(min_length=1)

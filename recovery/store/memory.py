@@ -35,7 +35,8 @@ DAY_S = 86400.0
 
 
 class MemoryStore:
-    """Everything in dicts. `keep_effects=False` keeps only effect ids (enough to never raise one twice).
+    """Everything in dicts. `keep_effects=False` keeps only effect ids (enough to never raise one twice), and the
+    tasks not done yet (a lost customer's are published again as cancelled).
 
     Writes take effect at once, and `commit()` has nothing to do; `rollback()` cannot undo them: it raises
     `StoreError` when anything was written since the last commit."""
@@ -62,6 +63,7 @@ class MemoryStore:
         self._cases: dict[str, CaseRecord] = {}  # the open case of each customer
         self._snoozes: dict[str, dict[str, Snooze]] = {}
         self._muted: dict[str, MutedRecord] = {}
+        self._open_tasks: dict[str, Task] = {}  # keep_effects=False: the tasks not done, to cancel
         self._case_desk = MemoryCaseDesk(self._desk, self._profiles, self._history, self._wrote)
 
     def _wrote(self, changes: int) -> int:
@@ -214,6 +216,8 @@ class MemoryStore:
         if self._keep_effects:
             self._effects[effect.id] = effect
             self._desk.add(effect)
+        elif isinstance(effect, Task):
+            self._open_tasks[effect.id] = effect
         return True
 
     def effects(self) -> list[Effect]:
@@ -329,11 +333,17 @@ class MemoryStore:
         return sorted(found, key=lambda m: (m.at, m.effect.id))[:limit]
 
     def cancel_tasks(self, task_ids: list[str], at: float, reason: str) -> list[Task]:
+        if not self._keep_effects:
+            tasks = [t for tid in sorted(task_ids) if (t := self._open_tasks.pop(tid, None)) is not None]
+            self._writes += len(tasks)
+            return [t.model_copy(update={"status": "cancelled"}) for t in tasks]
         cancelled = self._desk.cancel(task_ids, at, reason)
         self._writes += len(cancelled)
         return cancelled
 
     def complete_from_event(self, task_id: str, at: float, outcome: str, reason_code: str, agent: str) -> bool:
+        if not self._keep_effects:
+            return self._open_tasks.pop(task_id, None) is not None
         return bool(self._wrote(self._desk.complete_from_event(task_id, at, outcome, reason_code, agent)))
 
     # ------------------------------------------------------------------------------------------- outbox

@@ -20,6 +20,7 @@ class MemoryDesk:
         self._tasks: dict[str, TaskRecord] = {}
         self._gestures: dict[str, GestureRecord] = {}
         self._audit: list[AuditEntry] = []
+        self._by_case: dict[str, list[str]] = {}  # the ids of each case's tasks
         self._lock = threading.Lock()
 
     def add(self, effect: Effect) -> None:
@@ -36,14 +37,10 @@ class MemoryDesk:
             parse_time(effect.created_at),
         )
         with self._lock:
-            holder = next(
-                (
-                    t
-                    for t in self._tasks.values()
-                    if effect.case_id and t.task.case_id == effect.case_id and t.status == "claimed"
-                ),
-                None,
-            )
+            in_case = self._by_case.setdefault(effect.case_id, []) if effect.case_id else []
+            holder = next((t for tid in in_case if (t := self._tasks[tid]).status == "claimed"), None)
+            if effect.case_id:
+                in_case.append(effect.id)
             if holder is not None and record.status == "open":
                 record = dataclasses.replace(
                     record,

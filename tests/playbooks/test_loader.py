@@ -147,7 +147,7 @@ class TestProblems:
         _, problems = load_playbooks([path])
         assert lines(problems) == [
             f"{path}:12:1: unknown key 'foo'; expected one of: id, version, description, enabled, customers, "
-            "trigger, let, when, cooldown, actions"
+            "trigger, let, when, cooldown, inhibited_by, actions"
         ]
 
     def test_load_playbook_raises_with_every_problem(self) -> None:
@@ -407,3 +407,41 @@ def test_a_special_character_is_invalid_yaml() -> None:
         'p.yaml:1:1: invalid YAML: unacceptable character #x0008: special characters are not allowed\n  in "<unicode '
         'string>", position 0'
     ]
+
+
+class TestInhibitedBy:
+    def test_ids_and_look_backs_are_compiled(self, playbook_factory: PlaybookFactory) -> None:
+        playbook_factory("a.yaml", id="a")
+        playbook_factory("b.yaml", id="b")
+        text = VALID.format(id="c") + "inhibited_by: [a, {playbook: b, within: 2d}]\n"
+        playbook_factory("c.yaml", text=text)
+        one = VALID.format(id="d") + "inhibited_by: a\n"  # one id, without a list
+        path = playbook_factory("d.yaml", text=one)
+        playbooks, problems = load_playbooks([path.parent])
+        assert problems == []
+        by_id = {pb.id: pb for pb in playbooks}
+        assert by_id["c"].inhibited_by == (("a", None), ("b", 2 * 86400.0))
+        assert by_id["d"].inhibited_by == (("a", None),)
+        assert by_id["a"].inhibited_by == ()
+
+    def test_an_unknown_playbook_is_a_located_problem(self, playbook_factory: PlaybookFactory) -> None:
+        playbook_factory("a.yaml", id="a")
+        text = VALID.format(id="c") + "inhibited_by:\n  - a\n  - outage-recovry\n"
+        path = playbook_factory("c.yaml", text=text)
+        _, problems = load_playbooks([path.parent])
+        assert lines(problems) == [f"{path}:13:5: no playbook 'outage-recovry' here (known: a, c)"]
+
+    @pytest.mark.parametrize(
+        ("extra", "message"),
+        [
+            ("inhibited_by: [c]", "11:16: a playbook cannot mute itself ('c'): use cooldown"),
+            ("inhibited_by: [a, a]", "11:19: 'a' is named twice"),
+            ("inhibited_by: [{playbook: a, within: soon}]", "11:38: inhibited_by.0.within: 'soon' is not a duration"),
+            ("inhibited_by: [{playbook: a, whithin: 2d}]", "11:30: unknown key 'whithin' (did you mean 'within'?)"),
+        ],
+    )
+    def test_mistakes_are_located(self, playbook_factory: PlaybookFactory, extra: str, message: str) -> None:
+        playbook_factory("a.yaml", id="a")
+        path = playbook_factory("c.yaml", text=VALID.format(id="c") + extra + "\n")
+        _, problems = load_playbooks([path.parent])
+        assert len(problems) == 1 and str(problems[0]).startswith(f"{path}:{message}"), lines(problems)

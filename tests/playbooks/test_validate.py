@@ -345,6 +345,7 @@ def test_schema_describes_the_top_level_keys(schema: dict[str, Any]) -> None:
         "let",
         "when",
         "cooldown",
+        "inhibited_by",
         "actions",
     ]
     assert schema["required"] == ["id", "trigger", "actions"]
