@@ -6,35 +6,29 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
-from recovery.effects import Effect, GestureStatus, Task
+from recovery.effects import Effect, Task
 from recovery.events import Occurrence
 from recovery.exceptions import StoreError
 from recovery.store.memory_case_desk import MemoryCaseDesk
 from recovery.store.memory_desk import MemoryDesk
 from recovery.store.memory_outbox import MemoryOutbox
+from recovery.store.memory_task_desk import MemoryTaskDesk
 from recovery.store.records import (
-    AuditEntry,
-    CaseQuery,
     CaseRecord,
     Deadline,
-    DeskCase,
-    GestureRecord,
     MutedRecord,
     OutboxItem,
     ParkedItem,
     Snooze,
-    TaskQuery,
-    TaskRecord,
-    WatchedCustomer,
 )
 
 DAY_S = 86400.0
 
 
-class MemoryStore:
+class MemoryStore(MemoryTaskDesk):
     """Everything in dicts. `keep_effects=False` keeps only effect ids (enough to never raise one twice), and the
     tasks not done yet (a lost customer's are published again as cancelled).
 
@@ -65,10 +59,6 @@ class MemoryStore:
         self._muted: dict[str, MutedRecord] = {}
         self._open_tasks: dict[str, Task] = {}  # keep_effects=False: the tasks not done, to cancel
         self._case_desk = MemoryCaseDesk(self._desk, self._profiles, self._history, self._wrote)
-
-    def _wrote(self, changes: int) -> int:
-        self._writes += changes
-        return changes
 
     def add_event(self, event_id: str, ts: float) -> bool:
         if event_id in self._ledger:
@@ -222,83 +212,6 @@ class MemoryStore:
 
     def effects(self) -> list[Effect]:
         return list(self._effects.values())
-
-    # ------------------------------------------------------------------------------------------- task desk
-
-    def list_tasks(self, query: TaskQuery) -> tuple[list[TaskRecord], int]:
-        return self._desk.list_tasks(query)
-
-    def get_task(self, task_id: str) -> TaskRecord | None:
-        return self._desk.get_task(task_id)
-
-    def claim_task(self, task_id: str, agent: str, at: float) -> bool:
-        return bool(self._wrote(self._desk.claim_task(task_id, agent, at)))
-
-    def release_task(self, task_id: str, agent: str | None, at: float) -> bool:
-        return bool(self._wrote(self._desk.release_task(task_id, agent, at)))
-
-    def complete_task(self, task_id: str, agent: str, at: float, outcome: str, reason_code: str, note: str) -> bool:
-        return bool(self._wrote(self._desk.complete_task(task_id, agent, at, outcome, reason_code, note)))
-
-    def overdue_tasks(self, now: float, limit: int) -> list[TaskRecord]:
-        return self._desk.overdue_tasks(now, limit)
-
-    def escalate_task(self, task_id: str, priority: str, queue: str, at: float) -> bool:
-        return bool(self._wrote(self._desk.escalate_task(task_id, priority, queue, at)))
-
-    def task_counts(self, now: float) -> tuple[dict[str, int], dict[str, int]]:
-        return self._desk.task_counts(now)
-
-    def list_cases(self, query: CaseQuery) -> tuple[list[DeskCase], int]:
-        return self._case_desk.list_cases(query)
-
-    def get_case(self, case_id: str) -> DeskCase | None:
-        return self._case_desk.get_case(case_id)
-
-    def claim_case(self, case_id: str, agent: str, at: float) -> list[str]:
-        return self._case_desk.claim_case(case_id, agent, at)
-
-    def release_case(self, case_id: str, agent: str | None, at: float) -> list[str]:
-        return self._case_desk.release_case(case_id, agent, at)
-
-    def complete_case(
-        self, case_id: str, agent: str, at: float, outcome: str, reason_code: str, note: str
-    ) -> list[str]:
-        return self._case_desk.complete_case(case_id, agent, at, outcome, reason_code, note)
-
-    def case_seen(self, case_id: str, agent: str) -> int:
-        return self._case_desk.case_seen(case_id, agent)
-
-    def customers_to_watch(self, since: float, types: Sequence[str], limit: int, offset: int) -> list[WatchedCustomer]:
-        return self._case_desk.customers_to_watch(since, types, limit, offset)
-
-    def list_gestures(self, status: str | None, customer_id: str | None, limit: int) -> list[GestureRecord]:
-        return self._desk.list_gestures(status, customer_id, limit)
-
-    def get_gesture(self, gesture_id: str) -> GestureRecord | None:
-        return self._desk.get_gesture(gesture_id)
-
-    def decide_gesture(self, gesture_id: str, status: GestureStatus, actor: str, at: float) -> bool:
-        return bool(self._wrote(self._desk.decide_gesture(gesture_id, status, actor, at)))
-
-    def add_audit(
-        self,
-        at: float,
-        actor: str,
-        action: str,
-        *,
-        customer_id: str | None = None,
-        task_id: str | None = None,
-        gesture_id: str | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> None:
-        self._writes += 1
-        self._desk.add_audit(at, actor, action, customer_id, task_id, gesture_id, details)
-
-    def audit(
-        self, *, customer_id: str | None = None, task_id: str | None = None, limit: int = 1000
-    ) -> list[AuditEntry]:
-        return self._desk.audit(customer_id, task_id, limit)
 
     # ------------------------------------------------------------------------------------------- cases
 
