@@ -12,7 +12,9 @@ from typing import Any
 from recovery.effects import Effect, GestureStatus, Task
 from recovery.events import Occurrence
 from recovery.exceptions import StoreError
+from recovery.store.facts import Fact, FactSet
 from recovery.store.memory_desk import MemoryDesk
+from recovery.store.memory_facts import MemoryFacts
 from recovery.store.memory_outbox import MemoryOutbox
 from recovery.store.records import (
     AuditEntry,
@@ -58,6 +60,7 @@ class MemoryStore:
         self._cases: dict[str, CaseRecord] = {}  # the open case of each customer
         self._snoozes: dict[str, dict[str, Snooze]] = {}
         self._muted: dict[str, MutedRecord] = {}
+        self._facts = MemoryFacts(self._desk)
 
     def add_event(self, event_id: str, ts: float) -> bool:
         if event_id in self._ledger:
@@ -315,6 +318,25 @@ class MemoryStore:
         changed = self._desk.complete_from_event(task_id, at, outcome, reason_code, agent)
         self._writes += changed
         return changed
+
+    # ------------------------------------------------------------------------------------------- report facts
+
+    def put_fact(self, fact: Fact) -> None:
+        self._writes += 1
+        self._facts.put(fact)
+
+    def add_count(self, metric: str, key: str, week: float, n: int = 1) -> None:
+        self._writes += 1
+        self._facts.add_count(metric, key, week, n)
+
+    def report_facts(self, until: float, weeks_since: float) -> FactSet:
+        return self._facts.facts(until, weeks_since)
+
+    def tasks_created(self, since: float, until: float) -> list[TaskRecord]:
+        return self._facts.tasks_created(since, until)
+
+    def gestures_created(self, since: float, until: float) -> list[GestureRecord]:
+        return self._facts.gestures_created(since, until)
 
     # ------------------------------------------------------------------------------------------- outbox
 
