@@ -14,7 +14,7 @@ from typing import Any
 
 from recovery.events import Event
 from recovery.store.base import ReportFacts
-from recovery.store.facts import CALLS, COMPLAINTS, LifecycleFact, OutageFact, ProfileFact, week_of
+from recovery.store.records import CALLS, COMPLAINTS, LifecycleFact, OutageFact, ProfileFact, week_of
 
 UNCATEGORIZED = "uncategorized"
 """The category of a complaint that names none."""

@@ -12,8 +12,7 @@ from recovery.report.periods import BY, By, periods
 from recovery.report.results import playbook_results
 from recovery.report.trends import trends
 from recovery.store.base import ReportFacts
-from recovery.store.facts import week_of
-from recovery.store.records import MutedRecord
+from recovery.store.records import MutedRecord, week_of
 from recovery.times import format_time, parse_time
 
 MUTED_LIMIT = 1_000_000

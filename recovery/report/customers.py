@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from recovery.store.facts import FactSet, LifecycleFact, ProfileFact
+from recovery.store.records import FactSet, LifecycleFact, ProfileFact
 
 UNSPECIFIED = "unspecified"
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from recovery.store.facts import WEEK_S, week_of
+from recovery.store.records import WEEK_S, week_of
 from recovery.times import format_time
 
 By = Literal["week", "month"]

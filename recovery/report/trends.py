@@ -20,7 +20,7 @@ from typing import Any
 
 from recovery.report.customers import UNSPECIFIED
 from recovery.report.periods import week_label, weeks
-from recovery.store.facts import CALLS, COMPLAINTS, WEEK_S, FactSet, week_of
+from recovery.store.records import CALLS, COMPLAINTS, WEEK_S, FactSet, week_of
 from recovery.times import format_time
 
 OUTAGE_MINUTES = "outage_minutes"

@@ -13,11 +13,12 @@ from typing import Any, Protocol
 
 from recovery.effects import Effect, GestureStatus, Task
 from recovery.events import Occurrence
-from recovery.store.facts import Fact, FactSet
 from recovery.store.records import (
     AuditEntry,
     CaseRecord,
     Deadline,
+    Fact,
+    FactSet,
     GestureRecord,
     MutedRecord,
     OutboxItem,

@@ -12,7 +12,6 @@ from typing import Any
 from recovery.effects import Effect, GestureStatus, Task
 from recovery.events import Occurrence
 from recovery.exceptions import StoreError
-from recovery.store.facts import Fact, FactSet
 from recovery.store.memory_desk import MemoryDesk
 from recovery.store.memory_facts import MemoryFacts
 from recovery.store.memory_outbox import MemoryOutbox
@@ -20,6 +19,8 @@ from recovery.store.records import (
     AuditEntry,
     CaseRecord,
     Deadline,
+    Fact,
+    FactSet,
     GestureRecord,
     MutedRecord,
     OutboxItem,

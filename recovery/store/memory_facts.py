@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import sys
 
-from recovery.store.facts import (
+from recovery.store.facts import created_within
+from recovery.store.memory_desk import MemoryDesk
+from recovery.store.records import (
     Fact,
     FactSet,
+    GestureRecord,
     LifecycleFact,
     Outage,
     OutageFact,
     ProfileFact,
+    TaskQuery,
+    TaskRecord,
     WeeklyCount,
-    created_within,
 )
-from recovery.store.memory_desk import MemoryDesk
-from recovery.store.records import GestureRecord, TaskQuery, TaskRecord
 
 
 class MemoryFacts:
