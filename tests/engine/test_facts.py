@@ -40,7 +40,8 @@ def test_weeks_start_on_monday_at_midnight_utc() -> None:
 def test_lifecycle_events_are_kept_as_they_came(event_factory: EventFactory) -> None:
     store = MemoryStore()
     engine = Engine([], store)
-    engine.process(event_factory("customer.joined", "C1", 0, {"annual_value": 1200, "segment": "smb", "channel": "web"}))
+    joined = {"annual_value": 1200, "segment": "smb", "channel": "web"}
+    engine.process(event_factory("customer.joined", "C1", 0, joined))
     engine.process(event_factory("customer.renewed", "C1", 60, {"reason": "loyalty"}))
     engine.process(event_factory("customer.referred", "C1", 120, {"referred_customer_id": "C9"}))
     engine.process(event_factory("customer.lost", "C1", 180, {"reason": "price", "annual_value": 900.5}))
