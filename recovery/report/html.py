@@ -77,7 +77,8 @@ def _charts(report: dict[str, Any]) -> dict[str, Markup]:
     weeks = [w["label"] + ("" if w["complete"] else " (partial)") for w in report["trends"]["weeks"]]
     for metric in METRICS:
         title, unit = TREND_TITLES[metric]
-        found[metric] = charts.lines(title, weeks, report["trends"][metric]["series"], unit)
+        if report["trends"][metric]["series"]:
+            found[metric] = charts.lines(title, weeks, report["trends"][metric]["series"], unit)
     return found
 
 
