@@ -233,3 +233,18 @@ class TestValidation:
         assert [p.message for p in problems] == [
             "unknown data field 'percnt' for usage.dropped (did you mean 'percent'?); known fields: percent, plan"
         ]
+
+    @pytest.mark.parametrize(
+        ("catalog", "message"),
+        [
+            ("types:\n  service.call:\n    fields: {x: string}\n", "'service.call' is a standard type"),
+            ("types:\n  usage.dropped:\n    fields: {percent: float}\n", "events.yaml:3:"),
+            ("types:\n  Usage:\n    fields: {}\n", "events.yaml:2:"),
+            ("types: [usage.dropped]\n", "events.yaml:1:"),
+        ],
+        ids=["standard", "field-type", "type-name", "not-a-mapping"],
+    )
+    def test_a_bad_catalog_is_a_located_problem(self, tmp_path: Path, catalog: str, message: str) -> None:
+        (tmp_path / "events.yaml").write_text(catalog)
+        _, problems = load_playbooks([tmp_path])
+        assert len(problems) == 1 and message in str(problems[0]), problems
