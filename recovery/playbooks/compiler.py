@@ -3,6 +3,7 @@ durable-rules pattern. Problems are collected with their path in the document, n
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -57,6 +58,12 @@ class CompiledGesture:
     when: Compiled | None
 
 
+def holdout_point(salt: str, customer_id: str) -> float:
+    """Where a customer falls in [0, 1) for a holdout: uniform, and the same for the same salt and customer."""
+    digest = hashlib.blake2b(f"{salt}\x1f{customer_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
 @dataclass
 class CompiledPlaybook:
     """Everything the engine needs to run one playbook."""
@@ -82,6 +89,16 @@ class CompiledPlaybook:
     data_types: frozenset[str] = frozenset()
     """Types whose past events' data a look-back reads (`it.data...`): kept with their data."""
     source: Playbook | None = None
+    mode: str = "live"
+    """`shadow`: evaluated and kept as shadow effects, never published, queued nor counted as raised."""
+    holdout: float = 0.0
+    """The share of customers held out (0 to 0.5): they get nothing from this playbook, their effects are kept."""
+    holdout_salt: str = ""
+
+    def held_out(self, customer_id: str) -> bool:
+        """Whether `customer_id` is in this playbook's holdout: a hash of the salt (the playbook's id unless set)
+        and the customer's id, so a new version keeps it, and raising the share only adds customers."""
+        return self.holdout > 0 and holdout_point(self.holdout_salt or self.id, customer_id) < self.holdout
 
     @cached_property
     def evidence_order(self) -> tuple[tuple[str, float], ...]:
@@ -268,6 +285,9 @@ def compile_playbook(
         within_s=within_s,
         cooldown_s=pb.cooldown,
         inhibited_by=tuple(inhibitors.items()),
+        mode=pb.mode,
+        holdout=(pb.holdout or 0.0) / 100,
+        holdout_salt=pb.holdout_salt or pb.id,
         condition=condition,
         evidence_windows=evidence_windows,
         tasks=tuple(tasks),

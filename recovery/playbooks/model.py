@@ -191,6 +191,23 @@ class Inhibitor(_Strict):
     within: Duration | None = None
 
 
+def _percent(value: Any) -> Any:
+    """`10%` (or `10`, a number) as the number 10."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            return float(value.strip()[:-1])
+        except ValueError:
+            return value
+    return value
+
+
+Percent = Annotated[
+    float,
+    BeforeValidator(_percent, json_schema_input_type=str | float),
+    Field(gt=0, le=50, description="A share of customers in percent, e.g. 10%"),
+]
+
+
 def _inhibitors(value: Any) -> Any:
     if isinstance(value, str | dict):
         value = [value]
@@ -216,6 +233,15 @@ class Playbook(_Strict):
         BeforeValidator(_inhibitors, json_schema_input_type=str | list[str | Inhibitor]),
         Field(description="Playbooks that mute this one for a customer: ids, or {playbook, within}"),
     ] = Field(default_factory=list)
+    mode: Literal["live", "shadow"] = Field(
+        default="live", description="shadow: evaluated, counted and kept as shadow effects, never published or queued"
+    )
+    holdout: Percent | None = Field(
+        default=None, description="A deterministic share of customers that gets nothing from this playbook, e.g. 10%"
+    )
+    holdout_salt: str | None = Field(
+        default=None, min_length=1, max_length=100, description="Who is held out depends on it (default: the id)"
+    )
     actions: list[Action] = Field(min_length=1)
 
 
