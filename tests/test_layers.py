@@ -20,7 +20,7 @@ PACKAGE = ROOT / "recovery"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("", "exceptions", "times", "native", "runtime", "logs"),
     ("config",),
-    ("events", "effects"),
+    ("events", "effects", "catalog"),
     ("expressions",),
     ("playbooks",),
     ("store",),
