@@ -267,7 +267,7 @@ actions:
                 "customer_id": cid,
                 "data": {"reason": "billing"},
             }
-        )  # fmt: skip
+        )
         for i, cid in enumerate(ids)
     ]
 
