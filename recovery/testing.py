@@ -10,7 +10,8 @@ effect patterns that must not appear. See docs/playbooks.md.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from recovery.effects import Effect
 from recovery.engine import Engine
+from recovery.engine.cases import WITHHELD
 from recovery.events import EVENT_TYPE_PATTERN, Event
 from recovery.exceptions import EventError, PlaybookError, Problem
 from recovery.playbooks.compiler import CompiledPlaybook
@@ -69,6 +71,10 @@ class TestCase(_Strict):
     until: str | None = None
     expect: list[Expectation] = Field(default_factory=list)
     absent: list[Expectation] = Field(default_factory=list)
+    withheld: list[Expectation] | None = Field(
+        default=None,
+        description="The effects kept, not raised (shadow mode, a customer held out): when given, all of them",
+    )
 
 
 class TestFile(_Strict):
@@ -126,7 +132,11 @@ def _time_problems(doc: Document, spec: TestFile) -> list[Problem]:
             check(ev.at, ("tests", i, "events", j, "at"))
         if case.until is not None:
             check(case.until, ("tests", i, "until"))
-        for group, expectations in (("expect", case.expect), ("absent", case.absent)):
+        for group, expectations in (
+            ("expect", case.expect),
+            ("absent", case.absent),
+            ("withheld", case.withheld or []),
+        ):
             for k, exp in enumerate(expectations):
                 for key in _TIME_FIELDS:
                     want = exp.fields.get(key)
@@ -195,20 +205,50 @@ def run_case(
     until = _instant(case.until, start) if case.until else None
     replay(lines, engine, out, err, until=until)
     effects = [e for e in engine.store.effects() if e.playbook == pb.id]
-    remaining = list(effects)
-    for exp in case.expect:
-        found = next((e for e in remaining if _matches(e, exp, start)), None)
-        if found is None:
-            result.failures.append(f"expected {_describe(exp)}: not raised")
-        else:
-            remaining.remove(found)
-    for extra in remaining:
-        result.failures.append(f"unexpected {_short(extra)}")
+    _compare(result, case.expect, effects, start, "raised", _why_not_raised(pb))
+    if case.withheld is not None:
+        kept = engine.store.muted(None, -math.inf, math.inf, 1_000_000)
+        withheld = [m.effect for m in kept if m.effect.playbook == pb.id and m.reason in WITHHELD]
+        _compare(result, case.withheld, withheld, start, "withheld", lambda _: "")
     for exp in case.absent:
         for e in effects:
             if _matches(e, exp, start):
                 result.failures.append(f"raised {_short(e)}, which matches absent {_describe(exp)}")
     return result
+
+
+def _compare(
+    result: CaseResult,
+    expected: list[Expectation],
+    effects: list[Effect],
+    start: float,
+    what: str,
+    why_not: Callable[[Expectation], str],
+) -> None:
+    """Each expectation matches one of `effects` (in any order), and every effect one expectation."""
+    remaining = list(effects)
+    for exp in expected:
+        found = next((e for e in remaining if _matches(e, exp, start)), None)
+        if found is None:
+            result.failures.append(f"expected {_describe(exp)}: not {what}{why_not(exp)}")
+        else:
+            remaining.remove(found)
+    for extra in remaining:
+        result.failures.append(f"unexpected {_short(extra)}" + ("" if what == "raised" else f" ({what})"))
+
+
+def _why_not_raised(pb: CompiledPlaybook) -> Callable[[Expectation], str]:
+    """A hint for an expected effect not raised: the playbook is in shadow mode, or the customer held out."""
+
+    def hint(exp: Expectation) -> str:
+        if pb.mode == "shadow":
+            return " (the playbook is in shadow mode: its effects are kept, not raised; list them under `withheld`)"
+        customer = exp.fields.get("customer_id")
+        if isinstance(customer, str) and pb.held_out(customer):
+            return f" ({customer} is in the playbook's holdout: its effects are kept, not raised; see `withheld`)"
+        return ""
+
+    return hint
 
 
 def load_test_file(path: Path) -> tuple[Document, TestFile]:
