@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ def test(args: argparse.Namespace) -> int:
         failed += 1
         print(f"FAIL {result.file}: {result.name}")
         for failure in result.failures:
-            print(f"    {failure}")
+            print(textwrap.indent(failure, "    "))
     failed += len(problems)
     print(f"{len(results) - (failed - len(problems))} passed, {failed} failed")
     return 1 if failed else 0
