@@ -122,6 +122,8 @@ def replay(args: argparse.Namespace) -> int:
 
 
 def backtest(args: argparse.Namespace) -> int:
+    """Exit 0 with the report; 2 for bad input (an argument, a missing or unreadable file, an invalid playbook of
+    either set), each problem on one line of stderr."""
     from recovery.backtest import backtest, render_json, render_text, report
     from recovery.playbooks.loader import load_playbooks
     from recovery.runtime import tune_gc
@@ -136,21 +138,28 @@ def backtest(args: argparse.Namespace) -> int:
     if args.examples < 0:
         print(f"--examples: a number of customers, 0 or more (got {args.examples})", file=sys.stderr)
         return 2
-    if args.events != "-" and not Path(args.events).is_file():
-        print(f"events: no such file: {args.events}", file=sys.stderr)
+    for option, path in (("--rules", args.rules), ("--baseline", args.baseline)):
+        if not Path(path).exists():
+            print(f"{option}: no such file or directory: {path}", file=sys.stderr)
+            return 2
+    # Read once, as bytes (decoded line by line by the JSON parser): both sets replay the same lines.
+    try:
+        if args.events == "-":
+            lines = sys.stdin.buffer.readlines()
+        else:
+            with open(args.events, "rb") as source:
+                lines = source.readlines()
+    except OSError as exc:
+        print(f"events: cannot read {args.events}: {exc.strerror}", file=sys.stderr)
         return 2
     new, problems = load_playbooks([args.rules])
     baseline, more = load_playbooks([args.baseline])
     problems += [p for p in more if str(p) not in {str(q) for q in problems}]  # the same file given twice
+    for problem in problems:
+        print(problem, file=sys.stderr)
     if problems:
-        raise PlaybookError(problems)
+        return 2
     tune_gc()
-    # Read once, as bytes (decoded line by line by the JSON parser): both sets replay the same lines.
-    if args.events == "-":
-        lines = sys.stdin.buffer.readlines()
-    else:
-        with open(args.events, "rb") as source:
-            lines = source.readlines()
     result = backtest(lines, new, baseline, sys.stderr, until=until)
     data = report(result, args.examples)
     print(render_json(data) if args.format == "json" else render_text(data, args.examples))
