@@ -25,7 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("playbooks",),
     ("store",),
     ("engine",),
-    ("replay", "testing"),
+    ("replay", "testing", "explain"),
     ("report",),
     ("metrics", "health", "live"),
     ("outbox",),
