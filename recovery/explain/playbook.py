@@ -52,6 +52,8 @@ def find_trigger(pb: CompiledPlaybook, view: CustomerView, by_type: dict[str, li
     if pb.kind == "event":
         types = set(pb.event_types)
         occ = next((o for o in reversed(view.occurrences) if o.type in types), None)
+        if occ is None and not view.complete:
+            occ = _from_effects(pb, view)
         if occ is None:
             return None
         ctx = Context(occ, cid, view.profile_at(occ.ts), occ.ts, by_type)
@@ -65,6 +67,20 @@ def find_trigger(pb: CompiledPlaybook, view: CustomerView, by_type: dict[str, li
                 return _Found(trigger, ctx, f"{first.id}+{then.id}", then.ts, (first, then))
         return None
     return _absence(pb, view, by_type)
+
+
+def _from_effects(pb: CompiledPlaybook, view: CustomerView) -> Occurrence | None:
+    """A store keeps no event of a type no playbook looks back to: the trigger of the latest effect `pb` raised (or
+    had muted) for the customer then, the one of its evidence the store's history does not hold (its data unknown)."""
+    effects = [t.task for t in view.tasks] + [g.gesture for g in view.gestures] + [m.effect for m in view.muted]
+    mine = sorted((e for e in effects if e.playbook == pb.id), key=lambda e: (e.created_at, e.id))
+    if not mine:
+        return None
+    kept = {o.id for o in view.occurrences}
+    unknown = [i for i in mine[-1].evidence if i not in kept]
+    if len(unknown) != 1:
+        return None
+    return Occurrence(unknown[0], "/".join(pb.event_types), parse_time(mine[-1].created_at), view.customer_id, {})
 
 
 def _paired(pb: CompiledPlaybook, by_type: dict[str, list[Occurrence]], occ: Occurrence) -> Occurrence | None:
@@ -115,10 +131,11 @@ def explain_playbook(
     out.muted = [MutedRef(m.effect.id, m.effect.kind, m.at, m.muted_by, m.reason)
                  for m in view.muted if m.effect.playbook == pb.id]  # fmt: skip
     out.deadlines = [DeadlineRef(d.id, d.due, _ref(d.first), d.key) for d in view.deadlines if d.playbook == pb.id]
-    if not view.complete and not _kept(pb, by_type, found):
+    if not view.complete and not any(t in by_type for t in pb.event_types):
+        what = "found from its latest effect, without the event's data" if found is not None else "may be missing"
         out.notes.append(
-            f"the store keeps no {'/'.join(pb.event_types)} events for this customer (only the types playbooks look "
-            "back to): its last trigger may be missing here; explain from the events file to see it"
+            f"the store keeps no {'/'.join(pb.event_types)} events (only the types playbooks look back to): its last "
+            f"trigger {what}; explain from the events file to see it whole"
         )
     checked = view.at
     if found is None:
@@ -141,10 +158,6 @@ def _awaited(pb: CompiledPlaybook) -> str:
         key = f" with the same {pb.key}" if pb.key else ""
         return f"{pb.first_type} then {pb.event_type}{key} within {format_duration(pb.within_s)}"
     return " or ".join(pb.event_types)
-
-
-def _kept(pb: CompiledPlaybook, by_type: dict[str, list[Occurrence]], found: _Found | None) -> bool:
-    return found is not None or any(t in by_type for t in pb.event_types)
 
 
 def _unevaluated(trigger: Trigger, pb: CompiledPlaybook) -> tuple[str, str]:
