@@ -239,7 +239,8 @@ def _effects(pb: CompiledPlaybook, view: CustomerView, at_trigger: set[str]) -> 
     for g in view.gestures:
         if g.gesture.playbook == pb.id:
             ts = parse_time(g.gesture.created_at)
-            found.append(EffectRef(g.id, "gesture", ts, g.status, _describe(g.gesture), g.id in at_trigger))
+            what = f"{g.gesture.type} {g.gesture.amount:g} {g.gesture.currency}"
+            found.append(EffectRef(g.id, "gesture", ts, g.status, what, g.id in at_trigger))
     return sorted(found, key=lambda e: (e.created_at, e.id))
 
 
