@@ -2,8 +2,8 @@
 
 The layers, first to last (README, "Layout"): what everything shares; settings; the event and effect contracts; the
 expression language; playbooks; the store; the engine; the tools that run the engine over a file (replay, the
-playbook tests, explain); metrics and health; the outbox; the service loop; the task lifecycle; the API; the HTTP side; the
-simulator; the command line.
+playbook tests, explain); metrics and health; the outbox; the service loop; the task lifecycle; the API; the HTTP
+side; the simulator; the command line.
 """
 
 from __future__ import annotations
