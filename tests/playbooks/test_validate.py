@@ -349,6 +349,9 @@ def test_schema_describes_the_top_level_keys(schema: dict[str, Any]) -> None:
         "when",
         "cooldown",
         "inhibited_by",
+        "mode",
+        "holdout",
+        "holdout_salt",
         "actions",
     ]
     assert schema["required"] == ["id", "trigger", "actions"]
