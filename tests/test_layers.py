@@ -2,8 +2,8 @@
 
 The layers, first to last (README, "Layout"): what everything shares; settings; the event and effect contracts; the
 expression language; playbooks; the store; the engine; the tools that run the engine over a file (replay, the
-playbook tests); metrics and health; the outbox; the service loop; the task lifecycle; the API; the HTTP side; the
-simulator; the command line.
+playbook tests, the backtest, explain); the loss report; metrics and health; the outbox; the service loop; the task
+lifecycle; the API; the HTTP side; the simulator; the command line.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("playbooks",),
     ("store",),
     ("engine",),
-    ("replay", "testing"),
+    ("replay", "testing", "backtest", "explain"),
     ("report",),
     ("metrics", "health", "live"),
     ("outbox",),

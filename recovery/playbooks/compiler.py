@@ -94,6 +94,9 @@ class CompiledPlaybook:
     holdout: float = 0.0
     """The share of customers held out (0 to 0.5): they get nothing from this playbook, their effects are kept."""
     holdout_salt: str = ""
+    scope: Scope | None = field(default=None, repr=False, compare=False)
+    """The names its expressions were checked against (its lets included): `recovery explain` compiles the parts of
+    its condition in it, one by one. The engine never reads it."""
 
     def held_out(self, customer_id: str) -> bool:
         """Whether `customer_id` is in this playbook's holdout: a hash of the salt (the playbook's id unless set)
@@ -296,6 +299,7 @@ def compile_playbook(
         windows=frozenset(windows),
         data_types=frozenset(scope.data_types),
         source=pb,
+        scope=scope,
     )
     return compiled_pb, []
 

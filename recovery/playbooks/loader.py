@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import difflib
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from recovery.catalog import STANDARD, STANDARD_FIELDS, EventCatalog, EventType
 from recovery.exceptions import PlaybookError, Problem
+from recovery.expressions.scope import suggest
 from recovery.playbooks.compiler import CompiledPlaybook, compile_playbook
 from recovery.playbooks.model import CatalogFile, Playbook
 from recovery.playbooks.source import Document, Loc, YamlProblem, load_yaml
@@ -128,6 +128,12 @@ def _model_at(root: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
     return model
 
 
+def unknown_key(name: str, known: Sequence[str]) -> str:
+    """The message for a key that is none of `known`: the nearest of them as a suggestion, else all of them."""
+    hint = suggest(name, known) or (f"; expected one of: {', '.join(known)}" if known else "")
+    return f"unknown key '{name}'{hint}"
+
+
 def validation_problems(doc: Document, exc: ValidationError, root: type[BaseModel]) -> list[Problem]:
     """pydantic's errors validating `doc` against the model `root` (a playbook, a test file) as located problems, in
     the author's words: unknown keys with a suggestion, missing keys, bad values with what was received."""
@@ -136,16 +142,10 @@ def validation_problems(doc: Document, exc: ValidationError, root: type[BaseMode
         loc: Loc = tuple(p for p in err["loc"] if p != "[key]")
         kind = err["type"]
         if kind == "extra_forbidden":
-            name = str(loc[-1])
             model = _model_at(root, loc[:-1])
-            known = list(model.model_fields) if model else []
-            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-            hint = (
-                f" (did you mean '{close[0]}'?)"
-                if close
-                else (f"; expected one of: {', '.join(known)}" if known else "")
+            problems.append(
+                doc.problem(loc, unknown_key(str(loc[-1]), list(model.model_fields) if model else []), key=True)
             )
-            problems.append(doc.problem(loc, f"unknown key '{name}'{hint}", key=True))
         elif kind == "missing":
             problems.append(doc.problem(loc[:-1], f"missing required key '{loc[-1]}'"))
         elif "[key]" in err["loc"]:
