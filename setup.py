@@ -25,6 +25,7 @@ COMPILED = [
     "recovery/expressions/templates.py",
     "recovery/replay.py",
     "recovery/store/memory.py",
+    "recovery/store/memory_task_desk.py",
     "recovery/times.py",
 ]
 """The hot path of `recovery replay` and `serve`, compiled to C by mypyc. Other modules are imported by them as

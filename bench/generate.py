@@ -4,10 +4,14 @@
 
 Every customer first gets a `customer.updated` profile (tier standard/silver/gold/platinum about 60/25/10/5%,
 one of eight regions, a segment, an annual value). Then, spread over the period with a daytime bias:
-service calls (with a reason; some customers call 3 to 5 times within a few days), complaints (most resolved,
-some only after 48 hours, some never), survey responses (score 0 to 10), failed payments, profile changes,
-closed frontline tasks and, rarely, cancellation requests. Each region has outages now and then
-(`outage.started` with `data.region` and no customer, `outage.resolved` 30 minutes to 10 hours later).
+service calls (with a reason; some customers call 3 to 5 times within a few days), complaints (with a category;
+most resolved, some only after 48 hours, some never), survey responses (score 0 to 10), failed payments (most
+made good within days), profile changes, closed frontline tasks and, rarely, cancellation requests (the save
+desk's closed task often follows). Each region has outages now and then (`outage.started` with `data.region` and
+no customer, `outage.resolved` 30 minutes to 10 hours later). Customers join (2% a month through a channel, more
+when customers refer them), renew at their yearly anniversary and are lost (a few percent a month, likelier after
+distress: a cancellation request, complaints left open, repeat calls, unpaid bills, bad surveys, outages), with
+nothing about them after their loss.
 
 The output is sorted by `occurred_at` (ties keep generation order) and event ids are numbered in that order.
 The same arguments give byte-identical output: all randomness comes from one `random.Random(seed)`.

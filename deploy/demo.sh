@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo behind `make demo`: a local Kafka broker, `recovery serve` on SQLite, and `recovery simulate` feeding it.
-# Tasks and gestures are printed as they are raised, with a summary per playbook and queue every few seconds.
+# Tasks and gestures are printed as they are raised, with a summary per playbook and queue every few seconds; the task
+# page (cases to work on) and the reports (the loss review) are linked, signed in.
 # Ctrl-C stops everything cleanly (simulator, service, broker) and shows the task list.
 #
 # Environment: DEMO_DURATION_S (0 = until Ctrl-C), DEMO_RATE (events/s, 40), DEMO_CUSTOMERS (500),
@@ -24,6 +25,9 @@ export RECOVERY_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
 export RECOVERY_STORE_URL=sqlite:///$DEMO_DIR/recovery.db
 export RECOVERY_RULES_DIR=rules
 export RECOVERY_KAFKA_SESSION_TIMEOUT_S=6
+# Simulated time runs DEMO_TIME_SCALE times faster than the wall clock, so the events are soon dated ahead of it (an
+# hour after 6 seconds at 600x): the service takes them for up to 10 years ahead instead of 1 hour (max_future_skew_s).
+export RECOVERY_MAX_FUTURE_SKEW_S=${RECOVERY_MAX_FUTURE_SKEW_S:-315360000}
 export RECOVERY_HTTP_PORT=${DEMO_HTTP_PORT:-8000}
 # The task page and API accept one admin token, made for this run (only its SHA-256 is in the settings).
 DEMO_TOKEN=${DEMO_TOKEN:-demo-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')}
@@ -31,6 +35,7 @@ export RECOVERY_API_TOKENS="[{\"name\":\"demo\",\"role\":\"admin\",\"token_sha25
 # A demo's convenience, off by default: the printed link signs in (the token is in the URL, so in the history).
 export RECOVERY_HTTP_TOKEN_IN_URL=true
 TASK_PAGE="http://127.0.0.1:$RECOVERY_HTTP_PORT/?token=$DEMO_TOKEN"
+REPORTS="http://127.0.0.1:$RECOVERY_HTTP_PORT/reports?token=$DEMO_TOKEN"
 
 serve_pid=""
 simulate_pid=""
@@ -57,6 +62,7 @@ All tasks:     $BIN/recovery tasks --store $RECOVERY_STORE_URL --limit 0
 One queue:     $BIN/recovery tasks --store $RECOVERY_STORE_URL --queue care-callback
 Service log:   $DEMO_DIR/serve.log
 Task page:     $TASK_PAGE (while the service runs)
+Reports:       $REPORTS (while the service runs)
 MSG
     fi
 }
@@ -71,10 +77,12 @@ deploy/kafka/start.sh
 say "starting recovery serve (SQLite store $DEMO_DIR/recovery.db; log in $DEMO_DIR/serve.log)"
 "$BIN/recovery" --log-level INFO serve --live --summary-every 10 2>"$DEMO_DIR/serve.log" &
 serve_pid=$!
-say "the task page (live tasks; claim and complete them): $TASK_PAGE"
+say "the task page (live cases and their tasks; claim and complete them): $TASK_PAGE"
+say "the reports (the loss review: customers lost, their value, what was done before): $REPORTS"
 echo "   the API: curl -H 'Authorization: Bearer $DEMO_TOKEN' http://127.0.0.1:$RECOVERY_HTTP_PORT/api/tasks"
 
-say "simulating $DEMO_CUSTOMERS customers at $DEMO_RATE events/s, ${DEMO_TIME_SCALE}x time (Ctrl-C to stop)"
+say "simulating $DEMO_CUSTOMERS customers at $DEMO_RATE events/s, ${DEMO_TIME_SCALE}x time: calls, complaints, outages," \
+    "payments, cancellations, customers joining, referring, renewing and lost (Ctrl-C to stop)"
 "$BIN/recovery" simulate --customers "$DEMO_CUSTOMERS" --rate "$DEMO_RATE" --time-scale "$DEMO_TIME_SCALE" \
     --duration "$DEMO_DURATION_S" --seed 7 2>"$DEMO_DIR/simulate.log" &
 simulate_pid=$!

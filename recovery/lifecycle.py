@@ -1,7 +1,8 @@
 """What happens to a task after it is raised, besides people acting on it: the running playbooks (listed, validated
 and reloaded by ops), escalation of tasks not done by their due time, the `task.completed` event that closing
-a task sends back to `ops.events` so playbooks can react to outcomes, and a gesture published again when it is
-approved or rejected.
+a task sends back to `ops.events` so playbooks can react to outcomes, the `playbook.snoozed` event ops send the same
+way (the engine mutes the playbook for the customer), and a gesture published again when it is approved or
+rejected.
 
 Escalation runs in the service loop (`Escalator`, called once per loop step with the loop's own store and wall
 clock) and is recorded in the store: a task is escalated once, whatever restarts happen.
@@ -17,12 +18,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from recovery.effects import effect_id
 from recovery.exceptions import Problem
 from recovery.metrics import Metrics
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.playbooks.loader import load_playbooks
 from recovery.store.base import Outbox, TaskDesk
-from recovery.store.records import GestureRecord, TaskRecord
+from recovery.store.records import GestureRecord, Snooze, TaskRecord
 from recovery.times import format_time
 
 logger = logging.getLogger(__name__)
@@ -169,6 +171,27 @@ def emit_task_completed(store: Outbox, topic: str, record: TaskRecord, agent: st
     loop's outbox publisher, once the close is durable, and never lost."""
     event = task_completed_event(record, agent, at)
     store.outbox_add(topic, record.task.customer_id, json.dumps(event, separators=(",", ":")).encode())
+
+
+def snoozed_event(customer_id: str, snooze: Snooze, at: float) -> dict[str, Any]:
+    """The `playbook.snoozed` event for `ops.events` (DESIGN.md, event envelope), sent at `at` (wall time); its id
+    comes from what it says and when, so a repeat is a duplicate."""
+    until = format_time(snooze.until)
+    return {
+        "id": effect_id("playbook-snoozed", customer_id, snooze.playbook, until, snooze.by, format_time(at)),
+        "type": "playbook.snoozed",
+        "occurred_at": format_time(at),
+        "customer_id": customer_id,
+        "data": {"playbook": snooze.playbook, "until": until, "reason": snooze.reason, "by": snooze.by},
+    }
+
+
+def emit_playbook_snoozed(store: Outbox, topic: str, customer_id: str, snooze: Snooze, at: float) -> str:
+    """Queue the event in the store's outbox, in the transaction that audits it (as `emit_task_completed`): the
+    engine reads it back and mutes the playbook for the customer until `snooze.until`. Returns the event's id."""
+    event = snoozed_event(customer_id, snooze, at)
+    store.outbox_add(topic, customer_id, json.dumps(event, separators=(",", ":")).encode())
+    return str(event["id"])
 
 
 def emit_gesture_decision(store: Outbox, topic: str, record: GestureRecord) -> None:

@@ -1,4 +1,5 @@
-"""`make demo`'s script end to end: broker, service and simulator; effects show live; Ctrl-C ends it cleanly."""
+"""`make demo`'s script end to end: broker, service and simulator; effects show live, the task page and the reports
+are linked, signed in; Ctrl-C ends it cleanly."""
 
 from __future__ import annotations
 
@@ -37,12 +38,17 @@ def test_the_demo_shows_effects_live_and_ends_cleanly_on_ctrl_c(kafka_libs: Path
         )
     try:
         deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and "\ntask    " not in log.read_text(errors="replace"):
+        # Effects live, then a summary (every 10 s): by then simulated time (600x) runs hours ahead of the wall clock.
+        while time.monotonic() < deadline and "effects so far" not in log.read_text(errors="replace"):
             assert demo.poll() is None, log.read_text(errors="replace")
             time.sleep(0.5)
         # The task page's link signs in: the demo turns on the token link (off by default).
-        link = re.search(r"the task page \(.*\): (http://127\.0\.0\.1:(\d+)(/\?token=\S+))", log.read_text())
+        link = re.search(r"the task page \(.*\): (http://127\.0\.0\.1:(\d+)(/\?token=(\S+)))", log.read_text())
         assert link is not None, log.read_text(errors="replace")
+        # The reports (the loss review) on the same port, signed in the same way.
+        reports = re.search(r"the reports \(.*\): (http://127\.0\.0\.1:(\d+)/reports\?token=(\S+))\n", log.read_text())
+        assert reports is not None, log.read_text(errors="replace")
+        assert (reports[2], reports[3]) == (link[2], link[4])
         connection = http.client.HTTPConnection("127.0.0.1", int(link[2]), timeout=10)
         connection.request("GET", link[3])
         signed_in = connection.getresponse()
@@ -58,7 +64,11 @@ def test_the_demo_shows_effects_live_and_ends_cleanly_on_ctrl_c(kafka_libs: Path
     assert "effects so far, by playbook and queue" in output
     assert "the task list (most urgent first)" in output
     assert "task(s) in sqlite:///" in output
+    assert f"Reports:       {reports[1]} (while the service runs)" in output
     # Nothing left running: the broker's pid file is gone and the service logged its clean stop.
     assert not (tmp_path / "demo" / "kafka" / "kafka.pid").exists()
     stopped = [line for line in (tmp_path / "demo" / "serve.log").read_text().splitlines() if '"stopped"' in line]
     assert len(stopped) == 1 and json.loads(stopped[0])["logger"] == "recovery.consumer"
+    # Every simulated event was taken, none refused (to the DLQ) for being dated ahead of the wall clock.
+    consumed = json.loads(stopped[0])["consumed"]
+    assert consumed["processed"] > 0 and consumed.get("invalid", 0) == 0, consumed

@@ -1,6 +1,7 @@
-"""The frontline task page at `/`: server-rendered HTML (Jinja2) with plain forms, no JavaScript. The queue sorted
-by urgency (priority, then due time) with overdue tasks marked, a task's detail (reason, evidence timeline,
-talking points, gestures, audit), claim, release and complete with an outcome.
+"""The frontline task page at `/`: server-rendered HTML (Jinja2) with plain forms, no JavaScript. The queue of cases
+(priority, then the customer's value, then due time) with overdue ones marked, a task's detail (reason, evidence
+timeline, talking points, gestures, audit), claim, release and complete with an outcome; a case's page and the
+power players at risk are in case_page.py.
 
 The token comes from the sign-in form, or from `/?token=...` when `http_token_in_url` allows that demo link; it is
 kept in an HttpOnly, SameSite=Strict cookie (`Secure` with `http_cookie_secure`). Every form of a signed-in page
@@ -22,9 +23,8 @@ from recovery.api import actions
 from recovery.api.auth import COOKIE, SIGN_IN, Caller, csrf_token, csrf_valid, identify
 from recovery.api.context import ApiContext
 from recovery.api.errors import ApiError
-from recovery.api.models import CompleteBody, TaskOut
-from recovery.store.records import ACTIVE, TaskQuery
-from recovery.times import parse_time
+from recovery.api.models import CaseOut, CompleteBody
+from recovery.store.records import CaseQuery
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 OUTCOMES = ("saved", "lost", "unreachable", "not-needed")
@@ -38,7 +38,7 @@ NO_CSRF = (
 )
 
 
-def _complete_body(form: dict[str, str]) -> CompleteBody:
+def complete_body(form: dict[str, str]) -> CompleteBody:
     try:
         return CompleteBody(outcome=form["outcome"], reason_code=form["reason_code"].strip(), note=form["note"])  # type: ignore[arg-type]
     except ValidationError as exc:
@@ -57,12 +57,37 @@ def sign_in_again(request: Request) -> Response:
     return login(request, "Sign in again.", 401)
 
 
+class Pages:
+    """What every page route needs: who the caller is (the cookie), the session's CSRF token, rendering."""
+
+    def __init__(self, ctx: ApiContext) -> None:
+        self.ctx = ctx
+
+    def caller_of(self, request: Request) -> Caller | None:
+        return identify(self.ctx.settings, request.cookies.get(COOKIE))
+
+    def csrf_of(self, request: Request) -> str:
+        token = request.cookies.get(COOKIE)
+        return csrf_token(self.ctx.csrf_secret, token) if token else ""
+
+    def forged(self, request: Request, csrf: str) -> bool:
+        """A form posted without the CSRF token of its session (the cookie, checked by `auth.Gate`)."""
+        return not csrf_valid(self.ctx.csrf_secret, request.cookies.get(COOKIE, ""), csrf)
+
+    def render(self, request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
+        context = {**context, "csrf": self.csrf_of(request)}
+        return TEMPLATES.TemplateResponse(request, name, context, status_code=status)
+
+    def error(self, request: Request, caller: Caller | None, detail: str, status: int) -> HTMLResponse:
+        return self.render(request, "error.html", {"caller": caller, "error": detail}, status)
+
+
 def router(ctx: ApiContext) -> APIRouter:
+    from recovery.api import case_page
+
     page = APIRouter(include_in_schema=False)
-
-    def caller_of(request: Request) -> Caller | None:
-        return identify(ctx.settings, request.cookies.get(COOKIE))
-
+    pages = Pages(ctx)
+    caller_of, forged, render = pages.caller_of, pages.forged, pages.render
     secure = ctx.settings.http_cookie_secure
 
     def signed_in(location: str, token: str) -> Response:
@@ -70,20 +95,10 @@ def router(ctx: ApiContext) -> APIRouter:
         response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure, max_age=COOKIE_MAX_AGE_S)
         return response
 
-    def csrf_of(request: Request) -> str:
-        token = request.cookies.get(COOKIE)
-        return csrf_token(ctx.csrf_secret, token) if token else ""
-
-    def forged(request: Request, csrf: str) -> bool:
-        """A form posted without the CSRF token of its session (the cookie, checked by `auth.Gate`)."""
-        return not csrf_valid(ctx.csrf_secret, request.cookies.get(COOKIE, ""), csrf)
-
-    def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
-        context = {**context, "csrf": csrf_of(request)}
-        return TEMPLATES.TemplateResponse(request, name, context, status_code=status)
-
     @page.get("/", response_class=HTMLResponse)
-    def queue(request: Request, token: str | None = None, queue: str | None = None, mine: bool = False) -> Response:
+    def queue(
+        request: Request, token: str | None = None, queue: str | None = None, mine: bool = False, offset: int = 0
+    ) -> Response:
         if token is not None:
             if not ctx.settings.http_token_in_url:
                 return login(request, LINKS_OFF, 403)
@@ -94,21 +109,24 @@ def router(ctx: ApiContext) -> APIRouter:
         if caller is None:
             return login(request)
         now = ctx.clock()
+        offset = max(offset, 0)
+        query = CaseQuery(
+            queue=queue or None, claimed_by=caller.name if mine else None, limit=QUEUE_PAGE, offset=offset
+        )
         with ctx.session() as store:
-            tasks: list[TaskOut] = []
-            for status in ACTIVE:
-                records, _ = store.list_tasks(TaskQuery(queue=queue or None, status=status, limit=QUEUE_PAGE))
-                tasks += [TaskOut.of(r, now) for r in records]
+            cases, total = store.list_cases(query)
             counts, overdue = store.task_counts(now)
-        if mine:
-            tasks = [t for t in tasks if t.claimed_by == caller.name]
-        tasks.sort(key=lambda t: (t.priority, parse_time(t.due_at), t.id))
+        shown = [CaseOut.of(c, now) for c in cases]
+        more = offset + len(shown) < total
         return render(
             request,
             "queue.html",
             {
                 "caller": caller,
-                "tasks": tasks,
+                "cases": shown,
+                "total": total,
+                "offset": offset,
+                "next_offset": offset + len(shown) if more else None,
                 "queues": sorted(counts),
                 "counts": counts,
                 "overdue": overdue,
@@ -127,7 +145,7 @@ def router(ctx: ApiContext) -> APIRouter:
     @page.post("/logout")
     def logout(request: Request, csrf: str = Form("")) -> Response:
         if forged(request, csrf):
-            return render(request, "error.html", {"caller": caller_of(request), "error": NO_CSRF}, 403)
+            return pages.error(request, caller_of(request), NO_CSRF, 403)
         response = RedirectResponse("/", status_code=303)
         response.delete_cookie(COOKIE, httponly=True, samesite="strict", secure=secure)
         return response
@@ -138,7 +156,7 @@ def router(ctx: ApiContext) -> APIRouter:
             with ctx.session() as store:
                 detail = actions.detail(ctx, store, task_id)
         except ApiError as exc:
-            return render(request, "error.html", {"caller": caller, "error": exc.detail}, exc.status)
+            return pages.error(request, caller, exc.detail, exc.status)
         context = {
             "caller": caller,
             "detail": detail,
@@ -171,7 +189,7 @@ def router(ctx: ApiContext) -> APIRouter:
                     actions.release(ctx, store, caller, task_id)
                     message = "Released: the task is back in its queue."
                 else:
-                    body = _complete_body(form)
+                    body = complete_body(form)
                     actions.complete(ctx, store, caller, task_id, body.outcome, body.reason_code, body.note)
                     message = f"Completed: {body.outcome}."
         except ApiError as exc:
@@ -197,4 +215,5 @@ def router(ctx: ApiContext) -> APIRouter:
     ) -> Response:
         return act(request, task_id, "complete", csrf, outcome=outcome, reason_code=reason_code, note=note)
 
+    page.include_router(case_page.router(pages))
     return page

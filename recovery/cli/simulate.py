@@ -14,8 +14,9 @@ def register(sub: Any) -> None:
         "simulate",
         help="realistic traffic to Kafka or a file: live at a rate, or a whole period at once (--fast)",
         description="Customers with tiers, regions and values; outages hitting regions, bursts of repeat calls,"
-        " complaints, cancellations, surveys. The same --seed and arguments give the same events (--start pins"
-        " the times of a live run). Ctrl-C or SIGTERM stops cleanly; a summary goes to stderr.",
+        " complaints, cancellations, surveys, payments; customers joining, referring others, renewing and being lost"
+        " (likelier after distress). The same --seed and arguments give the same events (--start pins the times of a"
+        " live run). Ctrl-C or SIGTERM stops cleanly; a summary goes to stderr.",
     )
     p.add_argument("--customers", type=int, default=1_000, help="number of customers (default 1000)")
     p.add_argument("--rate", type=float, help="events per second (live default 10; --fast: aim at rate x duration)")

@@ -7,15 +7,17 @@ to be published; `Transaction` makes it durable. `Store` is all of them: what a 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from recovery.effects import Effect, GestureStatus, Task
 from recovery.events import Occurrence
 from recovery.store.records import (
     AuditEntry,
+    CaseQuery,
     CaseRecord,
     Deadline,
+    DeskCase,
     GestureRecord,
     MutedRecord,
     OutboxItem,
@@ -23,6 +25,7 @@ from recovery.store.records import (
     Snooze,
     TaskQuery,
     TaskRecord,
+    WatchedCustomer,
 )
 
 
@@ -205,6 +208,41 @@ class TaskDesk(Protocol):
 
     def task_counts(self, now: float) -> tuple[dict[str, int], dict[str, int]]:
         """Active tasks per queue, and those of them overdue at `now`."""
+        ...
+
+    def list_cases(self, query: CaseQuery) -> tuple[list[DeskCase], int]:
+        """The cases matching `query` (each with every task of it), by priority, then the customer's annual value
+        (highest first), then due time, then id: one page and the total count."""
+        ...
+
+    def get_case(self, case_id: str) -> DeskCase | None:
+        """A case with every task of it, active or not."""
+        ...
+
+    def claim_case(self, case_id: str, agent: str, at: float) -> list[str]:
+        """Every open or escalated task of the case -> claimed by `agent`, unless another agent holds one of its
+        tasks: the ids claimed ([] when nothing was: of two agents claiming a case at once, one gets [])."""
+        ...
+
+    def release_case(self, case_id: str, agent: str | None, at: float) -> list[str]:
+        """The case's tasks claimed (by `agent`, or by anyone when None) -> open again (escalated if they were);
+        the ids released."""
+        ...
+
+    def complete_case(
+        self, case_id: str, agent: str, at: float, outcome: str, reason_code: str, note: str
+    ) -> list[str]:
+        """The case's tasks `agent` holds -> done with one outcome, but those still marked new (they joined the
+        case after the agent last opened it: not seen yet); the ids done."""
+        ...
+
+    def case_seen(self, case_id: str, agent: str) -> int:
+        """The case's holder opened it: its tasks that joined it are marked new no more; returns how many were."""
+        ...
+
+    def customers_to_watch(self, since: float, types: Sequence[str], limit: int, offset: int) -> list[WatchedCustomer]:
+        """Customers with kept events of `types` since `since` or a task not done yet, most valuable first (annual
+        value, then tier, then id): one page (`limit`, `offset`), each with those events and its open cases."""
         ...
 
     def list_gestures(self, status: str | None, customer_id: str | None, limit: int) -> list[GestureRecord]: ...

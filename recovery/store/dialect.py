@@ -27,6 +27,8 @@ class Dialect(ABC):
         if set(slots) != set(SLOTS):
             raise ValueError(f"a dialect fills in the slots {', '.join(SLOTS)}, not {', '.join(slots)}")
         self.placeholder = placeholder
+        self.slots = dict(slots)
+        """How this dialect writes the slots: for statements made for a call (`render` them)."""
         self.sql: dict[Statement, str] = {s: render(s.text, placeholder, slots) for s in DECLARED}
 
     @abstractmethod

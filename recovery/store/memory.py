@@ -9,28 +9,26 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from recovery.effects import Effect, GestureStatus, Task
+from recovery.effects import Effect, Task
 from recovery.events import Occurrence
 from recovery.exceptions import StoreError
+from recovery.store.memory_case_desk import MemoryCaseDesk
 from recovery.store.memory_desk import MemoryDesk
 from recovery.store.memory_outbox import MemoryOutbox
+from recovery.store.memory_task_desk import MemoryTaskDesk
 from recovery.store.records import (
-    AuditEntry,
     CaseRecord,
     Deadline,
-    GestureRecord,
     MutedRecord,
     OutboxItem,
     ParkedItem,
     Snooze,
-    TaskQuery,
-    TaskRecord,
 )
 
 DAY_S = 86400.0
 
 
-class MemoryStore:
+class MemoryStore(MemoryTaskDesk):
     """Everything in dicts. `keep_effects=False` keeps only effect ids (enough to never raise one twice), and the
     tasks not done yet (a lost customer's are published again as cancelled).
 
@@ -60,6 +58,7 @@ class MemoryStore:
         self._snoozes: dict[str, dict[str, Snooze]] = {}
         self._muted: dict[str, MutedRecord] = {}
         self._open_tasks: dict[str, Task] = {}  # keep_effects=False: the tasks not done, to cancel
+        self._case_desk = MemoryCaseDesk(self._desk, self._profiles, self._history, self._wrote)
 
     def add_event(self, event_id: str, ts: float) -> bool:
         if event_id in self._ledger:
@@ -214,70 +213,6 @@ class MemoryStore:
     def effects(self) -> list[Effect]:
         return list(self._effects.values())
 
-    # ------------------------------------------------------------------------------------------- task desk
-
-    def list_tasks(self, query: TaskQuery) -> tuple[list[TaskRecord], int]:
-        return self._desk.list_tasks(query)
-
-    def get_task(self, task_id: str) -> TaskRecord | None:
-        return self._desk.get_task(task_id)
-
-    def claim_task(self, task_id: str, agent: str, at: float) -> bool:
-        changed = self._desk.claim_task(task_id, agent, at)
-        self._writes += changed
-        return changed
-
-    def release_task(self, task_id: str, agent: str | None, at: float) -> bool:
-        changed = self._desk.release_task(task_id, agent, at)
-        self._writes += changed
-        return changed
-
-    def complete_task(self, task_id: str, agent: str, at: float, outcome: str, reason_code: str, note: str) -> bool:
-        changed = self._desk.complete_task(task_id, agent, at, outcome, reason_code, note)
-        self._writes += changed
-        return changed
-
-    def overdue_tasks(self, now: float, limit: int) -> list[TaskRecord]:
-        return self._desk.overdue_tasks(now, limit)
-
-    def escalate_task(self, task_id: str, priority: str, queue: str, at: float) -> bool:
-        changed = self._desk.escalate_task(task_id, priority, queue, at)
-        self._writes += changed
-        return changed
-
-    def task_counts(self, now: float) -> tuple[dict[str, int], dict[str, int]]:
-        return self._desk.task_counts(now)
-
-    def list_gestures(self, status: str | None, customer_id: str | None, limit: int) -> list[GestureRecord]:
-        return self._desk.list_gestures(status, customer_id, limit)
-
-    def get_gesture(self, gesture_id: str) -> GestureRecord | None:
-        return self._desk.get_gesture(gesture_id)
-
-    def decide_gesture(self, gesture_id: str, status: GestureStatus, actor: str, at: float) -> bool:
-        changed = self._desk.decide_gesture(gesture_id, status, actor, at)
-        self._writes += changed
-        return changed
-
-    def add_audit(
-        self,
-        at: float,
-        actor: str,
-        action: str,
-        *,
-        customer_id: str | None = None,
-        task_id: str | None = None,
-        gesture_id: str | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> None:
-        self._writes += 1
-        self._desk.add_audit(at, actor, action, customer_id, task_id, gesture_id, details)
-
-    def audit(
-        self, *, customer_id: str | None = None, task_id: str | None = None, limit: int = 1000
-    ) -> list[AuditEntry]:
-        return self._desk.audit(customer_id, task_id, limit)
-
     # ------------------------------------------------------------------------------------------- cases
 
     def open_case(self, customer_id: str) -> CaseRecord | None:
@@ -322,9 +257,7 @@ class MemoryStore:
     def complete_from_event(self, task_id: str, at: float, outcome: str, reason_code: str, agent: str) -> bool:
         if not self._keep_effects:
             return self._open_tasks.pop(task_id, None) is not None
-        changed = self._desk.complete_from_event(task_id, at, outcome, reason_code, agent)
-        self._writes += changed
-        return changed
+        return bool(self._wrote(self._desk.complete_from_event(task_id, at, outcome, reason_code, agent)))
 
     # ------------------------------------------------------------------------------------------- outbox
 

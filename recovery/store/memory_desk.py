@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from recovery.effects import Effect, GestureStatus, Task
-from recovery.store.records import ACTIVE, CLAIMABLE, AuditEntry, GestureRecord, TaskQuery, TaskRecord
+from recovery.store.records import ACTIVE, CLAIMABLE, AuditEntry, GestureRecord, TaskQuery, TaskRecord, case_key
 from recovery.times import parse_time
 
 
@@ -92,6 +93,31 @@ class MemoryDesk:
 
     def get_task(self, task_id: str) -> TaskRecord | None:
         return self._tasks.get(task_id)
+
+    def tasks(self) -> list[TaskRecord]:
+        """Every task as it stands now."""
+        with self._lock:
+            return list(self._tasks.values())
+
+    def change_case(
+        self,
+        case_id: str,
+        allowed: Callable[[list[TaskRecord]], bool],
+        change: Callable[[TaskRecord], TaskRecord | None],
+    ) -> list[str]:
+        """At once: when `allowed(the case's tasks)`, each of them that `change` changes (None: unchanged); returns
+        the ids changed, sorted."""
+        with self._lock:
+            members = [t for t in self._tasks.values() if case_key(t.task) == case_id]
+            if not allowed(members):
+                return []
+            changed: list[str] = []
+            for record in members:
+                new = change(record)
+                if new is not None:
+                    self._tasks[record.id] = new
+                    changed.append(record.id)
+            return sorted(changed)
 
     def _change_task(self, task_id: str, allowed: bool, **changes: Any) -> bool:
         if not allowed:

@@ -258,6 +258,9 @@ SLOTS: Final = {
     "ids": "unnest(%b::text[]) AS ids(value)",
     "history_seq": "seq",
     "skip_locked": " FOR UPDATE SKIP LOCKED",
+    "profile_value": "(CASE WHEN json_typeof(pr.data::json -> 'annual_value') = 'number' "
+    "THEN (pr.data::json ->> 'annual_value')::double precision ELSE 0 END)",
+    "profile_tier": "(pr.data::json ->> 'tier')",
 }
 """How this dialect writes the statements' slots (see statements.SLOTS)."""
 

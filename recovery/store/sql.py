@@ -21,12 +21,13 @@ from recovery.events import Occurrence
 from recovery.exceptions import StoreError
 from recovery.store import desk
 from recovery.store import statements as q
+from recovery.store.case_desk import SqlCaseDesk
 from recovery.store.cases import PRELOAD_CASES, PRELOAD_SNOOZES, SqlCases, case_record
 from recovery.store.desk import SqlTaskDesk
 from recovery.store.dialect import Dialect
 from recovery.store.outbox import SqlOutbox
 from recovery.store.records import CaseRecord, Deadline, Snooze
-from recovery.store.statements import Cursor, Params, Queued, Statement, Write, grouped_writes, write_names
+from recovery.store.statements import Cursor, Params, Queued, Statement, Write, grouped_writes, render, write_names
 from recovery.times import parse_time
 
 MAX_QUEUED_WRITES = 5000
@@ -73,7 +74,7 @@ class KnownIds:
         self._uncommitted = []
 
 
-class SqlStore(SqlCases, SqlOutbox, SqlTaskDesk):
+class SqlStore(SqlCases, SqlCaseDesk, SqlOutbox, SqlTaskDesk):
     """A Store in a SQL database, through `dialect`. Not thread-safe: one per engine (or per API request).
 
     A batch's customers are read in three queries (`preload_customers`) and answered from memory until a write
@@ -114,6 +115,10 @@ class SqlStore(SqlCases, SqlOutbox, SqlTaskDesk):
             return dialect.send_then(grouped_writes(queued), sql, params)
         except dialect.errors as exc:
             raise self._error(f"{what} (sent after queued {write_names(queued)})", exc) from exc
+
+    def _render(self, sql: str) -> str:
+        """A statement made for the call (`?` placeholders, slots) in the dialect's SQL."""
+        return render(sql, self._p, self.dialect.slots)
 
     def _now(self, statement: Statement, params: Params) -> Cursor:
         """Run a statement at once, ahead of the queued writes: only for tables no queued write touches."""

@@ -199,6 +199,9 @@ SLOTS: Final = {
     "ids": "json_each(?)",
     "history_seq": "rowid",
     "skip_locked": "",
+    "profile_value": "(CASE WHEN json_type(pr.data, '$.annual_value') IN ('integer', 'real') "
+    "THEN json_extract(pr.data, '$.annual_value') ELSE 0 END)",
+    "profile_tier": "json_extract(pr.data, '$.tier')",
 }
 """How this dialect writes the statements' slots (see statements.SLOTS)."""
 

@@ -4,6 +4,7 @@ customer seeded through the engine (a cancellation: a save-desk task and a reten
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.store import MemoryStore, SqliteStore, Store
 from recovery.store.postgres import PostgresStore
 from recovery.times import format_time, parse_time
-from tests.conftest import RULES, process_all
+from tests.conftest import ROOT, RULES, process_all
 
 T0 = parse_time("2026-11-02T09:00:00Z")
 ROLES = {"ann": "frontline", "bob": "frontline", "olga": "ops", "ada": "admin"}
@@ -102,6 +103,10 @@ class Api:
 
 
 ApiFactory = Callable[..., Api]
+ARTIFACTS = ROOT / ".cache" / "artifacts"
+"""Where browser tests save their screenshots."""
+INSTALL = ROOT / "deploy" / "browser" / "install.sh"
+BROWSER_SETUP_TIMEOUT_S = 900
 
 
 @pytest.fixture
@@ -144,3 +149,27 @@ def api_factory(
     yield make
     for client in clients:
         client.close()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> tuple[str, str]:
+    """Paths of Debian's chromium and chromedriver (deploy/browser/install.sh installs them when missing)."""
+    done = subprocess.run([str(INSTALL)], capture_output=True, text=True, timeout=BROWSER_SETUP_TIMEOUT_S, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{INSTALL} failed:\n{done.stdout}\n{done.stderr}")
+    browser, driver = done.stdout.split()[-2:]
+    return browser, driver
+
+
+@pytest.fixture
+def browser(chromium: tuple[str, str]) -> Iterator[object]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium[0]
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1366,900"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(chromium[1]), options=options)
+    yield driver
+    driver.quit()

@@ -1,12 +1,10 @@
-"""The task page: sign-in, the queue by urgency with overdue marked, a task's detail, claim and complete with an
-outcome; plain forms (TestClient) and a real headless Chromium (Selenium), which saves screenshots under
+"""The task page: sign-in, the queue of cases by urgency with overdue marked, a task's detail, claim and complete
+with an outcome; plain forms (TestClient) and a real headless Chromium (Selenium), which saves screenshots under
 .cache/artifacts/."""
 
 from __future__ import annotations
 
 import re
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,13 +12,9 @@ from starlette.testclient import TestClient
 
 from recovery.http import HttpServer
 from recovery.playbooks.compiler import CompiledPlaybook
-from tests.api.conftest import Api, ApiFactory, token_of
-from tests.conftest import ROOT, free_ports
+from tests.api.conftest import ARTIFACTS, BROWSER_SETUP_TIMEOUT_S, Api, ApiFactory, token_of
+from tests.conftest import free_ports
 from tests.store.test_desk import make_task
-
-ARTIFACTS = ROOT / ".cache" / "artifacts"
-INSTALL = ROOT / "deploy" / "browser" / "install.sh"
-BROWSER_SETUP_TIMEOUT_S = 900
 
 
 def sign_in(api: Api, who: str = "ann", client: TestClient | None = None) -> None:
@@ -46,7 +40,7 @@ class TestForms:
         assert '<label for="token">Access token</label>' in page.text
         assert api.client.post("/login", data={"token": "wrong"}).status_code == 401
 
-    def test_queue_by_urgency_with_overdue_marked(self, api_factory: ApiFactory) -> None:
+    def test_queue_of_cases_by_urgency_with_overdue_marked(self, api_factory: ApiFactory) -> None:
         api = api_factory()
         api.put(
             make_task("low", priority="P4", due_at="2026-11-02T09:30:00Z", title="Low and late"),
@@ -56,7 +50,7 @@ class TestForms:
         sign_in(api)
         page = api.client.get("/").text
         assert page.index("Urgent") < page.index("Middle") < page.index("Low and late")
-        low_row = page[page.index('data-task-id="low"') - 40 : page.index("Low and late")]
+        low_row = page[page.index('data-case-id="low"') - 40 : page.index("Low and late")]  # tasks without a case
         assert 'class="overdue"' in low_row and "Overdue" in page
         assert '<label for="queue">Queue</label>' in page
 
@@ -131,30 +125,6 @@ class TestForms:
         assert signed_out.status_code == 401
 
 
-@pytest.fixture(scope="session")
-def chromium() -> tuple[str, str]:
-    """Paths of Debian's chromium and chromedriver (deploy/browser/install.sh installs them when missing)."""
-    done = subprocess.run([str(INSTALL)], capture_output=True, text=True, timeout=BROWSER_SETUP_TIMEOUT_S, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{INSTALL} failed:\n{done.stdout}\n{done.stderr}")
-    browser, driver = done.stdout.split()[-2:]
-    return browser, driver
-
-
-@pytest.fixture
-def browser(chromium: tuple[str, str]) -> Iterator[object]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium[0]
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1366,900"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(chromium[1]), options=options)
-    yield driver
-    driver.quit()
-
-
 @pytest.mark.timeout(BROWSER_SETUP_TIMEOUT_S)
 @pytest.mark.parametrize("api_factory", ["sqlite"], indirect=True)
 def test_an_agent_claims_and_completes_in_chromium(
@@ -188,13 +158,14 @@ def test_an_agent_claims_and_completes_in_chromium(
         browser.get(f"http://127.0.0.1:{port}/")
         browser.find_element(By.ID, "token").send_keys(token_of("ann"))
         browser.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
-        assert "Tasks to do" in text_of(By.TAG_NAME, "h1", "Tasks to do")
-        rows = browser.find_elements(By.CSS_SELECTOR, "tbody tr[data-task-id]")
-        assert rows[0].get_attribute("data-task-id") == task.id  # P1/P2 before the P3
-        late = browser.find_element(By.CSS_SELECTOR, "tr[data-task-id='late-one']")
+        assert "Cases to work" in text_of(By.TAG_NAME, "h1", "Cases to work")
+        rows = browser.find_elements(By.CSS_SELECTOR, "tbody tr[data-case-id]")
+        assert rows[0].get_attribute("data-case-id") == (task.case_id or task.id)  # P1/P2 before the P3
+        late = browser.find_element(By.CSS_SELECTOR, "tr[data-case-id='late-one']")
         assert "overdue" in (late.get_attribute("class") or "") and "Overdue" in late.text
         browser.save_screenshot(str(ARTIFACTS / "task-page-queue.png"))
-        browser.find_element(By.LINK_TEXT, task.title).click()
+        rows[0].find_element(By.CSS_SELECTOR, "a").click()  # its case
+        browser.find_element(By.CSS_SELECTOR, f"tr[data-task-id='{task.id}'] a").click()  # the task in it
         WebDriverWait(browser, 30).until(lambda b: task.reason in b.page_source)
         assert browser.find_element(By.CSS_SELECTOR, "form[action$='/claim'] input[name=csrf]").get_attribute("value")
         browser.find_element(By.ID, "claim").click()

@@ -108,10 +108,11 @@ class TestCommandLine:
 
     def test_fast_aims_at_rate_times_duration(self, tmp_path: Path) -> None:
         out = tmp_path / "events.jsonl"
-        args = ["simulate", "--customers", "20", "--rate", "10", "--duration", "10m", "--start", START, "--fast"]
+        args = ["simulate", "--customers", "200", "--rate", "10", "--duration", "10m", "--start", START, "--fast"]
         assert main([*args, "--out", str(out)]) == 0
         events = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-        assert 4_800 <= len(events) <= 7_200
+        # Some customers are much busier than others: 200 of them keep the total within a few percent.
+        assert 5_100 <= len(events) <= 6_900
         assert all(T_START <= ts(e) < T_START + 600 for e in events)
         assert {e["type"] for e in events} >= {"customer.updated", "service.call", "survey.response"}
 
