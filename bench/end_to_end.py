@@ -33,9 +33,7 @@ import argparse
 import contextlib
 import cProfile
 import gc
-import os
 import pstats
-import signal
 import sys
 import time
 import uuid
@@ -56,7 +54,8 @@ from bench.drain import (
     sqlite_url,
 )
 from bench.generate import dumps, generate
-from bench.servers import kafka_broker
+from bench.report import load
+from bench.servers import with_broker
 from recovery.consumer import POLL_RECORDS
 from recovery.native import describe_build
 from recovery.playbooks.loader import load_playbooks_or_raise
@@ -234,10 +233,7 @@ def measure(args: argparse.Namespace, bootstrap: str, stores: Sequence[str], sta
         f"garbage collector thresholds: bare consumer {python_gc} (Python's defaults), end to end {recovery_gc} "
         "(recovery's tuning, as `recovery serve` sets it)"
     )
-    print(
-        f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs, shared with the "
-        "broker" + (" and PostgreSQL)" if "postgres" in stores else ")")
-    )
+    print(load() + ", shared with the broker" + (" and PostgreSQL" if "postgres" in stores else ""))
     print(f"recovery: {describe_build()}")
 
     if args.profile:
@@ -262,10 +258,6 @@ def cleanup(run: Run) -> None:
         run.admin.delete_groups(run.made_groups)
     with contextlib.suppress(Exception):
         run.admin.delete_topics(run.made_topics)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def stream_options(parser: argparse.ArgumentParser) -> None:
@@ -296,15 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"--stores: unknown {', '.join(unknown)} (use {', '.join(STORE_NAMES)})")
 
-    # SIGTERM (a CI timeout, kill) stops the servers as Ctrl-C does.
-    signal.signal(signal.SIGTERM, _interrupt)
-    with contextlib.ExitStack() as stack:
-        try:
-            bootstrap = args.bootstrap or stack.enter_context(kafka_broker())
-            return measure(args, bootstrap, stores, stack)
-        except KeyboardInterrupt:
-            print("interrupted: stopping what was started", file=sys.stderr)
-            return 130
+    return with_broker(args.bootstrap, lambda bootstrap, stack: measure(args, bootstrap, stores, stack))
 
 
 if __name__ == "__main__":

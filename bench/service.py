@@ -1,0 +1,96 @@
+"""`recovery serve` as a process of its own, for the benches that measure it from outside (bench.latency,
+bench.fanout, bench.scale): fresh topics on the broker, a SQLite store in a temporary folder, and the process
+started, watched and stopped by the fault suite's harness (faults.harness), its log in that folder.
+
+The output topics are made with `message.timestamp.type=LogAppendTime`: the broker stamps each task and gesture
+when it appends it, so a bench can read them after the run and still know when each was published.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType
+
+from faults.harness import Instance, Run
+from faults.scenarios import outbox_of
+
+READY_TIMEOUT_S = 120.0
+LOG_APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
+
+
+@dataclass
+class Served:
+    """One bench's topics and store (`run`), and its `recovery serve` process once started."""
+
+    run: Run
+    path: Path
+    """The SQLite database file."""
+    instance: Instance | None = None
+
+    @property
+    def url(self) -> str:
+        return f"sqlite:///{self.path}"
+
+    @property
+    def pid(self) -> int:
+        if self.instance is None or self.instance.proc is None:
+            raise RuntimeError("recovery serve is not started")
+        return self.instance.proc.pid
+
+    def start(self, timeout_s: float = READY_TIMEOUT_S) -> Instance:
+        """Start `recovery serve` and wait until /readyz says it is ready (broker and store reachable)."""
+        self.instance = self.run.instance().start()
+        deadline = time.monotonic() + timeout_s
+        while not self.instance.ready():
+            if not self.instance.alive:
+                raise RuntimeError(f"recovery serve exited before it was ready\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"recovery serve was not ready within {timeout_s:g} s\n{self.log_tail()}")
+            time.sleep(0.2)
+        return self.instance
+
+    def drained(self, timeout_s: float) -> bool:
+        """Wait until every event is committed and the outbox is empty (see faults.harness.Run.drain); False when
+        that did not happen within `timeout_s`."""
+        if self.instance is not None and not self.instance.alive:
+            raise RuntimeError(f"recovery serve has exited\n{self.log_tail()}")
+        return self.run.drain(outbox_of(self.url), timeout_s)
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The last lines of the process's log, to show with a failure."""
+        if self.instance is None or not self.instance.log.exists():
+            return "(no log)"
+        tail = self.instance.log.read_text(errors="replace").splitlines()[-lines:]
+        return "\n".join(["--- last lines of the log of recovery serve", *tail])
+
+
+@contextlib.contextmanager
+def served(bootstrap: str, name: str, **settings: str) -> Iterator[Served]:
+    """Fresh topics (events, tasks, gestures, dlq), a group and a SQLite store for `recovery serve`, with these
+    settings besides the harness's (setting name, lowercase, to value); the process, if started, is stopped at
+    the end, and the topics, the group and the folder are deleted."""
+    folder = Path(tempfile.mkdtemp(prefix=f"recovery-bench-{name}-"))
+    path = folder / "recovery.db"
+    run = Run(name, bootstrap, f"sqlite:///{path}", folder, **settings)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    try:
+        run.create_topics()
+        outputs = [run.topics["tasks"], run.topics["gestures"]]
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, t, configs=LOG_APPEND_TIME) for t in outputs])
+        yield Served(run, path)
+    finally:
+        run.stop_all()
+        with contextlib.suppress(Exception):
+            admin.delete_groups([run.group])
+        with contextlib.suppress(Exception):
+            admin.delete_topics(list(run.topics.values()))
+        admin.close()
+        shutil.rmtree(folder, ignore_errors=True)
