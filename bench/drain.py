@@ -5,6 +5,7 @@ topics each time), shared by bench.end_to_end and bench.peer. The timing runs fr
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import cProfile
 import tempfile
@@ -267,6 +268,27 @@ def drain_store(
             results.append(Result(name, note=f"failed: {reason(exc)}"))
             break
     return results
+
+
+def store_labels(parser: argparse.ArgumentParser, text: str) -> list[str]:
+    """The stores of a `--stores` option (comma-separated labels of STORE_NAMES); an unknown one is a usage error."""
+    stores = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in stores if s not in STORE_NAMES]
+    if unknown:
+        parser.error(f"--stores: unknown {', '.join(unknown)} (use {', '.join(STORE_NAMES)})")
+    return stores
+
+
+def best(results: Sequence[Result]) -> Result:
+    """The fastest of the timed runs; a failure when one failed (the last result)."""
+    if any(r.note is not None for r in results):
+        return results[-1]
+    return min(results, key=lambda r: r.seconds)
+
+
+def run_seconds(results: Sequence[Result]) -> str:
+    """Every run's seconds, in order ('failed' for a failure)."""
+    return " ".join(f"{r.seconds:.3f}" if r.note is None else "failed" for r in results)
 
 
 def skipped(results: Sequence[Result]) -> bool:

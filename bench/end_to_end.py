@@ -47,11 +47,14 @@ from bench.drain import (
     Result,
     Run,
     Servers,
+    best,
     drain_store,
     end_to_end,
     fresh_database,
+    run_seconds,
     skipped,
     sqlite_url,
+    store_labels,
 )
 from bench.generate import dumps, generate
 from bench.report import load
@@ -182,17 +185,6 @@ def print_table(bare: Result, rows: Sequence[Result]) -> None:
     print("-" * len(header))
 
 
-def best(results: Sequence[Result]) -> Result:
-    """The fastest of the timed runs; a failure when one failed (the last result)."""
-    if any(r.note is not None for r in results):
-        return results[-1]
-    return min(results, key=lambda r: r.seconds)
-
-
-def _secs(results: Sequence[Result]) -> str:
-    return " ".join(f"{r.seconds:.3f}" if r.note is None else "failed" for r in results)
-
-
 def measure(args: argparse.Namespace, bootstrap: str, stores: Sequence[str], stack: contextlib.ExitStack) -> int:
     playbooks = load_playbooks_or_raise([RULES_DIR])
     t = time.perf_counter()
@@ -213,13 +205,13 @@ def measure(args: argparse.Namespace, bootstrap: str, stores: Sequence[str], sta
     bare = best(bare_runs)
     recovery_gc = tune_gc()  # as `recovery serve` does before its loop
     rows: list[Result] = []
-    times = [f"bare {_secs(bare_runs)}"]
+    times = [f"bare {run_seconds(bare_runs)}"]
     servers = Servers(stack)
     for label in stores:
         results = drain_store(run, label, playbooks, runs, servers)
         rows.append(best(results))
         if not skipped(results):
-            times.append(f"{STORE_NAMES[label]} {_secs(results)}")
+            times.append(f"{STORE_NAMES[label]} {run_seconds(results)}")
 
     print()
     print(f"best of {runs} runs each")
@@ -283,11 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also profile one end-to-end run on this store (default sqlite)",
     )
     args = parser.parse_args(argv)
-    stores = [s.strip() for s in args.stores.split(",") if s.strip()]
-    unknown = [s for s in stores if s not in STORE_NAMES]
-    if unknown:
-        parser.error(f"--stores: unknown {', '.join(unknown)} (use {', '.join(STORE_NAMES)})")
-
+    stores = store_labels(parser, args.stores)
     return with_broker(args.bootstrap, lambda bootstrap, stack: measure(args, bootstrap, stores, stack))
 
 
