@@ -64,6 +64,19 @@ class Served:
             raise RuntimeError(f"recovery serve has exited\n{self.log_tail()}")
         return self.run.drain(outbox_of(self.url), timeout_s)
 
+    def rss_mb(self) -> tuple[float, float]:
+        """The process's resident set size now and at its peak (VmRSS, VmHWM in /proc), in MB."""
+        fields = {}
+        for row in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            name, _, value = row.partition(":")
+            fields[name] = value
+        return tuple(int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM"))  # type: ignore[return-value]
+
+    def size_mb(self) -> float:
+        """The SQLite store's files (the database and its write-ahead log), in MB."""
+        files = [self.path, self.path.with_name(self.path.name + "-wal")]
+        return sum(f.stat().st_size for f in files if f.exists()) / 2**20
+
     def log_tail(self, lines: int = 20) -> str:
         """The last lines of the process's log, to show with a failure."""
         if self.instance is None or not self.instance.log.exists():
