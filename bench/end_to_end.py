@@ -58,7 +58,7 @@ from bench.drain import (
 )
 from bench.generate import dumps, generate
 from bench.report import load
-from bench.servers import with_broker
+from bench.servers import bootstrap_option, with_broker
 from recovery.consumer import POLL_RECORDS
 from recovery.native import describe_build
 from recovery.playbooks.loader import load_playbooks_or_raise
@@ -252,6 +252,16 @@ def cleanup(run: Run) -> None:
         run.admin.delete_topics(run.made_topics)
 
 
+def drain_options(parser: argparse.ArgumentParser, stores: str) -> None:
+    """The options of a bench that drains the bench stream with the service's loop (this one and bench.peer): the
+    stream's (`stream_options`), `--bootstrap`, `--stores` (default `stores`), `--runs` and `--timeout-s`."""
+    stream_options(parser)
+    bootstrap_option(parser)
+    parser.add_argument("--stores", default=stores, help=f"comma-separated: {', '.join(STORE_NAMES)}")
+    parser.add_argument("--runs", type=int, default=2, help="timed runs of each; the best counts (default 2)")
+    parser.add_argument("--timeout-s", type=float, default=600.0, help="bound on each drain (default 600)")
+
+
 def stream_options(parser: argparse.ArgumentParser) -> None:
     """The options that shape the bench stream (`build_messages`), with its defaults."""
     parser.add_argument("--events", type=int, default=EVENTS, help=f"events to generate (default {EVENTS:,})")
@@ -262,11 +272,7 @@ def stream_options(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.end_to_end", description=__doc__.split("\n\n")[0])
-    stream_options(parser)
-    parser.add_argument("--bootstrap", help="HOST:PORT of a running broker (default: start one on free ports)")
-    parser.add_argument("--stores", default="sqlite,postgres,memory", help="comma-separated: sqlite, postgres, memory")
-    parser.add_argument("--timeout-s", type=float, default=600.0, help="bound on each drain (default 600)")
-    parser.add_argument("--runs", type=int, default=2, help="timed runs of each; the best counts (default 2)")
+    drain_options(parser, "sqlite,postgres,memory")
     parser.add_argument(
         "--profile",
         nargs="?",

@@ -31,7 +31,7 @@ from typing import Any
 from kafka import KafkaProducer
 
 from bench.report import load, per_second
-from bench.servers import with_broker
+from bench.servers import bootstrap_option, with_broker
 from bench.service import Served, served
 from recovery.native import describe_build
 from recovery.times import format_time
@@ -125,7 +125,7 @@ def measure(args: argparse.Namespace, bootstrap: str, stack: contextlib.ExitStac
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.fanout", description=__doc__.split("\n\n")[0])
     parser.add_argument("--customers", type=int, default=CUSTOMERS, help=f"customers (default {CUSTOMERS:,})")
-    parser.add_argument("--bootstrap", help="HOST:PORT of a running broker (default: start one on free ports)")
+    bootstrap_option(parser)
     parser.add_argument("--timeout-s", type=float, default=900.0, help="bound on each wait (default 900)")
     args = parser.parse_args(argv)
     return with_broker(args.bootstrap, lambda bootstrap, stack: measure(args, bootstrap, stack))

@@ -40,7 +40,7 @@ from typing import Any
 from kafka import KafkaProducer
 
 from bench.report import load, per_second, percentile, table
-from bench.servers import with_broker
+from bench.servers import bootstrap_option, with_broker
 from bench.service import Served, served
 from recovery.native import describe_build
 from recovery.times import format_time
@@ -239,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=float(os.environ.get(SECONDS_ENV, "60")),
         help=f"how long each rate lasts (default 60, or ${SECONDS_ENV} for a quick run)",
     )
-    parser.add_argument("--bootstrap", help="HOST:PORT of a running broker (default: start one on free ports)")
+    bootstrap_option(parser)
     parser.add_argument(
         "--drain-timeout-s",
         type=float,

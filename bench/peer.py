@@ -3,6 +3,8 @@
     python -m bench.peer [--events N] [--customers N] [--bootstrap HOST:PORT] [--stores sqlite,postgres]
                          [--runs N] [--peer-script PATH]
 
+`--runs`: the peer's warm runs (after one cold run) and recovery's runs per store.
+
 1. The peer (`../shared/peer/quix_peer.py`, beside the checkout, or `--peer-script`): Quix Streams 3.28 on
    confluent-kafka with RocksDB state and a changelog topic, at-least-once, running repeat-caller,
    cancellation-save and detractor-followup (no outages, absences, effect store or duplicate ledger). Its Python
@@ -49,7 +51,7 @@ from bench.drain import (
     skipped,
     store_labels,
 )
-from bench.end_to_end import RULES_DIR, build_messages, stream_options, stream_topic
+from bench.end_to_end import RULES_DIR, build_messages, drain_options, stream_topic
 from bench.report import load, table
 from bench.servers import ROOT, with_broker
 from recovery.native import describe_build
@@ -202,11 +204,7 @@ def measure(args: argparse.Namespace, bootstrap: str, stores: Sequence[str], sta
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.peer", description=__doc__.split("\n\n")[0])
-    stream_options(parser)
-    parser.add_argument("--bootstrap", help="HOST:PORT of a running broker (default: start one on free ports)")
-    parser.add_argument("--stores", default="sqlite,postgres", help="comma-separated: sqlite, postgres, memory")
-    parser.add_argument("--runs", type=int, default=2, help="warm runs of each; the best counts (default 2)")
-    parser.add_argument("--timeout-s", type=float, default=600.0, help="bound on each drain (default 600)")
+    drain_options(parser, "sqlite,postgres")
     parser.add_argument("--peer-script", default=str(PEER_SCRIPT), help=f"the peer app (default {PEER_SCRIPT})")
     args = parser.parse_args(argv)
     stores = store_labels(parser, args.stores)

@@ -30,7 +30,7 @@ from random import Random
 from bench.end_to_end import produce
 from bench.memory import stream
 from bench.report import load, per_second
-from bench.servers import with_broker
+from bench.servers import bootstrap_option, with_broker
 from bench.service import Served, served
 from recovery.native import describe_build
 from recovery.times import format_time, parse_time
@@ -162,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--every-s", type=float, default=10.0, help="seconds between samples (default 10)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--bootstrap", help="HOST:PORT of a running broker (default: start one on free ports)")
+    bootstrap_option(parser)
     parser.add_argument("--timeout-s", type=float, default=3600.0, help="bound on the drain (default 3600)")
     args = parser.parse_args(argv)
     return with_broker(args.bootstrap, lambda bootstrap, stack: measure(args, bootstrap, stack))

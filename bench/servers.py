@@ -6,6 +6,7 @@ tests/conftest.py do), and is stopped and deleted when its `with` block ends, al
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import shutil
@@ -91,6 +92,11 @@ def postgres_server() -> Iterator[str]:
         yield lines[-1]
     finally:
         _stop(ROOT / "deploy" / "postgres" / "stop.sh", env, folder)
+
+
+def bootstrap_option(parser: argparse.ArgumentParser) -> None:
+    """`--bootstrap HOST:PORT`: a running broker for `with_broker`, which otherwise starts one."""
+    parser.add_argument("--bootstrap", help="HOST:PORT of a running broker (default: start one on free ports)")
 
 
 def _interrupt(signum: int, frame: object) -> None:
