@@ -61,3 +61,7 @@ class BrokerError(RecoveryError):
     def __init__(self, message: str, *, retriable: bool = True) -> None:
         super().__init__(message)
         self.retriable = retriable
+
+
+class ReportError(RecoveryError):
+    """A report that cannot be made as asked (its period, its source)."""

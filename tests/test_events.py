@@ -335,6 +335,8 @@ class TestStandardTypes:
             "complaint.opened": {"complaint_id": "K1"},
             "complaint.resolved": {"complaint_id": "K1"},
             "survey.response": {"score": 5},
+            "customer.referred": {"referred_customer_id": "C2"},
+            "playbook.snoozed": {"playbook": "p", "until": "2026-12-01T00:00:00Z"},
         }
         for event_type in STANDARD_TYPES:
             assert Event.from_json(raw_factory(type=event_type, data=needs.get(event_type, {}))).type == event_type

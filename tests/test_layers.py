@@ -26,6 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("store",),
     ("engine",),
     ("replay", "testing"),
+    ("report",),
     ("metrics", "health", "live"),
     ("outbox",),
     ("consumer",),

@@ -27,6 +27,7 @@ from recovery.effects import Effect
 from recovery.engine.actions import build_effects
 from recovery.engine.cases import CASE_TYPES, CaseKeeper
 from recovery.engine.deadlines import Deadlines
+from recovery.engine.facts import FACT_TYPES, FactRecorder
 from recovery.engine.matcher import Matcher, MatcherError
 from recovery.engine.state import Customers, CustomerState
 from recovery.engine.stats import EngineStats
@@ -99,6 +100,7 @@ class Engine:
         self._load(playbooks, matcher)
         self.customers = Customers(self.store, max_customers, self.horizon_s, bool(self.history_types), self.stats)
         self.deadlines = Deadlines(self.store)
+        self.facts = FactRecorder(self.store)
         for deadline in self.store.pending_deadlines() if deadlines is None else deadlines:
             if owns is None or owns(deadline.customer_id):
                 self.deadlines.schedule(deadline)
@@ -177,6 +179,8 @@ class Engine:
             self.stats.duplicates += 1
             return []
         self.stats.events += 1
+        if event.type in FACT_TYPES:  # what `recovery report` reads (engine/facts.py)
+            self.facts.record(event)
         heap = self.deadlines.heap
         if event.type in FEEDBACK_TYPES:  # evaluated at its time, moving no clock
             effects = []
@@ -205,6 +209,7 @@ class Engine:
             self.stats.duplicates += 1
             return [], None
         self.stats.events += 1
+        self.facts.record(event)
         effects = self.advance(ts)
         return effects, self.store.scope_log_add(ts, event.model_dump_json())
 

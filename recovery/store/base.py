@@ -1,7 +1,8 @@
 """The store's roles, each a small protocol. The engine is a cache over its state (DESIGN.md principle 3): everything
 needed to rebuild a customer's state, and every pending deadline, is written here as it happens.
 
-`EngineState` is what the engine reads and writes (ledger, customers, deadlines, scope log, effect log);
+`EngineState` is what the engine reads and writes (ledger, customers, deadlines, scope log, effect log, the report's
+facts);
 `TaskDesk` is what people act on through the API (tasks, gestures, the audit trail); `Outbox` holds what is waiting
 to be published; `Transaction` makes it durable. `Store` is all of them: what a backend implements."""
 
@@ -12,6 +13,7 @@ from typing import Any, Protocol
 
 from recovery.effects import Effect, GestureStatus, Task
 from recovery.events import Occurrence
+from recovery.store.fact_records import Fact, FactSet
 from recovery.store.records import (
     AuditEntry,
     CaseQuery,
@@ -170,7 +172,34 @@ class Cases(Protocol):
         ...
 
 
-class EngineState(Ledger, Customers, Deadlines, ScopeLog, EffectLog, Cases, Protocol):
+class ReportFacts(Protocol):
+    """What the loss review and its metrics read, kept as events go by (see facts.py): lifecycle facts, the profile
+    history, weekly counts and outages; and the tasks and gestures of a period."""
+
+    def put_fact(self, fact: Fact) -> None:
+        """Keep a lifecycle, profile or outage fact (once per event id: a repeat changes nothing)."""
+        ...
+
+    def add_count(self, metric: str, key: str, week: float, n: int = 1) -> None:
+        """Add `n` to a weekly count (`week`: the start of its ISO week); a SQL store sums them in memory until
+        commit."""
+        ...
+
+    def report_facts(self, until: float, weeks_since: float) -> FactSet:
+        """Every lifecycle fact and profile before `until`; the counts of the weeks in `[weeks_since, until)` and the
+        outages started then."""
+        ...
+
+    def tasks_created(self, since: float, until: float) -> list[TaskRecord]:
+        """The tasks raised (`created_ts`) in `[since, until)`, as they stand now, oldest first."""
+        ...
+
+    def gestures_created(self, since: float, until: float) -> list[GestureRecord]:
+        """The gestures raised in `[since, until)`, as they stand now."""
+        ...
+
+
+class EngineState(Ledger, Customers, Deadlines, ScopeLog, EffectLog, Cases, ReportFacts, Protocol):
     """What the engine reads and writes."""
 
 

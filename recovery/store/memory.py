@@ -12,17 +12,21 @@ from typing import Any
 from recovery.effects import Effect, Task
 from recovery.events import Occurrence
 from recovery.exceptions import StoreError
+from recovery.store.fact_records import Fact, FactSet
 from recovery.store.memory_case_desk import MemoryCaseDesk
 from recovery.store.memory_desk import MemoryDesk
+from recovery.store.memory_facts import MemoryFacts
 from recovery.store.memory_outbox import MemoryOutbox
 from recovery.store.memory_task_desk import MemoryTaskDesk
 from recovery.store.records import (
     CaseRecord,
     Deadline,
+    GestureRecord,
     MutedRecord,
     OutboxItem,
     ParkedItem,
     Snooze,
+    TaskRecord,
 )
 
 DAY_S = 86400.0
@@ -59,6 +63,7 @@ class MemoryStore(MemoryTaskDesk):
         self._muted: dict[str, MutedRecord] = {}
         self._open_tasks: dict[str, Task] = {}  # keep_effects=False: the tasks not done, to cancel
         self._case_desk = MemoryCaseDesk(self._desk, self._profiles, self._history, self._wrote)
+        self._facts = MemoryFacts(self._desk)
 
     def add_event(self, event_id: str, ts: float) -> bool:
         if event_id in self._ledger:
@@ -258,6 +263,25 @@ class MemoryStore(MemoryTaskDesk):
         if not self._keep_effects:
             return self._open_tasks.pop(task_id, None) is not None
         return bool(self._wrote(self._desk.complete_from_event(task_id, at, outcome, reason_code, agent)))
+
+    # ------------------------------------------------------------------------------------------- report facts
+
+    def put_fact(self, fact: Fact) -> None:
+        self._writes += 1
+        self._facts.put(fact)
+
+    def add_count(self, metric: str, key: str, week: float, n: int = 1) -> None:
+        self._writes += 1
+        self._facts.add_count(metric, key, week, n)
+
+    def report_facts(self, until: float, weeks_since: float) -> FactSet:
+        return self._facts.facts(until, weeks_since)
+
+    def tasks_created(self, since: float, until: float) -> list[TaskRecord]:
+        return self._facts.tasks_created(since, until)
+
+    def gestures_created(self, since: float, until: float) -> list[GestureRecord]:
+        return self._facts.gestures_created(since, until)
 
     # ------------------------------------------------------------------------------------------- outbox
 

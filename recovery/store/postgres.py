@@ -24,6 +24,7 @@ from psycopg.rows import TupleRow
 
 from recovery.exceptions import StoreError
 from recovery.store.dialect import Dialect, newer_schema
+from recovery.store.facts import POSTGRES_SCHEMA
 from recovery.store.sql import SqlStore
 from recovery.store.statements import (
     BLOB,
@@ -31,12 +32,14 @@ from recovery.store.statements import (
     REAL,
     SCHEMA_VERSION,
     TEXT,
+    Accumulate,
     KeyedRemove,
     Ordered,
     Params,
     Query,
     Upsert,
     Write,
+    summed_rows,
 )
 
 logger = logging.getLogger(__name__)
@@ -153,13 +156,12 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX muted_by_time ON muted (at);
     CREATE INDEX muted_by_customer ON muted (customer_id, at);
     """,
+    POSTGRES_SCHEMA,
 )
 """Migration N (1-based) brings the schema from version N-1 to N. Append only; never edit a shipped one.
 5: the outbox's messages are claimed by a publisher, tried again after a backoff, or parked.
-6: cases (a task's case, a case's open tasks), snoozes and muted effects."""
-
-MIGRATION_LOCK = int.from_bytes(b"recovery", "big")
-"""The advisory lock (per database) held while the schema is checked and migrated."""
+6: cases (a task's case, a case's open tasks), snoozes and muted effects.
+7: the report's facts (lifecycle, profile history, weekly counts, outages; store/facts.py)."""
 
 MIGRATION_LOCK = int.from_bytes(b"recovery", "big")
 """The advisory lock (per database) held while the schema is checked and migrated."""
@@ -213,6 +215,8 @@ class Bulk:
     floats: tuple[int, ...] = ()
     """The positions of the double precision columns: an int there is sent as a float (a binary array has one
     type)."""
+    added: tuple[int, ...] = ()
+    """Accumulates: the positions of the added columns; the rows of one key are summed into one."""
 
     def params(self, rows: list[Params]) -> list[list[Any]]:
         for row in rows:
@@ -220,7 +224,9 @@ class Bulk:
                 raise psycopg.ProgrammingError(
                     f"{len(row)} parameters for {self.width} placeholders in: {self.sql[:60]}"
                 )
-        if self.key is not None:
+        if self.key is not None and self.added:
+            rows = summed_rows(rows, self.key, self.added)
+        elif self.key is not None:
             key = self.key
             rows = list({tuple(row[i] for i in key): row for row in rows}.values())
         columns = [list(column) for column in zip(*rows, strict=True)]
@@ -247,9 +253,10 @@ def bulk_form(write: Write) -> Bulk | None:
         f"INSERT INTO {write.table} ({quoted}) SELECT {quoted} FROM unnest({arrays}) WITH ORDINALITY "  # noqa: S608
         f"AS bulk({quoted}, bulk_row) ORDER BY bulk_row{write.conflict()}"
     )
-    key = write.key_positions() if isinstance(write, Upsert) else None
+    key = write.key_positions() if isinstance(write, Upsert | Accumulate) else None
     floats = tuple(i for i, (_, kind) in enumerate(write.columns) if kind == REAL)
-    return Bulk(sql, len(write.columns), key, floats)
+    added = write.added_positions() if isinstance(write, Accumulate) else ()
+    return Bulk(sql, len(write.columns), key, floats, added)
 
 
 SLOTS: Final = {

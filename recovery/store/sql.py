@@ -25,6 +25,7 @@ from recovery.store.case_desk import SqlCaseDesk
 from recovery.store.cases import PRELOAD_CASES, PRELOAD_SNOOZES, SqlCases, case_record
 from recovery.store.desk import SqlTaskDesk
 from recovery.store.dialect import Dialect
+from recovery.store.facts import SqlFacts
 from recovery.store.outbox import SqlOutbox
 from recovery.store.records import CaseRecord, Deadline, Snooze
 from recovery.store.statements import Cursor, Params, Queued, Statement, Write, grouped_writes, render, write_names
@@ -74,7 +75,7 @@ class KnownIds:
         self._uncommitted = []
 
 
-class SqlStore(SqlCases, SqlCaseDesk, SqlOutbox, SqlTaskDesk):
+class SqlStore(SqlCases, SqlCaseDesk, SqlFacts, SqlOutbox, SqlTaskDesk):
     """A Store in a SQL database, through `dialect`. Not thread-safe: one per engine (or per API request).
 
     A batch's customers are read in three queries (`preload_customers`) and answered from memory until a write
@@ -93,6 +94,7 @@ class SqlStore(SqlCases, SqlCaseDesk, SqlOutbox, SqlTaskDesk):
         self._known = KnownIds(dialect.remember_effects) if dialect.remember_effects else None
         self._joining: list[str] = []
         """Tasks of a case stored in this transaction: at commit, those joining a case an agent holds are theirs."""
+        self._counts: dict[tuple[str, str, float], int] = {}  # the report's counts of this transaction (facts.py)
 
     # ------------------------------------------------------------------------------------------- plumbing
 
@@ -156,6 +158,7 @@ class SqlStore(SqlCases, SqlCaseDesk, SqlOutbox, SqlTaskDesk):
         joining, self._joining = self._joining, []
         if joining:
             self._join_claimed_cases(joining, time.time())
+        self._queue_counts()
         if self._queued:
             self._send_queued()
         try:
@@ -171,6 +174,7 @@ class SqlStore(SqlCases, SqlCaseDesk, SqlOutbox, SqlTaskDesk):
             raise StoreError(f"{self.dialect.name}: rollback failed: the store is closed")
         self._queued.clear()
         self._joining = []
+        self._counts = {}
         self._forget_reads()
         if self._known is not None:
             self._known.rolled_back()

@@ -25,6 +25,7 @@ from typing import Any, Final
 
 from recovery.exceptions import StoreError
 from recovery.store.dialect import Dialect, newer_schema
+from recovery.store.facts import SQLITE_SCHEMA
 from recovery.store.sql import SqlStore
 from recovery.store.statements import SCHEMA_VERSION, Params, Write
 
@@ -127,11 +128,13 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX muted_by_time ON muted (at);
     CREATE INDEX muted_by_customer ON muted (customer_id, at);
     """,
+    SQLITE_SCHEMA,
 )
 """Migration N (1-based) brings the schema from version N-1 to N. Append only; never edit a shipped one.
 5: the ledger keeps each event's time, to be pruned (ids recorded before it count as of the migration's time).
 6: the outbox's messages are claimed by a publisher, tried again after a backoff, or parked.
-7: cases (a task's case, a case's open tasks), snoozes and muted effects."""
+7: cases (a task's case, a case's open tasks), snoozes and muted effects.
+8: the report's facts (lifecycle, profile history, weekly counts, outages; store/facts.py)."""
 
 
 class GateTimeout(Exception):

@@ -7,6 +7,8 @@ queued rows of it are sent (`grouped_writes`):
 - `Insert`: rows that commute with every other queued write but those of the same declaration (distinct rows, or
   insert-or-ignore): grouped, in their queued order, last.
 - `Upsert`: insert or replace by a conflict key; grouped as an insert (only the last row of a key counts).
+- `Accumulate`: insert, or add to the row of the same conflict key (counts); grouped as an insert (the rows of one
+  key add up).
 - `KeyedAdd` / `KeyedRemove`: an insert-or-ignore keyed by its first column and the delete of that key, touched
   by no other write: collapsed (`collapsed`) into one group of deletes, then one of inserts.
 - `Ordered`: anything else (a delete by a condition, an insert from a select): sent one by one, first, in order.
@@ -126,6 +128,40 @@ class Upsert:
 
 
 @dataclass(frozen=True, eq=False, slots=True)
+class Accumulate:
+    """A queued insert of `columns` into `table` that, where a row of the same `key` (conflict columns) exists,
+    adds the new row's `added` columns to it instead (`n = table.n + excluded.n`): additive counts. Rows of one key
+    add up whatever their order, so they commute with one another."""
+
+    grouping: ClassVar[str] = GROUPED
+    name: str
+    table: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    added: tuple[str, ...]
+    text: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        names = [name for name, _ in self.columns]
+        if not set(self.key) <= set(names) or not set(self.added) <= set(names) - set(self.key):
+            raise ValueError(f"{self.name}: key {self.key} and added {self.added} must be distinct columns of {names}")
+        object.__setattr__(self, "text", insert_text(self.table, self.columns) + self.conflict())
+        DECLARED.append(self)
+
+    def conflict(self) -> str:
+        updates = ", ".join(f"{name} = {self.table}.{name} + excluded.{name}" for name in self.added)
+        return f" ON CONFLICT ({', '.join(self.key)}) DO UPDATE SET {updates}"
+
+    def key_positions(self) -> tuple[int, ...]:
+        names = [name for name, _ in self.columns]
+        return tuple(names.index(name) for name in self.key)
+
+    def added_positions(self) -> tuple[int, ...]:
+        names = [name for name, _ in self.columns]
+        return tuple(names.index(name) for name in self.added)
+
+
+@dataclass(frozen=True, eq=False, slots=True)
 class KeyedAdd:
     """A queued insert-or-ignore of `columns` into `table`, keyed by the first column; its `KeyedRemove`s delete
     by that key."""
@@ -159,7 +195,7 @@ class KeyedRemove:
         DECLARED.append(self)
 
 
-Write = Ordered | Insert | Upsert | KeyedAdd | KeyedRemove
+Write = Ordered | Insert | Upsert | Accumulate | KeyedAdd | KeyedRemove
 Statement = Query | Write
 Queued = tuple[Write, Params]
 """A queued write: its declaration and its parameters."""
@@ -217,6 +253,20 @@ def collapsed(queued: list[Queued]) -> list[tuple[Write, list[Params]]]:
             by_write.setdefault(write, []).append(params)
         out.extend(by_write.items())
     return out
+
+
+def summed_rows(rows: list[Params], key: tuple[int, ...], added: tuple[int, ...]) -> list[Params]:
+    """One row per key, its `added` columns the sums of the rows of that key (DO UPDATE may not touch one row twice
+    in one statement), in the order of each key's first row."""
+    out: dict[tuple[Any, ...], list[Any]] = {}
+    for row in rows:
+        found = out.get(k := tuple(row[i] for i in key))
+        if found is None:
+            out[k] = list(row)
+        else:
+            for i in added:
+                found[i] += row[i]
+    return list(out.values())
 
 
 def write_names(queued: list[Queued]) -> str:

@@ -22,6 +22,7 @@ from recovery.store.statements import (
     INTEGER,
     REAL,
     TEXT,
+    Accumulate,
     Insert,
     KeyedAdd,
     KeyedRemove,
@@ -129,9 +130,23 @@ class TestDeclarations:
         with pytest.raises(ValueError, match="conflict key"):
             Upsert("x", "t", (("a", TEXT),), key=("b",))  # raises before it is declared
 
+    def test_an_accumulate_adds_to_the_row_of_its_key(self) -> None:
+        counts = Accumulate("x", "t", (("k", TEXT), ("w", REAL), ("n", INTEGER)), key=("k", "w"), added=("n",))
+        assert counts.text == (
+            "INSERT INTO t (k, w, n) VALUES (?, ?, ?) ON CONFLICT (k, w) DO UPDATE SET n = t.n + excluded.n"
+        )
+        DECLARED.remove(counts)
+        with pytest.raises(ValueError, match="distinct columns"):
+            Accumulate("x", "t", (("k", TEXT), ("n", INTEGER)), key=("k",), added=("k",))
+
+    def test_rows_of_one_key_are_summed_in_first_seen_order(self) -> None:
+        rows = [("a", 1.0, 2), ("b", 1.0, 1), ("a", 1.0, 3), ("a", 2.0, 1)]
+        assert q.summed_rows(rows, (0, 1), (2,)) == [["a", 1.0, 5], ["b", 1.0, 1], ["a", 2.0, 1]]
+
     def test_every_write_has_a_grouping(self) -> None:
         kinds = {type(write): write.grouping for write in WRITES}
         assert kinds == {
+            Accumulate: q.GROUPED,
             Insert: q.GROUPED,
             Upsert: q.GROUPED,
             KeyedAdd: q.KEYED,
