@@ -20,6 +20,7 @@ from kafka import KafkaAdminClient, TopicPartition
 
 from bench.replay_throughput import retire_engine
 from bench.servers import postgres_server
+from bench.service import STALL_S, Progress
 from recovery.config import Settings
 from recovery.consumer import Service
 from recovery.playbooks.compiler import CompiledPlaybook
@@ -187,11 +188,14 @@ def end_to_end(
     )
     service = runner.start()
     start = time.perf_counter()
+    progress = Progress(STALL_S)
     runner.go.set()
     try:
         while True:
             consumed = _consumed(service)
             now = time.perf_counter() - start
+            if progress.stalled(consumed) and consumed < n:
+                raise TimeoutError(f"the service stalled: {consumed:,} of {n:,} events consumed, none in {STALL_S:g} s")
             if consumed and not result.first_s:
                 result.first_s = now
             if consumed >= n and run.committed(group) == run.end_offsets:

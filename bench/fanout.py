@@ -32,7 +32,7 @@ from kafka import KafkaProducer
 
 from bench.report import load, per_second
 from bench.servers import bootstrap_option, with_broker
-from bench.service import Served, served
+from bench.service import STALL_S, Served, served
 from recovery.native import describe_build
 from recovery.times import format_time
 
@@ -78,7 +78,10 @@ def wait(service: Served, what: str, timeout_s: float) -> float:
     """Wait until serve has committed every event and emptied its outbox; the seconds it took."""
     start = time.perf_counter()
     if not service.drained(timeout_s):
-        raise TimeoutError(f"recovery serve did not drain {what} within {timeout_s:g} s\n{service.log_tail()}")
+        raise TimeoutError(
+            f"recovery serve did not drain {what} (nothing committed for {STALL_S:g} s, or {timeout_s:g} s passed)"
+            f"\n{service.log_tail()}"
+        )
     return time.perf_counter() - start
 
 

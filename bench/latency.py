@@ -41,7 +41,7 @@ from kafka import KafkaProducer
 
 from bench.report import load, per_second, percentile, table
 from bench.servers import bootstrap_option, with_broker
-from bench.service import Served, served
+from bench.service import STALL_S, Served, served
 from recovery.native import describe_build
 from recovery.times import format_time
 
@@ -186,7 +186,10 @@ def one_rate(
     if pacing.rate() < KEPT_UP * rate:
         outcome.note = f"the producer could not keep up: {pacing.rate():,.0f} events/s of {rate:,.0f} asked"
     if not service.drained(drain_timeout_s):
-        outcome.note = f"serve did not drain within {drain_timeout_s:g} s: only the tasks published by then count"
+        outcome.note = (
+            f"serve did not drain (nothing committed for {STALL_S:g} s, or {drain_timeout_s:g} s passed): only the "
+            "tasks published by then count"
+        )
     outcome.latencies_ms = latencies(service.run.read("tasks"), prefix, produced)
     return outcome
 

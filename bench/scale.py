@@ -31,7 +31,7 @@ from bench.end_to_end import produce
 from bench.memory import stream
 from bench.report import load, per_second
 from bench.servers import bootstrap_option, with_broker
-from bench.service import Served, served
+from bench.service import STALL_S, Progress, Served, served
 from recovery.native import describe_build
 from recovery.times import format_time, parse_time
 
@@ -93,9 +93,10 @@ def phase_rate(samples: Sequence[Sample], start: int, end: int) -> float:
 
 
 def watch(service: Served, total: int, start: float, every_s: float, timeout_s: float) -> list[Sample]:
-    """Sample serve every `every_s` from `start` (perf_counter) until it has committed `total` events; prints each
-    sample as it comes."""
+    """Sample serve every `every_s` from `start` (perf_counter) until it has committed `total` events, or has
+    committed nothing more for STALL_S seconds (it says so); prints each sample as it comes."""
     samples: list[Sample] = []
+    progress = Progress(STALL_S)
     instance = service.instance
     assert instance is not None
     while not samples or samples[-1].committed < total:
@@ -118,6 +119,9 @@ def watch(service: Served, total: int, start: float, every_s: float, timeout_s: 
         )
         if sample.seconds > timeout_s:
             raise TimeoutError(f"recovery serve committed {sample.committed:,} of {total:,} in {timeout_s:g} s")
+        if progress.stalled(sample.committed):
+            print(f"  recovery serve stalled: nothing committed for {STALL_S:g} s, {total - sample.committed:,} left")
+            break
     return samples
 
 

@@ -6,6 +6,7 @@ import itertools
 import math
 
 from bench.scale import Sample, messages, phase_rate, rates
+from bench.service import Progress
 from recovery.events import Event
 
 
@@ -28,3 +29,17 @@ def test_rates_per_interval_and_per_phase() -> None:
     assert phase_rate(samples, 1, 3_000) == 200.0
     assert phase_rate(samples, 3_000, 4_000) == 100.0
     assert math.isnan(phase_rate(samples, 4_000, 4_000))
+
+
+def test_progress_calls_a_count_stalled_once_it_stands_still_long_enough() -> None:
+    now = [0.0]
+    progress = Progress(10.0, clock=lambda: now[0])
+    assert not progress.stalled(5)
+    now[0] = 9.0
+    assert not progress.stalled(5)
+    now[0] = 12.0
+    assert not progress.stalled(6)  # it rose: the wait starts again
+    now[0] = 21.0
+    assert not progress.stalled(4)  # a fall is no progress, but only 9 s since the rise
+    now[0] = 22.0
+    assert progress.stalled(6)
