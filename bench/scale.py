@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -141,12 +142,14 @@ def measure(args: argparse.Namespace, bootstrap: str, stack: contextlib.ExitStac
     service.start()
     samples = watch(service, total, started, args.every_s, args.timeout_s)
     rss, peak = service.rss_mb()
-    last = samples[-1]
+    last = next(s for s in samples if s.committed == samples[-1].committed)  # not the time stalled, if any
     overall = per_second(last.committed, last.seconds)
     print()
     print(f"events/s overall: {overall:,.0f} ({last.committed:,} in {last.seconds:.0f} s, from serve's start)")
-    print(f"events/s, first pass (profiles and one event each): {phase_rate(samples, 1, main_events):,.0f}")
-    print(f"events/s, revisits (rebuilds from the store): {phase_rate(samples, main_events, total):,.0f}")
+    phases = [("first pass (profiles and one event each)", 1, main_events), ("revisits", main_events, total)]
+    for name, start, end in phases:
+        rate = phase_rate(samples, start, end)
+        print(f"events/s, {name}: {'not reached' if math.isnan(rate) else f'{rate:,.0f}'}")
     print(f"RSS of recovery serve: peak {peak:,.1f} MB (VmHWM), {rss:,.1f} MB at the end")
     most = max(s.in_memory for s in samples)
     print(f"SQLite store: {service.size_mb():,.0f} MB; customers in memory at most {most:,}")
