@@ -46,6 +46,8 @@ typecheck: $(STAMP)
 validate-rules: $(NATIVE)
 	$(BIN)/recovery validate rules/
 	$(BIN)/recovery test rules/
+	$(BIN)/recovery validate rules/examples/
+	$(BIN)/recovery test rules/examples/
 
 unit: $(NATIVE)
 	RECOVERY_EXPECT_COMPILED=1 $(BIN)/pytest

@@ -4,12 +4,18 @@ compared), on an in-memory store.
 
 A test file (`NAME.test.yaml`, next to the playbooks) names one playbook and lists cases: events at times
 relative to a start, the effects expected (all of them, in any order, each matched on the fields given) and
-effect patterns that must not appear. See docs/playbooks.md.
+effect patterns that must not appear. An expectation names fields of the effect models (`effects.py`), and
+`FIELD_contains` for their text fields: any other key is a located problem. A failing case says, for each expectation
+not met, how the nearest effect raised differs from it. See docs/playbooks.md.
 """
 
 from __future__ import annotations
 
 import io
+import json
+import re
+import types
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +23,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from recovery.effects import Effect
+from recovery.effects import Effect, Gesture, Task
 from recovery.engine import Engine
 from recovery.events import EVENT_TYPE_PATTERN, Event
 from recovery.exceptions import EventError, PlaybookError, Problem
 from recovery.playbooks.compiler import CompiledPlaybook
-from recovery.playbooks.loader import find_files, load_document, load_playbooks, validation_problems
+from recovery.playbooks.loader import find_files, load_document, load_playbooks, unknown_key, validation_problems
 from recovery.playbooks.source import Document, Loc
 from recovery.replay import replay
 from recovery.store import MemoryStore
@@ -135,27 +141,97 @@ def _time_problems(doc: Document, spec: TestFile) -> list[Problem]:
     return problems
 
 
-def _matches(effect: Effect, exp: Expectation, start: float) -> bool:
-    if effect.kind != exp.kind:
-        return False
+def _is_text(annotation: Any) -> bool:
+    """Whether a field's type holds text (`str`, a `Literal` of strings, `str | None`)."""
+    origin = typing.get_origin(annotation)
+    options = typing.get_args(annotation) if origin in (Literal, typing.Union, types.UnionType) else (annotation,)
+    return any(option is str or isinstance(option, str) for option in options)
+
+
+def _keys(model: type[BaseModel]) -> list[str]:
+    """The keys an expectation of `model` may name: its fields, then FIELD_contains for its text fields."""
+    text = [name for name, info in model.model_fields.items() if _is_text(info.annotation)]
+    return [*model.model_fields, *(f"{name}_contains" for name in text)]
+
+
+EXPECTATION_KEYS: dict[str, list[str]] = {"task": _keys(Task), "gesture": _keys(Gesture)}
+
+
+def _key_problems(doc: Document, spec: TestFile) -> list[Problem]:
+    """Every key of an expectation (in `expect` or `absent`) that names nothing of its effect, located at the key: a
+    misspelt key would otherwise make an `absent` entry match nothing, and the case pass."""
+    problems = []
+    for i, case in enumerate(spec.tests):
+        for group, expectations in (("expect", case.expect), ("absent", case.absent)):
+            for k, exp in enumerate(expectations):
+                for key in exp.fields:
+                    if key not in EXPECTATION_KEYS[exp.kind]:
+                        loc = ("tests", i, group, k, exp.kind, key)
+                        problems.append(doc.problem(loc, _unknown(key, exp.kind), key=True))
+    return problems
+
+
+def _unknown(key: str, kind: str) -> str:
+    """What is wrong with `key`, which an expectation of `kind` does not know."""
+    other = "gesture" if kind == "task" else "task"
+    if key in EXPECTATION_KEYS[other]:
+        return f"unknown key '{key}': a field of a {other}, not of a {kind}"
+    name = key.removesuffix("_contains")
+    if name != key and name in EXPECTATION_KEYS[kind]:
+        return f"unknown key '{key}': '{name}' is not text (FIELD_contains is for text fields): check '{name}' itself"
+    return unknown_key(key, EXPECTATION_KEYS[kind])
+
+
+def _differences(effect: Effect, exp: Expectation, start: float) -> list[str]:
+    """How `effect` differs from the expectation, one `FIELD: expected X, got Y` per field not met (none: a match)."""
     data = effect.model_dump(mode="json")
+    found = []
     for key, want in exp.fields.items():
-        if key.endswith("_contains"):
-            got = data.get(key.removesuffix("_contains"))
+        if key not in data and key.endswith("_contains"):
+            name = key.removesuffix("_contains")
+            got = data.get(name)
             if not isinstance(got, str) or str(want) not in got:
-                return False
+                found.append(f"{name}: expected to contain {_show(str(want))}, got {_show(got)}")
             continue
         if key not in data:
-            return False
-        got = data[key]
+            found.append(f"{key}: not a field of a {effect.kind}")
+            continue
+        got, written = data[key], ""
         if key in _TIME_FIELDS and isinstance(want, str):
-            want = format_time(_instant(want, start))
+            written, want = f" ({want})", format_time(_instant(want, start))
         if isinstance(got, float) and isinstance(want, int | float):
             if abs(got - want) > 1e-9:
-                return False
+                found.append(f"{key}: expected {_show(want)}, got {_show(got)}")
         elif got != want:
-            return False
-    return True
+            found.append(f"{key}: expected {_show(want)}{written}, got {_show(got)}")
+    return found
+
+
+def _matches(effect: Effect, exp: Expectation, start: float) -> bool:
+    return effect.kind == exp.kind and not _differences(effect, exp, start)
+
+
+_BARE = re.compile(r"[\w.:@+-]+")
+
+
+def _show(value: Any) -> str:
+    """A value in a failure: a word as it is (`P1`), anything else as JSON (`"3 calls"`, `["c1", "c2"]`, `null`)."""
+    if isinstance(value, str) and _BARE.fullmatch(value):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _not_raised(exp: Expectation, effects: list[Effect], remaining: list[Effect], start: float) -> str:
+    """The failure of an expectation no effect met: what differs in the nearest one raised (the fewest fields; the
+    first raised of those), among those no other expectation took."""
+    message = f"expected {_describe(exp)}: not raised"
+    candidates = [e for e in remaining if e.kind == exp.kind]
+    if not candidates:
+        if any(e.kind == exp.kind for e in effects):
+            return f"{message} (every {exp.kind} raised met another expectation)"
+        return f"{message} (no {exp.kind} was raised)"
+    nearest = min((_differences(e, exp, start) for e in candidates), key=len)
+    return "\n  ".join([f"{message}; the nearest {exp.kind} raised differs in:", *nearest])
 
 
 def _describe(exp: Expectation) -> str:
@@ -190,16 +266,17 @@ def run_case(
             result.failures.append(f"event {i}: {exc}")
     if result.failures:
         return result
-    engine = Engine([pb, *inhibitors], MemoryStore())
+    store = MemoryStore()
+    engine = Engine([pb, *inhibitors], store)
     out, err = io.StringIO(), io.StringIO()
     until = _instant(case.until, start) if case.until else None
     replay(lines, engine, out, err, until=until)
-    effects = [e for e in engine.store.effects() if e.playbook == pb.id]
+    effects = [e for e in store.effects() if e.playbook == pb.id]
     remaining = list(effects)
     for exp in case.expect:
         found = next((e for e in remaining if _matches(e, exp, start)), None)
         if found is None:
-            result.failures.append(f"expected {_describe(exp)}: not raised")
+            result.failures.append(_not_raised(exp, effects, remaining, start))
         else:
             remaining.remove(found)
     for extra in remaining:
@@ -208,6 +285,13 @@ def run_case(
         for e in effects:
             if _matches(e, exp, start):
                 result.failures.append(f"raised {_short(e)}, which matches absent {_describe(exp)}")
+    pending = [d.due for d in store.pending_deadlines() if d.playbook == pb.id]
+    if result.failures and pending and case.until is None:
+        due = min(pending)
+        result.failures.append(
+            f"hint: the deadline at {format_time(due)} is after the last event, so the clock never passed it: add "
+            f"`until:` after it (e.g. `until: {format_time(due + 1)}`)"
+        )
     return result
 
 
@@ -218,9 +302,9 @@ def load_test_file(path: Path) -> tuple[Document, TestFile]:
         spec = TestFile.model_validate(doc.data)
     except ValidationError as exc:
         raise PlaybookError(validation_problems(doc, exc, TestFile)) from None
-    problems = _time_problems(doc, spec)
+    problems = _time_problems(doc, spec) + _key_problems(doc, spec)
     if problems:
-        raise PlaybookError(problems)
+        raise PlaybookError(sorted(problems, key=lambda p: (p.line, p.column)))
     return doc, spec
 
 

@@ -2,8 +2,9 @@
 
 A case's page shows every reason, all evidence and talking points together, its tasks side by side (each with its
 own playbook, queue, priority, due time, escalation, holder and outcome), gestures, the customer's muted effects and
-snoozes, and the audit trail; an agent claims, releases or completes the case there, and ops snooze a playbook for
-the customer. Every form carries the session's CSRF token.
+snoozes, the audit trail, and for ops a link to why the customer got these tasks (`explain.py`); an agent claims,
+releases or completes the case there, and ops snooze a playbook for the customer. Every form carries the session's
+CSRF token.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from recovery.api.errors import responses as _errors
 from recovery.api.models import AuditOut, PlaybookOut, Playbooks, Validation
 from recovery.exceptions import PlaybookError
 from recovery.playbooks.compiler import CompiledPlaybook
-from recovery.playbooks.loader import load_playbook_text
+from recovery.playbooks.loader import load_catalog, load_playbook_text
 from recovery.times import format_time
 
 MAX_PLAYBOOK_BYTES = 256 * 1024
@@ -80,8 +80,11 @@ def router(ctx: ApiContext) -> APIRouter:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             return Validation(valid=False, problems=[f"{file}:1:1: the body is not UTF-8 text: {exc}"])
+        events, problems = load_catalog([ctx.catalog.rules_dir])  # the event types the rules folder declares
         try:
-            compiled = load_playbook_text(text, file)
+            if problems:
+                raise PlaybookError(problems)
+            compiled = load_playbook_text(text, file, events)
         except PlaybookError as exc:
             return Validation(valid=False, problems=[str(p) for p in exc.problems])
         return Validation(valid=True, problems=[], id=compiled.id, version=compiled.version)

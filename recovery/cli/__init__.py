@@ -1,5 +1,5 @@
 """The `recovery` command line. Thin: parse, configure logging, call one function (one module per group of
-commands: `playbooks`, `service`, `store`, `report`, `simulate`)."""
+commands: `playbooks`, `service`, `store`, `report`, `explain`, `simulate`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from recovery import __version__
-from recovery.cli import playbooks, report, service, simulate, store
+from recovery.cli import explain, playbooks, report, service, simulate, store
 from recovery.exceptions import PlaybookError, RecoveryError
 from recovery.native import stale_builds
 
@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-format", choices=("text", "json"), help="log lines as text or JSON (default: JSON for serve, else text)"
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for commands in (playbooks, service, store, report, simulate):
+    for commands in (playbooks, service, store, report, explain, simulate):
         commands.register(sub)
     return parser
 

@@ -1,10 +1,12 @@
-"""`recovery validate`, `test`, `replay` and `schema`: playbooks checked, tested and run over a file of events."""
+"""`recovery validate`, `test`, `replay`, `backtest` and `schema`: playbooks checked, tested, run over a file of events
+and compared with the ones in force."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,15 @@ def register(sub: Any) -> None:
     p.add_argument("--summary", action="store_true", help="print counts per playbook on stderr at the end")
     p.add_argument("events", help="JSONL file, or - for stdin")
     p.set_defaults(func=replay)
+
+    p = sub.add_parser("backtest", help="replay a JSONL file of events through new playbooks and a baseline; compare")
+    p.add_argument("--rules", required=True, help="directory (or file) of the new playbooks")
+    p.add_argument("--baseline", required=True, help="directory (or file) of the playbooks to compare against")
+    p.add_argument("--until", help="RFC 3339 time: move the clocks on to it after the last event")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="text (default) or JSON for tools")
+    p.add_argument("--examples", type=int, default=3, help="example customers per playbook and change (default 3)")
+    p.add_argument("events", help="JSONL file, or - for stdin")
+    p.set_defaults(func=backtest)
 
     p = sub.add_parser("schema", help="print the JSON Schema of the playbook format")
     p.set_defaults(func=schema)
@@ -76,7 +87,7 @@ def test(args: argparse.Namespace) -> int:
         failed += 1
         print(f"FAIL {result.file}: {result.name}")
         for failure in result.failures:
-            print(f"    {failure}")
+            print(textwrap.indent(failure, "    "))
     failed += len(problems)
     print(f"{len(results) - (failed - len(problems))} passed, {failed} failed")
     return 1 if failed else 0
@@ -107,6 +118,51 @@ def replay(args: argparse.Namespace) -> int:
             source.close()
     if args.summary:
         print(summary.render(), file=sys.stderr)
+    return 0
+
+
+def backtest(args: argparse.Namespace) -> int:
+    """Exit 0 with the report; 2 for bad input (an argument, a missing or unreadable file, an invalid playbook of
+    either set), each problem on one line of stderr."""
+    from recovery.backtest import backtest, render_json, render_text, report
+    from recovery.playbooks.loader import load_playbooks
+    from recovery.runtime import tune_gc
+    from recovery.times import parse_time
+
+    until = None
+    try:
+        until = parse_time(args.until) if args.until else None
+    except ValueError as exc:
+        print(f"--until: {exc}", file=sys.stderr)
+        return 2
+    if args.examples < 0:
+        print(f"--examples: a number of customers, 0 or more (got {args.examples})", file=sys.stderr)
+        return 2
+    for option, path in (("--rules", args.rules), ("--baseline", args.baseline)):
+        if not Path(path).exists():
+            print(f"{option}: no such file or directory: {path}", file=sys.stderr)
+            return 2
+    # Read once, as bytes (decoded line by line by the JSON parser): both sets replay the same lines.
+    try:
+        if args.events == "-":
+            lines = sys.stdin.buffer.readlines()
+        else:
+            with open(args.events, "rb") as source:
+                lines = source.readlines()
+    except OSError as exc:
+        print(f"events: cannot read {args.events}: {exc.strerror}", file=sys.stderr)
+        return 2
+    new, problems = load_playbooks([args.rules])
+    baseline, more = load_playbooks([args.baseline])
+    problems += [p for p in more if str(p) not in {str(q) for q in problems}]  # the same file given twice
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        return 2
+    tune_gc()
+    result = backtest(lines, new, baseline, sys.stderr, until=until)
+    data = report(result, args.examples)
+    print(render_json(data) if args.format == "json" else render_text(data, args.examples))
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -30,6 +31,8 @@ REQUEST_TIMEOUT_S = 10.0
 answer is a failure like another (the step is read again later), never a wait that holds up a stop."""
 CLOSE_TIMEOUT_S = 5.0
 """Bound on closing the clients (leaving the group, sending what the producer holds)."""
+TOPICS_READY_TIMEOUT_S = 30.0
+"""Bound on the wait for new topics' partitions to have a leader."""
 
 T = TypeVar("T")
 
@@ -133,6 +136,27 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             return found
 
 
+def wait_for_leaders(admin: KafkaAdminClient, topics: Sequence[str], timeout_s: float = TOPICS_READY_TIMEOUT_S) -> None:
+    """Return once every partition of `topics` has a leader (a topic just created has none for a moment: a group
+    formed then is assigned none of its partitions). Raises BrokerError after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        described = admin.describe_topics(list(topics))
+        ready = {
+            t["name"]
+            for t in described
+            if t.get("error_code") == 0
+            and t.get("partitions")
+            and all(p.get("error_code") == 0 and p.get("leader_id", -1) >= 0 for p in t["partitions"])
+        }
+        waiting = sorted(set(topics) - ready)
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise BrokerError(f"topics without a leader after {timeout_s:.0f} s: {', '.join(waiting)}")
+        time.sleep(0.05)
+
+
 class KafkaTransport(KafkaOutput):
     """`recovery serve`'s clients: creates the topics it needs (`topic_partitions` each) when missing, then joins
     the group `group_id` on `topic_events` (auto-commit off, from the earliest offset)."""
@@ -171,6 +195,14 @@ class KafkaTransport(KafkaOutput):
             producer.close()
             raise
         self._listener = _Listener()
+        # The group's leader assigns partitions from its own metadata: a member that joins before it knows the topic
+        # assigns none of it, and kafka-python 3.0 may never rejoin (seen under load: a service idle for good with
+        # "No partition metadata"). Knowing the topic's partitions first closes that window.
+        try:
+            _call("metadata", lambda: self._consumer.partitions_for_topic(settings.topic_events))
+        except BrokerError:
+            self.close()
+            raise
         self._consumer.subscribe([settings.topic_events], listener=self._listener)
 
     def _ensure_topics(self, config: dict[str, Any]) -> None:
@@ -186,6 +218,7 @@ class KafkaTransport(KafkaOutput):
                 except TopicAlreadyExistsError:
                     pass  # another instance was quicker
                 logger.info("created topics", extra={"topics": [t.name for t in missing]})
+            wait_for_leaders(admin, wanted)
         finally:
             admin.close()
 

@@ -17,14 +17,7 @@ from recovery.consumer.evaluation import Evaluator, Poisoned
 from recovery.consumer.offsets import Offsets
 from recovery.consumer.ordering import Barrier, Merge
 from recovery.consumer.reader import Reader
-from recovery.consumer.records import (
-    BARRIER_POLL_MS,
-    BROKER_CHECK_S,
-    POLL_RECORDS,
-    STEP_BUDGET_S,
-    Item,
-    ServiceStats,
-)
+from recovery.consumer.records import BARRIER_POLL_MS, BROKER_CHECK_S, POLL_RECORDS, STEP_BUDGET_S, Item, ServiceStats
 from recovery.consumer.transport import Rebalance, TopicPartition, Transport, describe
 from recovery.effects import Effect
 from recovery.exceptions import BrokerError, StoreError

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+from typing import Any
 
 from recovery.events import Occurrence
 from recovery.playbooks.compiler import CompiledPlaybook
@@ -16,6 +17,12 @@ from recovery.store.base import EngineState
 from recovery.store.records import Deadline
 
 logger = logging.getLogger(__name__)
+
+
+def _key(pb: CompiledPlaybook, occ: Occurrence) -> Any:
+    """What pairs `occ` with the other events of an absence: its key field's value, or "" (any event of the
+    customer) for a playbook without a key. None: the event lacks the key field."""
+    return occ.data.get(pb.key) if pb.key is not None else ""
 
 
 class Deadlines:
@@ -42,7 +49,7 @@ class Deadlines:
 
     def wait_for(self, pb: CompiledPlaybook, cid: str, occ: Occurrence) -> None:
         """`occ` is the `first` event of the absence playbook `pb`: set its deadline (once per event)."""
-        value = occ.data.get(pb.key or "")
+        value = _key(pb, occ)
         if value is None:
             logger.warning(
                 "absence start without key",
@@ -64,7 +71,7 @@ class Deadlines:
 
     def answer(self, pb: CompiledPlaybook, cid: str, occ: Occurrence) -> None:
         """`occ` is the awaited event: cancel the deadlines it answers in time (at the deadline counts)."""
-        value = occ.data.get(pb.key or "")
+        value = _key(pb, occ)
         if value is None:
             return
         for deadline_id in sorted(self._by_key.get((pb.id, cid, str(value)), ())):

@@ -41,6 +41,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_CUSTOMERS = 100_000
 LEDGER_MIN_RETENTION_S = 7 * 86400.0
+PROFILE_VERSIONS_S = 7 * 86400.0
+"""A customer's profile versions are kept for the longest playbook look-back, and at least this long in event time:
+an event up to this late sees the profile as it was at its time."""
 """Event ids are remembered (duplicates recognised) for the longest playbook look-back, and at least this long
 in event time: redeliveries and producer retries come within seconds or minutes of the original."""
 _NO_DATA: dict[str, Any] = {}
@@ -98,7 +101,7 @@ class Engine:
         self.owns = owns
         self.prune_floor = prune_floor
         self._load(playbooks, matcher)
-        self.customers = Customers(self.store, max_customers, self.horizon_s, bool(self.history_types), self.stats)
+        self.customers = Customers(self.store, max_customers, self.horizon_s, True, self.stats)
         self.deadlines = Deadlines(self.store)
         self.facts = FactRecorder(self.store)
         for deadline in self.store.pending_deadlines() if deadlines is None else deadlines:
@@ -113,26 +116,28 @@ class Engine:
         by_role: dict[str, dict[str, list[CompiledPlaybook]]] = {r: {} for r in ("missing", "first", "event", "then")}
         for pb in self.playbooks:
             if pb.kind == "event":
-                by_role["event"].setdefault(pb.event_type, []).append(pb)
+                for event_type in pb.event_types:
+                    by_role["event"].setdefault(event_type, []).append(pb)
             elif pb.kind == "sequence":
                 by_role["then"].setdefault(pb.event_type, []).append(pb)
             else:
                 by_role["first"].setdefault(pb.event_type, []).append(pb)
                 by_role["missing"].setdefault(pb.end_type or "", []).append(pb)
         self.history_types = frozenset().union(*(pb.history_types for pb in self.playbooks))
-        paired = frozenset(pb.first_type for pb in self.playbooks if pb.kind == "sequence")
+        paired = frozenset().union(*(pb.kept_with_data for pb in self.playbooks))
+        # The profile's versions are kept over the horizon, so that a late event sees the profile of its time.
+        self.horizon_s = max([PROFILE_VERSIONS_S, *(pb.horizon_s for pb in self.playbooks)])
         self._plans: dict[str, _Plan] = {
             event_type: _Plan(
                 type=sys.intern(event_type),
                 profile=event_type == PROFILE_TYPE,
                 case=event_type in CASE_TYPES,
-                keep=event_type in self.history_types,
-                keep_data=event_type in paired,
+                keep=event_type in self.history_types or event_type == PROFILE_TYPE,
+                keep_data=event_type in paired or event_type == PROFILE_TYPE,
                 **{role: tuple(playbooks.get(event_type, ())) for role, playbooks in by_role.items()},
             )
             for event_type in {PROFILE_TYPE, *CASE_TYPES, *self.history_types}.union(*by_role.values())
         }
-        self.horizon_s = max((pb.horizon_s for pb in self.playbooks), default=0.0)
         self.ledger_retention_s = max(self.horizon_s, LEDGER_MIN_RETENTION_S)
         self._prune_every_s = self.ledger_retention_s / 4
         self.matcher = matcher or Matcher((pb.id, pb.condition.pattern) for pb in self.playbooks)
@@ -262,30 +267,34 @@ class Engine:
             self.deadlines.answer(pb, cid, occ)
         for pb in plan.first:
             self.deadlines.wait_for(pb, cid, occ)
+        profile = state.profile_at(ts)
         for pb in plan.event:
             # Positional arguments here: keywords cost more than the rest of the call (once per event and playbook).
-            ctx = Context(occ, cid, state.profile, ts, state.history)
+            ctx = Context(occ, cid, profile, ts, state.history)
             effects.extend(self._evaluate(pb, state, ctx, event_id, ts, [occ]))
         for pb in plan.then:
             first = self._paired(pb, state, occ)
             if first is None:
                 continue
-            ctx = Context(occ, cid, state.profile, ts, state.history, first, ts - first.ts)
+            ctx = Context(occ, cid, profile, ts, state.history, first, ts - first.ts)
             effects.extend(self._evaluate(pb, state, ctx, f"{first.id}+{event_id}", ts, [first, occ]))
         return effects
 
     # ------------------------------------------------------------------------------------------- pairing
 
     def _paired(self, pb: CompiledPlaybook, state: CustomerState, occ: Occurrence) -> Occurrence | None:
-        """The latest `first` event with the same key, at most `within` before `occ`."""
-        key = pb.key or ""
-        value = occ.data.get(key)
-        if value is None:
-            return None
-        value = str(value)
+        """The latest `first` event (with the same key, when the playbook has one), at most `within` before
+        `occ`."""
+        key = pb.key
+        value = None
+        if key is not None:
+            value = occ.data.get(key)
+            if value is None:
+                return None
+            value = str(value)
         earliest = occ.ts - pb.within_s
         for candidate in reversed(state.history.get(pb.first_type or "", ())):
-            if earliest <= candidate.ts <= occ.ts and str(candidate.data.get(key)) == value:
+            if earliest <= candidate.ts <= occ.ts and (key is None or str(candidate.data.get(key)) == value):
                 return candidate
         return None
 
@@ -299,7 +308,7 @@ class Engine:
         ctx = Context(
             event=first,
             customer_id=deadline.customer_id,
-            profile=state.profile,
+            profile=state.profile_at(deadline.due),
             at=deadline.due,
             by_type=state.history,
             first=first,

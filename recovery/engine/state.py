@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from recovery.engine.stats import EngineStats
-from recovery.events import Occurrence
+from recovery.events import PROFILE_TYPE, Occurrence
 from recovery.store.base import EngineState
 from recovery.store.records import CaseRecord, Snooze
 
@@ -49,6 +49,17 @@ class CustomerState:
         self.case: CaseRecord | None = None
         self.case_loaded = False
         self.snoozes: dict[str, Snooze] | None = None
+
+    def profile_at(self, ts: float) -> dict[str, Any]:
+        """The profile as it was at `ts`: the latest version at or before it. A late event sees the profile of its
+        time, whatever came since, so arrival order changes nothing (within the horizon, as far back as the
+        versions are kept: `{}` when none at or before `ts` is known)."""
+        if self.profile_ts <= ts:
+            return self.profile
+        for version in reversed(self.history.get(PROFILE_TYPE, ())):
+            if version.ts <= ts:
+                return version.data
+        return {}
 
 
 def split_by_type(occurrences: Iterable[Occurrence]) -> dict[str, list[Occurrence]]:

@@ -8,10 +8,12 @@ functions are in `functions.py`, the operators' run-time rules in `operators.py`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from operator import attrgetter
 from typing import Any
 
-from recovery.events import STANDARD_TYPES, data_fields
+from recovery.events import Occurrence
 from recovery.exceptions import ExpressionError
 from recovery.expressions.context import Context, Fn
 from recovery.expressions.functions import WINDOW_FUNCTIONS, check_known, compile_call, compile_window_call
@@ -20,7 +22,6 @@ from recovery.expressions.operators import ARITH, arith_type, comparison, is_num
 from recovery.expressions.parser import MAX_DEPTH
 from recovery.expressions.scope import (
     CUSTOMER_FIELDS,
-    DATA_FIELD_TYPES,
     EVENT_FIELDS,
     Compiled,
     Scope,
@@ -29,6 +30,12 @@ from recovery.expressions.scope import (
 )
 
 _UNSET: Any = object()
+_OCCURRENCE: dict[str, Callable[[Context], Occurrence | None]] = {
+    "event": attrgetter("event"),
+    "first": attrgetter("first"),
+    "it": attrgetter("it"),
+}
+"""The occurrence each event name reads in a context."""
 
 
 class Compiler:
@@ -103,9 +110,12 @@ class Compiler:
             return Compiled(get_let, let.type, node, windows=let.windows)
         if head == "customer":
             return self._customer(node)
-        if head == "event" or (head == "first" and scope.first_types is not None):
-            types = scope.event_types if head == "event" else scope.first_types
-            return self._event_path(node, head, types or frozenset())
+        if head == "event":
+            return self._event_path(node, head, scope.event_types)
+        if head == "first" and scope.first_types is not None:
+            return self._event_path(node, head, scope.first_types)
+        if head == "it" and scope.it_types is not None:
+            return self._event_path(node, head, scope.it_types)
         if head == "duration" and scope.has_duration:
             if len(parts) > 1:
                 raise ExpressionError("'duration' is a duration, it has no fields", node.pos)
@@ -115,6 +125,8 @@ class Compiler:
             extra = " ('first' exists only for sequence and absence triggers)"
         elif head == "duration":
             extra = " ('duration' exists only for sequence triggers)"
+        elif head == "it":
+            extra = " ('it' exists only in the arguments of count, had, sum, distinct and last after the window)"
         raise ExpressionError(f"unknown name '{head}'{extra}{suggest(head, scope.names())}", node.pos)
 
     def _customer(self, node: Path) -> Compiled:
@@ -137,39 +149,23 @@ class Compiler:
         return Compiled(lambda ctx: ctx.profile.get(name), CUSTOMER_FIELDS[name], node)
 
     def _event_path(self, node: Path, head: str, types: frozenset[str]) -> Compiled:
+        """A field of `event`, `first` or `it` (an event a look-back function looks at)."""
         parts = node.parts
-        is_first = head == "first"
         if len(parts) == 1:
             raise ExpressionError(f"write a field of '{head}', e.g. {head}.data.FIELD or {head}.type", node.pos)
         name = parts[1]
+        pick = _OCCURRENCE[head]
         if name == "data":
             if len(parts) < 3:
                 raise ExpressionError(f"write a data field as {head}.data.FIELD", node.pos)
             fname = parts[2]
-            offset = node.pos + len(head) + len(".data.")
-            known: set[str] = set()
-            free = False
-            for t in types:
-                fields = data_fields(t)
-                if fields is None:
-                    free = True
-                else:
-                    known |= fields
-            if not free and fname not in known:
-                listed = ", ".join(sorted(known)) or "none"
-                raise ExpressionError(
-                    f"unknown data field '{fname}' for {'/'.join(sorted(types))}"
-                    f"{suggest(fname, sorted(known))}; known fields: {listed}",
-                    offset,
-                )
-            kind = "any"
-            if len(parts) == 3 and not free:
-                kinds = {DATA_FIELD_TYPES.get(t, {}).get(fname, "string") for t in types if t in STANDARD_TYPES}
-                kind = kinds.pop() if len(kinds) == 1 else "any"
+            kind = self._data_field(types, fname, node.pos + len(head) + len(".data."))
+            if len(parts) > 3:
+                kind = "any"
             rest = parts[3:]
 
             def get_data(ctx: Context) -> Any:
-                occ = ctx.first if is_first else ctx.event
+                occ = pick(ctx)
                 value: Any = occ.data.get(fname) if occ is not None else None
                 for p in rest:
                     value = value.get(p) if isinstance(value, dict) else None
@@ -187,10 +183,31 @@ class Compiler:
         attr = "ts" if name == "occurred_at" else name
 
         def get_field(ctx: Context) -> Any:
-            occ = ctx.first if is_first else ctx.event
+            occ = pick(ctx)
             return getattr(occ, attr) if occ is not None else None
 
         return Compiled(get_field, EVENT_FIELDS[name], node)
+
+    def _data_field(self, types: frozenset[str], fname: str, offset: int) -> str:
+        """The static type of data field `fname` of an event of one of `types`; ExpressionError (at `offset`) when
+        no type has it. A type the catalog does not know (reported where it is named) has free-form data."""
+        catalog = self.scope.catalog
+        known: dict[str, str] = {}
+        kinds: set[str] = set()
+        for t in types:
+            fields = catalog.fields(t)
+            if fields is None:
+                return "any"
+            known.update(fields)
+            kinds.add(fields.get(fname, "string"))
+        if fname not in known:
+            listed = ", ".join(sorted(known)) or "none"
+            raise ExpressionError(
+                f"unknown data field '{fname}' for {'/'.join(sorted(types))}"
+                f"{suggest(fname, sorted(known))}; known fields: {listed}",
+                offset,
+            )
+        return kinds.pop() if len(kinds) == 1 else "any"
 
     # -- operators
 
@@ -244,6 +261,16 @@ class Compiler:
         arith = ARITH[op]
         return Compiled(lambda ctx: arith(lf(ctx), rf(ctx)), result, node, windows=windows)
 
+    def _about(self, node: Node, event_type: str) -> Compiled:
+        """An argument of a look-back function, where `it` is each event of `event_type` looked at."""
+        scope = self.scope
+        saved = scope.it_types
+        scope.it_types = frozenset({event_type})
+        try:
+            return self.compile(node)
+        finally:
+            scope.it_types = saved
+
     def _check_comparable(self, node: Binary, left: Compiled, right: Compiled) -> None:
         lt, rt = left.type, right.type
         if "any" in (lt, rt) or "null" in (lt, rt) or lt == rt:
@@ -259,10 +286,8 @@ class Compiler:
 
     # -- calls
 
-    # -- calls
-
     def _call(self, node: Call) -> Compiled:
         if node.name in WINDOW_FUNCTIONS:
-            return compile_window_call(node, self.scope.allow_windows)
+            return compile_window_call(node, self.scope, self._about)
         check_known(node)
         return compile_call(node, [self.compile(a) for a in node.args])

@@ -26,7 +26,7 @@ class Context:
     time order (what the engine keeps, so that a window is two binary searches).
     """
 
-    __slots__ = ("_counts", "at", "by_type", "customer_id", "duration", "event", "first", "lets", "profile")
+    __slots__ = ("_counts", "at", "by_type", "customer_id", "duration", "event", "first", "it", "lets", "profile")
 
     def __init__(
         self,
@@ -46,6 +46,8 @@ class Context:
         self.first = first
         self.duration = duration
         self.lets: dict[str, Any] = {}
+        self.it: Occurrence | None = None
+        """The event a look-back function is looking at, while it evaluates its arguments for it."""
         self._counts: dict[tuple[str, float], list[Occurrence]] = {}
 
     def window(self, event_type: str, window_s: float) -> list[Occurrence]:

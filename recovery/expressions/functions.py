@@ -5,17 +5,18 @@ function of missing or odd data gives null.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable
 from typing import Any
 
-from recovery.events import EVENT_TYPE_PATTERN
+from recovery.events import EVENT_TYPE_PATTERN, Occurrence
 from recovery.exceptions import ExpressionError
-from recovery.expressions.context import Context
-from recovery.expressions.nodes import Call, Literal
+from recovery.expressions.context import Context, Fn
+from recovery.expressions.nodes import Call, Literal, Node
 from recovery.expressions.operators import is_number
-from recovery.expressions.scope import Compiled, expect, suggest
+from recovery.expressions.scope import Compiled, Scope, expect, suggest
 
 NUMERIC = ("number", "any")
 
@@ -47,6 +48,9 @@ UNIT_FUNCS: dict[str, float] = {"seconds": 1.0, "minutes": 60.0, "hours": 3600.0
 FUNCTIONS = (
     "count",
     "had",
+    "sum",
+    "distinct",
+    "last",
     "min",
     "max",
     "floor",
@@ -60,8 +64,10 @@ FUNCTIONS = (
     *UNIT_FUNCS,
 )
 
-WINDOW_FUNCTIONS = ("count", "had")
-"""The functions that look back over the customer's history: `count(TYPE, WINDOW)` and `had(TYPE, WINDOW)`."""
+WINDOW_FUNCTIONS = ("count", "had", "sum", "distinct", "last")
+"""The functions that look back over the customer's history: `count(TYPE, WINDOW[, CONDITION])`, `had(...)`,
+`sum(TYPE, WINDOW, NUMBER[, CONDITION])`, `distinct(TYPE, WINDOW, VALUE[, CONDITION])` and
+`last(TYPE, WINDOW[, VALUE[, CONDITION]])`; `it` in their later arguments is each event looked at."""
 
 
 def check_known(node: Call) -> None:
@@ -160,14 +166,17 @@ def compile_call(node: Call, compiled: list[Compiled]) -> Compiled:
     return Compiled(lambda ctx: method(v) if isinstance(v := f0(ctx), str) else None, "string", node, windows=windows)
 
 
-def compile_window_call(node: Call, allowed: bool) -> Compiled:
-    """A call of `count` or `had`; `allowed` is False where there is no history to look back over."""
+def _window_args(node: Call, scope: Scope) -> tuple[str, float]:
+    """The event type and the window of a look-back call, checked."""
     name = node.name
-    if not allowed:
+    if scope.it_types is not None:
+        raise ExpressionError(f"{name}() cannot look back inside another look-back's arguments", node.pos)
+    if not scope.allow_windows:
         raise ExpressionError(f"{name}() cannot be used here", node.pos)
-    if len(node.args) != 2:
-        raise ExpressionError(f'{name}() takes an event type and a window, e.g. {name}("service.call", 7d)', node.pos)
-    type_node, window_node = node.args
+    lo, hi = _WINDOW_ARITY[name]
+    if not lo <= len(node.args) <= hi:
+        raise ExpressionError(f"{name}() takes {_WINDOW_USAGE[name]}", node.pos)
+    type_node, window_node = node.args[:2]
     if not (isinstance(type_node, Literal) and type_node.kind == "string"):
         raise ExpressionError(f'{name}() needs the event type as a quoted string, e.g. "service.call"', type_node.pos)
     if not (isinstance(window_node, Literal) and window_node.kind == "duration"):
@@ -176,12 +185,110 @@ def compile_window_call(node: Call, allowed: bool) -> Compiled:
     window_s = float(window_node.value)
     if window_s <= 0:
         raise ExpressionError(f"{name}() needs a window longer than zero", window_node.pos)
-
     if not re.match(EVENT_TYPE_PATTERN, event_type):
         raise ExpressionError(
             f"'{event_type}' is not an event type (dotted lowercase, e.g. service.call)", type_node.pos
         )
+    if not scope.catalog.known(event_type):
+        raise ExpressionError(scope.catalog.unknown_type(event_type), type_node.pos)
+    return event_type, window_s
+
+
+_WINDOW_ARITY = {"count": (2, 3), "had": (2, 3), "sum": (3, 4), "distinct": (3, 4), "last": (2, 4)}
+_WINDOW_USAGE = {
+    "count": 'an event type, a window and a condition on `it`, e.g. count("service.call", 7d) or '
+    'count("service.call", 7d, it.data.reason == "billing")',
+    "had": 'an event type, a window and a condition on `it`, e.g. had("complaint.opened", 14d)',
+    "sum": 'an event type, a window, a number of `it` and a condition, e.g. sum("payment.failed", 30d, it.data.amount)',
+    "distinct": 'an event type, a window, a value of `it` and a condition, e.g. distinct("service.call", 30d, '
+    "it.data.reason)",
+    "last": 'an event type, a window, a value of `it` and a condition, e.g. last("complaint.opened", 14d, '
+    "it.data.complaint_id)",
+}
+
+
+def compile_window_call(node: Call, scope: Scope, about: Callable[[Node, str], Compiled]) -> Compiled:
+    """A call of a look-back function. `about(arg, type)` compiles an argument after the window with `it` standing
+    for each event of that type looked at (no look-back inside it)."""
+    name = node.name
+    event_type, window_s = _window_args(node, scope)
     windows = frozenset({(event_type, window_s)})
-    if name == "count":
-        return Compiled(lambda ctx: len(ctx.window(event_type, window_s)), "number", node, windows=windows)
-    return Compiled(lambda ctx: bool(ctx.window(event_type, window_s)), "bool", node, windows=windows)
+    extra = [about(arg, event_type) for arg in node.args[2:]]
+    if extra:
+        scope.data_types.add(event_type)
+    if name in ("count", "had"):
+        if extra:
+            expect(extra[0], ("bool", "any"), f"{name}() needs a condition on `it` as its third argument")
+            matching = _matching(event_type, window_s, extra[0].fn)
+            if name == "count":
+                return Compiled(lambda ctx: len(matching(ctx)), "number", node, windows=windows)
+            return Compiled(lambda ctx: bool(matching(ctx)), "bool", node, windows=windows)
+        if name == "count":
+            return Compiled(lambda ctx: len(ctx.window(event_type, window_s)), "number", node, windows=windows)
+        return Compiled(lambda ctx: bool(ctx.window(event_type, window_s)), "bool", node, windows=windows)
+    if len(extra) == 2:
+        expect(extra[1], ("bool", "any"), f"{name}() needs a condition on `it` as its fourth argument")
+    matching = _matching(event_type, window_s, extra[1].fn if len(extra) == 2 else None)
+    if name == "last":
+        if not extra:
+            return Compiled(
+                lambda ctx: found[-1].ts if (found := matching(ctx)) else None, "time", node, windows=windows
+            )
+        return Compiled(_last(matching, extra[0].fn), extra[0].type, node, windows=windows)
+    value = extra[0]
+    if name == "sum":
+        expect(value, ("number", "any"), "sum() needs a number of `it`, e.g. it.data.minutes")
+        return Compiled(_sum(matching, value.fn), "number", node, windows=windows)
+    return Compiled(_distinct(matching, value.fn), "number", node, windows=windows)
+
+
+def _each(ctx: Context, items: list[Occurrence], fn: Fn) -> list[Any]:
+    """`fn` for each of `items` as `it` (the context's `it` as it was afterwards)."""
+    saved = ctx.it
+    try:
+        values = []
+        for occ in items:
+            ctx.it = occ
+            values.append(fn(ctx))
+        return values
+    finally:
+        ctx.it = saved
+
+
+def _matching(event_type: str, window_s: float, condition: Fn | None) -> Callable[[Context], list[Occurrence]]:
+    """The events of the window, in time order, those for which `condition` holds when there is one."""
+    if condition is None:
+        return lambda ctx: ctx.window(event_type, window_s)
+
+    def matching(ctx: Context) -> list[Occurrence]:
+        items = ctx.window(event_type, window_s)
+        return [occ for occ, keep in zip(items, _each(ctx, items, condition), strict=True) if keep]
+
+    return matching
+
+
+def _last(matching: Callable[[Context], list[Occurrence]], value: Fn) -> Fn:
+    def last(ctx: Context) -> Any:
+        found = matching(ctx)
+        return _each(ctx, found[-1:], value)[0] if found else None
+
+    return last
+
+
+def _sum(matching: Callable[[Context], list[Occurrence]], value: Fn) -> Fn:
+    def total(ctx: Context) -> Any:
+        result = sum(v for v in _each(ctx, matching(ctx), value) if is_number(v))
+        try:
+            return result if math.isfinite(result) else None
+        except OverflowError:  # a whole number beyond any float
+            return None
+
+    return total
+
+
+def _distinct(matching: Callable[[Context], list[Occurrence]], value: Fn) -> Fn:
+    def distinct(ctx: Context) -> int:
+        seen = {json.dumps(v, sort_keys=True) for v in _each(ctx, matching(ctx), value) if v is not None}
+        return len(seen)
+
+    return distinct

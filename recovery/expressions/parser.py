@@ -262,3 +262,46 @@ def parse(text: str) -> Node:
     if not isinstance(node, Node):  # pragma: no cover - the grammar always yields a node
         raise ExpressionError("syntax error")
     return node
+
+
+def top_level_parts(text: str) -> tuple[str | None, list[str]]:
+    """A valid expression split at its loosest operator outside brackets: `("or", parts)` when it has a top-level
+    `or`, else `("and", parts)` for a top-level `and`, else `(None, [text])`. Brackets around the whole are looked
+    through. The parts are the source's own text, stripped (for `recovery explain`, which evaluates each)."""
+    text = text.strip()
+    tokens = list(_parser().lex(text))
+    while len(tokens) > 2 and tokens[0].type == "LPAR" and _closing(tokens) == len(tokens) - 1:
+        inner_start, inner_end = tokens[1].start_pos or 0, tokens[-2].end_pos or len(text)
+        text = text[inner_start:inner_end]
+        tokens = list(_parser().lex(text))
+    depth = 0
+    cuts: dict[str, list[Token]] = {"OR": [], "AND": []}
+    for tok in tokens:
+        if tok.type in ("LPAR", "LSQB"):
+            depth += 1
+        elif tok.type in ("RPAR", "RSQB"):
+            depth -= 1
+        elif depth == 0 and tok.type in cuts:
+            cuts[tok.type].append(tok)
+    op = "OR" if cuts["OR"] else "AND" if cuts["AND"] else None
+    if op is None:
+        return None, [text]
+    parts, start = [], 0
+    for tok in cuts[op]:
+        parts.append(text[start : tok.start_pos].strip())
+        start = tok.end_pos or start
+    parts.append(text[start:].strip())
+    return op.lower(), parts
+
+
+def _closing(tokens: list[Token]) -> int:
+    """The index of the token closing the bracket `tokens[0]` opens (-1 when none does)."""
+    depth = 0
+    for i, tok in enumerate(tokens):
+        if tok.type in ("LPAR", "LSQB"):
+            depth += 1
+        elif tok.type in ("RPAR", "RSQB"):
+            depth -= 1
+            if depth == 0:
+                return i
+    return -1

@@ -10,6 +10,7 @@ import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from recovery.catalog import STANDARD, EventCatalog
 from recovery.exceptions import ExpressionError
 from recovery.expressions.context import Fn
 from recovery.expressions.nodes import Node
@@ -31,13 +32,6 @@ EVENT_FIELDS: dict[str, str] = {
     "occurred_at": "time",
     "customer_id": "string",
 }
-DATA_FIELD_TYPES: dict[str, dict[str, str]] = {
-    "customer.updated": {"annual_value": "number", "tier": "string"},
-    "survey.response": {"score": "number"},
-    "outage.started": {"customer_ids": "list"},
-    "outage.resolved": {"customer_ids": "list"},
-}
-"""The static types of standard types' data fields that are not strings."""
 
 
 @dataclass(frozen=True)
@@ -57,8 +51,10 @@ class Compiled:
 class Scope:
     """The names an expression may use in one place of one playbook.
 
-    `event_types` are the types the `event` name can be (its `data` fields are checked for standard types);
+    `event_types` are the types the `event` name can be (its `data` fields are checked against `catalog`);
     `first_types` likewise for `first` (sequence and absence triggers only); `duration` exists for sequences.
+    `it_types` is set while the arguments of a look-back function are compiled: `it` is each event looked at.
+    `data_types` collects the types whose past events' data a look-back reads (the engine keeps their data).
     """
 
     event_types: frozenset[str]
@@ -66,6 +62,9 @@ class Scope:
     has_duration: bool = False
     lets: dict[str, Compiled] = field(default_factory=dict)
     allow_windows: bool = True
+    catalog: EventCatalog = STANDARD
+    it_types: frozenset[str] | None = None
+    data_types: set[str] = field(default_factory=set)
 
     def names(self) -> list[str]:
         base = ["event", "customer", *self.lets]
@@ -73,6 +72,8 @@ class Scope:
             base.append("first")
         if self.has_duration:
             base.append("duration")
+        if self.it_types is not None:
+            base.append("it")
         return base
 
 

@@ -3,10 +3,12 @@ durable-rules pattern. Problems are collected with their path in the document, n
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from recovery.catalog import STANDARD, EventCatalog
 from recovery.exceptions import ExpressionError
 from recovery.expressions.compiler import Compiler
 from recovery.expressions.context import Context
@@ -56,6 +58,12 @@ class CompiledGesture:
     when: Compiled | None
 
 
+def holdout_point(salt: str, customer_id: str) -> float:
+    """Where a customer falls in [0, 1) for a holdout: uniform, and the same for the same salt and customer."""
+    digest = hashlib.blake2b(f"{salt}\x1f{customer_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
 @dataclass
 class CompiledPlaybook:
     """Everything the engine needs to run one playbook."""
@@ -64,10 +72,10 @@ class CompiledPlaybook:
     version: int
     file: str
     kind: str  # "event", "sequence" or "absence"
-    event_type: str  # the type that fires it: the event, the sequence's `then`, the absence's `first`
+    event_types: tuple[str, ...]  # the types that fire it: the events, the sequence's `then`, the absence's `first`
     first_type: str | None
     end_type: str | None  # the absence's `missing`
-    key: str | None  # data field pairing sequence/absence events
+    key: str | None  # data field pairing sequence/absence events (None: the customer alone pairs them)
     within_s: float
     cooldown_s: float | None
     inhibited_by: tuple[tuple[str, float | None], ...]
@@ -78,7 +86,22 @@ class CompiledPlaybook:
     gestures: tuple[CompiledGesture, ...]
     lets: dict[str, Compiled]
     windows: frozenset[tuple[str, float]] = field(default_factory=frozenset)
+    data_types: frozenset[str] = frozenset()
+    """Types whose past events' data a look-back reads (`it.data...`): kept with their data."""
     source: Playbook | None = None
+    mode: str = "live"
+    """`shadow`: evaluated and kept as shadow effects, never published, queued nor counted as raised."""
+    holdout: float = 0.0
+    """The share of customers held out (0 to 0.5): they get nothing from this playbook, their effects are kept."""
+    holdout_salt: str = ""
+    scope: Scope | None = field(default=None, repr=False, compare=False)
+    """The names its expressions were checked against (its lets included): `recovery explain` compiles the parts of
+    its condition in it, one by one. The engine never reads it."""
+
+    def held_out(self, customer_id: str) -> bool:
+        """Whether `customer_id` is in this playbook's holdout: a hash of the salt (the playbook's id unless set)
+        and the customer's id, so a new version keeps it, and raising the share only adds customers."""
+        return self.holdout > 0 and holdout_point(self.holdout_salt or self.id, customer_id) < self.holdout
 
     @cached_property
     def evidence_order(self) -> tuple[tuple[str, float], ...]:
@@ -99,6 +122,19 @@ class CompiledPlaybook:
             types.add(self.first_type)
         return frozenset(types)
 
+    @property
+    def event_type(self) -> str:
+        """The first of `event_types` (the only one, but for an event trigger naming several)."""
+        return self.event_types[0]
+
+    @property
+    def kept_with_data(self) -> frozenset[str]:
+        """Types whose occurrences the engine keeps with their data: a sequence's `first` (paired by a key and
+        read as `first`), and those a look-back reads the data of."""
+        if self.kind == "sequence" and self.first_type:
+            return self.data_types | {self.first_type}
+        return self.data_types
+
 
 class _Problems:
     def __init__(self) -> None:
@@ -108,38 +144,64 @@ class _Problems:
         self.items.append((loc, offset, message))
 
 
-def _key_field(key: str) -> str:
+def _key_field(key: str | None) -> str | None:
+    """The data field pairing a sequence's or an absence's events; None when the customer alone pairs them."""
+    if key is None or key == "customer_id":
+        return None
     return key.removeprefix("data.")
 
 
-def compile_playbook(pb: Playbook, file: str) -> tuple[CompiledPlaybook | None, list[tuple[Loc, int | None, str]]]:
-    """Compile a structurally valid playbook; returns (playbook, []) or (None, problems with their locations)."""
+def _trigger_types(pb: Playbook, catalog: EventCatalog, problems: _Problems) -> None:
+    """Every event type the trigger names must be in the catalog."""
+    trig = pb.trigger
+    named: list[tuple[Loc, str]] = [(("trigger", "event", i), t) for i, t in enumerate(trig.event or ())]
+    if trig.sequence is not None:
+        named += [(("trigger", "sequence", "first"), trig.sequence.first)]
+        named += [(("trigger", "sequence", "then"), trig.sequence.then)]
+    if trig.absence is not None:
+        named += [(("trigger", "absence", "first"), trig.absence.first)]
+        named += [(("trigger", "absence", "missing"), trig.absence.missing)]
+    for loc, event_type in named:
+        if not catalog.known(event_type):
+            problems.add(loc, catalog.unknown_type(event_type))
+
+
+def compile_playbook(
+    pb: Playbook, file: str, catalog: EventCatalog = STANDARD
+) -> tuple[CompiledPlaybook | None, list[tuple[Loc, int | None, str]]]:
+    """Compile a structurally valid playbook; returns (playbook, []) or (None, problems with their locations).
+    Event types and data fields are checked against `catalog`."""
     problems = _Problems()
+    _trigger_types(pb, catalog, problems)
     trig = pb.trigger
     first_types: frozenset[str] | None = None
     has_duration = False
     first_type = end_type = key = None
     within_s = 0.0
     if trig.event is not None:
-        kind, event_type = "event", trig.event
+        kind, event_types = "event", tuple(dict.fromkeys(trig.event))
+        if len(event_types) < len(trig.event):
+            problems.add(("trigger", "event"), "an event type is named twice")
     elif trig.sequence is not None:
         seq = trig.sequence
-        kind, event_type, first_type, key, within_s = "sequence", seq.then, seq.first, seq.key, seq.within
+        kind, event_types, first_type, key, within_s = "sequence", (seq.then,), seq.first, seq.key, seq.within
         first_types = frozenset({seq.first})
         has_duration = True
     else:
         absence = trig.absence
         if absence is None:  # pragma: no cover - the model guarantees one trigger
             raise ValueError("trigger")
-        kind, event_type, first_type, end_type = "absence", absence.first, absence.first, absence.missing
+        kind, event_types, first_type, end_type = "absence", (absence.first,), absence.first, absence.missing
         key, within_s = absence.key, absence.within
         first_types = frozenset({absence.first})
         if absence.first == absence.missing:
             problems.add(("trigger", "absence", "missing"), "'missing' must differ from 'first'")
-    if kind == "sequence" and first_type == event_type:
+    if kind == "sequence" and first_type == event_types[0]:
         problems.add(("trigger", "sequence", "then"), "'then' must differ from 'first'")
 
-    scope = Scope(event_types=frozenset({event_type}), first_types=first_types, has_duration=has_duration)
+    scope = Scope(
+        event_types=frozenset(event_types), first_types=first_types, has_duration=has_duration, catalog=catalog
+    )
     compiler = Compiler(scope)
 
     windows: set[tuple[str, float]] = set()
@@ -219,20 +281,25 @@ def compile_playbook(pb: Playbook, file: str) -> tuple[CompiledPlaybook | None, 
         version=pb.version,
         file=file,
         kind=kind,
-        event_type=event_type,
+        event_types=event_types,
         first_type=first_type,
         end_type=end_type,
-        key=_key_field(key) if key else None,
+        key=_key_field(key),
         within_s=within_s,
         cooldown_s=pb.cooldown,
         inhibited_by=tuple(inhibitors.items()),
+        mode=pb.mode,
+        holdout=(pb.holdout or 0.0) / 100,
+        holdout_salt=pb.holdout_salt or pb.id,
         condition=condition,
         evidence_windows=evidence_windows,
         tasks=tuple(tasks),
         gestures=tuple(gestures),
         lets=dict(scope.lets),
         windows=frozenset(windows),
+        data_types=frozenset(scope.data_types),
         source=pb,
+        scope=scope,
     )
     return compiled_pb, []
 

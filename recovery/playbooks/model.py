@@ -49,7 +49,11 @@ Template = Annotated[
 EventType = Annotated[str, Field(pattern=EVENT_TYPE_PATTERN, description="Dotted lowercase, e.g. service.call")]
 Priority = Literal["P1", "P2", "P3", "P4"]
 KeyField = Annotated[
-    str, Field(pattern=r"^(data\.)?[A-Za-z_][A-Za-z0-9_]*$", description="A data field, e.g. outage_id")
+    str,
+    Field(
+        pattern=r"^(data\.)?[A-Za-z_][A-Za-z0-9_]*$",
+        description="A data field, e.g. outage_id; customer_id (or no key) pairs any events of the customer",
+    ),
 ]
 
 
@@ -67,27 +71,40 @@ class Customers(_Strict):
 
 
 class Sequence(_Strict):
-    """`first` followed by `then` with the same `key`, at most `within` apart. Fires on `then`."""
+    """`first` followed by `then` of the same customer (and with the same `key`, when given), at most `within`
+    apart. Fires on `then`."""
 
     first: EventType
     then: EventType
-    key: KeyField
+    key: KeyField | None = None
     within: Duration
 
 
 class Absence(_Strict):
-    """`first` not followed by `missing` with the same `key` within `within` (inclusive). Fires at the deadline."""
+    """`first` not followed by `missing` of the same customer (and with the same `key`, when given) within `within`
+    (inclusive). Fires at the deadline."""
 
     first: EventType
     missing: EventType
-    key: KeyField
+    key: KeyField | None = None
     within: Duration
 
 
-class Trigger(_Strict):
-    """Exactly one of: `event` (a single event type), `sequence`, `absence`."""
+def _event_types(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
 
-    event: EventType | None = None
+
+class Trigger(_Strict):
+    """Exactly one of: `event` (an event type, or a list of them), `sequence`, `absence`."""
+
+    event: (
+        Annotated[
+            list[EventType],
+            BeforeValidator(_event_types, json_schema_input_type=EventType | list[EventType]),
+            Field(min_length=1, description="An event type, or a list of them: any of them fires the playbook"),
+        ]
+        | None
+    ) = None
     sequence: Sequence | None = None
     absence: Absence | None = None
 
@@ -174,6 +191,23 @@ class Inhibitor(_Strict):
     within: Duration | None = None
 
 
+def _percent(value: Any) -> Any:
+    """`10%` (or `10`, a number) as the number 10."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            return float(value.strip()[:-1])
+        except ValueError:
+            return value
+    return value
+
+
+Percent = Annotated[
+    float,
+    BeforeValidator(_percent, json_schema_input_type=str | float),
+    Field(gt=0, le=50, description="A share of customers in percent, e.g. 10%"),
+]
+
+
 def _inhibitors(value: Any) -> Any:
     if isinstance(value, str | dict):
         value = [value]
@@ -199,4 +233,29 @@ class Playbook(_Strict):
         BeforeValidator(_inhibitors, json_schema_input_type=str | list[str | Inhibitor]),
         Field(description="Playbooks that mute this one for a customer: ids, or {playbook, within}"),
     ] = Field(default_factory=list)
+    mode: Literal["live", "shadow"] = Field(
+        default="live", description="shadow: evaluated, counted and kept as shadow effects, never published or queued"
+    )
+    holdout: Percent | None = Field(
+        default=None, description="A deterministic share of customers that gets nothing from this playbook, e.g. 10%"
+    )
+    holdout_salt: str | None = Field(
+        default=None, min_length=1, max_length=100, description="Who is held out depends on it (default: the id)"
+    )
     actions: list[Action] = Field(min_length=1)
+
+
+FieldName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=100)]
+
+
+class DeclaredType(_Strict):
+    """An event type of the catalog (`events.yaml`): its `data` fields and their types."""
+
+    description: str = ""
+    fields: dict[FieldName, Literal["string", "number", "bool", "list", "any"]] = Field(default_factory=dict)
+
+
+class CatalogFile(_Strict):
+    """`events.yaml` in a rules folder: the event types its playbooks may name beyond the standard ones."""
+
+    types: dict[EventType, DeclaredType] = Field(default_factory=dict)

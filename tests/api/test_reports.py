@@ -107,7 +107,7 @@ def test_the_page_in_chromium(
         browser.get(f"http://127.0.0.1:{port}/")
         browser.find_element(By.ID, "token").send_keys(token_of("olga"))
         browser.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
-        WebDriverWait(browser, 30).until(lambda b: "Tasks to do" in b.page_source)
+        WebDriverWait(browser, 30).until(lambda b: "Cases to work" in b.page_source)
         browser.find_element(By.LINK_TEXT, "Reports").click()
         WebDriverWait(browser, 30).until(lambda b: "Customer-loss review" in b.page_source)
         browser.find_element(By.ID, "from").clear()

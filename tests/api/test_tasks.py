@@ -68,7 +68,10 @@ class TestOneTask:
         assert detail["task"]["queue"] == "save-desk"
         assert detail["task"]["reason"] == task.reason
         assert [e["id"] for e in detail["evidence"]] == task.evidence
-        assert [(e["id"], e["type"]) for e in detail["recent_events"]] == [("C1-call", "service.call")]
+        assert [(e["id"], e["type"]) for e in detail["recent_events"]] == [
+            ("C1-profile", "customer.updated"),  # the profile versions are kept (a late event sees its time's)
+            ("C1-call", "service.call"),
+        ]
         assert [g["id"] for g in detail["gestures"]] == [api.gesture_of(effects).id]
         assert detail["gestures"][0]["status"] == "proposed"
         assert detail["audit"] == []

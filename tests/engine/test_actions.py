@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from recovery.catalog import EventCatalog, EventType
 from recovery.effects import Gesture, Task
 from recovery.engine.actions import build_effects
 from recovery.events import Occurrence
@@ -51,7 +52,8 @@ actions:
 
 @pytest.fixture(scope="module")
 def playbook() -> CompiledPlaybook:
-    return load_playbook_text(PLAYBOOK, "p.yaml")
+    custom = {"x.y": EventType("x.y", {"n": "any", "blank": "string"}), "x.call": EventType("x.call", {})}
+    return load_playbook_text(PLAYBOOK, "p.yaml", EventCatalog(custom))
 
 
 def context(data: dict[str, Any], history: list[Occurrence] | None = None) -> tuple[Context, Occurrence]:

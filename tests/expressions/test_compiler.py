@@ -19,7 +19,14 @@ from .conftest import AT, ContextFactory, ScopeFactory, compile_expression
 
 DAY = 86400.0
 CUSTOMER_FIELDS = "id, tier, segment, region, annual_value, name, email, phone, language"
-FUNCTIONS = "count, had, min, max, floor, ceil, round, abs, if, coalesce, lower, upper, seconds, minutes, hours, days"
+COUNT_USAGE = (
+    'an event type, a window and a condition on `it`, e.g. count("service.call", 7d) or '
+    'count("service.call", 7d, it.data.reason == "billing")'
+)
+FUNCTIONS = (
+    "count, had, sum, distinct, last, min, max, floor, ceil, round, abs, if, coalesce, lower, upper, seconds, minutes, "
+    "hours, days"
+)
 HINT = ": write the number with a unit, e.g. 2h or 7d, or convert with hours(...)"
 
 
@@ -334,13 +341,14 @@ class TestErrors:
             ("count('service.call', event.data.w)", "count() needs the window as a duration, e.g. 7d or 48h", 22),
             ("count('service.call', 7)", "count() needs the window as a duration, e.g. 7d or 48h", 22),
             ("count('service.call', 1h + 1h)", "count() needs the window as a duration, e.g. 7d or 48h", 25),
-            ("count('service.call')", 'count() takes an event type and a window, e.g. count("service.call", 7d)', 0),
-            ("had()", 'had() takes an event type and a window, e.g. had("service.call", 7d)', 0),
+            ("count('service.call')", f"count() takes {COUNT_USAGE}", 0),
             (
-                "count('service.call', 7d, 1)",
-                'count() takes an event type and a window, e.g. count("service.call", 7d)',
+                "had()",
+                'had() takes an event type, a window and a condition on `it`, e.g. had("complaint.opened", 14d)',
                 0,
             ),
+            ("count('service.call', 7d, 1)", "count() needs a condition on `it` as its third argument, got number", 26),
+            ("count('service.call', 7d, true, 1)", f"count() takes {COUNT_USAGE}", 0),
             (
                 "count('Service Call', 7d)",
                 "'Service Call' is not an event type (dotted lowercase, e.g. service.call)",
@@ -386,11 +394,16 @@ class TestErrors:
             ),
             (("service.call",), "event.data.reason > 3", "cannot compare string with number", 18),
             (("outage.started",), "event.data.customer_ids == 1", "cannot compare list with number", 24),
-            (("payment.failed",), "event.data.x", "unknown data field 'x' for payment.failed; known fields: none", 11),
+            (
+                ("payment.failed",),
+                "event.data.x",
+                "unknown data field 'x' for payment.failed; known fields: amount, attempt, method",
+                11,
+            ),
             (
                 ("payment.failed", "service.call"),
                 "event.data.x",
-                "unknown data field 'x' for payment.failed/service.call; known fields: reason",
+                "unknown data field 'x' for payment.failed/service.call; known fields: amount, attempt, method, reason",
                 11,
             ),
         ],

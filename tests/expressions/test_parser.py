@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from recovery.exceptions import ExpressionError
 from recovery.expressions.nodes import Binary, Call, ListExpr, Literal, Node, Path, Unary
-from recovery.expressions.parser import MAX_DEPTH, MAX_LENGTH, parse
+from recovery.expressions.parser import MAX_DEPTH, MAX_LENGTH, parse, top_level_parts
 from recovery.times import parse_duration
 
 
@@ -457,3 +457,22 @@ def test_token_soup_raises_only_expression_error(text: str) -> None:
         parse(text)
     except ExpressionError as exc:
         assert 0 <= exc.offset <= len(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "op", "parts"),
+    [
+        ("calls >= 3", None, ["calls >= 3"]),
+        ("a and b and c", "and", ["a", "b", "c"]),
+        ("a and b or c", "or", ["a and b", "c"]),
+        ("(a or b) and c", "and", ["(a or b)", "c"]),
+        (" ((a and b)) ", "and", ["a", "b"]),
+        ('x in ["and", "or"] and count("s", 7d) >= 3', "and", ['x in ["and", "or"]', 'count("s", 7d) >= 3']),
+        ("not (a and b)", None, ["not (a and b)"]),
+        ("f(a and b, c or d)", None, ["f(a and b, c or d)"]),
+    ],
+)
+def test_top_level_parts_split_at_the_loosest_operator_outside_brackets(
+    text: str, op: str | None, parts: list[str]
+) -> None:
+    assert top_level_parts(text) == (op, parts)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from recovery.catalog import EventCatalog, EventType
 from recovery.engine import Engine
 from recovery.events import Event
 from recovery.exceptions import PlaybookError
@@ -30,9 +31,13 @@ actions:
 """
 
 
+CUSTOM = EventCatalog({"x.y": EventType("x.y", {"x": "any", "n": "number"})})
+"""A custom type with a free-form field and a number."""
+
+
 def problems(when: str = "true", amount: str = "5") -> list[str]:
     try:
-        load_playbook_text(PLAYBOOK.format(when=when, amount=amount), "p.yaml")
+        load_playbook_text(PLAYBOOK.format(when=when, amount=amount), "p.yaml", CUSTOM)
     except PlaybookError as exc:
         return [p.message for p in exc.problems]
     return []
@@ -70,7 +75,7 @@ actions:
 def test_a_condition_beyond_durable_rules_limits_still_runs() -> None:
     # 9 `!=` (an $or each) and 8 `and`, with the customer filters: more $and/$or than durable-rules 2.0.28 takes
     when = " and ".join(f"event.data.n != {i}" for i in range(9))
-    pb = load_playbook_text(LARGE.format(when=when), "large.yaml")
+    pb = load_playbook_text(LARGE.format(when=when), "large.yaml", CUSTOM)
     engine = Engine([pb], MemoryStore())
 
     def raised(customer: str, n: int) -> list[str]:

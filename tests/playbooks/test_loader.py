@@ -147,7 +147,7 @@ class TestProblems:
         _, problems = load_playbooks([path])
         assert lines(problems) == [
             f"{path}:12:1: unknown key 'foo'; expected one of: id, version, description, enabled, customers, "
-            "trigger, let, when, cooldown, inhibited_by, actions"
+            "trigger, let, when, cooldown, inhibited_by, mode, holdout, holdout_salt, actions"
         ]
 
     def test_load_playbook_raises_with_every_problem(self) -> None:

@@ -21,7 +21,10 @@ ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "invalid"
 RULES = ROOT / "rules"
 
-_FUNCTIONS = "count, had, min, max, floor, ceil, round, abs, if, coalesce, lower, upper, seconds, minutes, hours, days"
+_FUNCTIONS = (
+    "count, had, sum, distinct, last, min, max, floor, ceil, round, abs, if, coalesce, lower, upper, seconds, minutes, "
+    "hours, days"
+)
 _CUSTOMER_FIELDS = "id, tier, segment, region, annual_value, name, email, phone, language"
 
 
@@ -346,6 +349,9 @@ def test_schema_describes_the_top_level_keys(schema: dict[str, Any]) -> None:
         "when",
         "cooldown",
         "inhibited_by",
+        "mode",
+        "holdout",
+        "holdout_salt",
         "actions",
     ]
     assert schema["required"] == ["id", "trigger", "actions"]

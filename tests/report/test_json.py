@@ -87,8 +87,9 @@ def expected(events: list[Event], effects: list[Effect], outcomes: dict[str, str
                          "recovery_attempted": tried, "ts": e.ts})  # fmt: skip
     lost.sort(key=lambda row: (-row["value"], row["ts"], row["customer_id"]))
     playbooks: dict[str, dict[str, Any]] = {}
-    for f in effects:
-        if isinstance(f, Task) and SINCE <= parse_time(f.created_at) < UNTIL:
+    raised = {f.id: f for f in effects if isinstance(f, Task)}  # a lost customer's task comes again, cancelled
+    for f in raised.values():
+        if SINCE <= parse_time(f.created_at) < UNTIL:
             p = playbooks.setdefault(f.playbook, {"tasks": 0, "saved": 0, "lost": 0, "unreachable": 0})
             p["tasks"] += 1
             if outcomes.get(f.id) in ("saved", "lost", "unreachable"):
