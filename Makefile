@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 help:
 	@echo "make demo   - a local broker, recovery serve (SQLite) and the simulator; live tasks and gestures (Ctrl-C ends)"
 	@echo "make test   - lint, type-check and run the whole test suite"
-	@echo "make bench  - throughput and memory benchmarks"
+	@echo "make bench  - throughput and memory; the Quix Streams peer, latency, outage fan-out, 1M customers (long)"
 	@echo "make faults - the fault suite: kills, broker and database outages, hostile input; one table, PASS/FAIL"
 	@echo "make compile - compile the hot modules with mypyc (done by test, demo and bench; setup.py says which)"
 	@echo "make kafka-up / kafka-down - a local Kafka broker on 127.0.0.1:9092 (deploy/kafka)"
@@ -71,10 +71,16 @@ test: lint typecheck validate-rules unit unit-py312
 demo: $(NATIVE)
 	deploy/demo.sh
 
+# The issue-18 benches after the first three (docs/operations.md, "Capacity"): bench.peer installs quixstreams in
+# .cache/peer/venv the first time; BENCH_LATENCY_SECONDS=10 shortens bench.latency's 60 s per rate.
 bench: $(NATIVE)
 	$(BIN)/python -m bench.replay_throughput
 	$(BIN)/python -m bench.memory
 	$(BIN)/python -m bench.end_to_end
+	$(BIN)/python -m bench.peer
+	$(BIN)/python -m bench.latency
+	$(BIN)/python -m bench.fanout
+	$(BIN)/python -m bench.scale
 
 # The fault suite (docs/operations.md, "Faults"): real servers and processes, a table of scenarios; exit 1 on a FAIL.
 faults: $(NATIVE)

@@ -33,87 +33,42 @@ import argparse
 import contextlib
 import cProfile
 import gc
-import os
 import pstats
-import signal
 import sys
-import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Iterable, Sequence
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
+from bench.drain import (
+    STORE_NAMES,
+    Result,
+    Run,
+    Servers,
+    best,
+    drain_store,
+    end_to_end,
+    fresh_database,
+    run_seconds,
+    skipped,
+    sqlite_url,
+    store_labels,
+)
 from bench.generate import dumps, generate
-from bench.replay_throughput import retire_engine
-from bench.servers import kafka_broker, postgres_server
-from recovery.config import Settings
-from recovery.consumer import POLL_RECORDS, Service
+from bench.report import load
+from bench.servers import bootstrap_option, with_broker
+from recovery.consumer import POLL_RECORDS
 from recovery.native import describe_build
-from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.playbooks.loader import load_playbooks_or_raise
 from recovery.runtime import tune_gc
-from recovery.store import Store, open_service_store, open_store
 
 TARGET_RATIO = 0.40
 RULES_DIR = "rules"
 PARTITIONS = 6
-LATENESS_S = 10 * 365 * 86_400.0
-"""Far more than the stream's age: a caught-up service's clock (wall time minus this) never passes event time."""
-CHECK_EVERY_S = 0.01
-STORE_NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL", "memory": "memory store"}
-NO_TARGET = {"memory"}
-"""Rows shown for comparison only: the memory store keeps nothing across a restart (not for production), so its
-row is the loop's ceiling without a durable store, not a result the target applies to."""
-
-
-@dataclass
-class Result:
-    """One timed drain of the topic: by the bare consumer or by the service with one store."""
-
-    name: str
-    events: int = 0
-    seconds: float = 0.0
-    first_s: float = 0.0
-    note: str | None = None
-    """Instead of a timing: 'skipped: why' or 'failed: why'."""
-    target: bool = True
-    """Whether TARGET_RATIO applies to this row (see NO_TARGET)."""
-    details: list[str] = field(default_factory=list)
-
-    @property
-    def rate(self) -> float:
-        return self.events / self.seconds if self.seconds > 0 else float("inf")
-
-
-@dataclass
-class Run:
-    """What every timed drain of this run shares."""
-
-    bootstrap: str
-    topic: str
-    end_offsets: dict[TopicPartition, int]
-    admin: KafkaAdminClient
-    timeout_s: float
-    made_topics: list[str] = field(default_factory=list)
-    made_groups: list[str] = field(default_factory=list)
-
-    @property
-    def events(self) -> int:
-        return sum(self.end_offsets.values())
-
-    def group(self, label: str) -> str:
-        group = f"bench-{label}-{uuid.uuid4().hex[:12]}"
-        self.made_groups.append(group)
-        return group
-
-    def committed(self, group: str) -> dict[TopicPartition, int]:
-        offsets = self.admin.list_group_offsets({group: None}).get(group, {})
-        return {tp: meta.offset for tp, meta in offsets.items() if tp.topic == self.topic}
+EVENTS, CUSTOMERS, DAYS, SEED = 100_000, 5_000, 30.0, 1
+"""The bench stream's defaults (about 100,288 events): bench.peer drains the same one."""
 
 
 # ----------------------------------------------------------------------------------------------- produce
@@ -128,7 +83,7 @@ def build_messages(customers: int, days: float, seed: int, events: int) -> list[
     return messages
 
 
-def produce(bootstrap: str, topic: str, messages: Sequence[tuple[bytes, bytes]]) -> float:
+def produce(bootstrap: str, topic: str, messages: Iterable[tuple[bytes, bytes]]) -> float:
     """Send every message and wait until the broker has them all; returns the wall seconds."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=256 * 1024)
     try:
@@ -148,6 +103,31 @@ def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
         return {tp: int(offset) for tp, offset in consumer.end_offsets(tps).items()}
     finally:
         consumer.close()
+
+
+def stream_topic(
+    bootstrap: str,
+    admin: KafkaAdminClient,
+    messages: Sequence[tuple[bytes, bytes]],
+    timeout_s: float,
+    stack: contextlib.ExitStack,
+) -> Run:
+    """A fresh topic of PARTITIONS partitions holding `messages` (timed and printed), as a Run to drain it; its
+    topics and groups are deleted when `stack` closes."""
+    topic = f"bench-events-{uuid.uuid4().hex[:12]}"
+    admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+    run = Run(bootstrap, topic, {}, admin, timeout_s, made_topics=[topic])
+    stack.callback(cleanup, run)
+
+    produce_s = produce(bootstrap, topic, messages)
+    run.end_offsets = end_offsets(bootstrap, topic)
+    if run.events != len(messages):
+        raise RuntimeError(f"produced {len(messages):,} events but the topic holds {run.events:,}")
+    print(
+        f"produce: {len(messages):,} events to {PARTITIONS} partitions of {topic} on {bootstrap} in "
+        f"{produce_s:.3f}s ({len(messages) / produce_s:,.0f} events/s, acks=all)"
+    )
+    return run
 
 
 # ----------------------------------------------------------------------------------------------- bare
@@ -183,160 +163,6 @@ def bare_consumer(run: Run) -> Result:
     return result
 
 
-# ----------------------------------------------------------------------------------------------- service
-
-
-def _consumed(service: Service) -> int:
-    # The service's thread may add a key while we sum: read again.
-    for _ in range(100):
-        with contextlib.suppress(RuntimeError):
-            return sum(service.stats.consumed.values())
-    return 0
-
-
-def open_memory_store(settings: Settings) -> Store:
-    """The memory store's row opens its store directly: `recovery serve` refuses it (it cannot roll back a failed
-    batch), the other rows open theirs as serve does (`open_service_store`)."""
-    return open_store(settings.store_url)
-
-
-class ServiceThread:
-    """A Service running in a thread of its own, which also opens and closes its store (SQLite connections belong
-    to the thread that made them). `start()` builds both and returns the service; `go` lets it run."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        playbooks: Sequence[CompiledPlaybook],
-        profiler: cProfile.Profile | None,
-        open_loop_store: Callable[[Settings], Store] = open_service_store,
-    ) -> None:
-        self.settings = settings
-        self.open_loop_store = open_loop_store
-        self.playbooks = playbooks
-        self.profiler = profiler
-        self.go = threading.Event()
-        self.stop = threading.Event()
-        self.service: Service | None = None
-        self.failure: BaseException | None = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._main, name="bench-service", daemon=True)
-
-    def _main(self) -> None:
-        try:
-            store = self.open_loop_store(self.settings)
-            try:
-                self.service = Service(self.settings, store, self.playbooks)
-                self._ready.set()
-                self.go.wait()
-                if not self.stop.is_set():
-                    if self.profiler is None:
-                        self.service.run(self.stop)
-                    else:
-                        self.profiler.runcall(self.service.run, self.stop)
-                retire_engine(self.service.engine)
-            finally:
-                store.close()
-        except BaseException as exc:  # reported to the timing loop by check()
-            self.failure = exc
-        finally:
-            self._ready.set()
-
-    def start(self) -> Service:
-        self._thread.start()
-        self._ready.wait()
-        if self.service is None:
-            self.check("the store or the service could not be built")
-        assert self.service is not None
-        return self.service
-
-    def check(self, what: str) -> None:
-        """Raise when the thread has ended (it only ends when told to stop)."""
-        if self.failure is not None or not self._thread.is_alive():
-            raise RuntimeError(f"{what}: {self.failure!r}") from self.failure
-
-    def finish(self) -> None:
-        self.stop.set()
-        self.go.set()
-        self._thread.join(timeout=120)
-
-
-def end_to_end(
-    run: Run,
-    label: str,
-    store_url: str,
-    playbooks: Sequence[CompiledPlaybook],
-    profiler: cProfile.Profile | None = None,
-) -> Result:
-    """`Service.run` in a thread with a fresh store, group and output topics, until it has consumed the whole
-    topic and committed its offsets."""
-    result = Result(f"end to end, {STORE_NAMES[label]}", target=label not in NO_TARGET)
-    n = run.events
-    tag = uuid.uuid4().hex[:12]
-    outputs = [f"bench-{kind}-{tag}" for kind in ("tasks", "gestures", "dlq")]
-    run.made_topics.extend(outputs)
-    group = run.group(f"e2e-{label}")
-    settings = Settings.load(
-        None,
-        environ={
-            "RECOVERY_KAFKA_BOOTSTRAP_SERVERS": run.bootstrap,
-            "RECOVERY_TOPIC_EVENTS": run.topic,
-            "RECOVERY_TOPIC_TASKS": outputs[0],
-            "RECOVERY_TOPIC_GESTURES": outputs[1],
-            "RECOVERY_TOPIC_DLQ": outputs[2],
-            "RECOVERY_GROUP_ID": group,
-            "RECOVERY_STORE_URL": store_url,
-            "RECOVERY_LATENESS_S": str(LATENESS_S),
-        },
-    )
-    runner = ServiceThread(
-        settings, playbooks, profiler, open_memory_store if label == "memory" else open_service_store
-    )
-    service = runner.start()
-    start = time.perf_counter()
-    runner.go.set()
-    try:
-        while True:
-            consumed = _consumed(service)
-            now = time.perf_counter() - start
-            if consumed and not result.first_s:
-                result.first_s = now
-            if consumed >= n and run.committed(group) == run.end_offsets:
-                result.seconds = now
-                break
-            runner.check(f"the service stopped after {consumed:,} of {n:,} events")
-            if now > run.timeout_s:
-                raise TimeoutError(f"the service consumed {consumed:,} of {n:,} events in {run.timeout_s:g} s")
-            time.sleep(CHECK_EVERY_S)
-        result.events = consumed
-    finally:
-        runner.finish()
-    stats = service.stats
-    effects = sum(stats.effects.values())
-    result.details.append(
-        f"{result.name}: {', '.join(f'{k} {v:,}' for k, v in sorted(stats.consumed.items()))}; "
-        f"{stats.batches:,} batches ({n / max(stats.batches, 1):,.0f} events each), {effects:,} effects, "
-        f"{stats.rebalances} rebalances, {stats.store_errors} store errors, {stats.broker_errors} broker errors"
-    )
-    return result
-
-
-@contextlib.contextmanager
-def sqlite_url() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="recovery-bench-sqlite-") as folder:
-        yield f"sqlite:///{Path(folder) / 'recovery.db'}"
-
-
-def fresh_database(server_url: str) -> str:
-    """A new empty database on the server (the bench's own server is deleted at the end, and its databases)."""
-    import psycopg
-
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')  # a generated name: nothing to inject
-    return server_url.rsplit("/", 1)[0] + "/" + name
-
-
 # ----------------------------------------------------------------------------------------------- report
 
 
@@ -359,22 +185,6 @@ def print_table(bare: Result, rows: Sequence[Result]) -> None:
     print("-" * len(header))
 
 
-def best(results: Sequence[Result]) -> Result:
-    """The fastest of the timed runs; a failure when one failed (the last result)."""
-    if any(r.note is not None for r in results):
-        return results[-1]
-    return min(results, key=lambda r: r.seconds)
-
-
-def _secs(results: Sequence[Result]) -> str:
-    return " ".join(f"{r.seconds:.3f}" if r.note is None else "failed" for r in results)
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
-
-
 def measure(args: argparse.Namespace, bootstrap: str, stores: Sequence[str], stack: contextlib.ExitStack) -> int:
     playbooks = load_playbooks_or_raise([RULES_DIR])
     t = time.perf_counter()
@@ -387,19 +197,7 @@ def measure(args: argparse.Namespace, bootstrap: str, stores: Sequence[str], sta
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
     stack.callback(admin.close)
-    topic = f"bench-events-{uuid.uuid4().hex[:12]}"
-    admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
-    run = Run(bootstrap, topic, {}, admin, args.timeout_s, made_topics=[topic])
-    stack.callback(cleanup, run)
-
-    produce_s = produce(bootstrap, topic, messages)
-    run.end_offsets = end_offsets(bootstrap, topic)
-    if run.events != len(messages):
-        raise RuntimeError(f"produced {len(messages):,} events but the topic holds {run.events:,}")
-    print(
-        f"produce: {len(messages):,} events to {PARTITIONS} partitions of {topic} on {bootstrap} in "
-        f"{produce_s:.3f}s ({len(messages) / produce_s:,.0f} events/s, acks=all)"
-    )
+    run = stream_topic(bootstrap, admin, messages, args.timeout_s, stack)
 
     runs = max(1, args.runs)
     python_gc = gc.get_threshold()
@@ -407,32 +205,13 @@ def measure(args: argparse.Namespace, bootstrap: str, stores: Sequence[str], sta
     bare = best(bare_runs)
     recovery_gc = tune_gc()  # as `recovery serve` does before its loop
     rows: list[Result] = []
-    times = [f"bare {_secs(bare_runs)}"]
-    server: str | None = None
+    times = [f"bare {run_seconds(bare_runs)}"]
+    servers = Servers(stack)
     for label in stores:
-        name = f"end to end, {STORE_NAMES[label]}"
-        if label == "postgres":
-            try:
-                server = stack.enter_context(postgres_server())
-            except Exception as exc:  # no PostgreSQL here: the row says why
-                rows.append(Result(name, note=f"skipped: {_reason(exc)}"))
-                continue
-        results: list[Result] = []
-        for _ in range(runs):
-            try:
-                if label == "sqlite":
-                    with sqlite_url() as url:
-                        results.append(end_to_end(run, label, url, playbooks))
-                elif label == "memory":
-                    results.append(end_to_end(run, label, "memory://", playbooks))
-                else:
-                    assert server is not None
-                    results.append(end_to_end(run, label, fresh_database(server), playbooks))
-            except Exception as exc:  # one store's failure is reported in its row
-                results.append(Result(name, note=f"failed: {_reason(exc)}"))
-                break
+        results = drain_store(run, label, playbooks, runs, servers)
         rows.append(best(results))
-        times.append(f"{STORE_NAMES[label]} {_secs(results)}")
+        if not skipped(results):
+            times.append(f"{STORE_NAMES[label]} {run_seconds(results)}")
 
     print()
     print(f"best of {runs} runs each")
@@ -446,10 +225,7 @@ def measure(args: argparse.Namespace, bootstrap: str, stores: Sequence[str], sta
         f"garbage collector thresholds: bare consumer {python_gc} (Python's defaults), end to end {recovery_gc} "
         "(recovery's tuning, as `recovery serve` sets it)"
     )
-    print(
-        f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs, shared with the "
-        "broker" + (" and PostgreSQL)" if "postgres" in stores else ")")
-    )
+    print(load() + ", shared with the broker" + (" and PostgreSQL" if "postgres" in stores else ""))
     print(f"recovery: {describe_build()}")
 
     if args.profile:
@@ -458,8 +234,7 @@ def measure(args: argparse.Namespace, bootstrap: str, stores: Sequence[str], sta
             with sqlite_url() as url:
                 end_to_end(run, "sqlite", url, playbooks, profiler)
         else:
-            server = server or stack.enter_context(postgres_server())
-            end_to_end(run, "postgres", fresh_database(server), playbooks, profiler)
+            end_to_end(run, "postgres", fresh_database(servers.postgres()), playbooks, profiler)
         for order in ("tottime", "cumulative"):
             print(
                 f"\ncProfile of one end-to-end {STORE_NAMES[args.profile]} run (the service's thread), top 25 by "
@@ -477,20 +252,27 @@ def cleanup(run: Run) -> None:
         run.admin.delete_topics(run.made_topics)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+def drain_options(parser: argparse.ArgumentParser, stores: str) -> None:
+    """The options of a bench that drains the bench stream with the service's loop (this one and bench.peer): the
+    stream's (`stream_options`), `--bootstrap`, `--stores` (default `stores`), `--runs` and `--timeout-s`."""
+    stream_options(parser)
+    bootstrap_option(parser)
+    parser.add_argument("--stores", default=stores, help=f"comma-separated: {', '.join(STORE_NAMES)}")
+    parser.add_argument("--runs", type=int, default=2, help="timed runs of each; the best counts (default 2)")
+    parser.add_argument("--timeout-s", type=float, default=600.0, help="bound on each drain (default 600)")
+
+
+def stream_options(parser: argparse.ArgumentParser) -> None:
+    """The options that shape the bench stream (`build_messages`), with its defaults."""
+    parser.add_argument("--events", type=int, default=EVENTS, help=f"events to generate (default {EVENTS:,})")
+    parser.add_argument("--customers", type=int, default=CUSTOMERS, help=f"customers (default {CUSTOMERS:,})")
+    parser.add_argument("--days", type=float, default=DAYS, help=f"length of the period in days (default {DAYS:g})")
+    parser.add_argument("--seed", type=int, default=SEED)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.end_to_end", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=100_000, help="events to generate (default 100,000)")
-    parser.add_argument("--customers", type=int, default=5_000, help="customers (default 5,000)")
-    parser.add_argument("--days", type=float, default=30.0, help="length of the period in days (default 30)")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--bootstrap", help="HOST:PORT of a running broker (default: start one on free ports)")
-    parser.add_argument("--stores", default="sqlite,postgres,memory", help="comma-separated: sqlite, postgres, memory")
-    parser.add_argument("--timeout-s", type=float, default=600.0, help="bound on each drain (default 600)")
-    parser.add_argument("--runs", type=int, default=2, help="timed runs of each; the best counts (default 2)")
+    drain_options(parser, "sqlite,postgres,memory")
     parser.add_argument(
         "--profile",
         nargs="?",
@@ -499,20 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also profile one end-to-end run on this store (default sqlite)",
     )
     args = parser.parse_args(argv)
-    stores = [s.strip() for s in args.stores.split(",") if s.strip()]
-    unknown = [s for s in stores if s not in STORE_NAMES]
-    if unknown:
-        parser.error(f"--stores: unknown {', '.join(unknown)} (use {', '.join(STORE_NAMES)})")
-
-    # SIGTERM (a CI timeout, kill) stops the servers as Ctrl-C does.
-    signal.signal(signal.SIGTERM, _interrupt)
-    with contextlib.ExitStack() as stack:
-        try:
-            bootstrap = args.bootstrap or stack.enter_context(kafka_broker())
-            return measure(args, bootstrap, stores, stack)
-        except KeyboardInterrupt:
-            print("interrupted: stopping what was started", file=sys.stderr)
-            return 130
+    stores = store_labels(parser, args.stores)
+    return with_broker(args.bootstrap, lambda bootstrap, stack: measure(args, bootstrap, stores, stack))
 
 
 if __name__ == "__main__":

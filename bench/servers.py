@@ -6,13 +6,16 @@ tests/conftest.py do), and is stopped and deleted when its `with` block ends, al
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -89,3 +92,25 @@ def postgres_server() -> Iterator[str]:
         yield lines[-1]
     finally:
         _stop(ROOT / "deploy" / "postgres" / "stop.sh", env, folder)
+
+
+def bootstrap_option(parser: argparse.ArgumentParser) -> None:
+    """`--bootstrap HOST:PORT`: a running broker for `with_broker`, which otherwise starts one."""
+    parser.add_argument("--bootstrap", help="HOST:PORT of a running broker (default: start one on free ports)")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def with_broker(bootstrap: str | None, body: Callable[[str, contextlib.ExitStack], int]) -> int:
+    """`body(bootstrap, stack)` against the broker named, or against one of its own (`kafka_broker`); what `body`
+    enters on `stack` is closed after it, the broker last, also on Ctrl-C or SIGTERM (a CI timeout, kill), which
+    return 130."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    with contextlib.ExitStack() as stack:
+        try:
+            return body(bootstrap or stack.enter_context(kafka_broker()), stack)
+        except KeyboardInterrupt:
+            print("interrupted: stopping what was started", file=sys.stderr)
+            return 130
