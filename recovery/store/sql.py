@@ -37,14 +37,12 @@ MAX_QUEUED_WRITES = 5000
 
 @dataclass
 class Preloaded:
-    """A preloaded customer, valid in the open transaction: its history since `since`."""
+    """A preloaded customer, valid in the open transaction until a write about it: its history since `since`."""
 
     since: float
     profile: tuple[float, dict[str, Any]] | None
     cooldowns: dict[str, float]
     history: list[Occurrence]
-    case: CaseRecord | None
-    snoozes: dict[str, Snooze]
 
 
 class KnownIds:
@@ -90,6 +88,9 @@ class SqlStore(SqlCases, SqlCaseDesk, SqlFacts, SqlOutbox, SqlTaskDesk):
         self._closed = False
         self._preloaded: dict[str, bool] = {}
         self._customers: dict[str, Preloaded] = {}
+        # A preloaded customer's open case and snoozes, kept apart: only a write of a case or a snooze makes them
+        # stale, not the history, profile or cooldown writes that come first in the customer's evaluation.
+        self._open_cases: dict[str, tuple[CaseRecord | None, dict[str, Snooze]]] = {}
         self._regions: dict[str, tuple[str, ...]] = {}
         self._known = KnownIds(dialect.remember_effects) if dialect.remember_effects else None
         self._joining: list[str] = []
@@ -145,6 +146,7 @@ class SqlStore(SqlCases, SqlCaseDesk, SqlFacts, SqlOutbox, SqlTaskDesk):
     def _forget_reads(self) -> None:
         self._preloaded = {}
         self._customers = {}
+        self._open_cases = {}
         self._regions = {}
 
     @property
@@ -232,19 +234,19 @@ class SqlStore(SqlCases, SqlCaseDesk, SqlFacts, SqlOutbox, SqlTaskDesk):
         for cid, playbook, until, reason, by in self._run(PRELOAD_SNOOZES, (ids,)).fetchall():
             snoozes[cid][playbook] = Snooze(playbook, float(until), reason, by)
         for cid in wanted:
-            self._customers[cid] = Preloaded(
-                since, profiles.get(cid), cooldowns[cid], history[cid], cases.get(cid), snoozes[cid]
-            )
+            self._customers[cid] = Preloaded(since, profiles.get(cid), cooldowns[cid], history[cid])
+            self._open_cases[cid] = (cases.get(cid), snoozes[cid])
 
     def _ids(self, values: list[str] | list[int]) -> Any:
         return self.dialect.ids(values)
 
     def _cached_case(self, customer_id: str) -> tuple[bool, CaseRecord | None, dict[str, Snooze]]:
-        cached = self._customers.get(customer_id)
-        return (False, None, {}) if cached is None else (True, cached.case, cached.snoozes)
+        cached = self._open_cases.get(customer_id)
+        return (False, None, {}) if cached is None else (True, *cached)
 
     def _touched(self, customer_id: str) -> None:
         self._customers.pop(customer_id, None)
+        self._open_cases.pop(customer_id, None)
 
     def append_history(self, occurrence: Occurrence) -> None:
         self._customers.pop(occurrence.customer_id, None)

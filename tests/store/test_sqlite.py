@@ -18,6 +18,7 @@ from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.store import MemoryStore, SqliteStore, open_service_store, open_store
 from recovery.store import sql as sql_module
 from recovery.store import sqlite as sqlite_module
+from recovery.store.records import Snooze
 from recovery.store.sqlite import MIGRATIONS
 from tests.conftest import process_all, random_stream
 from tests.store.test_stores import occ, task
@@ -48,6 +49,24 @@ class TestSqlite:
         statements.clear()
         assert store.get_profile("C1") == (5.0, {"tier": "gold"})
         assert len(queries(statements)) == 1
+
+    def test_a_customers_case_and_snoozes_stay_preloaded_after_its_history_profile_and_cooldown_writes(
+        self, tmp_path: Path
+    ) -> None:
+        store = SqliteStore(tmp_path / "r.db")
+        store.put_snooze("C1", Snooze("p", 99.0, "asked", "ops"))
+        store.commit()
+        store.preload_customers(["C1"], since=5.0)
+        statements: list[str] = []
+        store.dialect.db.set_trace_callback(statements.append)
+        store.append_history(occ("e1", 10.0))  # what the engine writes about a customer before it asks for these
+        store.put_profile("C1", 10.0, {"tier": "gold"})
+        store.set_cooldown("C1", "p", 10.0)
+        assert (store.open_case("C1"), list(store.snoozes("C1"))) == (None, ["p"])
+        assert queries(statements) == []  # was a query each, for every customer an event matched
+        store.put_snooze("C1", Snooze("q", 99.0, "again", "ops"))  # a snooze written: read again
+        assert sorted(store.snoozes("C1")) == ["p", "q"]
+        assert len([s for s in queries(statements) if "snooze" in s.lower() and s.startswith("SELECT")]) == 1
 
     def test_survives_reopening(self, tmp_path: Path) -> None:
         path = tmp_path / "r.db"
