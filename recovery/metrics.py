@@ -12,13 +12,14 @@ the playbooks themselves (playbook ids, queues, gesture types and currencies), s
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from recovery import __version__
 from recovery.effects import Effect, Gesture, Task
-from recovery.engine.cases import CUSTOMER_LOST, MUTED_REASONS
+from recovery.engine.cases import CUSTOMER_LOST, HELD_OUT, MUTED_REASONS, TREATED
+from recovery.engine.stats import EngineStats
 from recovery.events import STANDARD_TYPES
 from recovery.times import parse_time
 
@@ -42,19 +43,6 @@ EVENT_TO_EFFECT_BUCKETS_S: Final = (
 POLL_TO_COMMIT_BUCKETS_S: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # People: minutes to a week.
 TASK_BUCKETS_S: Final = (60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0, 172800.0, 604800.0)
-
-
-class EngineStatsLike(Protocol):
-    """What `observe_engine` reads of `recovery.engine.EngineStats`: cumulative counts per playbook id."""
-
-    @property
-    def matches(self) -> Mapping[str, int]: ...
-
-    @property
-    def suppressed(self) -> Mapping[str, int]: ...
-
-    @property
-    def muted(self) -> Mapping[tuple[str, str], int]: ...
 
 
 def event_type_label(event_type: str | None) -> str:
@@ -137,8 +125,29 @@ class Metrics:
         self.muted = Counter(
             "recovery_effects_muted_total",
             "Effects a matched playbook did not raise: muted for the customer by another playbook (inhibited) or by"
-            " ops (snoozed), by playbook and reason.",
+            " ops (snoozed), kept in shadow mode (shadow) or for a customer in its holdout (held-out), by playbook and"
+            " reason.",
             ["playbook", "reason"],
+            registry=r,
+        )
+        self.shadow = Counter(
+            "recovery_shadow_effects_total",
+            "Effects a playbook in shadow mode would have raised (kept, never published), by playbook, version and"
+            " kind (task, gesture).",
+            ["playbook", "version", "kind"],
+            registry=r,
+        )
+        self.triggers = Counter(
+            "recovery_holdout_triggers_total",
+            "Matches of a playbook with a holdout that passed its cooldown and would raise something, by playbook and"
+            " group (treated: raised, or muted; held-out: kept, not raised).",
+            ["playbook", "group"],
+            registry=r,
+        )
+        self.playbook_errors = Counter(
+            "recovery_playbook_errors_total",
+            "Evaluations of a playbook that failed (counted and logged; the event goes on), by playbook.",
+            ["playbook"],
             registry=r,
         )
         self.effects = Counter(
@@ -224,10 +233,9 @@ class Metrics:
             registry=r,
         )
 
-        self._engine_stats: EngineStatsLike | None = None
-        self._seen_matches: dict[str, int] = {}
-        self._seen_suppressed: dict[str, int] = {}
-        self._seen_muted: dict[tuple[str, str], int] = {}
+        self._engine_stats: EngineStats | None = None
+        self._seen: dict[str, dict[Any, int]] = {}
+        """Per counter, the engine's counts already added (`_add_deltas`)."""
         self._lag_partitions: set[int] = set()
         self._task_queues: set[str] = set()
 
@@ -244,6 +252,7 @@ class Metrics:
             for reason in MUTED_REASONS:
                 self.muted.labels(playbook, reason)
             self.tasks_cancelled.labels(playbook, CUSTOMER_LOST)
+            self.playbook_errors.labels(playbook)
 
     # ------------------------------------------------------------------------------------------- consumption
 
@@ -299,19 +308,26 @@ class Metrics:
 
     # ------------------------------------------------------------------------------------------- engine
 
-    def observe_engine(self, stats: EngineStatsLike, customers_in_memory: int) -> None:
-        """Matches, cooldown suppressions and muted effects since the last call, and the customers held in memory.
+    def observe_engine(self, stats: EngineStats, customers_in_memory: int) -> None:
+        """Matches, cooldown suppressions, muted and shadow effects, holdout triggers and evaluation errors since the
+        last call, and the customers held in memory.
         Call once per batch at the end of `Service._process` (and after `engine.advance` in `_step`) with
         `engine.stats` and `engine.customers_in_memory`. The counts in `stats` are cumulative; a new engine (a
         rebalance) starts its own, which is noticed by identity."""
         if stats is not self._engine_stats:
             self._engine_stats = stats
-            self._seen_matches = {}
-            self._seen_suppressed = {}
-            self._seen_muted = {}
-        _add_deltas(self.matches, stats.matches, self._seen_matches)
-        _add_deltas(self.suppressions, stats.suppressed, self._seen_suppressed)
-        _add_deltas(self.muted, stats.muted, self._seen_muted)
+            self._seen = {}
+        seen = self._seen
+        _add_deltas(self.matches, stats.matches, seen.setdefault("matches", {}))
+        _add_deltas(self.suppressions, stats.suppressed, seen.setdefault("suppressed", {}))
+        _add_deltas(self.muted, stats.muted, seen.setdefault("muted", {}))
+        _add_deltas(self.playbook_errors, stats.playbook_errors, seen.setdefault("errors", {}))
+        shadow = {(playbook, str(version), kind): n for (playbook, version, kind), n in stats.shadow.items()}
+        _add_deltas(self.shadow, shadow, seen.setdefault("shadow", {}))
+        for playbook, _ in stats.triggers:  # both groups have a series once either has
+            for group in (TREATED, HELD_OUT):
+                self.triggers.labels(playbook, group)
+        _add_deltas(self.triggers, stats.triggers, seen.setdefault("triggers", {}))
         self.customers_in_memory.set(customers_in_memory)
 
     def observe_reload(self, ok: bool) -> None:

@@ -31,7 +31,11 @@ class ReplaySummary:
     effects: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     """Effects per (kind, playbook, queue of a task or type of a gesture)."""
     muted: Counter[tuple[str, str]] = field(default_factory=Counter)
-    """Effects muted per (playbook, reason: inhibited or snoozed)."""
+    """Effects muted per (playbook, reason: inhibited, snoozed, held-out or shadow)."""
+    shadow: Counter[tuple[str, int, str]] = field(default_factory=Counter)
+    """Effects kept in shadow mode per (playbook, version, kind)."""
+    errors: Counter[str] = field(default_factory=Counter)
+    """Evaluations that failed per playbook (counted; the event went on)."""
     cancelled: Counter[str] = field(default_factory=Counter)
     """Tasks cancelled (their customer lost) per playbook."""
 
@@ -42,7 +46,12 @@ class ReplaySummary:
         for (kind, playbook, where), n in sorted(self.effects.items()):
             rows.append(f"  {n:6d}  {kind:8s} {playbook:24s} {where}")
         for (playbook, reason), n in sorted(self.muted.items()):
-            rows.append(f"  {n:6d}  {'muted':8s} {playbook:24s} {reason}")
+            if reason != "shadow":  # by version below
+                rows.append(f"  {n:6d}  {'muted':8s} {playbook:24s} {reason}")
+        for (playbook, version, kind), n in sorted(self.shadow.items()):
+            rows.append(f"  {n:6d}  {'shadow':8s} {playbook:24s} v{version} {kind}")
+        for playbook, n in sorted(self.errors.items()):
+            rows.append(f"  {n:6d}  {'errors':8s} {playbook:24s} evaluation failed")
         for playbook, n in sorted(self.cancelled.items()):
             rows.append(f"  {n:6d}  {'cancel':8s} {playbook:24s} customer-lost")
         return "\n".join(rows)
@@ -71,6 +80,7 @@ def replay(
     summary = ReplaySummary()
     stats = engine.stats
     events, duplicates, muted = stats.events, stats.duplicates, dict(stats.muted)
+    shadow, errors = dict(stats.shadow), dict(stats.playbook_errors)
     from_json = Event.from_json
     number = 0
     for number, line in enumerate(lines, start=1):
@@ -97,6 +107,12 @@ def replay(
     for key, n in stats.muted.items():
         if n > muted.get(key, 0):
             summary.muted[key] = n - muted.get(key, 0)
+    for version_key, n in stats.shadow.items():
+        if n > shadow.get(version_key, 0):
+            summary.shadow[version_key] = n - shadow.get(version_key, 0)
+    for playbook, n in stats.playbook_errors.items():
+        if n > errors.get(playbook, 0):
+            summary.errors[playbook] = n - errors.get(playbook, 0)
     return summary
 
 

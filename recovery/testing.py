@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 import types
 import typing
@@ -25,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from recovery.effects import Effect, Gesture, Task
 from recovery.engine import Engine
+from recovery.engine.cases import WITHHELD
 from recovery.events import EVENT_TYPE_PATTERN, Event
 from recovery.exceptions import EventError, PlaybookError, Problem
 from recovery.playbooks.compiler import CompiledPlaybook
@@ -75,6 +77,10 @@ class TestCase(_Strict):
     until: str | None = None
     expect: list[Expectation] = Field(default_factory=list)
     absent: list[Expectation] = Field(default_factory=list)
+    withheld: list[Expectation] | None = Field(
+        default=None,
+        description="The effects kept, not raised (shadow mode, a customer held out): when given, all of them",
+    )
 
 
 class TestFile(_Strict):
@@ -132,7 +138,11 @@ def _time_problems(doc: Document, spec: TestFile) -> list[Problem]:
             check(ev.at, ("tests", i, "events", j, "at"))
         if case.until is not None:
             check(case.until, ("tests", i, "until"))
-        for group, expectations in (("expect", case.expect), ("absent", case.absent)):
+        for group, expectations in (
+            ("expect", case.expect),
+            ("absent", case.absent),
+            ("withheld", case.withheld or []),
+        ):
             for k, exp in enumerate(expectations):
                 for key in _TIME_FIELDS:
                     want = exp.fields.get(key)
@@ -162,7 +172,11 @@ def _key_problems(doc: Document, spec: TestFile) -> list[Problem]:
     misspelt key would otherwise make an `absent` entry match nothing, and the case pass."""
     problems = []
     for i, case in enumerate(spec.tests):
-        for group, expectations in (("expect", case.expect), ("absent", case.absent)):
+        for group, expectations in (
+            ("expect", case.expect),
+            ("absent", case.absent),
+            ("withheld", case.withheld or []),
+        ):
             for k, exp in enumerate(expectations):
                 for key in exp.fields:
                     if key not in EXPECTATION_KEYS[exp.kind]:
@@ -285,6 +299,10 @@ def run_case(
         for e in effects:
             if _matches(e, exp, start):
                 result.failures.append(f"raised {_short(e)}, which matches absent {_describe(exp)}")
+    if case.withheld is not None:
+        _withheld(result, pb, case.withheld, store, start)
+    if result.failures:
+        result.failures.extend(_withheld_hints(pb, case.expect, effects, start))
     pending = [d.due for d in store.pending_deadlines() if d.playbook == pb.id]
     if result.failures and pending and case.until is None:
         due = min(pending)
@@ -293,6 +311,34 @@ def run_case(
             f"`until:` after it (e.g. `until: {format_time(due + 1)}`)"
         )
     return result
+
+
+def _withheld(
+    result: CaseResult, pb: CompiledPlaybook, expected: list[Expectation], store: MemoryStore, start: float
+) -> None:
+    """Each expectation of `withheld` matches one effect `pb` kept in shadow mode or for a held-out customer (in
+    any order), and every such effect one expectation."""
+    kept = store.muted(None, -math.inf, math.inf, 1_000_000)
+    remaining = [m.effect for m in kept if m.effect.playbook == pb.id and m.reason in WITHHELD]
+    for exp in expected:
+        found = next((e for e in remaining if _matches(e, exp, start)), None)
+        if found is None:
+            result.failures.append(f"expected {_describe(exp)}: not withheld")
+        else:
+            remaining.remove(found)
+    for extra in remaining:
+        result.failures.append(f"unexpected {_short(extra)} (withheld)")
+
+
+def _withheld_hints(pb: CompiledPlaybook, expect: list[Expectation], effects: list[Effect], start: float) -> list[str]:
+    """Why an expected effect was not raised, when the playbook is in shadow mode or its customer held out."""
+    missing = [exp for exp in expect if not any(_matches(e, exp, start) for e in effects)]
+    if not missing:
+        return []
+    if pb.mode == "shadow":
+        return ["hint: the playbook is in shadow mode: its effects are kept, not raised; list them under `withheld:`"]
+    held = sorted({c for exp in missing if isinstance(c := exp.fields.get("customer_id"), str) and pb.held_out(c)})
+    return [f"hint: {c} is in the playbook's holdout: its effects are kept, not raised (see `withheld:`)" for c in held]
 
 
 def load_test_file(path: Path) -> tuple[Document, TestFile]:

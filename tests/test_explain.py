@@ -211,6 +211,15 @@ def test_a_playbook_in_shadow_mode(tmp_path: Path) -> None:
     assert "gold-caller v1 (event, shadow)" in render_text(found)
 
 
+def test_a_shadow_match_holds_back_the_next_by_its_cooldown(tmp_path: Path) -> None:
+    text = LIVE.replace("id: gold-caller", "id: gold-caller\nmode: shadow\ncooldown: 1d")
+    stream = [event("p", "customer.updated", -H, **GOLD), *calls(3)]  # the second call matches, the third too
+    pb = one(explained(tmp_path, stream, "C-1", None, text), "gold-caller")
+    [cooldown] = [b for b in pb.blockers if b.kind == "cooldown"]
+    assert cooldown.until == T0 + 2 * H + 86400  # a day after the withheld match of the second call
+    assert "after the withheld match at" in cooldown.detail
+
+
 def test_a_customer_held_out(tmp_path: Path) -> None:
     [pb] = playbooks(tmp_path, LIVE.replace("id: gold-caller", "id: gold-caller\nholdout: 50%"))
     customer = next(c for c in (f"C-{i}" for i in range(100)) if pb.held_out(c))

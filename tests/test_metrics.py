@@ -8,8 +8,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from recovery import __version__
 from recovery.effects import Effect, Gesture, Task
-from recovery.engine import EngineStats
+from recovery.engine import Engine, EngineStats
+from recovery.events import Event
 from recovery.metrics import DLQ_REASONS, Metrics, dlq_reason, event_type_label
+from recovery.playbooks.loader import load_playbook_text
+from recovery.store import MemoryStore
 from recovery.times import format_time, parse_time
 from tests.promtool import run_promtool
 
@@ -25,6 +28,9 @@ EVERY_FAMILY = {
     "recovery_cooldown_suppressions",
     "recovery_effects",
     "recovery_effects_muted",
+    "recovery_shadow_effects",
+    "recovery_holdout_triggers",
+    "recovery_playbook_errors",
     "recovery_customers_in_memory",
     "recovery_playbook_reloads",
     "recovery_store_errors",
@@ -228,6 +234,54 @@ class TestEngine:
         assert value(registry, muted, playbook="repeat-caller", reason="inhibited") == 3
         assert value(registry, muted, playbook="repeat-caller", reason="snoozed") == 1
 
+    def test_shadow_and_held_out_effects_triggers_by_group_and_errors_per_playbook(
+        self, registry: CollectorRegistry, metrics: Metrics
+    ) -> None:
+        muted, errors = "recovery_effects_muted_total", "recovery_playbook_errors_total"
+        for reason in ("shadow", "held-out"):
+            assert value(registry, muted, playbook="repeat-caller", reason=reason) == 0
+        assert value(registry, errors, playbook="outage-recovery") == 0
+        stats = EngineStats()
+        stats.shadow["new-caller", 2, "task"] = 3
+        stats.muted["new-caller", "shadow"] = 3
+        stats.muted["repeat-caller", "held-out"] = 1
+        stats.triggers["repeat-caller", "treated"] = 9
+        stats.playbook_errors["new-caller"] = 1
+        metrics.observe_engine(stats, customers_in_memory=1)
+        stats.shadow["new-caller", 2, "task"] = 4
+        stats.shadow["new-caller", 3, "gesture"] = 1
+        stats.triggers["repeat-caller", "held-out"] = 1
+        metrics.observe_engine(stats, customers_in_memory=1)
+        shadow = "recovery_shadow_effects_total"
+        assert value(registry, shadow, playbook="new-caller", version="2", kind="task") == 4
+        assert value(registry, shadow, playbook="new-caller", version="3", kind="gesture") == 1
+        assert value(registry, muted, playbook="new-caller", reason="shadow") == 3
+        assert value(registry, muted, playbook="repeat-caller", reason="held-out") == 1
+        triggers = "recovery_holdout_triggers_total"
+        assert value(registry, triggers, playbook="repeat-caller", group="treated") == 9
+        assert value(registry, triggers, playbook="repeat-caller", group="held-out") == 1
+        assert value(registry, errors, playbook="new-caller") == 1
+
+    def test_a_held_out_customers_engine_counts_reach_the_metrics(
+        self, registry: CollectorRegistry, metrics: Metrics
+    ) -> None:
+        text = (
+            "id: caller\nholdout: 50%\ntrigger: {event: service.call}\n"
+            "actions: [{task: {queue: care, priority: P2, due_in: 1d, title: t, reason: r}}]\n"
+        )
+        pb = load_playbook_text(text, "caller.yaml")
+        engine = Engine([pb], MemoryStore())
+        ids = [f"C{i}" for i in range(40)]
+        for i, cid in enumerate(ids):
+            raw = {"id": f"e{i}", "type": "service.call", "customer_id": cid, "occurred_at": format_time(T0 + i)}
+            engine.process(Event.from_dict(raw))
+        metrics.observe_engine(engine.stats, customers_in_memory=engine.customers_in_memory)
+        held = sum(pb.held_out(cid) for cid in ids)
+        triggers = "recovery_holdout_triggers_total"
+        assert value(registry, triggers, playbook="caller", group="held-out") == held
+        assert value(registry, triggers, playbook="caller", group="treated") == 40 - held
+        assert value(registry, "recovery_effects_muted_total", playbook="caller", reason="held-out") == held
+
     def test_a_cancelled_task_is_counted_as_cancelled_not_raised(
         self, registry: CollectorRegistry, metrics: Metrics
     ) -> None:
@@ -353,6 +407,9 @@ def exercise_every_metric(metrics: Metrics) -> None:
     stats.matches["repeat-caller"] = 1
     stats.suppressed["repeat-caller"] = 1
     stats.muted["repeat-caller", "inhibited"] = 1
+    stats.shadow["repeat-caller", 2, "task"] = 1
+    stats.triggers["repeat-caller", "held-out"] = 1
+    stats.playbook_errors["repeat-caller"] = 1
     metrics.observe_engine(stats, customers_in_memory=10)
     metrics.observe_reload(ok=True)
     metrics.observe_effects([make_task(), make_gesture(), make_task(status="cancelled")], now=T0 + 1)

@@ -8,8 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from recovery.engine import Engine
+from recovery.engine.matcher import Matcher, MatcherError
 from recovery.playbooks.compiler import CompiledPlaybook
+from recovery.playbooks.loader import load_playbook_text
 from recovery.replay import replay, replay_engine
+from recovery.store import MemoryStore
 from tests.conftest import ROOT, random_stream
 
 
@@ -238,3 +242,56 @@ def test_bad_arguments_say_what_is_wrong(tmp_path: Path) -> None:
     bad_rules = recovery("replay", "--rules", str(tmp_path), "-", stdin="")
     assert bad_rules.returncode == 1
     assert "no playbook files" in bad_rules.stderr
+
+
+def test_summary_counts_shadow_effects_by_version_held_out_ones_and_errors() -> None:
+    text = """\
+id: {id}
+version: 3
+{extra}
+trigger: {{event: service.call}}
+when: event.data.reason == "billing"
+actions:
+  - task: {{queue: care, priority: P2, due_in: 1d, title: call, reason: called}}
+"""
+    shadow = load_playbook_text(text.format(id="new-caller", extra="mode: shadow"), "new-caller.yaml")
+    held = load_playbook_text(text.format(id="caller", extra="holdout: 50%"), "caller.yaml")
+    broken = load_playbook_text(text.format(id="broken", extra="mode: shadow"), "broken.yaml")
+    ids = [f"C{i}" for i in range(20)]
+    lines = [
+        json.dumps(
+            {
+                "id": f"e{i}",
+                "type": "service.call",
+                "occurred_at": f"2026-11-01T{i:02d}:00:00Z",
+                "customer_id": cid,
+                "data": {"reason": "billing"},
+            }
+        )
+        for i, cid in enumerate(ids)
+    ]
+
+    class Failing(Matcher):
+        def matches_json(self, name: str, message: str) -> bool:
+            if name == "broken":
+                raise MatcherError("odd data")
+            return super().matches_json(name, message)
+
+    pbs = [shadow, held, broken]
+    engine = Engine(pbs, MemoryStore(keep_effects=False), matcher=Failing((pb.id, pb.condition.pattern) for pb in pbs))
+    out = io.StringIO()
+    summary = replay(lines, engine, out, io.StringIO())
+    out_n = sum(held.held_out(cid) for cid in ids)
+    assert 0 < out_n < 20
+    effects = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert sorted(e["customer_id"] for e in effects) == sorted(cid for cid in ids if not held.held_out(cid))
+    assert {e["playbook"] for e in effects} == {"caller"}
+    assert summary.shadow == {("new-caller", 3, "task"): 20}
+    assert summary.muted == {("new-caller", "shadow"): 20, ("caller", "held-out"): out_n}
+    assert summary.errors == {"broken": 20}
+    assert summary.render().splitlines()[1:] == [
+        f"  {20 - out_n:6d}  task     caller                   care",
+        f"  {out_n:6d}  muted    caller                   held-out",
+        "      20  shadow   new-caller               v3 task",
+        "      20  errors   broken                   evaluation failed",
+    ]

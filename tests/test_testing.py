@@ -16,7 +16,7 @@ import yaml
 from recovery.effects import Gesture, Task
 from recovery.engine import Engine
 from recovery.exceptions import PlaybookError
-from recovery.playbooks.loader import load_playbooks_or_raise
+from recovery.playbooks.loader import load_playbook, load_playbooks_or_raise
 from recovery.replay import replay
 from recovery.store import MemoryStore
 from recovery.testing import EXPECTATION_KEYS, load_test_file, run_test_file, run_tests
@@ -331,3 +331,66 @@ def test_an_absence_case_without_until_is_given_a_hint(tmp_path: Path, rest: str
     )
     assert hints == ([expected] if hint else [])
     assert result.passed == ("expect: []" in rest or "48h1s" in rest)
+
+
+def _with(path: Path, line: str) -> None:
+    """Add a top-level `line` (mode, holdout) to the repeat-caller playbook next to the test file `path`."""
+    playbook = path.parent / "repeat-caller.yaml"
+    playbook.write_text(playbook.read_text(encoding="utf-8").replace("cooldown: 14d\n", f"cooldown: 14d\n{line}\n"))
+
+
+def _customers(path: Path) -> tuple[str, str]:
+    """A customer held out of the repeat-caller playbook next to `path`, and one treated."""
+    pb = load_playbook(path.parent / "repeat-caller.yaml")
+    ids = [f"C-{i}" for i in range(100)]
+    return next(c for c in ids if pb.held_out(c)), next(c for c in ids if not pb.held_out(c))
+
+
+class TestShadowAndHoldout:
+    EXPECT = """\
+    expect:
+      - task: {customer_id: C-1, priority: P2}"""
+    WITHHELD = """\
+    expect: []
+    withheld:
+      - task: {customer_id: C-1, priority: P2}"""
+
+    def test_a_shadow_playbooks_effects_are_not_raised_and_the_failure_says_why(
+        self, case_file_factory: CaseFileFactory
+    ) -> None:
+        path = case_file_factory(CASE.format(rest=self.EXPECT))
+        _with(path, "mode: shadow")
+        [result] = run_test_file(path)
+        assert result.failures == [
+            "expected task {'customer_id': 'C-1', 'priority': 'P2'}: not raised (no task was raised)",
+            "hint: the playbook is in shadow mode: its effects are kept, not raised; list them under `withheld:`",
+        ]
+
+    def test_withheld_lists_what_shadow_mode_kept_all_of_it(self, case_file_factory: CaseFileFactory) -> None:
+        path = case_file_factory(CASE.format(rest=self.WITHHELD))
+        _with(path, "mode: shadow")
+        [result] = run_test_file(path)
+        assert result.failures == []
+        path.write_text(CASE.format(rest="    withheld: []"), encoding="utf-8")
+        [result] = run_test_file(path)
+        assert [f.split(" {")[0] for f in result.failures] == ["unexpected task"]
+        assert result.failures[0].endswith("(withheld)")
+
+    def test_a_held_out_customer_gets_nothing_and_their_effect_is_withheld(
+        self, case_file_factory: CaseFileFactory
+    ) -> None:
+        path = case_file_factory(CASE.format(rest=self.WITHHELD))
+        _with(path, "holdout: 50%")
+        held, treated = _customers(path)
+        path.write_text(CASE.format(rest=self.WITHHELD).replace("C-1", held), encoding="utf-8")
+        [result] = run_test_file(path)
+        assert result.failures == []
+        path.write_text(CASE.format(rest=self.EXPECT).replace("C-1", held), encoding="utf-8")
+        [result] = run_test_file(path)
+        assert result.failures == [
+            f"expected task {{'customer_id': '{held}', 'priority': 'P2'}}: not raised (no task was raised)",
+            f"hint: {held} is in the playbook's holdout: its effects are kept, not raised (see `withheld:`)",
+        ]
+        path.write_text(CASE.format(rest=self.EXPECT).replace("C-1", treated), encoding="utf-8")
+        [result] = run_test_file(path)
+        assert result.failures == []

@@ -28,6 +28,7 @@ from recovery.api.models import (
     ReasonOut,
     SnoozeOut,
 )
+from recovery.engine.cases import WITHHELD
 from recovery.lifecycle import emit_task_completed
 from recovery.store.base import Store
 from recovery.store.records import DeskCase
@@ -165,7 +166,9 @@ def detail(ctx: ApiContext, store: Store, caller: Caller, case_id: str) -> CaseD
     evidence = sorted((shown(e) for e in cited), key=lambda e: kept[e.id].ts if e.id in kept else math.inf)
     gestures = store.list_gestures(None, customer, MAX_PER_CUSTOMER + 1)
     ours = [GestureOut.of(g) for g in gestures[:MAX_PER_CUSTOMER] if g.gesture.task_id in task_ids]
-    muted = store.muted(customer, case.opened_ts - MUTED_LOOKBACK_S, math.inf, MAX_MUTED + 1)
+    read = store.muted(customer, case.opened_ts - MUTED_LOOKBACK_S, math.inf, MAX_MUTED + 1)
+    # What shadow mode or a holdout kept is for the figures: a case never shows it (an agent could act on it).
+    muted = [m for m in read[:MAX_MUTED] if m.reason not in WITHHELD]
     entries = store.audit(customer_id=customer, limit=MAX_PER_CUSTOMER + 1)
     gesture_ids = {g.id for g in ours}
     trail = [
@@ -183,8 +186,8 @@ def detail(ctx: ApiContext, store: Store, caller: Caller, case_id: str) -> CaseD
         talking_points=list(points),
         gestures=ours,
         gestures_truncated=len(gestures) > MAX_PER_CUSTOMER,
-        muted=[MutedOut.of(m) for m in muted[:MAX_MUTED]],
-        muted_truncated=len(muted) > MAX_MUTED,
+        muted=[MutedOut.of(m) for m in muted],
+        muted_truncated=len(read) > MAX_MUTED,
         snoozes=[SnoozeOut.of(s, now) for s in sorted(store.snoozes(customer).values(), key=lambda s: s.playbook)],
         audit=trail,
         audit_truncated=len(entries) > MAX_PER_CUSTOMER,

@@ -21,8 +21,19 @@ from recovery.times import parse_time
 
 INHIBITED: Final = "inhibited"
 SNOOZED: Final = "snoozed"
-MUTED_REASONS: Final = (INHIBITED, SNOOZED)
-"""Why an effect was muted (the `reason` label of `recovery_effects_muted_total`)."""
+SHADOW: Final = "shadow"
+HELD_OUT: Final = "held-out"
+MUTED_REASONS: Final = (INHIBITED, SNOOZED, SHADOW, HELD_OUT)
+"""Why an effect was muted (the `reason` label of `recovery_effects_muted_total`): another playbook inhibited it, ops
+snoozed it, its playbook is in shadow mode, or the customer is in its playbook's holdout."""
+WITHHELD: Final = frozenset({SHADOW, HELD_OUT})
+"""The reasons that keep an effect away from the customer by design (shadow, holdout), not by a case's state: kept
+for the figures (metrics, the report), never shown on a case."""
+TREATED: Final = "treated"
+"""The group of a customer who is not held out of a playbook with a holdout (the other is `HELD_OUT`)."""
+WITHHELD_COOLDOWN: Final = "#withheld"
+"""Appended to a playbook id, the key of the last shadow or held-out match in a customer's cooldowns: it holds the
+playbook's cooldown as a raise does, but no inhibition looks back to it (they look back to the playbook id's)."""
 CUSTOMER_LOST: Final = "customer-lost"
 """Why the tasks of a lost customer's case were cancelled, and why the case closed."""
 CASE_DONE: Final = "done"
@@ -81,12 +92,61 @@ class CaseKeeper:
                     return other, INHIBITED
         return "", ""
 
+    def cooling(self, pb: CompiledPlaybook, state: CustomerState, at: float) -> bool:
+        """Whether `pb`'s cooldown holds it back for the customer at `at`: its last match that passed the cooldown,
+        raised or withheld (shadow, held out), is less than the cooldown away (either side: a late event too)."""
+        cooldown_s = pb.cooldown_s
+        cooldowns = state.cooldowns
+        if cooldown_s is None or not cooldowns:
+            return False
+        last = cooldowns.get(pb.id)
+        if last is not None and abs(at - last) < cooldown_s:
+            return True
+        withheld = cooldowns.get(pb.id + WITHHELD_COOLDOWN)
+        return withheld is not None and abs(at - withheld) < cooldown_s
+
     def mute(self, pb: CompiledPlaybook, effects: list[Effect], muted_by: str, reason: str, at: float) -> None:
         """Keep the effects `pb` would have raised, with what muted them; count them."""
         for effect in effects:
             self.store.put_muted(effect, muted_by, reason, at)
         key = (pb.id, reason)
         self.stats.muted[key] = self.stats.muted.get(key, 0) + len(effects)
+
+    def held_out(self, pb: CompiledPlaybook, customer_id: str) -> bool:
+        """Whether the customer is in the holdout of `pb` (a playbook with one), counting the trigger by group."""
+        key = (pb.id, HELD_OUT if pb.held_out(customer_id) else TREATED)
+        self.stats.triggers[key] = self.stats.triggers.get(key, 0) + 1
+        return key[1] == HELD_OUT
+
+    def withhold(
+        self,
+        pb: CompiledPlaybook,
+        state: CustomerState,
+        customer_id: str,
+        effects: list[Effect],
+        reason: str,
+        at: float,
+    ) -> None:
+        """Keep the effects of `pb` in shadow mode, or for a customer in its holdout (`reason`: `SHADOW` or
+        `HELD_OUT`), and count them (a shadow one with the playbook's version). Its cooldown starts as a raise's
+        would, so that the figures compare with what it would raise live; no case opens and nothing is inhibited."""
+        by = "shadow" if reason == SHADOW else "holdout"
+        for effect in effects:
+            self.store.put_muted(effect, by, reason, at)
+        stats = self.stats
+        key = (pb.id, reason)
+        stats.muted[key] = stats.muted.get(key, 0) + len(effects)
+        if reason == SHADOW:
+            for effect in effects:
+                shadow_key = (pb.id, pb.version, effect.kind)
+                stats.shadow[shadow_key] = stats.shadow.get(shadow_key, 0) + 1
+        if pb.cooldown_s is not None:
+            if state.cooldowns is NO_COOLDOWNS:
+                state.cooldowns = {}
+            withheld = pb.id + WITHHELD_COOLDOWN
+            last = state.cooldowns.get(withheld)
+            state.cooldowns[withheld] = max(at, last) if last is not None else at
+            self.store.set_cooldown(customer_id, withheld, state.cooldowns[withheld])
 
     def case_id(self, state: CustomerState, customer_id: str) -> str:
         """The id of the customer's open case, or "" when none is open (the next task opens one)."""

@@ -25,7 +25,7 @@ from typing import Any
 
 from recovery.effects import Effect
 from recovery.engine.actions import build_effects
-from recovery.engine.cases import CASE_TYPES, CaseKeeper
+from recovery.engine.cases import CASE_TYPES, HELD_OUT, SHADOW, CaseKeeper
 from recovery.engine.deadlines import Deadlines
 from recovery.engine.facts import FACT_TYPES, FactRecorder
 from recovery.engine.matcher import Matcher, MatcherError
@@ -326,33 +326,61 @@ class Engine:
         anchor: float,
         evidence: list[Occurrence],
     ) -> list[Effect]:
-        """`pb` for one customer in `ctx`: its new effects, if it matches, no cooldown holds it back and nothing
-        mutes it (`cause`, `anchor` and `evidence` as `build_effects` takes them). Its tasks join the customer's
-        case; what a snooze or an inhibition muted is kept with what muted it."""
+        """`pb` for one customer in `ctx`: its new effects (`_decide`). A shadow playbook's failure is counted and
+        logged, never raised: it must not change what the live playbooks do with the event."""
+        if pb.mode != SHADOW:
+            return self._decide(pb, state, ctx, cause, anchor, evidence)
+        try:
+            return self._decide(pb, state, ctx, cause, anchor, evidence)
+        except Exception:
+            self._failed(pb, ctx)
+            return []
+
+    def _failed(self, pb: CompiledPlaybook, ctx: Context) -> None:
+        """Count a failed evaluation of `pb` (in all and per playbook) and say where; the stream goes on."""
+        self.stats.errors += 1
+        self.stats.playbook_errors[pb.id] = self.stats.playbook_errors.get(pb.id, 0) + 1
+        logger.exception(
+            "evaluation failed",
+            extra={"playbook": pb.id, "mode": pb.mode, "event_id": ctx.event.id, "customer_id": ctx.customer_id},
+        )
+
+    def _decide(
+        self,
+        pb: CompiledPlaybook,
+        state: CustomerState,
+        ctx: Context,
+        cause: str,
+        anchor: float,
+        evidence: list[Occurrence],
+    ) -> list[Effect]:
+        """The checks in order (docs/playbooks.md, "Shadow and holdout"): the condition; the cooldown (`cooling`);
+        shadow mode, then the customer's holdout, keep the effects as `shadow` or `held-out` (`withhold`); an
+        inhibition or a snooze mutes them (`mute`); else they are raised and their tasks join the customer's case.
+        `cause`, `anchor` and `evidence` as `build_effects` takes them."""
         condition = pb.condition
         if not condition.trivial:
             try:
                 matched = self.matcher.matches_json(pb.id, condition.message_json(ctx))
             except MatcherError:
                 # One event's odd data must not stop the stream: count it, say where, and go on.
-                self.stats.errors += 1
-                logger.exception(
-                    "matching failed",
-                    extra={"playbook": pb.id, "event_id": ctx.event.id, "customer_id": ctx.customer_id},
-                )
+                self._failed(pb, ctx)
                 return []
             if not matched:
                 return []
-        self.stats.matches[pb.id] = self.stats.matches.get(pb.id, 0) + 1
+        stats = self.stats
+        stats.matches[pb.id] = stats.matches.get(pb.id, 0) + 1
         cid = ctx.customer_id
-        last = state.cooldowns.get(pb.id)
-        if pb.cooldown_s is not None and last is not None and abs(ctx.at - last) < pb.cooldown_s:
-            self.stats.suppressed[pb.id] = self.stats.suppressed.get(pb.id, 0) + 1
+        cases = self.cases
+        if pb.cooldown_s is not None and cases.cooling(pb, state, ctx.at):
+            stats.suppressed[pb.id] = stats.suppressed.get(pb.id, 0) + 1
             logger.debug("suppressed by cooldown", extra={"playbook": pb.id, "customer_id": cid})
             return []
-        cases = self.cases
         effects = build_effects(pb, ctx, cause, anchor, evidence, cases.case_id(state, cid) if pb.tasks else "")
         if not effects:
+            return []
+        if pb.mode == SHADOW or (pb.holdout and cases.held_out(pb, cid)):
+            cases.withhold(pb, state, cid, effects, SHADOW if pb.mode == SHADOW else HELD_OUT, ctx.at)
             return []
         muted_by, why = cases.muted_by(pb, state, cid, ctx.at)
         if muted_by:
@@ -361,5 +389,5 @@ class Engine:
             return []
         fresh = [e for e in effects if self.store.put_effect(e)]
         cases.raised(pb, state, cid, fresh, ctx.at)
-        self.stats.effects += len(fresh)
+        stats.effects += len(fresh)
         return fresh

@@ -27,7 +27,8 @@ class CustomerState:
 
     `history` holds the recent occurrences of the types playbooks look back to, per type, each list in time
     order; it and `cooldowns` are one shared empty mapping until the customer has any (`cooldowns` holds when each
-    playbook last raised anything for the customer: for its cooldown, and for the playbooks it inhibits).
+    playbook last raised anything for the customer: for its cooldown, and for the playbooks it inhibits; under
+    `<id>#withheld`, when it last matched in shadow mode or with the customer held out: for its cooldown only).
 
     `case` and `snoozes` are read from the store when first needed (`case_loaded`, `snoozes` None until then):
     most customers never have either.

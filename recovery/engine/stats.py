@@ -8,7 +8,10 @@ from dataclasses import dataclass, field
 @dataclass
 class EngineStats:
     """Counts since the engine was built; `matches` and `suppressed` (by a cooldown) per playbook id, `muted`
-    effects per (playbook id, reason: inhibited or snoozed), tasks `cancelled` (their customer lost)."""
+    effects per (playbook id, reason: inhibited, snoozed, shadow or held-out), tasks `cancelled` (their customer
+    lost). `errors` counts evaluations that failed, `playbook_errors` the same per playbook id; `shadow` the
+    effects kept in shadow mode per (playbook id, version, kind); `triggers` the matches of playbooks with a holdout
+    that passed their cooldown and would raise something, per (playbook id, group: treated or held-out)."""
 
     events: int = 0
     duplicates: int = 0
@@ -21,6 +24,9 @@ class EngineStats:
     rebuilds: int = 0
     errors: int = 0
     muted: dict[tuple[str, str], int] = field(default_factory=dict)
+    playbook_errors: dict[str, int] = field(default_factory=dict)
+    shadow: dict[tuple[str, int, str], int] = field(default_factory=dict)
+    triggers: dict[tuple[str, str], int] = field(default_factory=dict)
     cancelled: int = 0
     cases_opened: int = 0
     cases_closed: int = 0

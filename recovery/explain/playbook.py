@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from recovery.effects import Effect, Task
 from recovery.engine.actions import build_effects
+from recovery.engine.cases import WITHHELD_COOLDOWN
 from recovery.events import Occurrence
 from recovery.explain.conditions import Condition, condition_of, customer_fields, missing_fields
 from recovery.explain.model import (
@@ -258,12 +259,14 @@ def _blockers(pb: CompiledPlaybook, view: CustomerView, out: PlaybookExplanation
             found.append(Blocker(kind, detail, checked, until=until, by=m.muted_by,
                                  reason=snooze.reason if snooze is not None else m.reason))  # fmt: skip
             break
-    last = view.cooldowns.get(pb.id)
-    if pb.cooldown_s is not None and last is not None and abs(checked - last) < pb.cooldown_s:
-        until = last + pb.cooldown_s
-        detail = f"cooldown active until {format_time(until)} ({format_duration(pb.cooldown_s)} after the raise at " \
-                 f"{format_time(last)})"  # fmt: skip
-        found.append(Blocker("cooldown", detail, checked, until=until))
+    for key, what in ((pb.id, "the raise"), (pb.id + WITHHELD_COOLDOWN, "the withheld match")):
+        last = view.cooldowns.get(key)
+        if pb.cooldown_s is not None and last is not None and abs(checked - last) < pb.cooldown_s:
+            until = last + pb.cooldown_s
+            detail = f"cooldown active until {format_time(until)} ({format_duration(pb.cooldown_s)} after {what} at " \
+                     f"{format_time(last)})"  # fmt: skip
+            found.append(Blocker("cooldown", detail, checked, until=until))
+            break
     snooze = view.snoozes.get(pb.id)
     if snooze is not None and checked < snooze.until and not any(b.kind == "snoozed" for b in found):
         detail = f"snoozed by {snooze.by or 'ops'} until {format_time(snooze.until)}: {snooze.reason}"

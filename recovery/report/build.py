@@ -1,5 +1,5 @@
-"""The report, computed from a store (its facts, tasks, gestures and muted effects) for `[from, to)`: a JSON-ready
-dict whose keys other tools read (DESIGN.md, `recovery report`). Rendering is apart (html.py, charts.py)."""
+"""The report, computed from a store (its facts, tasks, gestures, muted and withheld effects) for `[from, to)`: a
+JSON-ready dict whose keys other tools read (DESIGN.md, `recovery report`). Rendering is apart (html.py, charts.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from recovery.exceptions import ReportError
 from recovery.report.customers import customer_metrics, sweep
+from recovery.report.holdout import holdout_comparison
 from recovery.report.losses import LOOKBACK_S, loss_review
 from recovery.report.periods import BY, By, periods
 from recovery.report.results import playbook_results
@@ -64,6 +65,7 @@ def build_report(store: ReportSource, since: float, until: float, by: By = "week
         "lost": lost,
         "loss_review": loss_totals,
         "playbooks": results,
+        "holdout": holdout_comparison(tasks, gestures, muted, facts.lifecycle, since, until),
         "trends": trends(facts, since, until),
         "notes": notes,
     }

@@ -14,6 +14,9 @@ they stand now:
 - Gestures raised in `[from, to)`, per type and currency: `count`, `spend` (the amounts approved or issued),
   `pending` (the amounts proposed, waiting for approval), `rejected` (how many).
 - `muted`: the tasks muted in `[from, to)` (by an inhibition or a snooze), by what muted them.
+- `shadow`: the effects the playbook would have raised in shadow mode in `[from, to)` (tasks, gestures, and the
+  gestures' amounts per currency), in all and `by_version` (the playbook's version as text).
+- `held_out`: the tasks and gestures it kept for customers in its holdout in `[from, to)` (holdout.py compares them).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
+from recovery.effects import Gesture
+from recovery.engine.cases import HELD_OUT, SHADOW
 from recovery.store.records import ACTIVE, GestureRecord, MutedRecord, TaskRecord
 
 OUTCOMES = ("saved", "lost", "unreachable", "not-needed")
@@ -44,7 +49,23 @@ def _empty() -> dict[str, Any]:
         "overdue": 0,
         "gestures": [],
         "muted": {"tasks": 0, "by": {}},
+        "shadow": {**_withheld(), "by_version": {}},
+        "held_out": {"tasks": 0, "gestures": 0},
     }
+
+
+def _withheld() -> dict[str, Any]:
+    return {"tasks": 0, "gestures": 0, "gesture_amount": {}}
+
+
+def _count(found: dict[str, Any], m: MutedRecord) -> None:
+    """Add a shadow effect to `found` (made by `_withheld`): a task, or a gesture and its amount."""
+    effect = m.effect
+    if isinstance(effect, Gesture):
+        found["gestures"] += 1
+        found["gesture_amount"][effect.currency] = found["gesture_amount"].get(effect.currency, 0.0) + effect.amount
+    else:
+        found["tasks"] += 1
 
 
 def playbook_results(
@@ -87,6 +108,14 @@ def playbook_results(
     for (playbook, _, _), entry in sorted(spend.items()):
         results.setdefault(playbook, _empty())["gestures"].append(entry)
     for m in muted:
+        if m.reason == SHADOW:
+            shadow = results.setdefault(m.effect.playbook, _empty())["shadow"]
+            _count(shadow, m)
+            _count(shadow["by_version"].setdefault(str(m.effect.playbook_version), _withheld()), m)
+            continue
+        if m.reason == HELD_OUT:
+            results.setdefault(m.effect.playbook, _empty())["held_out"][m.effect.kind + "s"] += 1
+            continue
         if m.effect.kind != "task":
             continue
         found = results.setdefault(m.effect.playbook, _empty())["muted"]

@@ -97,6 +97,9 @@ class TestOneCase:
         store = api.ctx.open_store()
         store.put_snooze("C1", Snooze("outage-apology", T0 + 86400, "already compensated", "olga"))
         store.put_muted(make_task("muted-1", playbook="outage-apology", title="Apologise"), "snooze", "snoozed", T0)
+        # What shadow mode and a holdout keep is never shown on a case.
+        store.put_muted(make_task("shadow-1", playbook="new-caller", title="Call"), "shadow", "shadow", T0)
+        store.put_muted(make_task("held-1", playbook="outage-apology", title="Apologise"), "holdout", "held-out", T0)
         store.commit()
         store.close()
         detail = api.get(f"/api/cases/{case_id}").json()

@@ -85,3 +85,37 @@ def test_a_condition_beyond_durable_rules_limits_still_runs() -> None:
     profile = {"id": "p1", "type": "customer.updated", "occurred_at": "2026-11-01T09:00:00Z", "customer_id": "G"}
     engine.process(Event.from_dict({**profile, "data": {"tier": "gold", "region": "eu"}}))
     assert (raised("G", 3), raised("G", 20), raised("S", 20)) == ([], ["task"], [])
+
+
+class TestShadowAndHoldout:
+    BASE = (
+        "id: x\n{extra}\ntrigger: {{event: service.call}}\n"
+        "actions: [{{task: {{queue: q, priority: P2, due_in: 1d, title: t, reason: r}}}}]\n"
+    )
+
+    @pytest.mark.parametrize(
+        ("extra", "mode", "holdout", "salt"),
+        [
+            ("", "live", 0.0, "x"),
+            ("mode: shadow", "shadow", 0.0, "x"),
+            ("holdout: 10%", "live", 0.10, "x"),
+            ("holdout: 12.5\nholdout_salt: spring", "live", 0.125, "spring"),
+            ("holdout: 50%", "live", 0.50, "x"),
+        ],
+    )
+    def test_mode_holdout_and_salt(self, extra: str, mode: str, holdout: float, salt: str) -> None:
+        pb = load_playbook_text(self.BASE.format(extra=extra), "x.yaml")
+        assert (pb.mode, pb.holdout, pb.holdout_salt) == (mode, holdout, salt)
+
+    @pytest.mark.parametrize(
+        ("extra", "message"),
+        [
+            ("holdout: 60%", "x.yaml:2:10: holdout: Input should be less than or equal to 50 (got '60%')"),
+            ("holdout: 0%", "x.yaml:2:10: holdout: Input should be greater than 0 (got '0%')"),
+            ("mode: dark", "x.yaml:2:7: mode: Input should be 'live' or 'shadow' (got 'dark')"),
+        ],
+    )
+    def test_a_share_out_of_range_or_another_mode_is_a_located_error(self, extra: str, message: str) -> None:
+        with pytest.raises(PlaybookError) as caught:
+            load_playbook_text(self.BASE.format(extra=extra), "x.yaml")
+        assert str(caught.value) == message
