@@ -18,6 +18,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 
 from recovery.config import Settings
+from recovery.consumer.stall import StallWatch
 from recovery.consumer.transport import Rebalance, Record, TopicPartition, describe
 from recovery.exceptions import BrokerError
 
@@ -204,6 +205,9 @@ class KafkaTransport(KafkaOutput):
             self.close()
             raise
         self._consumer.subscribe([settings.topic_events], listener=self._listener)
+        self._watch = StallWatch()
+        self.rejoins = 0
+        """How often the member rejoined the group because its polls stayed empty with records waiting."""
 
     def _ensure_topics(self, config: dict[str, Any]) -> None:
         s = self.settings
@@ -226,7 +230,35 @@ class KafkaTransport(KafkaOutput):
         polled: Mapping[TopicPartition, Sequence[Record]] = _call(
             "poll", lambda: self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
         )
+        self._watch.polled(len(polled))
+        if not polled and self._watch.stuck(self._backlog):
+            self._rejoin()
         return polled
+
+    def _backlog(self) -> bool:
+        """Records wait on a partition this member fetches (assigned, not paused): asked of the broker."""
+        fetching = set(self._consumer.assignment()) - set(self._consumer.paused())
+        if not fetching:
+            return False
+        timeout_ms = int(REQUEST_TIMEOUT_S * 1000)
+        ends = _call("end offsets", lambda: self._consumer.end_offsets(list(fetching), timeout_ms=timeout_ms))
+        positions = _call(
+            "position", lambda: {tp: self._consumer.position(tp, timeout_ms=timeout_ms) for tp in fetching}
+        )
+        return any(position is not None and position < ends.get(tp, 0) for tp, position in positions.items())
+
+    def _rejoin(self) -> None:
+        """Leave the group and join it again: fresh partition states, fetchable. Said as a rebalance (revoked, then
+        what the group assigns), as kafka-python does not call the listener when a member leaves."""
+        assigned = self._consumer.assignment()
+        self.rejoins += 1
+        logger.warning(
+            "polls empty with records waiting: rejoining the group",
+            extra={"partitions": sorted(tp.partition for tp in assigned), "after_s": self._watch.after_s},
+        )
+        self._listener.on_partitions_revoked(assigned)
+        _call("rejoin", self._consumer.unsubscribe)
+        _call("rejoin", lambda: self._consumer.subscribe([self.settings.topic_events], listener=self._listener))
 
     def rebalance(self) -> Rebalance | None:
         return self._listener.take()
