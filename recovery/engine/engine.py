@@ -104,6 +104,8 @@ class Engine:
         self.customers = Customers(self.store, max_customers, self.horizon_s, True, self.stats)
         self.deadlines = Deadlines(self.store)
         self.facts = FactRecorder(self.store)
+        self.on_fan_out: Callable[[str, Event], None] | None = None
+        """Called with each customer an event about many reaches, before it is evaluated (`recovery explain`)."""
         for deadline in self.store.pending_deadlines() if deadlines is None else deadlines:
             if owns is None or owns(deadline.customer_id):
                 self.deadlines.schedule(deadline)
@@ -203,6 +205,8 @@ class Engine:
             return found
         for cid in self._scope(event):
             self.stats.fanned_out += 1
+            if self.on_fan_out is not None:
+                self.on_fan_out(cid, event)
             effects.extend(self._on_customer_event(cid, event.id, event.type, ts, event.data))
         return effects
 

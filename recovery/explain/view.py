@@ -105,22 +105,6 @@ def _created(effect: Effect) -> float:
     return parse_time(effect.created_at)
 
 
-class _Watching(Engine):
-    """The engine, keeping every occurrence of one customer on the side (a scope event's too, once fanned out)."""
-
-    def __init__(self, playbooks: list[CompiledPlaybook], store: MemoryStore, customer_id: str) -> None:
-        super().__init__(playbooks, store)
-        self.watched = customer_id
-        self.seen: list[Occurrence] = []
-
-    def _on_customer_event(
-        self, cid: str, event_id: str, event_type: str, ts: float, data: dict[str, Any]
-    ) -> list[Effect]:
-        if cid == self.watched:
-            self.seen.append(Occurrence(event_id, event_type, ts, cid, data))
-        return super()._on_customer_event(cid, event_id, event_type, ts, data)
-
-
 def replay_customer(
     events: str | Path, playbooks: list[CompiledPlaybook], customer_id: str, at: float | None, err: TextIO
 ) -> tuple[MemoryStore, list[Occurrence], float]:
@@ -129,22 +113,32 @@ def replay_customer(
     occurrences in time order, and the instant reached (`at`, or the last event's time). A line that is not a valid
     event is reported on `err` with its number and skipped, as `recovery replay` does."""
     store = MemoryStore()
-    engine = _Watching(playbooks, store, customer_id)
+    engine = Engine(playbooks, store)
+    seen: list[Occurrence] = []
+
+    def reached(cid: str, event: Event) -> None:  # an event about many customers, this one among them
+        if cid == customer_id:
+            seen.append(Occurrence(event.id, event.type, event.occurred_at.timestamp(), cid, event.data))
+
+    engine.on_fan_out = reached
     try:
         source = open(events, "rb")
     except OSError as exc:
         raise ExplainError(f"--events {events}: {exc.strerror or exc}") from None
     with source:
-        _feed(engine, source, at, err)
+        _feed(engine, source, at, err, customer_id, seen)
     if at is not None:
         engine.advance(at)
-    reached = at if at is not None else engine.clock
+    reached_at = at if at is not None else engine.clock
     store.commit()
-    seen = sorted(engine.seen, key=lambda o: o.ts)  # stable: the file's order within one instant
-    return store, seen, reached
+    seen.sort(key=lambda o: o.ts)  # stable: the file's order within one instant
+    return store, seen, reached_at
 
 
-def _feed(engine: Engine, lines: Iterable[bytes], at: float | None, err: TextIO) -> None:
+def _feed(
+    engine: Engine, lines: Iterable[bytes], at: float | None, err: TextIO, customer_id: str, seen: list[Occurrence]
+) -> None:
+    """Every valid event up to `at` through `engine`; the customer's own (not duplicates) added to `seen`."""
     for number, line in enumerate(lines, start=1):
         try:
             event = Event.from_json(line)
@@ -153,4 +147,7 @@ def _feed(engine: Engine, lines: Iterable[bytes], at: float | None, err: TextIO)
                 print(f"line {number}: invalid event: {exc}", file=err)
             continue
         if at is None or event.occurred_at.timestamp() <= at:
+            duplicates = engine.stats.duplicates
             engine.process(event)
+            if event.customer_id == customer_id and engine.stats.duplicates == duplicates:
+                seen.append(Occurrence(event.id, event.type, event.occurred_at.timestamp(), customer_id, event.data))
