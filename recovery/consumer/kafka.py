@@ -196,14 +196,6 @@ class KafkaTransport(KafkaOutput):
             producer.close()
             raise
         self._listener = _Listener()
-        # The group's leader assigns partitions from its own metadata: a member that joins before it knows the topic
-        # assigns none of it, and kafka-python 3.0 may never rejoin (seen under load: a service idle for good with
-        # "No partition metadata"). Knowing the topic's partitions first closes that window.
-        try:
-            _call("metadata", lambda: self._consumer.partitions_for_topic(settings.topic_events))
-        except BrokerError:
-            self.close()
-            raise
         self._consumer.subscribe([settings.topic_events], listener=self._listener)
         self._watch = StallWatch()
         self.rejoins = 0
