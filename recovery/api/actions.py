@@ -44,7 +44,8 @@ def find_gesture(store: Store, gesture_id: str) -> GestureRecord:
     return record
 
 
-def _refresh_gauges(ctx: ApiContext, store: Store, now: float) -> None:
+def refresh_gauges(ctx: ApiContext, store: Store, now: float) -> None:
+    """The task gauges, read again after a write of the desk."""
     if ctx.metrics is not None:
         ctx.metrics.set_tasks(*store.task_counts(now))
 
@@ -63,7 +64,7 @@ def claim(ctx: ApiContext, store: Store, caller: Caller, task_id: str) -> TaskRe
     store.add_audit(now, caller.name, "claim", customer_id=record.task.customer_id, task_id=task_id)
     if ctx.metrics is not None and first:
         ctx.metrics.observe_claim(now - record.created_ts)
-    _refresh_gauges(ctx, store, now)
+    refresh_gauges(ctx, store, now)
     return record
 
 
@@ -78,7 +79,7 @@ def release(ctx: ApiContext, store: Store, caller: Caller, task_id: str) -> Task
     record = find_task(store, task_id)
     details = {"held_by": before.claimed_by if before is not None else caller.name}
     store.add_audit(now, caller.name, "release", customer_id=record.task.customer_id, task_id=task_id, details=details)
-    _refresh_gauges(ctx, store, now)
+    refresh_gauges(ctx, store, now)
     return record
 
 
@@ -105,7 +106,7 @@ def complete(
     emit_task_completed(store, ctx.settings.topic_events, done, caller.name, now)
     if ctx.metrics is not None:
         ctx.metrics.observe_completion(done.task.playbook, outcome, now - done.created_ts)
-    _refresh_gauges(ctx, store, now)
+    refresh_gauges(ctx, store, now)
     return done
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from recovery.api.actions import MAX_PER_CUSTOMER, find_task
+from recovery.api.actions import MAX_PER_CUSTOMER, find_task, refresh_gauges
 from recovery.api.auth import Caller
 from recovery.api.context import ApiContext
 from recovery.api.errors import ApiError
@@ -46,11 +46,6 @@ def find_case(store: Store, case_id: str) -> DeskCase:
     return case
 
 
-def _refresh_gauges(ctx: ApiContext, store: Store, now: float) -> None:
-    if ctx.metrics is not None:
-        ctx.metrics.set_tasks(*store.task_counts(now))
-
-
 def claim(ctx: ApiContext, store: Store, caller: Caller, case_id: str) -> DeskCase:
     """Every open or escalated task of the case to the caller; 409 when another agent holds it, or nothing is left
     to claim."""
@@ -74,7 +69,7 @@ def claim(ctx: ApiContext, store: Store, caller: Caller, case_id: str) -> DeskCa
     details = {"case_id": case_id, "tasks": claimed}
     store.add_audit(now, caller.name, "claim-case", customer_id=customer, details=details)
     store.case_seen(case_id, caller.name)
-    _refresh_gauges(ctx, store, now)
+    refresh_gauges(ctx, store, now)
     return case
 
 
@@ -98,7 +93,7 @@ def release(ctx: ApiContext, store: Store, caller: Caller, case_id: str) -> Desk
     holders = sorted({str(held.get(task_id, caller.name)) for task_id in released})
     summary = {"case_id": case_id, "tasks": released, "held_by": holders}
     store.add_audit(now, caller.name, "release-case", customer_id=case.customer_id, details=summary)
-    _refresh_gauges(ctx, store, now)
+    refresh_gauges(ctx, store, now)
     return case
 
 
@@ -138,7 +133,7 @@ def complete(
     summary = {"case_id": case_id, "tasks": done, "outcome": outcome, "reason_code": reason_code, "note": note}
     store.add_audit(now, caller.name, "complete-case", customer_id=customer, details=summary)
     case = find_case(store, case_id)
-    _refresh_gauges(ctx, store, now)
+    refresh_gauges(ctx, store, now)
     return case
 
 
