@@ -6,7 +6,8 @@
 #
 # Environment: DEMO_DURATION_S (0 = until Ctrl-C), DEMO_RATE (events/s, 40), DEMO_CUSTOMERS (500),
 # DEMO_TIME_SCALE (simulated seconds per real second, 600: a 2-hour outage takes 12 s), DEMO_KAFKA_PORT (19092),
-# DEMO_HTTP_PORT (8000), DEMO_DIR (.cache/demo; its broker data and store are wiped at each start), BIN (the venv's bin).
+# DEMO_KAFKA_CONTROLLER_PORT (DEMO_KAFKA_PORT + 1), DEMO_HTTP_PORT (8000), DEMO_DIR (.cache/demo; its broker data and
+# store are wiped at each start), BIN (the venv's bin).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -18,7 +19,7 @@ DEMO_RATE=${DEMO_RATE:-40}
 DEMO_CUSTOMERS=${DEMO_CUSTOMERS:-500}
 DEMO_TIME_SCALE=${DEMO_TIME_SCALE:-600}
 export KAFKA_PORT=${DEMO_KAFKA_PORT:-19092}
-export KAFKA_CONTROLLER_PORT=$((KAFKA_PORT + 1))
+export KAFKA_CONTROLLER_PORT=${DEMO_KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}
 export KAFKA_DATA_DIR=$DEMO_DIR/kafka
 export KAFKA_PYTHON=$BIN/python
 export RECOVERY_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT

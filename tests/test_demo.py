@@ -21,15 +21,17 @@ pytestmark = pytest.mark.timeout(300)
 
 
 def test_the_demo_shows_effects_live_and_ends_cleanly_on_ctrl_c(kafka_libs: Path, tmp_path: Path) -> None:
-    port = free_ports(1)[0]
+    # Three ports taken at once: the broker's controller port is not the client port + 1, which may be any socket's.
+    kafka_port, controller_port, http_port = free_ports(3)
     env = {
         **os.environ,
         "BIN": str(Path(sys.executable).parent),
         "PYTHONPATH": str(ROOT),  # this tree's package, whatever the venv's editable install points to
         "DEMO_DIR": str(tmp_path / "demo"),
-        "DEMO_KAFKA_PORT": str(port),
+        "DEMO_KAFKA_PORT": str(kafka_port),
+        "DEMO_KAFKA_CONTROLLER_PORT": str(controller_port),
         "DEMO_RATE": "60",
-        "DEMO_HTTP_PORT": str(free_ports(1)[0]),
+        "DEMO_HTTP_PORT": str(http_port),
     }
     log = tmp_path / "demo.out"
     with log.open("wb") as out:
