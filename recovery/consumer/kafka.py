@@ -3,6 +3,7 @@ producer for the outbox. Errors leave it as `BrokerError`."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -18,7 +19,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 
 from recovery.config import Settings
-from recovery.consumer.stall import StallWatch
+from recovery.consumer.membership import JOIN_POLL_MS, JOIN_WAIT_S, Membership
 from recovery.consumer.transport import Rebalance, Record, TopicPartition, describe
 from recovery.exceptions import BrokerError
 
@@ -196,10 +197,15 @@ class KafkaTransport(KafkaOutput):
             producer.close()
             raise
         self._listener = _Listener()
+        # The topic's partitions known before the first join: the group's first assignment has them all, instead of
+        # none and a second round when the metadata comes (a round kafka-python may leave unapplied: membership.py).
+        try:
+            _call("metadata", lambda: self._consumer.partitions_for_topic(settings.topic_events))
+        except BrokerError:
+            self.close()
+            raise
         self._consumer.subscribe([settings.topic_events], listener=self._listener)
-        self._watch = StallWatch()
-        self.rejoins = 0
-        """How often the member rejoined the group because its polls stayed empty with records waiting."""
+        self._membership = Membership(self._consumer)
 
     def _ensure_topics(self, config: dict[str, Any]) -> None:
         s = self.settings
@@ -219,38 +225,16 @@ class KafkaTransport(KafkaOutput):
             admin.close()
 
     def poll(self, timeout_ms: int, max_records: int) -> Mapping[TopicPartition, Sequence[Record]]:
-        polled: Mapping[TopicPartition, Sequence[Record]] = _call(
-            "poll", lambda: self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
-        )
-        self._watch.polled(len(polled))
-        if not polled and self._watch.stuck(self._backlog):
-            self._rejoin()
-        return polled
-
-    def _backlog(self) -> bool:
-        """Records wait on a partition this member fetches (assigned, not paused): asked of the broker."""
-        fetching = set(self._consumer.assignment()) - set(self._consumer.paused())
-        if not fetching:
-            return False
-        timeout_ms = int(REQUEST_TIMEOUT_S * 1000)
-        ends = _call("end offsets", lambda: self._consumer.end_offsets(list(fetching), timeout_ms=timeout_ms))
-        positions = _call(
-            "position", lambda: {tp: self._consumer.position(tp, timeout_ms=timeout_ms) for tp in fetching}
-        )
-        return any(position is not None and position < ends.get(tp, 0) for tp, position in positions.items())
-
-    def _rejoin(self) -> None:
-        """Leave the group and join it again: fresh partition states, fetchable. Said as a rebalance (revoked, then
-        what the group assigns), as kafka-python does not call the listener when a member leaves."""
-        assigned = self._consumer.assignment()
-        self.rejoins += 1
-        logger.warning(
-            "polls empty with records waiting: rejoining the group",
-            extra={"partitions": sorted(tp.partition for tp in assigned), "after_s": self._watch.after_s},
-        )
-        self._listener.on_partitions_revoked(assigned)
-        _call("rejoin", self._consumer.unsubscribe)
-        _call("rejoin", lambda: self._consumer.subscribe([self.settings.topic_events], listener=self._listener))
+        """One poll; while the group member is joining, polls again, waiting at least JOIN_POLL_MS each time, until
+        it is stable, records come or JOIN_WAIT_S pass (see membership.py)."""
+        give_up = time.monotonic() + JOIN_WAIT_S
+        while True:
+            polled: Mapping[TopicPartition, Sequence[Record]] = _call(
+                "poll", functools.partial(self._consumer.poll, timeout_ms=timeout_ms, max_records=max_records)
+            )
+            if polled or self._membership.stable() or time.monotonic() > give_up:
+                return polled
+            timeout_ms = max(timeout_ms, JOIN_POLL_MS)
 
     def rebalance(self) -> Rebalance | None:
         return self._listener.take()

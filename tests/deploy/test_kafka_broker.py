@@ -37,13 +37,14 @@ def test_keyed_messages_round_trip_through_three_partitions(
         producer.close()
 
     consumer = KafkaConsumer(
-        topic,
         bootstrap_servers=kafka_bootstrap,
         group_id=consumer_group,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
     try:
+        consumer.partitions_for_topic(topic)  # known before joining: one round (recovery/consumer/membership.py)
+        consumer.subscribe([topic])
         received = consume(consumer, len(sent))
         assert len(received) == len(sent)
         consumer.commit()

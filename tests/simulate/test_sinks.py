@@ -180,11 +180,13 @@ class TestCommandLine:
 
 def consume(bootstrap: str, topic: str, group: str, count: int, timeout_s: float = 30.0) -> list[tuple[bytes, bytes]]:
     consumer = KafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest", enable_auto_commit=False
+        bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest", enable_auto_commit=False
     )
     records: list[tuple[int, int, bytes, bytes]] = []
     deadline = time.monotonic() + timeout_s
     try:
+        consumer.partitions_for_topic(topic)  # known before joining: one round (recovery/consumer/membership.py)
+        consumer.subscribe([topic])
         while len(records) < count and time.monotonic() < deadline:
             for batch in consumer.poll(timeout_ms=500).values():
                 records.extend((r.partition, r.offset, r.key, r.value) for r in batch)
