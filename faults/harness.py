@@ -42,6 +42,7 @@ class Row:
     missing: int = 0
     unexpected: int = 0
     repeats: int = 0
+    updates: int = 0
     dlq: int = 0
     not_ready_s: float = 0.0
     problems: list[str] = field(default_factory=list)
@@ -52,14 +53,15 @@ class Row:
 
     HEADER = (
         f"{'scenario':26s} {'events':>7s} {'expected':>8s} {'seen':>6s} {'missing':>7s} {'unexpected':>10s} "
-        f"{'repeats':>7s} {'dlq':>6s} {'503 s':>6s}  result"
+        f"{'repeats':>7s} {'updates':>7s} {'dlq':>6s} {'503 s':>6s}  result"
     )
 
     def line(self) -> str:
         verdict = "PASS" if self.passed else "FAIL: " + "; ".join(self.problems or ["effects differ from replay"])
         return (
             f"{self.scenario:26s} {self.events:7d} {self.expected:8d} {self.seen:6d} {self.missing:7d} "
-            f"{self.unexpected:10d} {self.repeats:7d} {self.dlq:6d} {self.not_ready_s:6.1f}  {verdict}"
+            f"{self.unexpected:10d} {self.repeats:7d} {self.updates:7d} {self.dlq:6d} {self.not_ready_s:6.1f}  "
+            f"{verdict}"
         )
 
 
@@ -275,8 +277,9 @@ class Run:
         finally:
             consumer.close()
 
-    def compare(self, row: Row, stream: Stream, *, ignore_status: bool = False) -> None:
-        """Fill `row` from the output topics: effects seen against replay's, repeats, DLQ records."""
+    def compare(self, row: Row, stream: Stream, *, ignore: tuple[str, ...] = ()) -> None:
+        """Fill `row` from the output topics: effects seen against replay's (fields in `ignore` aside), repeats
+        (the same copy again), updates (the same id with another content: a status change), DLQ records."""
         seen: dict[str, list[dict[str, Any]]] = {}
         for record in self.read("tasks") + self.read("gestures"):
             effect = json.loads(record.value)
@@ -285,12 +288,12 @@ class Run:
         row.expected = len(stream.effects)
         row.seen = len(seen)
         row.missing = len(set(stream.effects) - set(seen))
-        row.repeats = sum(len(copies) - 1 for copies in seen.values())
+        distinct = {effect_id: {json.dumps(c, sort_keys=True) for c in copies} for effect_id, copies in seen.items()}
+        row.repeats = sum(len(seen[effect_id]) - len(versions) for effect_id, versions in distinct.items())
+        row.updates = sum(len(versions) - 1 for versions in distinct.values())
 
         def same(a: dict[str, Any], b: dict[str, Any]) -> bool:
-            if ignore_status:
-                a, b = {**a, "status": None}, {**b, "status": None}
-            return a == b
+            return {**a, **dict.fromkeys(ignore)} == {**b, **dict.fromkeys(ignore)}
 
         row.unexpected = sum(
             1

@@ -16,9 +16,10 @@ from pathlib import Path
 
 from kafka.errors import KafkaError
 
-from faults.harness import Instance, Row, Run, Watch
+from faults.harness import ROOT, Instance, Row, Run, Watch
 from faults.servers import Broker, Postgres
 from faults.stream import Stream, hostile
+from recovery.playbooks.loader import load_playbooks_or_raise
 from recovery.store import open_store
 
 AGENT_TOKEN = "faults-agent-token"  # noqa: S105 - a throw-away token of a throw-away service
@@ -159,11 +160,14 @@ def scale(ctx: Context) -> Row:
 
 
 class Agent(threading.Thread):
-    """A frontline agent on the API: claims the most urgent open task, then completes it, `rate` writes a second."""
+    """A frontline agent on the API: claims the most urgent open task, then completes it, `rate` writes a second.
+    It leaves the tasks of `muting` playbooks open: completing one would unmute the playbooks it inhibits (a task
+    `replay`, which has no agent, never raises)."""
 
-    def __init__(self, instance: Instance, rate: float) -> None:
+    def __init__(self, instance: Instance, rate: float, muting: frozenset[str]) -> None:
         super().__init__(daemon=True)
         self.instance = instance
+        self.muting = muting
         self.every_s = 1.0 / rate
         self.writes = 0
         self.errors: list[str] = []
@@ -185,10 +189,13 @@ class Agent(threading.Thread):
     def run(self) -> None:
         while not self.stopped.wait(self.every_s):
             try:
-                status, found = self.call("GET", "/api/tasks?status=open&limit=1")
-                if status != 200 or not isinstance(found, dict) or not found.get("items"):
+                status, found = self.call("GET", "/api/tasks?status=open&limit=50")
+                if status != 200 or not isinstance(found, dict):
                     continue
-                task_id = found["items"][0]["id"]
+                workable = [task["id"] for task in found.get("items") or () if task["playbook"] not in self.muting]
+                if not workable:
+                    continue
+                task_id = workable[0]
                 status, body = self.call("POST", f"/api/tasks/{task_id}/claim")
                 self._count(status, body)
                 time.sleep(self.every_s)
@@ -217,7 +224,8 @@ def agent(ctx: Context) -> Row:
     row = Row("agent 5 writes/s (SQLite)")
     with Watch(run.live) as watch:
         _progress(run, below=third * 3 // 4)
-        worker = Agent(instance, rate=5.0)
+        muting = frozenset(name for pb in load_playbooks_or_raise([ROOT / "rules"]) for name, _ in pb.inhibited_by)
+        worker = Agent(instance, rate=5.0, muting=muting)
         worker.start()
         run.produce(ctx.stream.messages[third : 2 * third])
         time.sleep(2.0)
@@ -237,7 +245,9 @@ def agent(ctx: Context) -> Row:
         if watch.not_ready_s:
             row.problems.append(f"/readyz answered 503 for {watch.not_ready_s:.1f} s")
         row.problems += run.stop_all()
-        run.compare(row, ctx.stream, ignore_status=True)
+        # The agent's claims and outcomes change a task's status, and a case it completed before the customer's next
+        # task makes that task open a case of its own, where replay (no agent) joins it to the open one.
+        run.compare(row, ctx.stream, ignore=("status", "case_id"))
         row.not_ready_s = watch.not_ready_s
         return row
 
