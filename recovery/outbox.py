@@ -69,6 +69,8 @@ class Settled:
     published: int = 0
     retried: int = 0
     parked: int = 0
+    more: bool = False
+    """(`cycle()`) A full claim was sent: more messages may wait."""
 
 
 class OutboxPublisher:
@@ -158,7 +160,7 @@ class OutboxPublisher:
     def cycle(self) -> Settled:
         """Settle what was sent, then send what waits (once per loop step: the broker answers meanwhile)."""
         settled = self.confirm()
-        self.send()
+        settled.more = self.send() >= CLAIM_LIMIT
         return settled
 
     def forget(self) -> None:

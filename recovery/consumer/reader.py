@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from recovery.consumer.evaluation import decode
 from recovery.consumer.ordering import Merge
@@ -56,6 +56,18 @@ class Reader:
             if self.merge.buffered(tp) < RESUME_BELOW:
                 self.transport.resume(tp)
                 self.paused.discard(tp)
+
+    def resume_holding(self, floors: Mapping[TopicPartition, float]) -> None:
+        """After a step that could take nothing: fetch again from the paused partition whose watermark is the
+        floor that holds the others back, however full its buffer. Its newest record fetched (a late one) is older
+        than their heads, and only a fetch moves it: else no partition goes on and none fetches, for good."""
+        if not self.paused or not floors:
+            return
+        marks = {tp: self.merge.watermark(tp, self.lagging(tp)) for tp in self.assigned}
+        holding = min(marks, key=marks.__getitem__)
+        if holding in self.paused and marks[holding] <= min(floors.values()):  # not another instance's partition
+            self.transport.resume(holding)
+            self.paused.discard(holding)
 
     def revoked(self) -> None:
         """The partitions were taken away: what is buffered is fetched again, by us or their next owner."""

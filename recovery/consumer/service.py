@@ -101,6 +101,7 @@ class Service:
         self.publisher: OutboxPublisher | None = None
         self._reload: list[CompiledPlaybook] | None = None
         self._polled_at: float | None = None
+        self._outbox_behind = False  # the last step sent a full claim of the outbox: more may wait
         self._broker_checked = float("-inf")
         self._stale = False
         """After a failure: the engines and the scope log are read again from the store before the next step."""
@@ -188,9 +189,10 @@ class Service:
         if reload is not None:
             self.evaluator.reload(reload)
             logger.info("playbooks reloaded", extra={"playbooks": len(reload)})
-        # Held back by another instance's watermark: look again soon rather than wait for new records.
+        # Held back by another instance's watermark: look again soon. The outbox behind: do not wait for records.
         held = self.barrier.held_since is not None
-        read, rebalance = reader.read(BARRIER_POLL_MS if held else int(self.settings.poll_timeout_s * 1000))
+        wait_ms = 0 if self._outbox_behind else BARRIER_POLL_MS if held else int(self.settings.poll_timeout_s * 1000)
+        read, rebalance = reader.read(wait_ms)
         if rebalance is not None:
             self._rebalanced(reader, rebalance)
         elif read and self._polled_at is None:
@@ -201,6 +203,7 @@ class Service:
         # Poll again within a bounded time, so that a rebalance (a new instance joining) or a stop is not held up.
         budget = self.monotonic() + STEP_BUDGET_S
         floors = self.barrier.floors(reader.lagging)
+        batches = self.stats.batches
         while not stop.is_set() and self.monotonic() < budget:
             batch = self.merge.take(floors)
             if not batch:
@@ -208,6 +211,8 @@ class Service:
             self._process(batch, reader)
             floors = self.barrier.floors(reader.lagging)
         reader.resume_drained()
+        if self.stats.batches == batches:  # nothing could be taken
+            reader.resume_holding(floors)
         self._follow_wall_clock(reader, floors)
         if self.on_step is not None:
             self.on_step(self.store, self.wall_clock())
@@ -224,8 +229,9 @@ class Service:
         failure here holds up publishing only (tried again at the next step), never the loop."""
         if self.publisher is None:
             return
+        self._outbox_behind = False
         try:
-            self.publisher.cycle()
+            self._outbox_behind = self.publisher.cycle().more
         except (BrokerError, StoreError) as exc:
             logger.warning("publishing the outbox failed; tried again at the next step", extra={"error": str(exc)})
             self.publisher.forget()

@@ -98,6 +98,8 @@ class MemoryTransport:
         self.fetch_by_partition = fetch_by_partition or {}
         """Records per poll of some partitions (others: `fetch`): an uneven fetcher."""
         self.positions: dict[TopicPartition, int] = {}
+        self.polls: list[tuple[int, int]] = []
+        """Every poll: (its timeout, the records it returned)."""
         self.paused: set[TopicPartition] = set()
         self.failures: dict[str, list[BaseException]] = {}
         self.raising: dict[str, list[BaseException]] = {}
@@ -167,6 +169,7 @@ class MemoryTransport:
                 out[tp] = taken
                 self.positions[tp] = position + len(taken)
                 left -= len(taken)
+        self.polls.append((timeout_ms, max_records - left))
         return out
 
     def rebalance(self) -> Rebalance | None:
