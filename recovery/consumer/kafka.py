@@ -260,6 +260,7 @@ class KafkaTransport(KafkaOutput):
 
     def resume(self, tp: TopicPartition) -> None:
         self._consumer.resume(KafkaPartition(*tp))
+        release_parked(self._consumer)
 
     def lagging(self, tp: TopicPartition) -> bool:
         partition = KafkaPartition(*tp)
@@ -306,6 +307,21 @@ class KafkaTransport(KafkaOutput):
                 close()
             except Exception:  # closing a broken client must not hide the first error
                 logger.exception("closing a Kafka client failed")
+
+
+def release_parked(consumer: Any) -> None:
+    """kafka-python 3.0.12 parks the records it fetched for a paused partition and gives them back once the
+    partition is resumed, but only while its in-line slot (`_next_partition_records`) is None. A drained one left
+    in the slot keeps them parked; while parked, the partition is never fetched again, and the loop stops for good
+    (bench.scale: every poll "nothing fetchable", the resumed partition holding the others back). Clearing a
+    drained slot is what the client does itself when it takes the next fetch."""
+    try:
+        fetcher = consumer._fetcher
+        slot = fetcher._next_partition_records
+        if slot is not None and not slot:
+            fetcher._next_partition_records = None
+    except AttributeError:  # a kafka-python release that moved it: nothing to release
+        pass
 
 
 def _kafka_offsets(offsets: Mapping[TopicPartition, int]) -> dict[KafkaPartition, OffsetAndMetadata]:
