@@ -267,21 +267,14 @@ class KafkaTransport(KafkaOutput):
         highwater = self._consumer.highwater(partition)
         if highwater is None:
             return True
-        position = self._position(partition)
+        position = self._consumer.position(partition)
         return position is None or position < highwater
 
     def lag(self, tp: TopicPartition) -> int | None:
         partition = KafkaPartition(*tp)
         highwater = self._consumer.highwater(partition)
-        position = self._position(partition) if highwater is not None else None
+        position = self._consumer.position(partition) if highwater is not None else None
         return None if highwater is None or position is None else max(highwater - position, 0)
-
-    def _position(self, partition: KafkaPartition) -> int | None:
-        """The partition's fetch position; None while it is not known (asking the coordinator is bounded: a broker
-        away must not hold the loop)."""
-        timeout_ms = int(REQUEST_TIMEOUT_S * 1000)
-        position: int | None = _call("position", lambda: self._consumer.position(partition, timeout_ms=timeout_ms))
-        return position
 
     def commit_async(self, offsets: Mapping[TopicPartition, int]) -> KafkaAck:
         kafka_offsets = _kafka_offsets(offsets)
