@@ -292,6 +292,19 @@ KAFKA_SCRIPT_TIMEOUT_S = 300
 TopicFactory = Callable[..., str]
 
 
+def recovery_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`recovery ARGS` run from the tree's root, as a user runs it; its output as text, whatever its exit code."""
+    return subprocess.run(
+        [sys.executable, "-m", "recovery.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+
+
 def free_ports(count: int) -> list[int]:
     """Distinct TCP ports on 127.0.0.1 that nothing listens on right now."""
     sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]

@@ -6,8 +6,6 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,7 @@ import pytest
 
 from recovery.backtest import backtest, render_json, render_text, report
 from recovery.playbooks.loader import load_playbooks_or_raise
-from tests.conftest import ROOT, RULES, random_stream
+from tests.conftest import RULES, random_stream, recovery_cli
 
 REPEAT_CALLER = """\
 id: repeat-caller
@@ -194,18 +192,6 @@ def test_the_text_report(folder_factory: Folder) -> None:
     ]
 
 
-def recovery(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "recovery.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
-
-
 @pytest.fixture
 def shipped_against_fewer(tmp_path: Path) -> tuple[Path, Path]:
     """The shipped playbooks as the baseline, the same less repeat-caller as the new set, and a random stream."""
@@ -233,7 +219,7 @@ def test_two_runs_give_identical_bytes(shipped_against_fewer: tuple[Path, Path])
             "--until",
             "2027-01-01T00:00:00Z",
         )
-        first, second = recovery(*args, str(events)), recovery(*args, str(events))
+        first, second = recovery_cli(*args, str(events)), recovery_cli(*args, str(events))
         assert first.returncode == 0, first.stderr
         assert first.stdout == second.stdout
     data = json.loads(first.stdout)
@@ -243,7 +229,7 @@ def test_two_runs_give_identical_bytes(shipped_against_fewer: tuple[Path, Path])
 
 def test_the_json_keys_for_tools(shipped_against_fewer: tuple[Path, Path]) -> None:
     new, events = shipped_against_fewer
-    done = recovery(
+    done = recovery_cli(
         "backtest", "--rules", str(new), "--baseline", "rules", "--format", "json", "-", stdin=events.read_text()
     )
     assert done.returncode == 0, done.stderr
@@ -260,7 +246,7 @@ def test_invalid_lines_are_counted_and_reported_on_stderr(tmp_path: Path, folder
     events = tmp_path / "events.jsonl"
     events.write_bytes(("\n".join(STREAM) + "\n").encode() + b"\xff\n")
     old = folder_factory("old", 3, 10)
-    done = recovery("backtest", "--rules", str(old), "--baseline", str(old), "--format", "json", str(events))
+    done = recovery_cli("backtest", "--rules", str(old), "--baseline", str(old), "--format", "json", str(events))
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["invalid_events"] == 3
     assert [line.split(":")[0] for line in done.stderr.splitlines()] == ["line 3", "line 9", "line 10"]
@@ -279,7 +265,7 @@ def test_invalid_lines_are_counted_and_reported_on_stderr(tmp_path: Path, folder
 def test_bad_arguments_exit_2(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
     events = tmp_path / "events.jsonl"
     events.write_text("\n".join(STREAM))
-    done = recovery("backtest", "--rules", "rules", "--baseline", "rules", *args, str(events))
+    done = recovery_cli("backtest", "--rules", "rules", "--baseline", "rules", *args, str(events))
     assert (done.returncode, done.stdout) == (2, "")
     assert message in done.stderr
 
@@ -293,7 +279,7 @@ def test_bad_arguments_exit_2(tmp_path: Path, args: tuple[str, ...], message: st
 )
 def test_an_events_file_that_cannot_be_read_exits_2(tmp_path: Path, events: str, message: str) -> None:
     path = tmp_path / events
-    done = recovery("backtest", "--rules", "rules", "--baseline", "rules", str(path))
+    done = recovery_cli("backtest", "--rules", "rules", "--baseline", "rules", str(path))
     assert (done.returncode, done.stdout, done.stderr) == (2, "", message.format(path=path) + "\n")
 
 
@@ -303,7 +289,7 @@ def test_a_missing_folder_of_playbooks_exits_2(tmp_path: Path, which: str) -> No
     events.write_text("\n".join(STREAM))
     missing = tmp_path / "rules-next"
     other = "--baseline" if which == "--rules" else "--rules"
-    done = recovery("backtest", which, str(missing), other, "rules", str(events))
+    done = recovery_cli("backtest", which, str(missing), other, "rules", str(events))
     assert (done.returncode, done.stdout, done.stderr) == (2, "", f"{which}: no such file or directory: {missing}\n")
 
 
@@ -315,7 +301,7 @@ def test_an_invalid_playbook_exits_2_located(tmp_path: Path, folder_factory: Fol
     events = tmp_path / "events.jsonl"
     events.write_text("\n".join(STREAM))
     other = "--baseline" if which == "--rules" else "--rules"
-    done = recovery("backtest", which, str(bad), other, str(good), str(events))
+    done = recovery_cli("backtest", which, str(bad), other, str(good), str(events))
     assert (done.returncode, done.stdout) == (2, "")
     # Line 4 is `  - gesture: {type: apology, amount: 10, curency: EUR, ...}`: the key is at column 14 + 15 + 12 + 1.
     located = f"{bad / 'apology.yaml'}:4:42: unknown key 'curency' (did you mean 'currency'?)"

@@ -14,19 +14,7 @@ from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.playbooks.loader import load_playbook_text
 from recovery.replay import replay, replay_engine
 from recovery.store import MemoryStore
-from tests.conftest import ROOT, random_stream
-
-
-def recovery(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "recovery.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
+from tests.conftest import ROOT, random_stream, recovery_cli
 
 
 @pytest.fixture
@@ -37,8 +25,8 @@ def stream_file(tmp_path: Path) -> Path:
 
 
 def test_two_runs_give_identical_output(stream_file: Path) -> None:
-    first = recovery("replay", "--rules", "rules", "--until", "2027-01-01T00:00:00Z", str(stream_file))
-    second = recovery("replay", "--rules", "rules", "--until", "2027-01-01T00:00:00Z", str(stream_file))
+    first = recovery_cli("replay", "--rules", "rules", "--until", "2027-01-01T00:00:00Z", str(stream_file))
+    second = recovery_cli("replay", "--rules", "rules", "--until", "2027-01-01T00:00:00Z", str(stream_file))
     assert first.returncode == 0, first.stderr
     assert first.stdout == second.stdout
     effects = [json.loads(line) for line in first.stdout.splitlines()]
@@ -58,8 +46,8 @@ def test_duplicates_are_ignored(stream_file: Path, tmp_path: Path) -> None:
     lines = stream_file.read_text().splitlines(keepends=True)
     doubled = tmp_path / "doubled.jsonl"
     doubled.write_text("".join(line + line for line in lines))
-    once = recovery("replay", "--rules", "rules", str(stream_file))
-    twice = recovery("replay", "--rules", "rules", "--summary", str(doubled))
+    once = recovery_cli("replay", "--rules", "rules", str(stream_file))
+    twice = recovery_cli("replay", "--rules", "rules", "--summary", str(doubled))
     assert twice.returncode == 0
     assert once.stdout == twice.stdout
     assert f"{len(lines)} duplicates" in twice.stderr
@@ -80,7 +68,7 @@ def test_malformed_lines_are_reported_with_their_number_and_skipped(tmp_path: Pa
     ]
     path = tmp_path / "bad.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    result = recovery("replay", "--rules", "rules", str(path))
+    result = recovery_cli("replay", "--rules", "rules", str(path))
     assert result.returncode == 0
     errors = result.stderr.splitlines()
     assert [e.split(":")[0] for e in errors] == ["line 2", "line 3", "line 5"]
@@ -88,7 +76,7 @@ def test_malformed_lines_are_reported_with_their_number_and_skipped(tmp_path: Pa
     effects = [json.loads(line) for line in result.stdout.splitlines()]
     assert [e["playbook"] for e in effects] == ["repeat-caller"]  # the good lines around the bad ones count
 
-    strict = recovery("replay", "--strict", "--rules", "rules", str(path))
+    strict = recovery_cli("replay", "--strict", "--rules", "rules", str(path))
     assert strict.returncode == 1
     assert "line 2" in strict.stderr
     assert strict.stdout == ""
@@ -115,7 +103,7 @@ def test_numbers_that_are_not_finite_are_lines_skipped(tmp_path: Path) -> None:
     ]
     path = tmp_path / "odd.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    result = recovery("replay", "--rules", "rules", str(path))
+    result = recovery_cli("replay", "--rules", "rules", str(path))
     assert result.returncode == 0
     assert result.stderr.splitlines() == [
         "line 1: invalid event: event 'p1' (customer.updated): data.annual_value: not a finite number",
@@ -221,11 +209,11 @@ def test_stdin_and_until(tmp_path: Path) -> None:
         "data": {"complaint_id": "K1"},
     }
     text = json.dumps(opened) + "\n"
-    without = recovery("replay", "--rules", "rules", "-", stdin=text)
+    without = recovery_cli("replay", "--rules", "rules", "-", stdin=text)
     assert without.stdout == ""
-    at_deadline = recovery("replay", "--rules", "rules", "--until", "2026-11-03T10:00:00Z", "-", stdin=text)
+    at_deadline = recovery_cli("replay", "--rules", "rules", "--until", "2026-11-03T10:00:00Z", "-", stdin=text)
     assert at_deadline.stdout == ""  # the deadline fires only once the clock is past it
-    after = recovery("replay", "--rules", "rules", "--until", "2026-11-03T10:00:01Z", "-", stdin=text)
+    after = recovery_cli("replay", "--rules", "rules", "--until", "2026-11-03T10:00:01Z", "-", stdin=text)
     (task,) = [json.loads(line) for line in after.stdout.splitlines()]
     assert task["playbook"] == "complaint-unresolved"
     assert task["created_at"] == "2026-11-03T10:00:00Z"
@@ -233,13 +221,13 @@ def test_stdin_and_until(tmp_path: Path) -> None:
 
 
 def test_bad_arguments_say_what_is_wrong(tmp_path: Path) -> None:
-    result = recovery("replay", "--rules", "rules", "--until", "tomorrow", "-", stdin="")
+    result = recovery_cli("replay", "--rules", "rules", "--until", "tomorrow", "-", stdin="")
     assert result.returncode == 2
     assert "--until" in result.stderr and "tomorrow" in result.stderr
-    missing = recovery("replay", "--rules", "rules", str(tmp_path / "nope.jsonl"))
+    missing = recovery_cli("replay", "--rules", "rules", str(tmp_path / "nope.jsonl"))
     assert missing.returncode == 1
     assert "nope.jsonl" in missing.stderr
-    bad_rules = recovery("replay", "--rules", str(tmp_path), "-", stdin="")
+    bad_rules = recovery_cli("replay", "--rules", str(tmp_path), "-", stdin="")
     assert bad_rules.returncode == 1
     assert "no playbook files" in bad_rules.stderr
 

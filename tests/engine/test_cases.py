@@ -4,8 +4,7 @@ cancelled; all decided in event time, the same on every replay and after a resta
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
@@ -18,6 +17,7 @@ from recovery.playbooks.loader import load_playbook_text
 from recovery.store import MemoryStore
 from recovery.times import format_time
 from tests.conftest import T0
+from tests.engine.conftest import Make
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -45,26 +45,6 @@ def playbooks(caller_extra: str = "") -> list[CompiledPlaybook]:
         load_playbook_text(CALLER.format(extra=caller_extra), "caller.yaml"),
         load_playbook_text(COMPLAINT, "complaint.yaml"),
     ]
-
-
-Make = Callable[..., Event]
-
-
-@pytest.fixture
-def ev() -> Make:
-    ids = iter(range(1, 10**6))
-
-    def make(type: str, at: float, customer_id: str = "C1", **data: Any) -> Event:
-        raw = {
-            "id": data.pop("id", None) or f"e{next(ids)}",
-            "type": type,
-            "customer_id": customer_id,
-            "occurred_at": format_time(T0 + at),
-            "data": data,
-        }
-        return Event.from_dict(raw)
-
-    return make
 
 
 def tasks(effects: list[Effect]) -> list[Task]:

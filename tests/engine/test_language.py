@@ -4,11 +4,8 @@ is worked out by hand from the stream in the test."""
 
 from __future__ import annotations
 
-import itertools
 import random
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,27 +18,10 @@ from recovery.playbooks.loader import load_playbook_text, load_playbooks
 from recovery.store import MemoryStore
 from recovery.times import format_time
 from tests.conftest import T0
+from tests.engine.conftest import Make
 
 HOUR = 3600.0
 DAY = 86400.0
-Make = Callable[..., Event]
-
-
-@pytest.fixture
-def ev() -> Make:
-    ids = itertools.count(1)
-
-    def make(type: str, at: float, customer_id: str = "C1", **data: Any) -> Event:
-        raw = {
-            "id": data.pop("id", None) or f"e{next(ids)}",
-            "type": type,
-            "customer_id": customer_id,
-            "occurred_at": format_time(T0 + at),
-            "data": data,
-        }
-        return Event.from_dict(raw)
-
-    return make
 
 
 def playbook(body: str, title: str = "{{ note }}") -> CompiledPlaybook:

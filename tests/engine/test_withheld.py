@@ -5,19 +5,17 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 
 from recovery.engine import Engine
 from recovery.engine.matcher import Matcher, MatcherError
-from recovery.events import Event
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.playbooks.loader import load_playbook_text
 from recovery.store import MemoryStore
 from recovery.times import format_time
 from tests.conftest import T0
+from tests.engine.conftest import Make
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -49,26 +47,6 @@ def caller(extra: str = "", version: int = 1) -> CompiledPlaybook:
 
 def complaint(extra: str = "") -> CompiledPlaybook:
     return load_playbook_text(COMPLAINT.format(extra=extra), "complaint.yaml")
-
-
-Make = Callable[..., Event]
-
-
-@pytest.fixture
-def ev() -> Make:
-    ids = iter(range(1, 10**6))
-
-    def make(type: str, at: float, customer_id: str = "C1", **data: Any) -> Event:
-        raw = {
-            "id": f"e{next(ids)}",
-            "type": type,
-            "customer_id": customer_id,
-            "occurred_at": format_time(T0 + at),
-            "data": data,
-        }
-        return Event.from_dict(raw)
-
-    return make
 
 
 def customers(pb: CompiledPlaybook, held_out: bool, n: int = 1) -> list[str]:
