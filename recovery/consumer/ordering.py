@@ -33,21 +33,32 @@ class Merge:
         self.buffers: dict[TopicPartition, deque[Pending]] = {}
         self.scopes: dict[TopicPartition, list[ScopeItem]] = {}
         self.scope_records: dict[TopicPartition, deque[float]] = {}
-        """The times of the scope events among the buffered records, per partition, in buffer order (the
-        partition's watermark is the first one's)."""
+        """Per partition, in buffer order, the partition's stream time at each scope event among the buffered records:
+        the latest event time up to it, its own or an earlier record's (a late scope event holds the others back no
+        further than its partition has gone). The partition's watermark is the first one's."""
         self.last_ts: dict[TopicPartition, float] = {}
         """The latest event time processed per partition."""
+        self.fetched_ts: dict[TopicPartition, float] = {}
+        """The latest event time fetched or processed per partition."""
 
     def reset(self, assigned: Iterable[TopicPartition]) -> None:
         """Forget every fetched record (they are fetched again from the committed offsets)."""
         self.buffers = {tp: deque() for tp in assigned}
         self.scope_records = {}
+        self.fetched_ts = dict(self.last_ts)
 
     def add(self, tp: TopicPartition, pending: list[Pending]) -> int:
         """Buffer decoded records of `tp`, in offset order; returns how many are buffered for it now."""
         buffer = self.buffers.setdefault(tp, deque())
         buffer.extend(pending)
-        scope_times = [p.ts for p in pending if p.event is not None and p.event.customer_id is None]
+        latest = self.fetched_ts.get(tp, -INF)
+        scope_times = []
+        for p in pending:
+            if p.ts > latest:
+                latest = p.ts
+            if p.event is not None and p.event.customer_id is None:
+                scope_times.append(latest)
+        self.fetched_ts[tp] = latest
         if scope_times:
             self.scope_records.setdefault(tp, deque()).extend(scope_times)
         return len(buffer)
@@ -66,21 +77,19 @@ class Merge:
 
     def processed(self, tp: TopicPartition, ts: float) -> None:
         self.last_ts[tp] = max(self.last_ts.get(tp, ts), ts)
+        self.fetched_ts[tp] = max(self.fetched_ts.get(tp, ts), ts)
 
     def watermark(self, tp: TopicPartition, lagging: bool) -> float:
-        """The event time before which every scope event of `tp` is logged: a partition is in event-time order
-        (late events aside), so what is not fetched yet is newer than what is. The first unprocessed scope event
-        fetched, else the newest record fetched (or processed) while more waits on the broker; infinity when the
-        partition is read to its end."""
+        """The event time before which every scope event of `tp` is logged, late ones aside: a partition is in
+        event-time order (late events aside), so what is not fetched yet is newer than what is. The partition's
+        stream time at the first unprocessed scope event fetched, else at the last record fetched (or processed)
+        while more waits on the broker; infinity when the partition is read to its end."""
         scope_times = self.scope_records.get(tp)
         if scope_times:
             return scope_times[0]
         if not lagging:
             return INF
-        buffer = self.buffers.get(tp)
-        if buffer:
-            return buffer[-1].ts
-        return self.last_ts.get(tp, -INF)
+        return self.fetched_ts.get(tp, -INF)
 
     def heads(self) -> dict[TopicPartition, float]:
         """The event time of the next item of each partition that has one."""

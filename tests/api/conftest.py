@@ -173,3 +173,27 @@ def browser(chromium: tuple[str, str]) -> Iterator[object]:
     driver = webdriver.Chrome(service=Service(chromium[1]), options=options)
     yield driver
     driver.quit()
+
+
+def text_once_shown(browser: object, by: str, selector: str, expected: str) -> str:
+    """The element's text once it shows `expected`. A click navigates, so the old page's element may be gone between
+    finding it and reading it: Chromium says so as a stale element or, mid-navigation, as "does not belong to the
+    document" (an inspector error); both are read again, any other error is raised."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, WebDriverException
+    from selenium.webdriver.remote.webdriver import WebDriver
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    assert isinstance(browser, WebDriver)
+
+    def shown(driver: WebDriver) -> str | None:
+        try:
+            text = str(driver.find_element(by, selector).text)
+        except (StaleElementReferenceException, NoSuchElementException):
+            return None
+        except WebDriverException as error:
+            if "does not belong to the document" not in str(error.msg):
+                raise
+            return None
+        return text if expected in text else None
+
+    return str(WebDriverWait(browser, 30).until(shown))

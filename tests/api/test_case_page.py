@@ -13,7 +13,7 @@ from recovery.effects import Task
 from recovery.http import HttpServer
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.store.records import Snooze
-from tests.api.conftest import ARTIFACTS, BROWSER_SETUP_TIMEOUT_S, T0, Api, ApiFactory, token_of
+from tests.api.conftest import ARTIFACTS, BROWSER_SETUP_TIMEOUT_S, T0, Api, ApiFactory, text_once_shown, token_of
 from tests.api.test_page import csrf_of, sign_in
 from tests.conftest import free_ports
 from tests.store.test_desk import make_task
@@ -144,22 +144,14 @@ class TestForms:
 def test_an_agent_claims_and_completes_a_case_in_chromium(
     api_factory: ApiFactory, shipped_playbooks: list[CompiledPlaybook], browser: object
 ) -> None:
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
-    from selenium.webdriver.support.ui import Select, WebDriverWait
+    from selenium.webdriver.support.ui import Select
 
     assert isinstance(browser, WebDriver)
 
     def text_of(by: str, selector: str, expected: str) -> str:
-        """The element's text once it shows `expected`: a click navigates, and the old page's element goes stale."""
-        wait = WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException, NoSuchElementException))
-
-        def shown(driver: WebDriver) -> str | None:
-            text = str(driver.find_element(by, selector).text)
-            return text if expected in text else None
-
-        return str(wait.until(shown))
+        return text_once_shown(browser, by, selector, expected)
 
     def sign_in_as(name: str) -> None:
         browser.get(f"http://127.0.0.1:{port}/")

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from recovery.http import HttpServer
 from recovery.playbooks.compiler import CompiledPlaybook
-from tests.api.conftest import ARTIFACTS, BROWSER_SETUP_TIMEOUT_S, Api, ApiFactory, token_of
+from tests.api.conftest import ARTIFACTS, BROWSER_SETUP_TIMEOUT_S, Api, ApiFactory, text_once_shown, token_of
 from tests.conftest import free_ports
 from tests.store.test_desk import make_task
 
@@ -130,7 +130,6 @@ class TestForms:
 def test_an_agent_claims_and_completes_in_chromium(
     api_factory: ApiFactory, shipped_playbooks: list[CompiledPlaybook], browser: object
 ) -> None:
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
     from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -138,14 +137,7 @@ def test_an_agent_claims_and_completes_in_chromium(
     assert isinstance(browser, WebDriver)
 
     def text_of(by: str, selector: str, expected: str) -> str:
-        """The element's text once it shows `expected`: a click navigates, and the old page's element goes stale."""
-        wait = WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException, NoSuchElementException))
-
-        def shown(driver: WebDriver) -> str | None:
-            text = str(driver.find_element(by, selector).text)
-            return text if expected in text else None
-
-        return str(wait.until(shown))
+        return text_once_shown(browser, by, selector, expected)
 
     api = api_factory()
     task = api.task_of(api.seed(shipped_playbooks))

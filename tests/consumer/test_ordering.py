@@ -111,6 +111,23 @@ class TestMerge:
         m.processed(B, T0 + 5)
         assert m.watermark(B, lagging=True) == T0 + 5
 
+    def test_a_late_scope_event_marks_its_partition_no_earlier_than_the_records_fetched_before_it(self) -> None:
+        m = merge()
+        m.add(A, [pending(A, 0, 50), pending(A, 1, 10, customer=None), pending(A, 2, 70, customer=None)])
+        assert m.watermark(A, lagging=True) == T0 + 50  # the outage at 10 comes after the call at 50: it is late
+        m.take({A: T0 + 60, B: INF})
+        assert m.watermark(A, lagging=True) == T0 + 70
+
+    def test_a_late_record_fetched_last_does_not_move_the_watermark_back(self) -> None:
+        m = merge()
+        m.add(A, [pending(A, 0, 50)])
+        m.add(A, [pending(A, 1, 10)])
+        assert m.watermark(A, lagging=True) == T0 + 50
+        m.take(open_floors())
+        m.processed(A, T0 + 50)  # as the loop reports a batch
+        m.reset([A, B])  # fetched again from the committed offsets: what was processed still counts
+        assert m.watermark(A, lagging=True) == T0 + 50
+
 
 class TestBarrier:
     def barrier(self, store: MemoryStore, assigned: set[TopicPartition], partitions: int = 3) -> tuple[Barrier, Clock]:
@@ -190,3 +207,19 @@ class TestBarrier:
             barrier.update(never, -INF)
             clock.now = float(second)
             assert barrier.floors(never) == {A: T0 + second}
+
+
+def test_partitions_whose_late_scope_events_wait_behind_newer_records_go_on() -> None:
+    # A stream delivered again after its end (its outages late): each partition's next record is newer than the
+    # late outage behind it. Each used to hold the other back at its outage's time, and neither went on, for good.
+    store = MemoryStore()
+    m = Merge(100)
+    m.reset([A, B])
+    barrier = Barrier(store, "events", m, barrier_wait_s=30.0, monotonic=Clock())
+    barrier.load(frozenset({A, B}), 2)
+    m.add(A, [pending(A, 0, 50), pending(A, 1, 10, customer=None), pending(A, 2, 15)])
+    m.add(B, [pending(B, 0, 60), pending(B, 1, 20, customer=None), pending(B, 2, 25)])
+    taken: list[str] = []
+    for _ in range(10):
+        taken += ids(m.take(barrier.floors(never)))
+    assert sorted(taken) == ["0-0", "0-1", "0-2", "1-0", "1-1", "1-2"]

@@ -149,6 +149,64 @@ def collect(
     return records
 
 
+def read_all(bootstrap: str, topics: Sequence[str]) -> list[Any]:
+    """Every record of `topics`, from the beginning to their ends as they are now."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        parts = [TopicPartition(t, p) for t in topics for p in wait_for(lambda t=t: consumer.partitions_for_topic(t))]
+        consumer.assign(parts)
+        consumer.seek_to_beginning()
+        ends = consumer.end_offsets(parts)
+        records: list[Any] = []
+
+        def at_the_end() -> bool:
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+            return all(consumer.position(tp) >= ends[tp] for tp in parts)
+
+        wait_for(at_the_end, timeout_s=WAIT_S, what=f"{sum(ends.values())} records of {', '.join(topics)}")
+        return records
+    finally:
+        consumer.close()
+
+
+def group_offsets(bootstrap: str, topics: Topics) -> tuple[dict[int, int], dict[int, int]]:
+    """The group's committed offsets on the events topic, and the topic's end offsets, by partition."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    probe = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        parts = [TopicPartition(topics.events, p) for p in wait_for(lambda: probe.partitions_for_topic(topics.events))]
+        ends = {tp.partition: offset for tp, offset in probe.end_offsets(parts).items()}
+        try:
+            offsets = admin.list_group_offsets({topics.group: None}).get(topics.group, {})
+        except KafkaError:  # the group does not exist yet
+            offsets = {}
+        return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topics.events}, ends
+    finally:
+        probe.close()
+        admin.close()
+
+
+def consumed(bootstrap: str, topics: Topics) -> bool:
+    """Whether the group has committed every event on the topic (each one's effects are in the store by then)."""
+    committed, ends = group_offsets(bootstrap, topics)
+    return committed == ends
+
+
+def drained(bootstrap: str, topics: Topics, *serves: Serve) -> list[Any]:
+    """Waits until every event is consumed, stops `serves` (closing publishes what waits in the outbox), and
+    returns every effect record published: nothing more can come, so nothing extra is missed."""
+    try:
+        wait_for(lambda: consumed(bootstrap, topics), timeout_s=WAIT_S, what="every event committed")
+    except AssertionError:
+        committed, ends = group_offsets(bootstrap, topics)
+        logs = "\n".join(serve.output()[-5000:] for serve in serves)
+        raise AssertionError(f"committed {committed} of {ends}\n{logs}") from None
+    for serve in serves:
+        assert serve.stop() == 0, serve.output()[-5000:]
+    return read_all(bootstrap, [topics.tasks, topics.gestures])
+
+
 def effects_of(records: list[Any]) -> list[str]:
     return sorted(r.value.decode() for r in records)
 
@@ -194,12 +252,7 @@ def test_a_backlog_gives_exactly_replays_effects(
     produce_events(kafka_bootstrap, topics.events, events)  # a month, before the service starts
 
     serve = serve_factory()
-    records = collect(kafka_bootstrap, [topics.tasks, topics.gestures], until=lambda r: len(r) >= len(expected))
-    time.sleep(2)  # anything extra would show up now
-    records += collect(kafka_bootstrap, [topics.tasks, topics.gestures], until=lambda r: False, timeout_s=3)[
-        len(records) :
-    ]
-    assert serve.stop() == 0, serve.output()
+    records = drained(kafka_bootstrap, topics, serve)
     assert effects_of(records) == expected, serve.output()
     # Each effect on its customer's key; the store holds them once.
     assert all(r.key.decode() == json.loads(r.value)["customer_id"] for r in records)
@@ -226,16 +279,10 @@ def test_redelivered_events_make_no_second_effect(
         "data": {},
     }
     produce_events(kafka_bootstrap, topics.events, [*events, cancel])
-    after = collect(
-        kafka_bootstrap,
-        [topics.tasks, topics.gestures],
-        until=lambda r: any(b"C-new" in x.value for x in r),
-    )
-    time.sleep(2)
-    after = collect(kafka_bootstrap, [topics.tasks, topics.gestures], until=lambda r: False, timeout_s=3)
-    assert serve.stop() == 0
+    after = drained(kafka_bootstrap, topics, serve)
     new = [json.loads(v) for v in set(effects_of(after)) - set(expected)]
-    assert [(e["customer_id"], e["playbook"]) for e in new if e["kind"] == "task"] == [("C-new", "cancellation-save")]
+    tasks = [(e["customer_id"], e["playbook"]) for e in new if e["kind"] == "task"]
+    assert tasks == [("C-new", "cancellation-save")], serve.output()[-5000:]
     assert len(after) == len(expected) + len(new), "an effect was published twice"
 
 
@@ -329,7 +376,7 @@ def test_a_deadline_fires_on_wall_time_and_survives_a_restart(
     first = serve_factory(lateness_s="0")
     time.sleep(3)
     assert first.stop() == 0
-    early = collect(kafka_bootstrap, [topics.tasks], until=lambda r: False, timeout_s=2)
+    early = read_all(kafka_bootstrap, [topics.tasks])
     assert early == [], "fired before its deadline"
     serve_factory(lateness_s="0")  # the deadline is only in the store now
     tasks = collect(kafka_bootstrap, [topics.tasks], until=lambda r: len(r) >= 1, timeout_s=60)
@@ -368,12 +415,10 @@ def test_two_instances_on_postgresql_give_the_effects_of_one_and_take_over_from_
     collect(kafka_bootstrap, [topics.tasks, topics.gestures], until=lambda r: len(r) >= len(expected) // 2)
     assert two.stop(signal.SIGKILL) == -signal.SIGKILL  # its partitions must move to the other one
     produce_events(kafka_bootstrap, topics.events, events[2 * third :])
-    records = collect(
-        kafka_bootstrap, [topics.tasks, topics.gestures], until=lambda r: len({x.value for x in r}) >= len(expected)
-    )
-    time.sleep(2)
-    records = collect(kafka_bootstrap, [topics.tasks, topics.gestures], until=lambda r: False, timeout_s=3)
-    assert one.stop() == 0, one.output()
+    # The killed one's stored effects are published by the survivor once their claim runs out.
+    outputs = [topics.tasks, topics.gestures]
+    collect(kafka_bootstrap, outputs, until=lambda r: len({x.value for x in r}) >= len(expected))
+    records = drained(kafka_bootstrap, topics, one)
     got = set(effects_of(records))
     missing, extra = sorted(set(expected) - got), sorted(got - set(expected))
     assert (missing, extra) == ([], []), f"{len(missing)} missing, {len(extra)} extra; e.g. {(missing + extra)[:2]}"
@@ -383,7 +428,6 @@ def test_two_instances_on_postgresql_give_the_effects_of_one_and_take_over_from_
 
 def test_offsets_are_committed_up_to_the_end_while_running(
     kafka_bootstrap: str,
-    kafka_admin: KafkaAdminClient,
     topics: Topics,
     serve_factory: Callable[..., Serve],
 ) -> None:
@@ -399,17 +443,7 @@ def test_offsets_are_committed_up_to_the_end_while_running(
         probe.close()
     assert sum(ends.values()) == len(events)
 
-    def committed() -> dict[TopicPartition, int]:
-        try:
-            offsets = kafka_admin.list_group_offsets({topics.group: None}).get(topics.group, {})
-        except KafkaError:  # the group does not exist yet
-            return {}
-        return {tp: meta.offset for tp, meta in offsets.items() if tp.topic == topics.events}
-
-    deadline = time.monotonic() + WAIT_S
-    while committed() != ends and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert committed() == ends, serve.output()[-3000:]
+    wait_for(lambda: consumed(kafka_bootstrap, topics), timeout_s=WAIT_S, what="every event committed")
     assert serve.proc.poll() is None  # while running, not only on the way out
     assert serve.stop() == 0
 
