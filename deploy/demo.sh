@@ -2,7 +2,7 @@
 # The demo behind `make demo`: a local Kafka broker, `recovery serve` on SQLite, and `recovery simulate` feeding it.
 # Tasks and gestures are printed as they are raised, with a summary per playbook and queue every few seconds; the task
 # page (cases to work on) and the reports (the loss review) are linked, signed in.
-# Ctrl-C stops everything cleanly (simulator, service, broker) and shows the task list.
+# Ctrl-C stops everything cleanly (simulator, service, broker) and shows the cases.
 #
 # Environment: DEMO_DURATION_S (0 = until Ctrl-C), DEMO_RATE (events/s, 40), DEMO_CUSTOMERS (500),
 # DEMO_TIME_SCALE (simulated seconds per real second, 600: a 2-hour outage takes 12 s), DEMO_KAFKA_PORT (19092),
@@ -36,7 +36,11 @@ export RECOVERY_API_TOKENS="[{\"name\":\"demo\",\"role\":\"admin\",\"token_sha25
 # A demo's convenience, off by default: the printed link signs in (the token is in the URL, so in the history).
 export RECOVERY_HTTP_TOKEN_IN_URL=true
 TASK_PAGE="http://127.0.0.1:$RECOVERY_HTTP_PORT/?token=$DEMO_TOKEN"
-REPORTS="http://127.0.0.1:$RECOVERY_HTTP_PORT/reports?token=$DEMO_TOKEN"
+# The report of the simulated period: simulated time runs DEMO_TIME_SCALE times faster than the wall clock, so it
+# reaches past "now" (the report's default end) at once; 60 days cover 2.4 hours of the demo at 600x.
+REPORT_FROM=$(date -u -d '-1 day' +%Y-%m-%dT%H:%M:%SZ)
+REPORT_TO=$(date -u -d '+60 days' +%Y-%m-%dT%H:%M:%SZ)
+REPORTS="http://127.0.0.1:$RECOVERY_HTTP_PORT/reports?from=$REPORT_FROM&to=$REPORT_TO&token=$DEMO_TOKEN"
 
 serve_pid=""
 simulate_pid=""
@@ -55,12 +59,14 @@ finish() {
     [ -n "$serve_pid" ] && wait "$serve_pid" 2>/dev/null || true
     deploy/kafka/stop.sh >/dev/null 2>&1 || true
     if [ -f "$DEMO_DIR/recovery.db" ]; then
-        say "the task list (most urgent first)"
-        "$BIN/recovery" tasks --store "$RECOVERY_STORE_URL" --limit 15 || true
+        say "the cases: one per customer in distress, their tasks together (most urgent, then most valuable, first)"
+        "$BIN/recovery" cases --store "$RECOVERY_STORE_URL" --limit 15 || true
         cat <<MSG
 
+All cases:     $BIN/recovery cases --store $RECOVERY_STORE_URL --limit 0
 All tasks:     $BIN/recovery tasks --store $RECOVERY_STORE_URL --limit 0
 One queue:     $BIN/recovery tasks --store $RECOVERY_STORE_URL --queue care-callback
+The report:    $BIN/recovery report --store $RECOVERY_STORE_URL --from $REPORT_FROM --to $REPORT_TO --out report.html
 Service log:   $DEMO_DIR/serve.log
 Task page:     $TASK_PAGE (while the service runs)
 Reports:       $REPORTS (while the service runs)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -47,15 +48,28 @@ def test_the_demo_shows_effects_live_and_ends_cleanly_on_ctrl_c(kafka_libs: Path
         # The task page's link signs in: the demo turns on the token link (off by default).
         link = re.search(r"the task page \(.*\): (http://127\.0\.0\.1:(\d+)(/\?token=(\S+)))", log.read_text())
         assert link is not None, log.read_text(errors="replace")
-        # The reports (the loss review) on the same port, signed in the same way.
-        reports = re.search(r"the reports \(.*\): (http://127\.0\.0\.1:(\d+)/reports\?token=(\S+))\n", log.read_text())
+        # The reports (the loss review) of the simulated period on the same port, signed in the same way.
+        reports = re.search(
+            r"the reports \(.*\): (http://127\.0\.0\.1:(\d+)(/reports\?from=\S+&to=\S+)&token=(\S+))\n", log.read_text()
+        )
         assert reports is not None, log.read_text(errors="replace")
-        assert (reports[2], reports[3]) == (link[2], link[4])
-        connection = http.client.HTTPConnection("127.0.0.1", int(link[2]), timeout=10)
-        connection.request("GET", link[3])
-        signed_in = connection.getresponse()
-        connection.close()
-        assert signed_in.status == 303 and "recovery_token=" in (signed_in.getheader("set-cookie") or "")
+        assert (reports[2], reports[4]) == (link[2], link[4])
+        for path, then, shown in (
+            (link[3], "/", "Cases to work"),
+            (f"{reports[3]}&token={reports[4]}", reports[3], "Customer-loss review and metrics"),
+        ):
+            connection = http.client.HTTPConnection("127.0.0.1", int(link[2]), timeout=30)
+            connection.request("GET", path)
+            signed_in = connection.getresponse()
+            signed_in.read()
+            cookie = (signed_in.getheader("set-cookie") or "").split(";")[0]
+            assert signed_in.status == 303 and cookie.startswith("recovery_token=")
+            location = signed_in.getheader("location") or ""
+            assert unquote(location) == then
+            connection.request("GET", location, headers={"Cookie": cookie})
+            page = connection.getresponse()
+            assert page.status == 200 and shown in page.read().decode()
+            connection.close()
         os.killpg(demo.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         assert demo.wait(timeout=120) == 0, log.read_text(errors="replace")
     finally:
@@ -64,8 +78,9 @@ def test_the_demo_shows_effects_live_and_ends_cleanly_on_ctrl_c(kafka_libs: Path
     output = log.read_text(errors="replace")
     assert "\ntask    " in output
     assert "effects so far, by playbook and queue" in output
-    assert "the task list (most urgent first)" in output
-    assert "task(s) in sqlite:///" in output
+    assert "the cases: one per customer in distress" in output
+    cases = re.search(r"\n(\d+) of (\d+) case\(s\) in sqlite:///", output)
+    assert cases is not None and int(cases[1]) > 0, output
     assert f"Reports:       {reports[1]} (while the service runs)" in output
     # Nothing left running: the broker's pid file is gone and the service logged its clean stop.
     assert not (tmp_path / "demo" / "kafka" / "kafka.pid").exists()

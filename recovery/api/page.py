@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -24,6 +24,7 @@ from recovery.api.auth import COOKIE, SIGN_IN, Caller, csrf_token, csrf_valid, i
 from recovery.api.context import ApiContext
 from recovery.api.errors import ApiError
 from recovery.api.models import CaseOut, CompleteBody
+from recovery.config import Settings
 from recovery.store.records import CaseQuery
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -50,6 +51,25 @@ def complete_body(form: dict[str, str]) -> CompleteBody:
 def login(request: Request, error: str | None = None, status: int = 200) -> Response:
     """The sign-in page."""
     return TEMPLATES.TemplateResponse(request, "login.html", {"error": error, "caller": None}, status_code=status)
+
+
+def signed_in(settings: Settings, location: str, token: str) -> Response:
+    """On to `location`, the token kept in the page's cookie."""
+    response = RedirectResponse(location, status_code=303)
+    secure = settings.http_cookie_secure
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure, max_age=COOKIE_MAX_AGE_S)
+    return response
+
+
+def sign_in_link(settings: Settings, request: Request, token: str) -> Response:
+    """A sign-in link (`PAGE?token=...&...`), when `http_token_in_url` allows that demo convenience: on to the same
+    page and query without the token, signed in."""
+    if not settings.http_token_in_url:
+        return login(request, LINKS_OFF, 403)
+    if identify(settings, token) is None:
+        return login(request, "That token is not valid.", 401)
+    rest = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
+    return signed_in(settings, f"{request.url.path}?{rest}" if rest else request.url.path, token)
 
 
 def sign_in_again(request: Request) -> Response:
@@ -88,23 +108,13 @@ def router(ctx: ApiContext) -> APIRouter:
     page = APIRouter(include_in_schema=False)
     pages = Pages(ctx)
     caller_of, forged, render = pages.caller_of, pages.forged, pages.render
-    secure = ctx.settings.http_cookie_secure
-
-    def signed_in(location: str, token: str) -> Response:
-        response = RedirectResponse(location, status_code=303)
-        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure, max_age=COOKIE_MAX_AGE_S)
-        return response
 
     @page.get("/", response_class=HTMLResponse)
     def queue(
         request: Request, token: str | None = None, queue: str | None = None, mine: bool = False, offset: int = 0
     ) -> Response:
         if token is not None:
-            if not ctx.settings.http_token_in_url:
-                return login(request, LINKS_OFF, 403)
-            if identify(ctx.settings, token) is None:
-                return login(request, "That token is not valid.", 401)
-            return signed_in("/", token)
+            return sign_in_link(ctx.settings, request, token)
         caller = caller_of(request)
         if caller is None:
             return login(request)
@@ -140,14 +150,14 @@ def router(ctx: ApiContext) -> APIRouter:
     def do_login(request: Request, token: str = Form("")) -> Response:
         if identify(ctx.settings, token.strip()) is None:
             return login(request, "That token is not valid.", 401)
-        return signed_in("/", token.strip())
+        return signed_in(ctx.settings, "/", token.strip())
 
     @page.post("/logout")
     def logout(request: Request, csrf: str = Form("")) -> Response:
         if forged(request, csrf):
             return pages.error(request, caller_of(request), NO_CSRF, 403)
         response = RedirectResponse("/", status_code=303)
-        response.delete_cookie(COOKIE, httponly=True, samesite="strict", secure=secure)
+        response.delete_cookie(COOKIE, httponly=True, samesite="strict", secure=ctx.settings.http_cookie_secure)
         return response
 
     def show(request: Request, caller: Caller, task_id: str, message: str | None, error: str | None,

@@ -65,7 +65,10 @@ def router(ctx: ApiContext) -> APIRouter:
         since: Annotated[str | None, FROM] = None,
         to: Annotated[str | None, TO] = None,
         by: str = "week",
+        token: str | None = None,
     ) -> Response:
+        if token is not None:
+            return page.sign_in_link(ctx.settings, request, token)
         token = request.cookies.get(COOKIE)
         caller = identify(ctx.settings, token)
         if caller is None:

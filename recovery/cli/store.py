@@ -1,4 +1,4 @@
-"""`recovery tasks` and `recovery outbox`: what the store holds, for people at a terminal."""
+"""`recovery cases`, `recovery tasks` and `recovery outbox`: what the store holds, for people at a terminal."""
 
 from __future__ import annotations
 
@@ -14,6 +14,17 @@ def register(sub: Any) -> None:
     p.add_argument("--queue", help="only this queue")
     p.add_argument("--limit", type=int, default=20, help="at most this many (default 20; 0 for all)")
     p.set_defaults(func=tasks)
+
+    p = sub.add_parser(
+        "cases",
+        help="list the cases in the store as the queue orders them: priority, then customer value, then due time",
+    )
+    p.add_argument("--store", help="store URL (default: the settings' store_url)")
+    p.add_argument("--config", help="settings file (YAML or TOML)")
+    p.add_argument("--queue", help="only cases whose most urgent task is in this queue")
+    p.add_argument("--status", default="active", help="active (default), open, claimed, escalated, closed or all")
+    p.add_argument("--limit", type=int, default=20, help="at most this many (default 20; 0 for all)")
+    p.set_defaults(func=cases)
 
     p = sub.add_parser(
         "outbox",
@@ -47,6 +58,36 @@ def tasks(args: argparse.Namespace) -> int:
     for t in shown:
         print(f"{t.priority:8s} {t.due_at:24s} {t.queue:22s} {t.customer_id:10s} {t.title}")
     print(f"{len(shown)} of {len(tasks)} task(s) in {url}", file=sys.stderr)
+    return 0
+
+
+def cases(args: argparse.Namespace) -> int:
+    from recovery.config import Settings
+    from recovery.store import open_store
+    from recovery.store.records import CASE_STATUSES, CaseQuery
+    from recovery.times import format_time
+
+    if args.status not in CASE_STATUSES or args.limit < 0:
+        print(f"recovery cases: --status is one of {', '.join(CASE_STATUSES)}; --limit is 0 or more", file=sys.stderr)
+        return 2
+    url = args.store or Settings.load(args.config).store_url
+    store = open_store(url)
+    try:
+        query = CaseQuery(queue=args.queue, status=args.status, limit=args.limit or 2**31 - 1)
+        found, total = store.list_cases(query)
+    finally:
+        store.close()
+    print(f"{'PRIORITY':8s} {'DUE':24s} {'QUEUE':22s} {'CUSTOMER':10s} {'VALUE':>9s} {'STATUS':9s} TASKS")
+    for case in found:
+        active = case.active or case.tasks
+        titles = "; ".join(t.task.title for t in active[:2]) + (
+            f"; and {len(active) - 2} more" if len(active) > 2 else ""
+        )
+        print(
+            f"{case.priority:8s} {format_time(case.due_ts):24s} {case.queue:22s} {case.customer_id:10s}"
+            f" {case.annual_value:9,.0f} {case.status:9s} {len(active)}: {titles}"
+        )
+    print(f"{len(found)} of {total} case(s) in {url}", file=sys.stderr)
     return 0
 
 

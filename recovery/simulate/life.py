@@ -19,6 +19,7 @@ from itertools import accumulate
 from random import Random
 from typing import Any
 
+from recovery.effects import effect_id
 from recovery.events import TIERS
 
 DAY = 86_400
@@ -183,9 +184,21 @@ def _task(rng: Random, playbook: str, queue: str, outcome: str, reason_code: str
     }
 
 
+SAVE_DESK_PLAYBOOK = "cancellation-save"
+"""The shipped playbook whose task the save desk works: its closed task names the task that playbook raises."""
+
+
+def save_desk_task_id(customer_id: str, request_id: str) -> str:
+    """The id of the task `cancellation-save` raises for the cancellation request `request_id` (the engine's id of
+    an event trigger's first task), so the save desk's `task.completed` closes that task, as the API's would. A
+    request within the playbook's cooldown raises no task, and its completion then names none."""
+    return effect_id("tsk", SAVE_DESK_PLAYBOOK, customer_id, request_id, "task0")
+
+
 def after_cancellation(rng: Random, calm: float) -> tuple[tuple[int, dict[str, Any]] | None, Loss | None]:
     """What follows a cancellation request: the save desk's closed task (seconds after the request, its
-    `task.completed` data) when it reached the customer, and the loss (seconds after the request) unless they
+    `task.completed` data, whose `task_id` the caller sets with `save_desk_task_id` once the request has its id) when
+    it reached the customer, and the loss (seconds after the request) unless they
     stay. A customer the save desk records as lost is lost for the reason it noted."""
     random = rng.random
     if random() >= SAVE_DESK_REACH:
@@ -197,7 +210,7 @@ def after_cancellation(rng: Random, calm: float) -> tuple[tuple[int, dict[str, A
         code = gone[1] if gone else "price"
     else:
         code = "retention-offer" if outcome == "saved" else "no-answer"
-    task = _task(rng, "cancellation-save", "save-desk", outcome, code)
+    task = _task(rng, SAVE_DESK_PLAYBOOK, "save-desk", outcome, code)
     return (after, task), None if gone is None else (after + gone[0], gone[1])
 
 

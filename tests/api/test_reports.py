@@ -5,6 +5,7 @@ under .cache/artifacts/)."""
 from __future__ import annotations
 
 import base64
+from urllib.parse import urlencode
 
 import pytest
 
@@ -83,6 +84,20 @@ def test_the_page_for_ops_and_admin(api_factory: ApiFactory, shipped_playbooks: 
     assert "Customer-loss review and metrics" in page.text and page.text.count("<svg ") >= 5
     assert 'name="from" value="2026-11-02T00:00:00Z"' in page.text
     assert api.client.get("/reports", params={"to": "soon"}).status_code == 422
+
+
+def test_a_sign_in_link_goes_on_to_the_same_report(api_factory: ApiFactory) -> None:
+    """`make demo` links the report of its simulated period, signed in (a demo's convenience, off by default)."""
+    link = {**PERIOD, "token": token_of("olga")}
+    refused = api_factory().client.get("/reports", params=link, follow_redirects=False)
+    assert refused.status_code == 403 and "set-cookie" not in refused.headers and "http_token_in_url" in refused.text
+    demo = api_factory(http_token_in_url=True).client
+    assert demo.get("/reports", params={**PERIOD, "token": "wrong"}).status_code == 401
+    signed_in = demo.get("/reports", params=link, follow_redirects=False)
+    assert signed_in.status_code == 303 and "recovery_token" in signed_in.headers["set-cookie"]
+    assert signed_in.headers["location"] == f"/reports?{urlencode(PERIOD)}"  # the token is not kept in the URL
+    page = demo.get(signed_in.headers["location"])
+    assert page.status_code == 200 and 'name="from" value="2026-11-02T00:00:00Z"' in page.text
 
 
 @pytest.mark.timeout(BROWSER_SETUP_TIMEOUT_S)
