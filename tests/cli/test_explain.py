@@ -14,7 +14,7 @@ from recovery.events import Event
 from recovery.playbooks.loader import load_playbooks_or_raise
 from recovery.store import SqliteStore
 from tests.conftest import RULES
-from tests.test_explain import GOLD, H, calls, event, write
+from tests.explain.test_explain import GOLD, H, calls, event, write
 
 
 @pytest.fixture
