@@ -46,6 +46,8 @@ class Row:
     dlq: int = 0
     not_ready_s: float = 0.0
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What the scenario did, shown after its verdict (how many API writes the agent made)."""
 
     @property
     def passed(self) -> bool:
@@ -58,6 +60,7 @@ class Row:
 
     def line(self) -> str:
         verdict = "PASS" if self.passed else "FAIL: " + "; ".join(self.problems or ["effects differ from replay"])
+        verdict += "".join(f" ({note})" for note in self.notes)
         return (
             f"{self.scenario:26s} {self.events:7d} {self.expected:8d} {self.seen:6d} {self.missing:7d} "
             f"{self.unexpected:10d} {self.repeats:7d} {self.updates:7d} {self.dlq:6d} {self.not_ready_s:6.1f}  "

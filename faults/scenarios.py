@@ -159,6 +159,10 @@ def scale(ctx: Context) -> Row:
         return _finish(run, row, ctx.stream, url, watch)
 
 
+AGENT_SLICES = 20
+"""The agent scenario produces the stream's last two thirds in this many slices, one agent round apart."""
+
+
 class Agent(threading.Thread):
     """A frontline agent on the API: claims the most urgent open task, then completes it, `rate` writes a second.
     It leaves the tasks of `muting` playbooks open: completing one would unmute the playbooks it inhibits (a task
@@ -170,6 +174,8 @@ class Agent(threading.Thread):
         self.muting = muting
         self.every_s = 1.0 / rate
         self.writes = 0
+        self.rounds = 0
+        """Times it looked for a task (each followed by a claim and a completion when there was one to take)."""
         self.errors: list[str] = []
         self.stopped = threading.Event()
 
@@ -189,21 +195,34 @@ class Agent(threading.Thread):
     def run(self) -> None:
         while not self.stopped.wait(self.every_s):
             try:
-                status, found = self.call("GET", "/api/tasks?status=open&limit=50")
-                if status != 200 or not isinstance(found, dict):
-                    continue
-                workable = [task["id"] for task in found.get("items") or () if task["playbook"] not in self.muting]
-                if not workable:
-                    continue
-                task_id = workable[0]
-                status, body = self.call("POST", f"/api/tasks/{task_id}/claim")
-                self._count(status, body)
-                time.sleep(self.every_s)
-                outcome = {"outcome": "saved", "reason_code": "callback-done", "note": "fault suite"}
-                status, body = self.call("POST", f"/api/tasks/{task_id}/complete", outcome)
-                self._count(status, body)
+                self._round()
             except OSError as exc:
                 self.errors.append(f"{type(exc).__name__}: {exc}")
+            finally:
+                self.rounds += 1
+
+    def _round(self) -> None:
+        # 500, the most a page holds: the muting playbooks' tasks it leaves open fill the first 50 once they pile up.
+        status, found = self.call("GET", "/api/tasks?status=open&limit=500")
+        if status != 200 or not isinstance(found, dict):
+            return
+        workable = [task["id"] for task in found.get("items") or () if task["playbook"] not in self.muting]
+        if not workable:
+            return
+        task_id = workable[0]
+        status, body = self.call("POST", f"/api/tasks/{task_id}/claim")
+        self._count(status, body)
+        time.sleep(self.every_s)
+        outcome = {"outcome": "saved", "reason_code": "callback-done", "note": "fault suite"}
+        status, body = self.call("POST", f"/api/tasks/{task_id}/complete", outcome)
+        self._count(status, body)
+
+    def looked(self, rounds: int, timeout_s: float) -> bool:
+        """Wait until the agent has looked for a task `rounds` times (True), or `timeout_s` went by (False)."""
+        deadline = time.monotonic() + timeout_s
+        while self.rounds < rounds and time.monotonic() < deadline and self.is_alive():
+            time.sleep(0.05)
+        return self.rounds >= rounds
 
     def _count(self, status: int, body: object) -> None:
         self.writes += 1
@@ -227,17 +246,25 @@ def agent(ctx: Context) -> Row:
         muting = frozenset(name for pb in load_playbooks_or_raise([ROOT / "rules"]) for name, _ in pb.inhibited_by)
         worker = Agent(instance, rate=5.0, muting=muting)
         worker.start()
-        run.produce(ctx.stream.messages[third : 2 * third])
-        time.sleep(2.0)
-        run.produce(ctx.stream.messages[2 * third :])
+        # The rest of the stream in slices, each once the agent has looked for a task (and claimed and completed it)
+        # once more: its writes fall among the loop's steps however fast the loop drains (a compiled loop drained the
+        # rest after 6 writes).
+        rest = ctx.stream.messages[third:]
+        for k in range(AGENT_SLICES):
+            run.produce(rest[k * len(rest) // AGENT_SLICES : (k + 1) * len(rest) // AGENT_SLICES])
+            if not worker.looked(worker.rounds + 1, timeout_s=30.0):
+                row.problems.append(f"the agent stopped looking for tasks after {worker.rounds} rounds")
+                run.produce(rest[(k + 1) * len(rest) // AGENT_SLICES :])
+                break
         drained = run.drain(outbox_of(url))
         worker.stopped.set()
         worker.join()
+        row.notes.append(f"{worker.writes} agent writes")
+        if worker.writes < 10:
+            row.problems.append(f"the agent made only {worker.writes} writes")
         rollbacks = instance.metric("recovery_store_errors_total")
         if not drained:
             row.problems.append("did not drain within the time allowed")
-        if worker.writes < 10:
-            row.problems.append(f"the agent made only {worker.writes} writes")
         if worker.errors:
             row.problems.append(f"{len(worker.errors)} API errors, first: {worker.errors[0]}")
         if rollbacks:
