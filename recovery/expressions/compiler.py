@@ -126,7 +126,9 @@ class Compiler:
         elif head == "duration":
             extra = " ('duration' exists only for sequence triggers)"
         elif head == "it":
-            extra = " ('it' exists only in the arguments of count, had, sum, distinct and last after the window)"
+            extra = (
+                " ('it' exists only in the arguments of count, had, sum, distinct, values and last after the window)"
+            )
         raise ExpressionError(f"unknown name '{head}'{extra}{suggest(head, scope.names())}", node.pos)
 
     def _customer(self, node: Path) -> Compiled:

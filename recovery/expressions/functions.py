@@ -50,6 +50,7 @@ FUNCTIONS = (
     "had",
     "sum",
     "distinct",
+    "values",
     "last",
     "min",
     "max",
@@ -64,10 +65,11 @@ FUNCTIONS = (
     *UNIT_FUNCS,
 )
 
-WINDOW_FUNCTIONS = ("count", "had", "sum", "distinct", "last")
+WINDOW_FUNCTIONS = ("count", "had", "sum", "distinct", "values", "last")
 """The functions that look back over the customer's history: `count(TYPE, WINDOW[, CONDITION])`, `had(...)`,
-`sum(TYPE, WINDOW, NUMBER[, CONDITION])`, `distinct(TYPE, WINDOW, VALUE[, CONDITION])` and
-`last(TYPE, WINDOW[, VALUE[, CONDITION]])`; `it` in their later arguments is each event looked at."""
+`sum(TYPE, WINDOW, NUMBER[, CONDITION])`, `distinct(TYPE, WINDOW, VALUE[, CONDITION])`,
+`values(TYPE, WINDOW, VALUE[, CONDITION])` and `last(TYPE, WINDOW[, VALUE[, CONDITION]])`; `it` in their later
+arguments is each event looked at."""
 
 
 def check_known(node: Call) -> None:
@@ -194,7 +196,7 @@ def _window_args(node: Call, scope: Scope) -> tuple[str, float]:
     return event_type, window_s
 
 
-_WINDOW_ARITY = {"count": (2, 3), "had": (2, 3), "sum": (3, 4), "distinct": (3, 4), "last": (2, 4)}
+_WINDOW_ARITY = {"count": (2, 3), "had": (2, 3), "sum": (3, 4), "distinct": (3, 4), "values": (3, 4), "last": (2, 4)}
 _WINDOW_USAGE = {
     "count": 'an event type, a window and a condition on `it`, e.g. count("service.call", 7d) or '
     'count("service.call", 7d, it.data.reason == "billing")',
@@ -202,6 +204,8 @@ _WINDOW_USAGE = {
     "sum": 'an event type, a window, a number of `it` and a condition, e.g. sum("payment.failed", 30d, it.data.amount)',
     "distinct": 'an event type, a window, a value of `it` and a condition, e.g. distinct("service.call", 30d, '
     "it.data.reason)",
+    "values": 'an event type, a window, a value of `it` and a condition, e.g. values("complaint.resolved", 14d, '
+    "it.data.complaint_id)",
     "last": 'an event type, a window, a value of `it` and a condition, e.g. last("complaint.opened", 14d, '
     "it.data.complaint_id)",
 }
@@ -239,6 +243,8 @@ def compile_window_call(node: Call, scope: Scope, about: Callable[[Node, str], C
     if name == "sum":
         expect(value, ("number", "any"), "sum() needs a number of `it`, e.g. it.data.minutes")
         return Compiled(_sum(matching, value.fn), "number", node, windows=windows)
+    if name == "values":
+        return Compiled(_values(matching, value.fn), "list", node, windows=windows)
     return Compiled(_distinct(matching, value.fn), "number", node, windows=windows)
 
 
@@ -284,6 +290,13 @@ def _sum(matching: Callable[[Context], list[Occurrence]], value: Fn) -> Fn:
             return None
 
     return total
+
+
+def _values(matching: Callable[[Context], list[Occurrence]], value: Fn) -> Fn:
+    def values(ctx: Context) -> list[Any]:
+        return [v for v in _each(ctx, matching(ctx), value) if v is not None]
+
+    return values
 
 
 def _distinct(matching: Callable[[Context], list[Occurrence]], value: Fn) -> Fn:

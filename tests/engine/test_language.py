@@ -120,6 +120,32 @@ class TestLookBack:
         events = [ev("service.call", i * HOUR, reason=r) for i, r in enumerate(["a", "b", "a", "c", "b"])]
         assert [t.title for t in run(pb, events)] == ["1", "2", "2", "3", "3"]
 
+    def test_values_lists_the_values_in_time_order_nulls_left_out(self, ev: Make) -> None:
+        pb = playbook(
+            "trigger:\n  event: service.call\nlet:\n  note: values('service.call', 7d, it.data.reason)\n"
+            "when: not ('b' in values('service.call', 7d, it.data.reason, it.data.reason != 'a'))\n"
+        )
+        events = [ev("service.call", i * HOUR, reason=r) for i, r in enumerate(["a", None, "c", "a", "b", "d"])]
+        assert [t.title for t in run(pb, events)] == ["a", "a", "a, c", "a, c, a"]  # then a b: no more tasks
+
+    def test_the_latest_complaint_whose_id_is_not_among_the_resolved_ones(self, ev: Make) -> None:
+        """A look-back's list in another's condition: the latest complaint still open, not the latest one."""
+        pb = playbook(
+            "trigger:\n  event: cancellation.requested\nlet:\n"
+            "  resolved: values('complaint.resolved', 14d, it.data.complaint_id)\n"
+            "  note: last('complaint.opened', 14d, it.data.complaint_id, it.data.complaint_id not in resolved)\n"
+            "when: note != null\n"
+        )
+        events = [
+            ev("complaint.opened", 0, complaint_id="K1"),
+            ev("complaint.opened", DAY, complaint_id="K2"),
+            ev("complaint.resolved", 2 * DAY, complaint_id="K2"),
+            ev("cancellation.requested", 3 * DAY),
+            ev("complaint.resolved", 4 * DAY, complaint_id="K1"),
+            ev("cancellation.requested", 5 * DAY),
+        ]
+        assert [t.title for t in run(pb, events)] == ["K1"]  # K1 still open at day 3; nothing open at day 5
+
     def test_last_gives_the_latest_events_field_or_time(self, ev: Make) -> None:
         pb = playbook(
             "trigger:\n  event: cancellation.requested\nlet:\n"
