@@ -24,8 +24,8 @@ COUNT_USAGE = (
     'count("service.call", 7d, it.data.reason == "billing")'
 )
 FUNCTIONS = (
-    "count, had, sum, distinct, values, last, min, max, floor, ceil, round, abs, if, coalesce, lower, upper, seconds, minutes, "
-    "hours, days"
+    "count, had, sum, distinct, values, last, min, max, floor, ceil, round, abs, if, coalesce, lower, upper, seconds, "
+    "minutes, hours, days"
 )
 HINT = ": write the number with a unit, e.g. 2h or 7d, or convert with hours(...)"
 

@@ -22,8 +22,8 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "invalid"
 RULES = ROOT / "rules"
 
 _FUNCTIONS = (
-    "count, had, sum, distinct, values, last, min, max, floor, ceil, round, abs, if, coalesce, lower, upper, seconds, minutes, "
-    "hours, days"
+    "count, had, sum, distinct, values, last, min, max, floor, ceil, round, abs, if, coalesce, lower, upper, seconds, "
+    "minutes, hours, days"
 )
 _CUSTOMER_FIELDS = "id, tier, segment, region, annual_value, name, email, phone, language"
 
