@@ -20,6 +20,12 @@ def effect_id(prefix: str, *parts: str) -> str:
     return f"{prefix}-{digest[:24]}"
 
 
+def task_id(playbook_id: str, customer_id: str, cause: str, index: int) -> str:
+    """The id of a playbook's `index`-th task action raised for a customer by `cause` (an event trigger's cause is
+    its event id)."""
+    return effect_id("tsk", playbook_id, customer_id, cause, f"task{index}")
+
+
 class _Effect(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

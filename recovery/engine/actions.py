@@ -8,7 +8,7 @@ import operator
 import sys
 from typing import Any
 
-from recovery.effects import Effect, Gesture, Task, effect_id
+from recovery.effects import Effect, Gesture, Task, effect_id, task_id
 from recovery.engine.cases import case_id_of
 from recovery.events import Occurrence
 from recovery.expressions.context import Context
@@ -70,12 +70,12 @@ def build_effects(
     created_at = format_time(ctx.at)
     cid = ctx.customer_id
     effects: list[Effect] = []
-    task_id: str | None = None
+    first_task: str | None = None
     for task in pb.tasks:
         if task.when is not None and not task.when.fn(ctx):
             continue
-        tid = effect_id("tsk", pb.id, cid, cause, f"task{task.index}")
-        task_id = task_id or tid
+        tid = task_id(pb.id, cid, cause, task.index)
+        first_task = first_task or tid
         case_id = case_id or case_id_of(tid)
         effects.append(
             _new_task(
@@ -124,7 +124,7 @@ def build_effects(
                     "reason": gesture.reason.render(ctx),
                     "evidence": evidence_ids,
                     "created_at": created_at,
-                    "task_id": task_id,
+                    "task_id": first_task,
                 }
             )
         )

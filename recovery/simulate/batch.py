@@ -107,8 +107,7 @@ class _Batch:
         self.rows: list[Row] = []
         self.joiners: list[tuple[int, int, str]] = []  # (time, number, channel), in the order they were named
         self.numbers = count(customers + 1)
-        self.answers: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
-        """id of a cancellation request's data: (that data, kept alive; the save desk's `task.completed` data)."""
+        self.save_desk = life.SaveDesk()
 
     def cid(self, n: int) -> str:
         return f"C-{n:0{self.width}d}"
@@ -246,7 +245,7 @@ class _Batch:
                     task, gone = life.after_cancellation(rng, calm)
                     if task is not None and ts + task[0] < t_end:
                         events.append((ts + task[0], "task.completed", task[1]))
-                        self.answers[id(data)] = (data, task[1])
+                        self.save_desk.planned(data, task[1])
                     lose(ts, gone)
                 elif kind == "survey.response":
                     hurt, gone, refer_in = life.after_survey(rng, data["score"], calm)
@@ -331,15 +330,13 @@ def generate(
 
     rows.sort()
     clock = Clock()
-    answers = batch.answers
+    save_desk = batch.save_desk
     for i, (at, _, event_type, customer_id, payload) in enumerate(rows, start=1):
         event: dict[str, Any] = {"id": f"evt-{i:08d}", "type": event_type, "occurred_at": clock(at)}
         if customer_id is not None:
             event["customer_id"] = customer_id
         event["data"] = payload
-        answer = answers.pop(id(payload), None)
-        if answer is not None and answer[0] is payload:  # a request: its closed task (later) names its task
-            answer[1]["task_id"] = life.save_desk_task_id(str(customer_id), event["id"])
+        save_desk.sent(customer_id, event["id"], payload)
         yield event
 
 

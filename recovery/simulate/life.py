@@ -19,7 +19,7 @@ from itertools import accumulate
 from random import Random
 from typing import Any
 
-from recovery.effects import effect_id
+from recovery.effects import task_id
 from recovery.events import TIERS
 
 DAY = 86_400
@@ -192,12 +192,31 @@ def save_desk_task_id(customer_id: str, request_id: str) -> str:
     """The id of the task `cancellation-save` raises for the cancellation request `request_id` (the engine's id of
     an event trigger's first task), so the save desk's `task.completed` closes that task, as the API's would. A
     request within the playbook's cooldown raises no task, and its completion then names none."""
-    return effect_id("tsk", SAVE_DESK_PLAYBOOK, customer_id, request_id, "task0")
+    return task_id(SAVE_DESK_PLAYBOOK, customer_id, request_id, 0)
+
+
+class SaveDesk:
+    """The save desk's closed tasks waiting for their request's event id: a request's `data` is planned with the
+    `task.completed` data that will follow it (`planned`); once the request is sent under its id (`sent`), that
+    data names the task `cancellation-save` raised for it."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+        """id of a request's data: (that data, kept alive so the id stays its own; the completion's data)."""
+
+    def planned(self, request: dict[str, Any], completion: dict[str, Any]) -> None:
+        self._waiting[id(request)] = (request, completion)
+
+    def sent(self, customer_id: str | None, event_id: str, data: dict[str, Any]) -> None:
+        """`data` was sent as event `event_id` (any event: only a planned request's data is waited for)."""
+        waiting = self._waiting.pop(id(data), None)
+        if waiting is not None and waiting[0] is data:
+            waiting[1]["task_id"] = save_desk_task_id(str(customer_id), event_id)
 
 
 def after_cancellation(rng: Random, calm: float) -> tuple[tuple[int, dict[str, Any]] | None, Loss | None]:
     """What follows a cancellation request: the save desk's closed task (seconds after the request, its
-    `task.completed` data, whose `task_id` the caller sets with `save_desk_task_id` once the request has its id) when
+    `task.completed` data, whose `task_id` a `SaveDesk` sets once the request has its id) when
     it reached the customer, and the loss (seconds after the request) unless they
     stay. A customer the save desk records as lost is lost for the reason it noted."""
     random = rng.random

@@ -72,9 +72,8 @@ class Traffic:
         for n, (profile, weight) in enumerate(zip(profiles, weights, strict=True), start=1):
             self._add(n, profile, weight)
         self._numbers = count(customers + 1)
-        self.answers: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
-        """id of a cancellation request's data: (that data, kept alive; the save desk's `task.completed` data, whose
-        `task_id` is set once the request has its id: `answer`)."""
+        self.save_desk = life.SaveDesk()
+        """Told of every event sent (`sent`): a cancellation request's planned closed task names its task."""
         self._seq = count()
         self._due: list[Planned] = []
         self._then: tuple[str, str | None, dict[str, Any]] | None = None  # sent at the next tick, before anything
@@ -151,7 +150,7 @@ class Traffic:
             task, gone = life.after_cancellation(rng, calm)
             if task is not None:
                 self._plan(now + task[0], "task.completed", cid, task[1])
-                self.answers[id(data)] = (data, task[1])
+                self.save_desk.planned(data, task[1])
             self._after(now, i, True, gone)
         elif kind == "survey.response":
             hurt, gone, refer_in = life.after_survey(rng, data["score"], calm)
@@ -159,13 +158,6 @@ class Traffic:
                 self._plan(now + refer_in, "customer.referred", cid, {})
             self._after(now, i, hurt, gone)
         return kind, cid, data
-
-    def answer(self, customer_id: str | None, event_id: str, data: dict[str, Any]) -> None:
-        """`data` was sent as event `event_id`: when it is a cancellation request the save desk will close, its
-        planned `task.completed` names the task `cancellation-save` raises for it."""
-        answer = self.answers.pop(id(data), None)
-        if answer is not None and answer[0] is data:
-            answer[1]["task_id"] = life.save_desk_task_id(str(customer_id), event_id)
 
     def _plan(self, at: float, kind: str, cid: str | None, data: dict[str, Any]) -> None:
         heapq.heappush(self._due, (at, next(self._seq), kind, cid, data))
@@ -296,7 +288,7 @@ def live_events(
         if cid is not None:
             event["customer_id"] = cid
         event["data"] = data
-        traffic.answer(cid, event["id"], data)
+        traffic.save_desk.sent(cid, event["id"], data)
         return event
 
     for kind, cid, data in traffic.profiles():
