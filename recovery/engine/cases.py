@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from recovery.effects import Effect, Task
-from recovery.engine.state import NO_COOLDOWNS, CustomerState
+from recovery.engine.state import NO_COOLDOWNS, NO_SNOOZES, CustomerState
 from recovery.engine.stats import EngineStats
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.store.base import EngineState
@@ -58,31 +58,17 @@ class CaseKeeper:
         inhibitors = {other for pb in playbooks for other, _ in pb.inhibited_by}
         self.remembered = frozenset(pb.id for pb in playbooks if pb.cooldown_s is not None or pb.id in inhibitors)
 
-    def case(self, state: CustomerState, customer_id: str) -> CaseRecord | None:
-        """The customer's open case (read from the store the first time)."""
-        if not state.case_loaded:
-            state.case = self.store.open_case(customer_id)
-            state.case_loaded = True
-        return state.case
-
-    def snoozes(self, state: CustomerState, customer_id: str) -> dict[str, Snooze]:
-        """The customer's snoozes (read from the store the first time)."""
-        snoozes = state.snoozes
-        if snoozes is None:
-            snoozes = state.snoozes = self.store.snoozes(customer_id)
-        return snoozes
-
     # ------------------------------------------------------------------------------------------- raising
 
     def muted_by(self, pb: CompiledPlaybook, state: CustomerState, customer_id: str, at: float) -> tuple[str, str]:
         """What mutes `pb` for the customer at event time `at`, and why (`snoozed`, `inhibited`); ("", "") when
         nothing does. A snooze holds while `at` is before its end; an inhibitor while a task of it is open in the
         customer's case, or, with a look-back, when it raised anything for the customer at most that long before."""
-        snooze = self.snoozes(state, customer_id).get(pb.id)
+        snooze = state.snoozes.get(pb.id)
         if snooze is not None and at < snooze.until:
             return snooze.by or "ops", SNOOZED
         if pb.inhibited_by:
-            case = self.case(state, customer_id)
+            case = state.case
             open_playbooks = case.open_tasks.values() if case is not None else ()
             for other, within_s in pb.inhibited_by:
                 if other in open_playbooks:
@@ -150,7 +136,7 @@ class CaseKeeper:
 
     def case_id(self, state: CustomerState, customer_id: str) -> str:
         """The id of the customer's open case, or "" when none is open (the next task opens one)."""
-        case = self.case(state, customer_id)
+        case = state.case
         return case.case_id if case is not None else ""
 
     def raised(
@@ -160,7 +146,7 @@ class CaseKeeper:
         open), and the raise is remembered when a cooldown or an inhibition looks back to it."""
         tasks = [e for e in fresh if isinstance(e, Task)]
         if tasks:
-            case = self.case(state, customer_id)
+            case = state.case
             if case is None:
                 case = state.case = CaseRecord(tasks[0].case_id, customer_id, at)
                 self.stats.cases_opened += 1
@@ -196,7 +182,7 @@ class CaseKeeper:
         if outcome in TASK_OUTCOMES:
             reason_code, agent = data.get("reason_code"), data.get("agent")
             self.store.complete_from_event(task_id, ts, str(outcome), str(reason_code or ""), str(agent or ""))
-        case = self.case(state, customer_id)
+        case = state.case
         if case is None or case.open_tasks.pop(task_id, None) is None:
             return
         if not case.open_tasks:
@@ -204,7 +190,7 @@ class CaseKeeper:
         self.store.put_case(case)
 
     def _lost(self, state: CustomerState, customer_id: str, ts: float) -> list[Task]:
-        case = self.case(state, customer_id)
+        case = state.case
         if case is None:
             return []
         cancelled = self.store.cancel_tasks(sorted(case.open_tasks), ts, CUSTOMER_LOST)
@@ -225,5 +211,7 @@ class CaseKeeper:
         if not isinstance(playbook, str) or not isinstance(until, str):
             return  # the event's model makes both required: only an event built around it lacks them
         snooze = Snooze(playbook, parse_time(until), str(data.get("reason") or ""), str(data.get("by") or ""))
-        self.snoozes(state, customer_id)[playbook] = snooze
+        if state.snoozes is NO_SNOOZES:
+            state.snoozes = {}
+        state.snoozes[playbook] = snooze
         self.store.put_snooze(customer_id, snooze)

@@ -47,6 +47,8 @@ an event up to this late sees the profile as it was at its time."""
 """Event ids are remembered (duplicates recognised) for the longest playbook look-back, and at least this long
 in event time: redeliveries and producer retries come within seconds or minutes of the original."""
 _NO_DATA: dict[str, Any] = {}
+SCOPE_PRELOAD = 1000
+"""A scope event's customers not in memory are asked of the store this many at a time (`preload_customers`)."""
 
 
 @dataclass(frozen=True)
@@ -228,9 +230,16 @@ class Engine:
         self.store.mark_scope_applied(stream, seq)
         ts = event.occurred_at.timestamp()
         effects = self.advance(ts)
-        for cid in self._scope(event, members, f"#{stream}"):
-            self.stats.fanned_out += 1
-            effects.extend(self._on_customer_event(cid, event.id, event.type, ts, event.data))
+        customers = self._scope(event, members, f"#{stream}")
+        since = self.clock - self.horizon_s if self.horizon_s else float("inf")
+        for start in range(0, len(customers), SCOPE_PRELOAD):
+            chunk = customers[start : start + SCOPE_PRELOAD]
+            missing = self.customers.uncached(chunk)
+            if missing:  # a region's customers in a few queries, not a few each
+                self.store.preload_customers(missing, since)
+            for cid in chunk:
+                self.stats.fanned_out += 1
+                effects.extend(self._on_customer_event(cid, event.id, event.type, ts, event.data))
         return effects
 
     def _scope(self, event: Event, members: Callable[[str], bool] | None = None, suffix: str = "") -> list[str]:

@@ -20,6 +20,8 @@ NO_HISTORY: dict[str, list[Occurrence]] = {}
 """Shared by every customer without recent history until its first occurrence (never written to)."""
 NO_COOLDOWNS: dict[str, float] = {}
 """Shared by every customer without a cooldown until its first (never written to)."""
+NO_SNOOZES: dict[str, Snooze] = {}
+"""Shared by every customer without a snooze until its first (never written to)."""
 
 
 class CustomerState:
@@ -30,11 +32,11 @@ class CustomerState:
     playbook last raised anything for the customer: for its cooldown, and for the playbooks it inhibits; under
     `<id>#withheld`, when it last matched in shadow mode or with the customer held out: for its cooldown only).
 
-    `case` and `snoozes` are read from the store when first needed (`case_loaded`, `snoozes` None until then):
-    most customers never have either.
+    `case` is the customer's open case (None when none is open), `snoozes` its snoozed playbooks by id (the shared
+    empty mapping until its first): most customers never have either.
     """
 
-    __slots__ = ("case", "case_loaded", "cooldowns", "history", "profile", "profile_ts", "snoozes")
+    __slots__ = ("case", "cooldowns", "history", "profile", "profile_ts", "snoozes")
 
     def __init__(
         self,
@@ -42,14 +44,15 @@ class CustomerState:
         profile_ts: float,
         history: dict[str, list[Occurrence]],
         cooldowns: dict[str, float],
+        case: CaseRecord | None = None,
+        snoozes: dict[str, Snooze] = NO_SNOOZES,
     ) -> None:
         self.profile = profile
         self.profile_ts = profile_ts
         self.history = history
         self.cooldowns = cooldowns
-        self.case: CaseRecord | None = None
-        self.case_loaded = False
-        self.snoozes: dict[str, Snooze] | None = None
+        self.case = case
+        self.snoozes = snoozes
 
     def profile_at(self, ts: float) -> dict[str, Any]:
         """The profile as it was at `ts`: the latest version at or before it. A late event sees the profile of its
@@ -90,9 +93,18 @@ class Customers:
         return len(self.cache)
 
     def uncached(self, customer_ids: Iterable[str]) -> list[str]:
-        """Those of `customer_ids` whose state is not in memory (a rebuild would read it from the store)."""
+        """Those of `customer_ids` whose state is not in memory (a rebuild would read it from the store). The others
+        become the most recently used: about to be read, they are not the ones rebuilding these evicts (a region
+        scanned in order with a cache a little too small would otherwise evict, at each rebuild, the next customer
+        of the scan, and rebuild every one of them apart)."""
         cache = self.cache
-        return [cid for cid in dict.fromkeys(customer_ids) if cid not in cache]
+        missing = []
+        for cid in dict.fromkeys(customer_ids):
+            if cid in cache:
+                cache.move_to_end(cid)
+            else:
+                missing.append(cid)
+        return missing
 
     def get(self, customer_id: str, clock: float) -> CustomerState:
         """A customer's state, the most recently used now; rebuilt from the store (as of `clock`) when missing."""
@@ -103,13 +115,17 @@ class Customers:
         return state
 
     def rebuild(self, customer_id: str, clock: float) -> CustomerState:
-        """Load a customer's state from the store into the cache (evicting the least recently used)."""
-        stored = self.store.get_profile(customer_id)
+        """Load a customer's state from the store into the cache (evicting the least recently used). Its case and
+        snoozes too: read with the rest when the store preloaded the customer (`preload_customers`), they cost
+        nothing then, where read when first needed they were a query each for a customer held across batches."""
+        store = self.store
+        stored = store.get_profile(customer_id)
         profile_ts, profile = stored if stored is not None else (float("-inf"), {})
         since = clock - self.horizon_s
-        history = split_by_type(self.store.history(customer_id, since)) if self.keep_history else {}
-        cooldowns = self.store.get_cooldowns(customer_id) or NO_COOLDOWNS
-        state = CustomerState(profile, profile_ts, history or NO_HISTORY, cooldowns)
+        history = split_by_type(store.history(customer_id, since)) if self.keep_history else {}
+        cooldowns = store.get_cooldowns(customer_id) or NO_COOLDOWNS
+        case, snoozes = store.open_case(customer_id), store.snoozes(customer_id) or NO_SNOOZES
+        state = CustomerState(profile, profile_ts, history or NO_HISTORY, cooldowns, case, snoozes)
         self.stats.rebuilds += 1
         self.cache[customer_id] = state
         if len(self.cache) > self.max_customers:

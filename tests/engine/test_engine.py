@@ -3,6 +3,7 @@ from __future__ import annotations
 import gc
 import tracemalloc
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +11,7 @@ from recovery.effects import Effect, Gesture, Task
 from recovery.engine import Engine
 from recovery.events import Event
 from recovery.playbooks.compiler import CompiledPlaybook
-from recovery.store import MemoryStore
+from recovery.store import MemoryStore, SqliteStore
 from tests.conftest import T0, random_stream
 
 DAY = 86400.0
@@ -166,6 +167,32 @@ class TestFanOut:
         assert gestures == [("A", 15.0), ("B", 15.0)]
         assert tasks == ["A"]
         assert engine.stats.fanned_out == 4
+
+    def test_a_region_a_little_larger_than_memory_is_read_in_a_few_queries(
+        self, engine_factory, event_factory, tmp_path: Path
+    ) -> None:
+        """1,100 customers, 1,000 held in memory: the outage's customers not in memory are asked of the store
+        together, and those in memory are not evicted by their rebuilds (each would then be read apart, with a
+        query per table: 5,000 and more queries)."""
+        store = SqliteStore(tmp_path / "r.db")
+        engine = engine_factory(store=store, max_customers=1000)
+        customers = [f"C{n:04d}" for n in range(1100)]
+        for cid in customers:
+            engine.process(event_factory("customer.updated", cid, at=0, data={"tier": "gold", "region": "north"}))
+        store.commit()
+        outage = {"outage_id": "O1", "region": "north"}
+        engine.apply_scope(event_factory("outage.started", None, at=DAY, data=outage), "0", 1, lambda cid: True)
+        store.commit()
+        statements: list[str] = []
+        store.dialect.db.set_trace_callback(statements.append)
+        resolved = event_factory("outage.resolved", None, at=DAY + 3 * 3600, data=outage)
+        effects = engine.apply_scope(resolved, "0", 2, lambda cid: True)
+        store.dialect.db.set_trace_callback(None)
+        assert sorted(e.customer_id for e in effects if isinstance(e, Gesture)) == customers
+        reads = [s for s in statements if s.startswith("SELECT")]
+        assert len(reads) <= 20, f"{len(reads)} reads, the first ones: {[r[:100] for r in reads[:5]]}"
+        assert engine.stats.rebuilds >= 1100  # the case was there: customers were rebuilt, in bulk
+        store.close()
 
 
 def test_hundred_thousand_customers_bounded_memory(shipped_playbooks: list[CompiledPlaybook]) -> None:

@@ -6,10 +6,11 @@ from collections.abc import Callable
 
 import pytest
 
-from recovery.engine.state import NO_COOLDOWNS, NO_HISTORY, Customers, split_by_type
+from recovery.engine.state import NO_COOLDOWNS, NO_HISTORY, NO_SNOOZES, Customers, split_by_type
 from recovery.engine.stats import EngineStats
 from recovery.events import Occurrence
 from recovery.store import MemoryStore
+from recovery.store.records import CaseRecord, Snooze
 
 DAY = 86400.0
 HORIZON_S = 7 * DAY
@@ -43,6 +44,14 @@ class TestCache:
         assert customers.uncached(["A", "B", "C", "B"]) == ["B"]
         assert len(customers) == 2
 
+    def test_the_customers_asked_about_become_the_most_recently_used(self, customers_factory: CustomersFactory) -> None:
+        customers = customers_factory(max_customers=2)
+        customers.get("A", 0.0)
+        customers.get("B", 0.0)
+        assert customers.uncached(["A", "C"]) == ["C"]  # A is about to be read: rebuilding C evicts B, not A
+        customers.get("C", 0.0)
+        assert list(customers.cache) == ["A", "C"]
+
     def test_at_least_one_customer_is_held(self, customers_factory: CustomersFactory) -> None:
         customers = customers_factory(max_customers=0)
         state = customers.get("A", 0.0)
@@ -62,10 +71,21 @@ class TestCache:
             "complaint.opened": ["k1"],
         }
 
+    def test_a_rebuild_reads_the_open_case_and_the_snoozes_with_the_rest(
+        self, customers_factory: CustomersFactory
+    ) -> None:
+        store = MemoryStore()
+        store.put_case(CaseRecord("case-1", "A", 5.0, {"tsk-1": "p"}))
+        store.put_snooze("A", Snooze("q", 99.0, "asked", "ops"))
+        state = customers_factory(store=store).get("A", 10.0)
+        assert state.case is not None and (state.case.case_id, state.case.open_tasks) == ("case-1", {"tsk-1": "p"})
+        assert list(state.snoozes) == ["q"]
+
     def test_a_new_customer_shares_the_empty_history_and_cooldowns(self, customers_factory: CustomersFactory) -> None:
         state = customers_factory().get("new", 0.0)
         assert (state.profile, state.profile_ts) == ({}, float("-inf"))
-        assert state.history is NO_HISTORY and state.cooldowns is NO_COOLDOWNS
+        assert state.history is NO_HISTORY and state.cooldowns is NO_COOLDOWNS and state.snoozes is NO_SNOOZES
+        assert state.case is None
 
     def test_without_history_types_none_is_read(self, customers_factory: CustomersFactory) -> None:
         store = MemoryStore()
