@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import os
 import tempfile
 import threading
 import time
@@ -181,6 +182,7 @@ def end_to_end(
             "RECOVERY_GROUP_ID": group,
             "RECOVERY_STORE_URL": store_url,
             "RECOVERY_LATENESS_S": str(LATENESS_S),
+            "RECOVERY_KAFKA_PRODUCER": os.environ.get("RECOVERY_KAFKA_PRODUCER", "kafka-python"),
         },
     )
     runner = ServiceThread(

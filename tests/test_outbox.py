@@ -1,8 +1,10 @@
-"""The outbox publisher against the real broker: messages leave the outbox only once the broker has them; one the
-broker refuses for good is parked and the rest go through; one that failed otherwise is tried again."""
+"""The outbox publisher against the real broker, with either producer (kafka-python's, confluent-kafka's): messages
+leave the outbox only once the broker has them; one the broker refuses for good is parked and the rest go through;
+one that failed otherwise is tried again."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,19 +14,27 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from prometheus_client import CollectorRegistry
 
+from recovery.config import ConfigError, Settings
+from recovery.consumer import confluent
+from recovery.consumer.confluent import ConfluentOutput
 from recovery.consumer.kafka import KafkaOutput
+from recovery.consumer.records import partition_of
 from recovery.exceptions import BrokerError
 from recovery.metrics import Metrics
-from recovery.outbox import OutboxPublisher
+from recovery.outbox import OutboxPublisher, Producer
 from recovery.store import SqliteStore
 from tests.consumer.test_serve import collect
 
 
-@pytest.fixture
-def producer(kafka_bootstrap: str) -> Iterator[KafkaProducer]:
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", retries=0)
-    yield producer
-    producer.close()
+@pytest.fixture(params=["kafka-python", "confluent-kafka"])
+def producer(request: pytest.FixtureRequest, kafka_bootstrap: str) -> Iterator[Producer]:
+    """The outbox's producer, each kind `kafka_producer` names."""
+    if request.param == "kafka-python":
+        output = KafkaOutput(KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", retries=0))
+    else:
+        output = ConfluentOutput(Settings(kafka_bootstrap_servers=kafka_bootstrap, kafka_producer=request.param))
+    yield output
+    output.close()
 
 
 @pytest.fixture
@@ -35,13 +45,13 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
 
 
 def test_sent_messages_leave_the_outbox_once_the_broker_has_them(
-    kafka_bootstrap: str, topic_factory: Callable[..., str], producer: KafkaProducer, store: SqliteStore
+    kafka_bootstrap: str, topic_factory: Callable[..., str], producer: Producer, store: SqliteStore
 ) -> None:
     topic = topic_factory()
     for n in range(3):
         store.outbox_add(topic, f"C{n}", b"m%d" % n, (("h", b"v"),))
     store.commit()
-    publisher = OutboxPublisher(store, KafkaOutput(producer), owner="me")
+    publisher = OutboxPublisher(store, producer, owner="me")
     assert publisher.send() == 3
     assert store.outbox_size() == 3  # claimed, not published yet
     assert publisher.send() == 0  # nothing more is claimed while messages are in flight
@@ -55,7 +65,7 @@ def test_sent_messages_leave_the_outbox_once_the_broker_has_them(
 
 
 def test_a_message_the_broker_refuses_for_good_is_parked_and_the_others_go_through(
-    kafka_bootstrap: str, kafka_admin: KafkaAdminClient, topic_factory: Callable[..., str], producer: KafkaProducer,
+    kafka_bootstrap: str, kafka_admin: KafkaAdminClient, topic_factory: Callable[..., str], producer: Producer,
     store: SqliteStore,
 ) -> None:  # fmt: skip
     small = f"test-small-{uuid.uuid4().hex}"
@@ -67,12 +77,13 @@ def test_a_message_the_broker_refuses_for_good_is_parked_and_the_others_go_throu
         store.outbox_add(other, "C1", b"after")
         store.commit()
         registry = CollectorRegistry()
-        publisher = OutboxPublisher(store, KafkaOutput(producer), owner="me", metrics=Metrics(registry))
+        publisher = OutboxPublisher(store, producer, owner="me", metrics=Metrics(registry))
         assert publisher.send() == 3
         settled = publisher.confirm()
         assert (settled.published, settled.parked) == (2, 1)
         parked, count = store.outbox_parked(10)
-        assert count == 1 and parked[0].topic == small and "MessageSizeTooLarge" in parked[0].error
+        assert count == 1 and parked[0].topic == small
+        assert re.search("MessageSizeTooLarge|MSG_SIZE_TOO_LARGE", parked[0].error), parked[0].error
         assert store.outbox_size() == 0  # parked messages do not wait
         assert publisher.send() == 0  # and are not sent again
         assert registry.get_sample_value("recovery_outbox_parked") == 1
@@ -112,3 +123,40 @@ def test_a_failure_that_may_pass_is_tried_again_after_a_backoff(store: SqliteSto
     assert publisher.send() == 0  # the second retry waits twice as long: 1006
     now[0] = 1006.0
     assert publisher.send() == 1
+
+
+def test_keys_go_to_the_partition_javas_client_gives_them(
+    kafka_bootstrap: str, topic_factory: Callable[..., str], producer: Producer, store: SqliteStore
+) -> None:
+    """A task on its customer's partition, a hand-over on the partition of the events topic its customer lives in:
+    librdkafka's own default partitioner would put most of these elsewhere."""
+    topic = topic_factory(partitions=6)
+    keys = [f"C{n}" for n in range(60)]
+    for key in keys:
+        store.outbox_add(topic, key, key.encode())
+    store.commit()
+    publisher = OutboxPublisher(store, producer, owner="me")
+    assert publisher.send() == 60
+    assert publisher.confirm().published == 60
+    records = collect(kafka_bootstrap, [topic], until=lambda rs: len(rs) >= 60)
+    assert sorted((r.key.decode(), r.partition) for r in records) == sorted((k, partition_of(k, 6)) for k in keys)
+
+
+def test_with_the_broker_away_a_confluent_send_is_tried_again_never_lost(store: SqliteStore) -> None:
+    away = ConfluentOutput(Settings(kafka_bootstrap_servers="127.0.0.1:1", kafka_producer="confluent-kafka"))
+    store.outbox_add("t", "C1", b"v")
+    store.commit()
+    publisher = OutboxPublisher(store, away, owner="me", backoff_s=2.0)
+    try:
+        assert publisher.send() == 1
+        settled = publisher.confirm(timeout_s=0.5)
+        assert (settled.published, settled.retried, settled.parked) == (0, 1, 0)
+        assert store.outbox_size() == 1 and store.outbox_parked(10) == ([], 0)
+    finally:
+        away.close()
+
+
+def test_the_confluent_producer_without_its_package_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(confluent, "INSTALLED", False)
+    with pytest.raises(ConfigError, match=r"confluent-kafka is not installed: pip install 'recovery\[confluent\]'"):
+        ConfluentOutput(Settings(kafka_producer="confluent-kafka"))

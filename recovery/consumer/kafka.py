@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KafkaPartition
@@ -19,9 +19,11 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 
 from recovery.config import Settings
+from recovery.consumer.confluent import ConfluentOutput
 from recovery.consumer.membership import JOIN_POLL_MS, JOIN_WAIT_S, Membership
 from recovery.consumer.transport import Rebalance, Record, TopicPartition, describe
 from recovery.exceptions import BrokerError
+from recovery.outbox import Ack, Producer
 
 logger = logging.getLogger("recovery.consumer")
 
@@ -113,6 +115,31 @@ class KafkaOutput:
         self._producer.close(timeout=CLOSE_TIMEOUT_S)
 
 
+class Output(Producer, Protocol):
+    """The outbox's producer, closed with the transport."""
+
+    def close(self) -> None: ...
+
+
+def open_output(settings: Settings) -> Output:
+    """The producer `settings.kafka_producer` names: kafka-python's (the default) or confluent-kafka's."""
+    if settings.kafka_producer == "confluent-kafka":
+        return ConfluentOutput(settings)
+    config = settings.kafka_config()
+    producer = _call(
+        "producer start",
+        lambda: KafkaProducer(
+            acks="all",
+            linger_ms=5,
+            retries=5,
+            batch_size=PRODUCER_BATCH_BYTES,
+            max_block_ms=int(REQUEST_TIMEOUT_S * 1000),
+            **config,
+        ),
+    )
+    return KafkaOutput(producer)
+
+
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     """Records rebalances for the loop's thread (kafka-python calls these inside `poll`)."""
 
@@ -159,7 +186,7 @@ def wait_for_leaders(admin: KafkaAdminClient, topics: Sequence[str], timeout_s: 
         time.sleep(0.05)
 
 
-class KafkaTransport(KafkaOutput):
+class KafkaTransport:
     """`recovery serve`'s clients: creates the topics it needs (`topic_partitions` each) when missing, then joins
     the group `group_id` on `topic_events` (auto-commit off, from the earliest offset)."""
 
@@ -167,18 +194,7 @@ class KafkaTransport(KafkaOutput):
         self.settings = settings
         config = settings.kafka_config()
         _call("topic set-up", lambda: self._ensure_topics(config))
-        producer = _call(
-            "producer start",
-            lambda: KafkaProducer(
-                acks="all",
-                linger_ms=5,
-                retries=5,
-                batch_size=PRODUCER_BATCH_BYTES,
-                max_block_ms=int(REQUEST_TIMEOUT_S * 1000),
-                **config,
-            ),
-        )
-        super().__init__(producer)
+        self._output = open_output(settings)
         session_ms = int(settings.kafka_session_timeout_s * 1000)
         try:
             self._consumer = _call(
@@ -194,7 +210,7 @@ class KafkaTransport(KafkaOutput):
                 ),
             )
         except BrokerError:
-            producer.close()
+            self._output.close()
             raise
         self._listener = _Listener()
         # The topic's partitions known before the first join: the group's first assignment has them all, instead of
@@ -235,6 +251,12 @@ class KafkaTransport(KafkaOutput):
             if polled or self._membership.stable() or time.monotonic() > give_up:
                 return polled
             timeout_ms = max(timeout_ms, JOIN_POLL_MS)
+
+    def send(self, topic: str, key: bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]]) -> Ack:
+        return self._output.send(topic, key, value, headers)
+
+    def flush(self, timeout_s: float) -> None:
+        self._output.flush(timeout_s)
 
     def rebalance(self) -> Rebalance | None:
         return self._listener.take()
@@ -294,7 +316,7 @@ class KafkaTransport(KafkaOutput):
 
     def close(self) -> None:
         timeout_ms = int(CLOSE_TIMEOUT_S * 1000)
-        closes = (lambda: self._consumer.close(autocommit=False, timeout_ms=timeout_ms), super().close)
+        closes = (lambda: self._consumer.close(autocommit=False, timeout_ms=timeout_ms), self._output.close)
         for close in closes:
             try:
                 close()

@@ -239,19 +239,21 @@ def ticked(events: list[dict[str, Any]], partitions: int = 6) -> list[dict[str, 
     return events + ticks
 
 
+@pytest.mark.parametrize("producer", ["kafka-python", "confluent-kafka"])
 def test_a_backlog_gives_exactly_replays_effects(
     kafka_bootstrap: str,
     topics: Topics,
     serve_factory: Callable[..., Serve],
     shipped_playbooks: list[CompiledPlaybook],
     tmp_path: Path,
+    producer: str,
 ) -> None:
     events = stream()
     expected = replayed(shipped_playbooks, events, until=time.time())
     assert len(expected) > 50
     produce_events(kafka_bootstrap, topics.events, events)  # a month, before the service starts
 
-    serve = serve_factory()
+    serve = serve_factory(kafka_producer=producer)
     records = drained(kafka_bootstrap, topics, serve)
     assert effects_of(records) == expected, serve.output()
     # Each effect on its customer's key; the store holds them once.
@@ -327,18 +329,25 @@ def test_a_poison_message_goes_to_the_dlq_and_later_events_are_processed(
     assert reasons[2].startswith("empty message")
 
 
+@pytest.mark.parametrize("producer", ["kafka-python", "confluent-kafka"])
 def test_killed_mid_stream_and_restarted_ends_with_the_uninterrupted_effects(
     kafka_bootstrap: str,
     topics: Topics,
     serve_factory: Callable[..., Serve],
     shipped_playbooks: list[CompiledPlaybook],
     tmp_path: Path,
+    producer: str,
 ) -> None:
     events = ticked(stream(seed=13, customers=100, events=3_000))
     # The clocks in pure event time (a lateness of ten years), so that catching up after the first half does not
     # move them to wall time: the run is then comparable with an uninterrupted one, `replay` without --until.
     expected = replayed(shipped_playbooks, events, until=None)
-    event_time_only = {"lateness_s": str(10 * 365 * 86400), "batch_max_events": "20", "kafka_session_timeout_s": "6"}
+    event_time_only = {
+        "lateness_s": str(10 * 365 * 86400),
+        "batch_max_events": "20",
+        "kafka_session_timeout_s": "6",
+        "kafka_producer": producer,
+    }
     half = len(events) // 2
     produce_events(kafka_bootstrap, topics.events, events[:half])
     # Small batches, so that the kill lands between a store commit and an offset commit now and then.

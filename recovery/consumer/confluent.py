@@ -1,0 +1,183 @@
+"""The outbox's producer on confluent-kafka (librdkafka, in C), chosen with `kafka_producer: confluent-kafka`
+(RECOVERY_KAFKA_PRODUCER); kafka-python's stays the default, and consuming is kafka-python's either way.
+
+Why it exists: kafka-python's `send` is pure Python (its partitioner, batch accumulator and a wake-up of its sender
+thread per new batch), about 46 µs per message on the 2-core bench machine: 4.6 s for the 100,000 credits of an
+outage over a region of 100,000 customers, on the loop's thread. librdkafka's `produce` takes the message into
+its own queue and threads: 0.6 s for the same 100,000, delivered (docs/operations.md, "Capacity").
+
+What stays the same as with kafka-python's producer:
+- Keys go to the partition Java's client (and kafka-python's) gives them: librdkafka's default partitioner is
+  another hash, so `murmur2_random` is set. A hand-over to the customer's own partition of the events topic
+  depends on it.
+- acks=all; a message the broker has not answered within the outbox's flush wait is tried again by the outbox (with
+  the same content and effect id), never lost.
+- A refusal for good (too large, an unknown or forbidden topic) parks the message; anything else is tried again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from recovery.config import ConfigError, Settings
+from recovery.consumer.transport import describe
+from recovery.exceptions import BrokerError
+
+try:
+    from confluent_kafka import KafkaError, KafkaException, Producer
+
+    INSTALLED = True
+except ImportError:  # an optional dependency: said when it is asked for (ConfluentOutput)
+    INSTALLED = False
+
+logger = logging.getLogger("recovery.consumer")
+
+LINGER_MS = 5
+MESSAGE_TIMEOUT_S = 30.0
+"""librdkafka's bound on delivering a message (its retries included): the outbox waits as long, then tries again."""
+CLOSE_TIMEOUT_S = 5.0
+"""Bound on closing: sending what the producer holds (as kafka.CLOSE_TIMEOUT_S)."""
+QUEUE_FULL_WAIT_S = 10.0
+"""How long a send waits for room in librdkafka's queue (100,000 messages) before it fails, to be tried again."""
+
+
+def _refused_for_good() -> frozenset[int]:
+    if not INSTALLED:
+        return frozenset()
+    names = (
+        "MSG_SIZE_TOO_LARGE",
+        "RECORD_LIST_TOO_LARGE",
+        "INVALID_RECORD",
+        "CORRUPT_MESSAGE",
+        "INVALID_TIMESTAMP",
+        "POLICY_VIOLATION",
+        "UNSUPPORTED_FOR_MESSAGE_FORMAT",
+        "TOPIC_EXCEPTION",
+        "TOPIC_AUTHORIZATION_FAILED",
+        "CLUSTER_AUTHORIZATION_FAILED",
+        "_INVALID_ARG",
+        "_UNKNOWN_TOPIC",
+    )
+    return frozenset(getattr(KafkaError, name) for name in names if hasattr(KafkaError, name))
+
+
+REFUSED_FOR_GOOD = _refused_for_good()
+"""librdkafka's error codes that sending the same message again cannot change (as kafka.REFUSED_FOR_GOOD)."""
+
+
+def producer_config(settings: Settings) -> dict[str, Any]:
+    """librdkafka's settings for the outbox producer: the broker and security settings of `settings`."""
+    if settings.kafka_sasl_mechanism == "OAUTHBEARER":
+        raise ConfigError(
+            "setting 'kafka_producer' (RECOVERY_KAFKA_PRODUCER) has value 'confluent-kafka': SASL OAUTHBEARER is not "
+            "supported with it; use kafka-python's producer"
+        )
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "security.protocol": settings.kafka_security_protocol.lower(),
+        "acks": "all",
+        "linger.ms": LINGER_MS,
+        "partitioner": "murmur2_random",
+        "message.timeout.ms": int(MESSAGE_TIMEOUT_S * 1000),
+        "logger": logger,  # librdkafka's log lines through the service's logging (served in poll and flush)
+    }
+    if settings.kafka_sasl_mechanism is not None:
+        config["sasl.mechanism"] = settings.kafka_sasl_mechanism
+    if settings.kafka_sasl_username is not None:
+        config["sasl.username"] = settings.kafka_sasl_username
+    if settings.kafka_sasl_password is not None:
+        config["sasl.password"] = settings.kafka_sasl_password.get_secret_value()
+    if settings.kafka_ssl_cafile is not None:
+        config["ssl.ca.location"] = settings.kafka_ssl_cafile
+    return config
+
+
+def _broker_error(what: str, error: Any) -> BrokerError:
+    """A librdkafka error (`KafkaError`) as a `BrokerError`, retriable unless it is a refusal for good."""
+    return BrokerError(
+        f"Kafka {what} failed: {error.name()}: {error.str()}", retriable=error.code() not in REFUSED_FOR_GOOD
+    )
+
+
+class ConfluentAck:
+    """A message handed to librdkafka, as an `Ack`: settled by its delivery report (served in `flush` and `send`)."""
+
+    __slots__ = ("_output", "_what", "error", "is_done")
+
+    def __init__(self, output: ConfluentOutput, what: str) -> None:
+        self._output = output
+        self._what = what
+        self.is_done = False
+        self.error: BrokerError | None = None
+
+    def settle(self, error: Any, _message: Any) -> None:
+        """librdkafka's delivery report."""
+        self.is_done = True
+        if error is not None:
+            self.error = _broker_error(self._what, error)
+
+    @property
+    def exception(self) -> BrokerError | None:
+        return self.error
+
+    def failed(self) -> bool:
+        return self.error is not None
+
+    def get(self, timeout: float | None = None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.is_done:
+            left = 1.0 if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                raise BrokerError(f"Kafka {self._what} failed: no answer within {timeout:g} s", retriable=True)
+            self._output.serve(min(left, 1.0))
+        if self.error is not None:
+            raise self.error
+
+
+class ConfluentOutput:
+    """A confluent-kafka producer as the outbox's `Producer`. One thread uses it (the service loop's)."""
+
+    def __init__(self, settings: Settings) -> None:
+        if not INSTALLED:
+            raise ConfigError(
+                "setting 'kafka_producer' (RECOVERY_KAFKA_PRODUCER) has value 'confluent-kafka', but the package "
+                "confluent-kafka is not installed: pip install 'recovery[confluent]'"
+            )
+        try:
+            self._producer = Producer(producer_config(settings))
+        except KafkaException as exc:
+            raise BrokerError(f"Kafka producer start failed: {describe(exc)}", retriable=False) from exc
+
+    def send(self, topic: str, key: bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]]) -> ConfluentAck:
+        what = f"send to {topic}"
+        ack = ConfluentAck(self, what)
+        give_up = time.monotonic() + QUEUE_FULL_WAIT_S
+        while True:
+            try:
+                self._producer.produce(topic, value, key, headers=list(headers) or None, on_delivery=ack.settle)
+                return ack
+            except BufferError:  # librdkafka's queue is full: serve delivery reports, which make room
+                if time.monotonic() > give_up:
+                    raise BrokerError(
+                        f"Kafka {what} failed: the producer's queue stayed full", retriable=True
+                    ) from None
+                self.serve(0.1)
+            except KafkaException as exc:  # refused before it left (too large for the producer, say)
+                raise _broker_error(what, exc.args[0]) from exc
+
+    def serve(self, timeout_s: float) -> None:
+        """Serve the delivery reports that came (waiting up to `timeout_s` for one)."""
+        self._producer.poll(timeout_s)
+
+    def flush(self, timeout_s: float) -> None:
+        left = self._producer.flush(timeout_s)
+        if left:
+            raise BrokerError(
+                f"Kafka flush failed: {left} message(s) not answered within {timeout_s:g} s", retriable=True
+            )
+
+    def close(self) -> None:
+        self._producer.flush(CLOSE_TIMEOUT_S)
