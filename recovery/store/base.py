@@ -166,9 +166,10 @@ class Cases(Protocol):
         effects with status `cancelled`, to publish."""
         ...
 
-    def complete_from_event(self, task_id: str, at: float, outcome: str, reason_code: str, agent: str) -> bool:
+    def complete_from_event(self, task_id: str, at: float, outcome: str, reason_code: str, agent: str) -> None:
         """A `task.completed` event for a task not done in this store yet (a stream replayed, another store):
-        done with its outcome. False when it is done already (the API closed it) or unknown."""
+        done with its outcome. Nothing changes when it is done already (the API closed it) or unknown. A SQL store
+        queues it with the transaction's other writes, after the tasks they insert."""
         ...
 
 

@@ -259,10 +259,11 @@ class MemoryStore(MemoryTaskDesk):
         self._writes += len(cancelled)
         return cancelled
 
-    def complete_from_event(self, task_id: str, at: float, outcome: str, reason_code: str, agent: str) -> bool:
+    def complete_from_event(self, task_id: str, at: float, outcome: str, reason_code: str, agent: str) -> None:
         if not self._keep_effects:
-            return self._open_tasks.pop(task_id, None) is not None
-        return bool(self._wrote(self._desk.complete_from_event(task_id, at, outcome, reason_code, agent)))
+            self._open_tasks.pop(task_id, None)
+            return
+        self._wrote(self._desk.complete_from_event(task_id, at, outcome, reason_code, agent))
 
     # ------------------------------------------------------------------------------------------- report facts
 

@@ -37,6 +37,7 @@ from recovery.store.statements import (
     Ordered,
     Params,
     Query,
+    Trailing,
     Upsert,
     Write,
     summed_rows,
@@ -240,7 +241,7 @@ class Bulk:
 
 def bulk_form(write: Write) -> Bulk | None:
     """The `Bulk` form of a grouped or keyed write; None for an ordered one (sent one by one)."""
-    if isinstance(write, Ordered):
+    if isinstance(write, Ordered | Trailing):
         return None
     if isinstance(write, KeyedRemove):
         column, kind = write.add.columns[0]

@@ -12,6 +12,8 @@ queued rows of it are sent (`grouped_writes`):
 - `KeyedAdd` / `KeyedRemove`: an insert-or-ignore keyed by its first column and the delete of that key, touched
   by no other write: collapsed (`collapsed`) into one group of deletes, then one of inserts.
 - `Ordered`: anything else (a delete by a condition, an insert from a select): sent one by one, first, in order.
+- `Trailing`: an update of rows a grouped insert queued before it may have made (a task completed by an event of
+  the batch that raised it): sent one by one, last, in order.
 
 A dialect renders every declaration once, when its store is built (`DECLARED`): placeholders, slots and, for
 PostgreSQL, the bulk form of each grouped write.
@@ -52,6 +54,7 @@ row `pr` when it is a number, else 0 (no profile: 0); `profile_tier`, its `tier`
 GROUPED: Final = "grouped"
 KEYED: Final = "keyed"
 ORDERED: Final = "ordered"
+TRAILING: Final = "trailing"
 
 DECLARED: list[Statement] = []
 """Every statement declared, in order of declaration: what a dialect renders when its store is built."""
@@ -74,6 +77,18 @@ class Ordered:
     """A queued write sent alone, in its queued order, before the grouped ones."""
 
     grouping: ClassVar[str] = ORDERED
+    name: str
+    text: str
+
+    def __post_init__(self) -> None:
+        DECLARED.append(self)
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class Trailing:
+    """A queued write sent alone, in its queued order, after the grouped ones."""
+
+    grouping: ClassVar[str] = TRAILING
     name: str
     text: str
 
@@ -195,7 +210,7 @@ class KeyedRemove:
         DECLARED.append(self)
 
 
-Write = Ordered | Insert | Upsert | Accumulate | KeyedAdd | KeyedRemove
+Write = Ordered | Trailing | Insert | Upsert | Accumulate | KeyedAdd | KeyedRemove
 Statement = Query | Write
 Queued = tuple[Write, Params]
 """A queued write: its declaration and its parameters."""
@@ -214,19 +229,23 @@ def render(text: str, placeholder: str, slots: Mapping[str, str]) -> str:
 
 def grouped_writes(queued: list[Queued]) -> list[tuple[Write, list[Params]]]:
     """The queued writes as (declaration, rows) to send in this order: the ordered ones one by one, then the
-    keyed ones collapsed, then the grouped ones, each declaration's rows in their queued order."""
+    keyed ones collapsed, then the grouped ones, each declaration's rows in their queued order, then the trailing
+    ones one by one."""
     ordered: list[tuple[Write, list[Params]]] = []
     groups: dict[Write, list[Params]] = {}
     keyed: list[Queued] = []
+    trailing: list[tuple[Write, list[Params]]] = []
     for entry in queued:
         grouping = entry[0].grouping
         if grouping == GROUPED:
             groups.setdefault(entry[0], []).append(entry[1])
         elif grouping == KEYED:
             keyed.append(entry)
+        elif grouping == TRAILING:
+            trailing.append((entry[0], [entry[1]]))
         else:
             ordered.append((entry[0], [entry[1]]))
-    return ordered + collapsed(keyed) + list(groups.items())
+    return ordered + collapsed(keyed) + list(groups.items()) + trailing
 
 
 def collapsed(queued: list[Queued]) -> list[tuple[Write, list[Params]]]:

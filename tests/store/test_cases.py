@@ -107,10 +107,11 @@ def test_a_completion_event_closes_a_task_not_done_here(store_factory: StoreFact
     store = store_factory()
     store.put_effect(make_task("tsk-1"))
     store.commit()
-    assert store.complete_from_event("tsk-1", T, "saved", "fixed", "ann")
-    assert not store.complete_from_event("tsk-1", T + 1, "lost", "", "bo")  # done already
-    assert not store.complete_from_event("tsk-unknown", T, "saved", "", "ann")
+    store.complete_from_event("tsk-1", T, "saved", "fixed", "ann")
+    store.complete_from_event("tsk-1", T + 1, "lost", "", "bo")  # done already: changes nothing
+    store.complete_from_event("tsk-unknown", T, "saved", "", "ann")  # nothing to change
     store.commit()
+    assert store.get_task("tsk-unknown") is None
     record = store.get_task("tsk-1")
     assert record is not None
     assert (record.status, record.outcome, record.reason_code, record.claimed_by, record.completed_at) == (
@@ -120,3 +121,13 @@ def test_a_completion_event_closes_a_task_not_done_here(store_factory: StoreFact
         "ann",
         T,
     )
+
+
+def test_a_task_raised_and_completed_in_one_transaction_ends_done(store_factory: StoreFactory) -> None:
+    """The completion is queued after the task's insert, whatever order the store sends its writes in."""
+    store = store_factory()
+    store.put_effect(make_task("tsk-1"))
+    store.complete_from_event("tsk-1", T, "lost", "price", "ann")
+    store.commit()
+    record = store.get_task("tsk-1")
+    assert record is not None and (record.status, record.outcome, record.reason_code) == ("done", "lost", "price")

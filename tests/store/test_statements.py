@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from recovery.store import postgres, sqlite
 from recovery.store import statements as q
+from recovery.store.cases import COMPLETE_FROM_EVENT
 from recovery.store.dialect import Dialect
 from recovery.store.postgres import PostgresStore
 from recovery.store.statements import (
@@ -29,6 +30,7 @@ from recovery.store.statements import (
     Ordered,
     Query,
     Queued,
+    Trailing,
     Upsert,
     grouped_writes,
     render,
@@ -39,7 +41,7 @@ REMOVE = q.REMOVE_DEADLINE
 OTHER = q.APPEND_HISTORY
 SCOPES = q.CLEAR_SCOPE
 WRITES = [s for s in DECLARED if not isinstance(s, Query)]
-COLUMNS = {write: write.columns for write in WRITES if not isinstance(write, Ordered | KeyedRemove)}
+COLUMNS = {write: write.columns for write in WRITES if not isinstance(write, Ordered | Trailing | KeyedRemove)}
 
 
 def apply(table: dict[str, Any], write: object, params: tuple[Any, ...]) -> None:
@@ -100,8 +102,9 @@ class TestGroupedWrites:
             (ADD, [("c", 2), ("a", 3)]),
         ]
 
-    def test_ordered_writes_go_first_then_keyed_then_grouped_by_declaration(self) -> None:
+    def test_ordered_writes_go_first_then_keyed_then_grouped_by_declaration_then_trailing(self) -> None:
         queued: list[Queued] = [
+            (COMPLETE_FROM_EVENT, (1.0, "saved", "", "ann", "tsk-1")),
             (q.OUTBOX_ADD, ("t", None, b"1", "[]")),
             (q.APPEND_HISTORY, ("C1", 1.0, "e1", "x", "{}")),
             (q.PRUNE_SCOPE_LOG, (5.0,)),
@@ -113,6 +116,7 @@ class TestGroupedWrites:
             ("remove_deadline", 1),
             ("outbox_add", 2),
             ("append_history", 1),
+            ("complete_from_event", 1),
         ]
 
 
@@ -152,6 +156,7 @@ class TestDeclarations:
             KeyedAdd: q.KEYED,
             KeyedRemove: q.KEYED,
             Ordered: q.ORDERED,
+            Trailing: q.TRAILING,
         }
 
 
@@ -163,7 +168,7 @@ def width(write: object) -> int:
     """How many parameters a row of `write` has."""
     if isinstance(write, KeyedRemove):
         return 1
-    if isinstance(write, Ordered):
+    if isinstance(write, Ordered | Trailing):
         return write.text.count("?") + sum(write.text.count(f"{{{slot}}}") for slot in ("ids", "in_ids", "in_seqs"))
     return len(COLUMNS[write])  # type: ignore[index]
 
@@ -176,7 +181,7 @@ class TestRendering:
         postgres_sql = render(write.text, "%s", postgres.SLOTS)
         assert placeholders(sqlite_sql) == {"?": n, "%s": 0, "%b": 0}
         bulk = postgres.bulk_form(write)
-        if isinstance(write, Ordered):
+        if isinstance(write, Ordered | Trailing):
             assert bulk is None
             assert postgres_sql.count("%s") + postgres_sql.count("%b") == n and "?" not in postgres_sql
         else:
