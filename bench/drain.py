@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
-import os
 import tempfile
 import threading
 import time
@@ -162,6 +161,7 @@ def end_to_end(
     store_url: str,
     playbooks: Sequence[CompiledPlaybook],
     profiler: cProfile.Profile | None = None,
+    producer: str = "kafka-python",
 ) -> Result:
     """`Service.run` in a thread with a fresh store, group and output topics, until it has consumed the whole
     topic and committed its offsets."""
@@ -182,7 +182,7 @@ def end_to_end(
             "RECOVERY_GROUP_ID": group,
             "RECOVERY_STORE_URL": store_url,
             "RECOVERY_LATENESS_S": str(LATENESS_S),
-            "RECOVERY_KAFKA_PRODUCER": os.environ.get("RECOVERY_KAFKA_PRODUCER", "kafka-python"),
+            "RECOVERY_KAFKA_PRODUCER": producer,
         },
     )
     runner = ServiceThread(
@@ -250,10 +250,16 @@ class Servers:
 
 
 def drain_store(
-    run: Run, label: str, playbooks: Sequence[CompiledPlaybook], runs: int, servers: Servers
+    run: Run,
+    label: str,
+    playbooks: Sequence[CompiledPlaybook],
+    runs: int,
+    servers: Servers,
+    producer: str = "kafka-python",
 ) -> list[Result]:
-    """`runs` timed drains of the topic by the service with a fresh store of kind `label` each; a failure ends them
-    (its result comes last), and a PostgreSQL that cannot be started is one result, 'skipped: why'."""
+    """`runs` timed drains of the topic by the service with a fresh store of kind `label` each and the outbox's
+    `producer`; a failure ends them (its result comes last), and a PostgreSQL that cannot be started is one result,
+    'skipped: why'."""
     name = f"end to end, {STORE_NAMES[label]}"
     if label == "postgres":
         try:
@@ -265,11 +271,12 @@ def drain_store(
         try:
             if label == "sqlite":
                 with sqlite_url() as url:
-                    results.append(end_to_end(run, label, url, playbooks))
+                    results.append(end_to_end(run, label, url, playbooks, producer=producer))
             elif label == "memory":
-                results.append(end_to_end(run, label, "memory://", playbooks))
+                results.append(end_to_end(run, label, "memory://", playbooks, producer=producer))
             else:
-                results.append(end_to_end(run, label, fresh_database(servers.postgres()), playbooks))
+                url = fresh_database(servers.postgres())
+                results.append(end_to_end(run, label, url, playbooks, producer=producer))
         except Exception as exc:  # one store's failure is reported in its row
             results.append(Result(name, note=f"failed: {reason(exc)}"))
             break

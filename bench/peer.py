@@ -53,7 +53,7 @@ from bench.drain import (
 )
 from bench.end_to_end import RULES_DIR, build_messages, drain_options, stream_topic
 from bench.report import load, table
-from bench.servers import ROOT, with_broker
+from bench.servers import PRODUCERS, ROOT, with_broker
 from recovery.native import describe_build
 from recovery.playbooks.loader import load_playbooks_or_raise
 from recovery.runtime import tune_gc
@@ -182,12 +182,13 @@ def measure(args: argparse.Namespace, bootstrap: str, stores: Sequence[str], sta
     ours: list[Result] = []
     times = [f"peer cold {run_seconds(cold)}, warm {run_seconds(warm)}"]
     for label in stores:
-        results = drain_store(run, label, playbooks, max(1, args.runs), servers)
-        for result in results:
-            result.name = f"recovery serve, {STORE_NAMES[label]}"
-        ours.append(best(results))
-        if not skipped(results):
-            times.append(f"{STORE_NAMES[label]} {run_seconds(results)}")
+        for producer in args.producers:
+            results = drain_store(run, label, playbooks, max(1, args.runs), servers, producer)
+            for result in results:
+                result.name = f"recovery serve, {STORE_NAMES[label]}, {producer}"
+            ours.append(best(results))
+            if not skipped(results):
+                times.append(f"{STORE_NAMES[label]} {producer} {run_seconds(results)}")
 
     peer.name = f"quix-streams peer, warm (best of {len(warm)})"
     print()
@@ -206,7 +207,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.peer", description=__doc__.split("\n\n")[0])
     drain_options(parser, "sqlite,postgres")
     parser.add_argument("--peer-script", default=str(PEER_SCRIPT), help=f"the peer app (default {PEER_SCRIPT})")
+    parser.add_argument(
+        "--producers",
+        default=",".join(PRODUCERS),
+        help="the outbox's producers to measure recovery with, comma-separated (default: both)",
+    )
     args = parser.parse_args(argv)
+    args.producers = [p.strip() for p in args.producers.split(",") if p.strip()]
+    unknown = sorted(set(args.producers) - set(PRODUCERS))
+    if unknown or not args.producers:
+        parser.error(f"--producers: unknown {', '.join(unknown) or '(none given)'} (use {', '.join(PRODUCERS)})")
     stores = store_labels(parser, args.stores)
     return with_broker(args.bootstrap, lambda bootstrap, stack: measure(args, bootstrap, stores, stack))
 

@@ -99,6 +99,17 @@ def bootstrap_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bootstrap", help="HOST:PORT of a running broker (default: start one on free ports)")
 
 
+PRODUCERS = ("kafka-python", "confluent-kafka")
+"""The outbox's producers (`kafka_producer`)."""
+
+
+def producer_option(parser: argparse.ArgumentParser) -> None:
+    """`--producer`: the outbox's producer of the `recovery serve` measured (`kafka_producer`)."""
+    parser.add_argument(
+        "--producer", choices=PRODUCERS, default=PRODUCERS[0], help="the outbox's producer (default kafka-python)"
+    )
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
