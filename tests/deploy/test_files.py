@@ -195,6 +195,12 @@ class TestDockerfile:
         ignored = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
         assert "!setup.py" in ignored and "**/*.so" in ignored  # the builder compiles its own
 
+    def test_the_image_has_the_confluent_producer(self, instructions: list[tuple[str, str]]) -> None:
+        """`RECOVERY_KAFKA_PRODUCER=confluent-kafka` works in the image: the extra is built and installed."""
+        runs = [arg for op, arg in instructions if op == "RUN"]
+        assert any('".[confluent]"' in run.split() and "wheel" in run.split() for run in runs)
+        assert any('"recovery[confluent]"' in run.split() and "install" in run.split() for run in runs)
+
     def test_rules_entrypoint_and_healthcheck(self, instructions: list[tuple[str, str]]) -> None:
         args = {op: arg for op, arg in instructions}
         assert any(op == "COPY" and arg.startswith("rules ") for op, arg in instructions)
