@@ -18,6 +18,7 @@ COMPILED = [
     "recovery/engine/cases.py",
     "recovery/engine/deadlines.py",
     "recovery/engine/engine.py",
+    "recovery/engine/plans.py",
     "recovery/engine/state.py",
     "recovery/engine/stats.py",
     "recovery/expressions/context.py",

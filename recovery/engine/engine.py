@@ -18,20 +18,19 @@ Principles (DESIGN.md):
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from recovery.effects import Effect
 from recovery.engine.actions import build_effects
-from recovery.engine.cases import CASE_TYPES, HELD_OUT, SHADOW, CaseKeeper
+from recovery.engine.cases import HELD_OUT, SHADOW, CaseKeeper
 from recovery.engine.deadlines import Deadlines
 from recovery.engine.facts import FACT_TYPES, FactRecorder
 from recovery.engine.matcher import Matcher, MatcherError
+from recovery.engine.plans import plans
 from recovery.engine.state import Customers, CustomerState
 from recovery.engine.stats import EngineStats
-from recovery.events import FEEDBACK_TYPES, PROFILE_TYPE, SCOPE_TYPES, Event, Occurrence
+from recovery.events import FEEDBACK_TYPES, SCOPE_TYPES, Event, Occurrence
 from recovery.expressions.context import Context
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.store.base import EngineState
@@ -49,23 +48,6 @@ in event time: redeliveries and producer retries come within seconds or minutes 
 _NO_DATA: dict[str, Any] = {}
 SCOPE_PRELOAD = 1000
 """A scope event's customers not in memory are asked of the store this many at a time (`preload_customers`)."""
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """What one event type sets off for a customer: kept in history (with its data or not), and the playbooks it
-    answers (absence), starts waiting for (absence), fires (event) and completes (sequence). A type without a
-    plan is not looked at."""
-
-    type: str = ""  # the type, interned: every occurrence in history shares it
-    profile: bool = False  # a profile update (customer.updated)
-    case: bool = False  # changes the customer's case or snoozes (cases.CASE_TYPES)
-    keep: bool = False
-    keep_data: bool = False
-    missing: tuple[CompiledPlaybook, ...] = ()
-    first: tuple[CompiledPlaybook, ...] = ()
-    event: tuple[CompiledPlaybook, ...] = ()
-    then: tuple[CompiledPlaybook, ...] = ()
 
 
 class Engine:
@@ -117,31 +99,10 @@ class Engine:
     def _load(self, playbooks: Sequence[CompiledPlaybook], matcher: Matcher | None) -> None:
         self.playbooks = [pb for pb in playbooks if pb.source is None or pb.source.enabled]
         self._by_id = {pb.id: pb for pb in self.playbooks}
-        by_role: dict[str, dict[str, list[CompiledPlaybook]]] = {r: {} for r in ("missing", "first", "event", "then")}
-        for pb in self.playbooks:
-            if pb.kind == "event":
-                for event_type in pb.event_types:
-                    by_role["event"].setdefault(event_type, []).append(pb)
-            elif pb.kind == "sequence":
-                by_role["then"].setdefault(pb.event_type, []).append(pb)
-            else:
-                by_role["first"].setdefault(pb.event_type, []).append(pb)
-                by_role["missing"].setdefault(pb.end_type or "", []).append(pb)
         self.history_types = frozenset().union(*(pb.history_types for pb in self.playbooks))
-        paired = frozenset().union(*(pb.kept_with_data for pb in self.playbooks))
         # The profile's versions are kept over the horizon, so that a late event sees the profile of its time.
         self.horizon_s = max([PROFILE_VERSIONS_S, *(pb.horizon_s for pb in self.playbooks)])
-        self._plans: dict[str, _Plan] = {
-            event_type: _Plan(
-                type=sys.intern(event_type),
-                profile=event_type == PROFILE_TYPE,
-                case=event_type in CASE_TYPES,
-                keep=event_type in self.history_types or event_type == PROFILE_TYPE,
-                keep_data=event_type in paired or event_type == PROFILE_TYPE,
-                **{role: tuple(playbooks.get(event_type, ())) for role, playbooks in by_role.items()},
-            )
-            for event_type in {PROFILE_TYPE, *CASE_TYPES, *self.history_types}.union(*by_role.values())
-        }
+        self._plans = plans(self.playbooks, self.history_types)
         self.ledger_retention_s = max(self.horizon_s, LEDGER_MIN_RETENTION_S)
         self._prune_every_s = self.ledger_retention_s / 4
         self.matcher = matcher or Matcher((pb.id, pb.condition.pattern) for pb in self.playbooks)

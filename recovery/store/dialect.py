@@ -44,7 +44,7 @@ class Dialect(ABC):
 
     @abstractmethod
     def send(self, groups: list[tuple[Write, list[Params]]]) -> None:
-        """Send queued writes, grouped (see `grouped_writes`)."""
+        """Send queued writes, grouped (see `grouping.grouped_writes`)."""
 
     def send_then(self, groups: list[tuple[Write, list[Params]]], sql: str, params: Params) -> Cursor:
         """Send queued writes, then run a statement whose result is read."""

@@ -25,6 +25,7 @@ from psycopg.rows import TupleRow
 from recovery.exceptions import StoreError
 from recovery.store.dialect import Dialect, newer_schema
 from recovery.store.facts import POSTGRES_SCHEMA
+from recovery.store.grouping import summed_rows
 from recovery.store.sql import SqlStore
 from recovery.store.statements import (
     BLOB,
@@ -37,10 +38,8 @@ from recovery.store.statements import (
     Ordered,
     Params,
     Query,
-    Trailing,
     Upsert,
     Write,
-    summed_rows,
 )
 
 logger = logging.getLogger(__name__)
@@ -241,7 +240,7 @@ class Bulk:
 
 def bulk_form(write: Write) -> Bulk | None:
     """The `Bulk` form of a grouped or keyed write; None for an ordered one (sent one by one)."""
-    if isinstance(write, Ordered | Trailing):
+    if isinstance(write, Ordered):  # and Trailing
         return None
     if isinstance(write, KeyedRemove):
         column, kind = write.add.columns[0]

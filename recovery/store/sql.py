@@ -26,9 +26,10 @@ from recovery.store.cases import PRELOAD_CASES, PRELOAD_SNOOZES, SqlCases, case_
 from recovery.store.desk import SqlTaskDesk
 from recovery.store.dialect import Dialect
 from recovery.store.facts import SqlFacts
+from recovery.store.grouping import grouped_writes, write_names
 from recovery.store.outbox import SqlOutbox
 from recovery.store.records import CaseRecord, Deadline, Snooze
-from recovery.store.statements import Cursor, Params, Queued, Statement, Write, grouped_writes, render, write_names
+from recovery.store.statements import Cursor, Params, Queued, Statement, Write, render
 from recovery.times import parse_time
 
 MAX_QUEUED_WRITES = 5000

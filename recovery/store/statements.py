@@ -2,7 +2,7 @@
 
 A `Query` runs at once and its result is read: its text has `?` placeholders and `{slots}` for what a dialect
 writes its own way (see `SLOTS`). A write whose result nobody reads is queued, and its declaration's class says how
-queued rows of it are sent (`grouped_writes`):
+queued rows of it are sent (`grouping.grouped_writes`):
 
 - `Insert`: rows that commute with every other queued write but those of the same declaration (distinct rows, or
   insert-or-ignore): grouped, in their queued order, last.
@@ -10,7 +10,7 @@ queued rows of it are sent (`grouped_writes`):
 - `Accumulate`: insert, or add to the row of the same conflict key (counts); grouped as an insert (the rows of one
   key add up).
 - `KeyedAdd` / `KeyedRemove`: an insert-or-ignore keyed by its first column and the delete of that key, touched
-  by no other write: collapsed (`collapsed`) into one group of deletes, then one of inserts.
+  by no other write: collapsed (`grouping.collapsed`) into one group of deletes, then one of inserts.
 - `Ordered`: anything else (a delete by a condition, an insert from a select): sent one by one, first, in order.
 - `Trailing`: an update of rows a grouped insert queued before it may have made (a task completed by an event of
   the batch that raised it): sent one by one, last, in order.
@@ -85,15 +85,10 @@ class Ordered:
 
 
 @dataclass(frozen=True, eq=False, slots=True)
-class Trailing:
-    """A queued write sent alone, in its queued order, after the grouped ones."""
+class Trailing(Ordered):
+    """An ordered write sent after the grouped ones instead of before them."""
 
     grouping: ClassVar[str] = TRAILING
-    name: str
-    text: str
-
-    def __post_init__(self) -> None:
-        DECLARED.append(self)
 
 
 @dataclass(frozen=True, eq=False, slots=True)
@@ -210,7 +205,7 @@ class KeyedRemove:
         DECLARED.append(self)
 
 
-Write = Ordered | Trailing | Insert | Upsert | Accumulate | KeyedAdd | KeyedRemove
+Write = Ordered | Insert | Upsert | Accumulate | KeyedAdd | KeyedRemove
 Statement = Query | Write
 Queued = tuple[Write, Params]
 """A queued write: its declaration and its parameters."""
@@ -226,74 +221,6 @@ def render(text: str, placeholder: str, slots: Mapping[str, str]) -> str:
     """A statement's text in a dialect: its placeholder for `?`, its SQL for the slots."""
     return text.replace("?", placeholder).format_map(slots)
 
-
-def grouped_writes(queued: list[Queued]) -> list[tuple[Write, list[Params]]]:
-    """The queued writes as (declaration, rows) to send in this order: the ordered ones one by one, then the
-    keyed ones collapsed, then the grouped ones, each declaration's rows in their queued order, then the trailing
-    ones one by one."""
-    ordered: list[tuple[Write, list[Params]]] = []
-    groups: dict[Write, list[Params]] = {}
-    keyed: list[Queued] = []
-    trailing: list[tuple[Write, list[Params]]] = []
-    for entry in queued:
-        grouping = entry[0].grouping
-        if grouping == GROUPED:
-            groups.setdefault(entry[0], []).append(entry[1])
-        elif grouping == KEYED:
-            keyed.append(entry)
-        elif grouping == TRAILING:
-            trailing.append((entry[0], [entry[1]]))
-        else:
-            ordered.append((entry[0], [entry[1]]))
-    return ordered + collapsed(keyed) + list(groups.items()) + trailing
-
-
-def collapsed(queued: list[Queued]) -> list[tuple[Write, list[Params]]]:
-    """Keyed adds and removes as one group of removes, then one group of adds, with the same outcome as in their
-    queued order: a key removed at some point is removed, then added as by the first add after its last remove,
-    if any; a key never removed gets its first add (or-ignore: a later one changes nothing)."""
-    if not queued:
-        return []
-    removes: dict[tuple[KeyedAdd, Any], Queued] = {}
-    adds: dict[tuple[KeyedAdd, Any], Queued] = {}
-    for write, params in queued:
-        if isinstance(write, KeyedRemove):
-            key = (write.add, params[0])
-            removes[key] = (write, params)
-            adds.pop(key, None)  # an add before the remove is undone by it
-        elif isinstance(write, KeyedAdd):
-            key = (write, params[0])
-            if key not in adds:
-                adds[key] = (write, params)
-    out: list[tuple[Write, list[Params]]] = []
-    for chosen in (removes, adds):
-        by_write: dict[Write, list[Params]] = {}
-        for write, params in chosen.values():
-            by_write.setdefault(write, []).append(params)
-        out.extend(by_write.items())
-    return out
-
-
-def summed_rows(rows: list[Params], key: tuple[int, ...], added: tuple[int, ...]) -> list[Params]:
-    """One row per key, its `added` columns the sums of the rows of that key (DO UPDATE may not touch one row twice
-    in one statement), in the order of each key's first row."""
-    out: dict[tuple[Any, ...], list[Any]] = {}
-    for row in rows:
-        found = out.get(k := tuple(row[i] for i in key))
-        if found is None:
-            out[k] = list(row)
-        else:
-            for i in added:
-                found[i] += row[i]
-    return list(out.values())
-
-
-def write_names(queued: list[Queued]) -> str:
-    """What the queued writes were, for a message."""
-    return ", ".join(sorted({write.name for write, _ in queued}))
-
-
-# ----------------------------------------------------------------------------------------------- engine state
 
 SCHEMA_VERSION = Query("schema_version", "SELECT version FROM schema_version")
 

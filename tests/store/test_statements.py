@@ -16,6 +16,7 @@ from recovery.store import postgres, sqlite
 from recovery.store import statements as q
 from recovery.store.cases import COMPLETE_FROM_EVENT
 from recovery.store.dialect import Dialect
+from recovery.store.grouping import grouped_writes, summed_rows
 from recovery.store.postgres import PostgresStore
 from recovery.store.statements import (
     BLOB,
@@ -32,7 +33,6 @@ from recovery.store.statements import (
     Queued,
     Trailing,
     Upsert,
-    grouped_writes,
     render,
 )
 
@@ -145,7 +145,7 @@ class TestDeclarations:
 
     def test_rows_of_one_key_are_summed_in_first_seen_order(self) -> None:
         rows = [("a", 1.0, 2), ("b", 1.0, 1), ("a", 1.0, 3), ("a", 2.0, 1)]
-        assert q.summed_rows(rows, (0, 1), (2,)) == [["a", 1.0, 5], ["b", 1.0, 1], ["a", 2.0, 1]]
+        assert summed_rows(rows, (0, 1), (2,)) == [["a", 1.0, 5], ["b", 1.0, 1], ["a", 2.0, 1]]
 
     def test_every_write_has_a_grouping(self) -> None:
         kinds = {type(write): write.grouping for write in WRITES}
