@@ -206,6 +206,13 @@ class KafkaTransport:
                     max_poll_records=poll_records,
                     session_timeout_ms=session_ms,
                     heartbeat_interval_ms=session_ms // 3,
+                    # Every fetch answers for every partition. In an incremental fetch session (KIP-227) the broker
+                    # leaves out the partitions that did not change, and kafka-python 3.0.12 sets a partition's
+                    # high watermark only from an answer it takes: one it set aside (a seek to the beginning while
+                    # the first fetch was out, as on every assignment with nothing committed) was the only answer
+                    # an empty partition ever got. Its high watermark stayed unknown, the partition counted as
+                    # lagging for good and the barrier held every other partition behind it.
+                    enable_incremental_fetch_sessions=False,
                     **config,
                 ),
             )
