@@ -81,15 +81,18 @@ def take_outbox(store: Store, limit: int = 1000) -> list[OutboxItem]:
 
 def wait_for(check: Callable[[], Any], timeout_s: float = 90, what: str = "") -> Any:
     deadline = time.monotonic() + timeout_s
+    last: object = None
     while time.monotonic() < deadline:
         try:
             value = check()
-        except OSError:
-            value = None
-        if value:
+        except OSError as exc:
+            value = last = exc
+        else:
+            last = value
+        if value and not isinstance(value, OSError):
             return value
         time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 def process_all(engine: Engine, events: Iterable[Event]) -> list[Effect]:
