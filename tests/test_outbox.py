@@ -10,14 +10,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from prometheus_client import CollectorRegistry
 
 from recovery.config import ConfigError, Settings
 from recovery.consumer import confluent
 from recovery.consumer.confluent import ConfluentOutput
-from recovery.consumer.kafka import KafkaOutput
+from recovery.consumer.kafka import open_output
 from recovery.consumer.records import partition_of
 from recovery.exceptions import BrokerError
 from recovery.metrics import Metrics
@@ -28,11 +28,8 @@ from tests.consumer.test_serve import collect
 
 @pytest.fixture(params=["kafka-python", "confluent-kafka"])
 def producer(request: pytest.FixtureRequest, kafka_bootstrap: str) -> Iterator[Producer]:
-    """The outbox's producer, each kind `kafka_producer` names."""
-    if request.param == "kafka-python":
-        output = KafkaOutput(KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", retries=0))
-    else:
-        output = ConfluentOutput(Settings(kafka_bootstrap_servers=kafka_bootstrap, kafka_producer=request.param))
+    """The outbox's producer, each kind `kafka_producer` names, as the service opens it."""
+    output = open_output(Settings(kafka_bootstrap_servers=kafka_bootstrap, kafka_producer=request.param))
     yield output
     output.close()
 

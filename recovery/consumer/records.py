@@ -26,9 +26,15 @@ POLLS_PER_STEP = 8
 
 
 @functools.lru_cache(maxsize=1 << 18)
+def key_hash(key: str) -> int:
+    """murmur2 of a key, as Kafka's default partitioner (Java's and kafka-python's) takes it; remembered for the
+    recent keys (customer ids), whatever the partition count of the topic they go to."""
+    return int(murmur2(key.encode()) & 0x7FFFFFFF)
+
+
 def partition_of(key: str, partitions: int) -> int:
-    """The partition Kafka's default partitioner (Java's and kafka-python's) gives a key."""
-    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+    """The partition Kafka's default partitioner gives a key."""
+    return key_hash(key) % partitions
 
 
 @dataclass(slots=True)

@@ -8,12 +8,15 @@ import time
 import uuid
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka import TopicPartition as KafkaPartition
 from kafka.admin import NewTopic
+from kafka.partitioner import DefaultPartitioner
 
 from recovery.config import Settings
-from recovery.consumer.kafka import KafkaTransport, wait_for_leaders
+from recovery.consumer.kafka import CustomerPartitioner, KafkaTransport, wait_for_leaders
 from recovery.consumer.transport import TopicPartition
 from recovery.exceptions import BrokerError
 
@@ -165,3 +168,34 @@ def test_every_partition_has_a_known_end_after_a_seek_while_the_first_fetch_is_o
         assert [tp.partition for tp in sorted(assigned) if transport.lagging(tp)] == []
     finally:
         transport.close()
+
+
+class Cluster:
+    """What kafka-python's partitioners read of its cluster metadata: one topic of `partitions` partitions."""
+
+    def __init__(self, topic: str, partitions: int) -> None:
+        self.topic = topic
+        self.partitions = set(range(partitions))
+
+    def topics(self) -> set[str]:
+        return {self.topic}
+
+    def partitions_for_topic(self, topic: str) -> set[int] | None:
+        return self.partitions if topic == self.topic else None
+
+    def available_partitions_for_topic(self, topic: str) -> set[int]:
+        return self.partitions if topic == self.topic else set()
+
+
+@given(st.binary(max_size=40) | st.text(max_size=20).map(str.encode), st.integers(1, 64))
+def test_the_outbox_partitioner_puts_every_key_where_kafkas_default_does(key: bytes, partitions: int) -> None:
+    cluster = Cluster("t", partitions)
+    expected = DefaultPartitioner().partition("t", None, key, None, b"v", cluster)
+    assert CustomerPartitioner().partition("t", None, key, None, b"v", cluster) == expected
+
+
+def test_the_outbox_partitioner_spreads_keyless_messages_and_refuses_an_unknown_topic() -> None:
+    cluster = Cluster("t", 6)
+    assert {CustomerPartitioner().partition("t", None, None, None, b"v", cluster) for _ in range(200)} == set(range(6))
+    with pytest.raises(ValueError, match="Topic other not found"):
+        CustomerPartitioner().partition("other", None, b"C1", None, b"v", cluster)
