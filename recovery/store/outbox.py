@@ -7,6 +7,7 @@ import json
 from abc import ABC, abstractmethod
 from typing import Any
 
+from recovery.store.codec import dumps
 from recovery.store.records import OutboxItem, ParkedItem
 from recovery.store.statements import (
     OUTBOX_ADD,
@@ -42,7 +43,7 @@ class SqlOutbox(ABC):
     def outbox_add(
         self, topic: str, key: str | None, value: bytes, headers: tuple[tuple[str, bytes], ...] = ()
     ) -> None:
-        encoded = json.dumps([[name, raw.decode("latin-1")] for name, raw in headers])
+        encoded = dumps([[name, raw.decode("latin-1")] for name, raw in headers]) if headers else "[]"
         self._write(OUTBOX_ADD, (topic, key, value, encoded))
 
     def outbox_claim(self, owner: str, limit: int, now: float, lease_s: float) -> list[OutboxItem]:
@@ -53,7 +54,7 @@ class SqlOutbox(ABC):
                 topic,
                 key,
                 bytes(value),
-                tuple((n, v.encode("latin-1")) for n, v in json.loads(headers)),
+                () if headers == "[]" else tuple((n, v.encode("latin-1")) for n, v in json.loads(headers)),
                 int(attempts),
             )
             for seq, topic, key, value, headers, attempts in rows

@@ -23,6 +23,7 @@ from recovery.store import desk
 from recovery.store import statements as q
 from recovery.store.case_desk import SqlCaseDesk
 from recovery.store.cases import PRELOAD_CASES, PRELOAD_SNOOZES, SqlCases, case_record
+from recovery.store.codec import dumps
 from recovery.store.desk import SqlTaskDesk
 from recovery.store.dialect import Dialect
 from recovery.store.facts import SqlFacts
@@ -251,7 +252,7 @@ class SqlStore(SqlCases, SqlCaseDesk, SqlFacts, SqlOutbox, SqlTaskDesk):
 
     def append_history(self, occurrence: Occurrence) -> None:
         self._customers.pop(occurrence.customer_id, None)
-        data = json.dumps(occurrence.data)
+        data = dumps(occurrence.data)
         self._write(q.APPEND_HISTORY, (occurrence.customer_id, occurrence.ts, occurrence.id, occurrence.type, data))
 
     def history(self, customer_id: str, since: float) -> list[Occurrence]:
@@ -277,7 +278,7 @@ class SqlStore(SqlCases, SqlCaseDesk, SqlFacts, SqlOutbox, SqlTaskDesk):
         self._customers.pop(customer_id, None)
         self._regions.clear()
         region = profile.get("region")
-        self._write(q.PUT_PROFILE, (customer_id, ts, json.dumps(profile), None if region is None else str(region)))
+        self._write(q.PUT_PROFILE, (customer_id, ts, dumps(profile), None if region is None else str(region)))
 
     def customers_in_region(self, region: str) -> Iterable[str]:
         found = self._regions.get(region)
@@ -374,10 +375,7 @@ class SqlStore(SqlCases, SqlCaseDesk, SqlFacts, SqlOutbox, SqlTaskDesk):
 
 def occurrence_to_json(occ: Occurrence) -> str:
     """An occurrence as compact JSON, as a deadline's first event is kept."""
-    return json.dumps(
-        {"id": occ.id, "type": occ.type, "ts": occ.ts, "customer_id": occ.customer_id, "data": occ.data},
-        separators=(",", ":"),
-    )
+    return dumps({"id": occ.id, "type": occ.type, "ts": occ.ts, "customer_id": occ.customer_id, "data": occ.data})
 
 
 def occurrence_from_json(text: str) -> Occurrence:
