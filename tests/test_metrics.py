@@ -337,6 +337,9 @@ class TestEffects:
         # A proposed gesture is not granted yet: only the issued credit counts as spent.
         assert value(registry, "recovery_gesture_value_total", type="service-credit", currency="USD") == 10
         assert value(registry, "recovery_gesture_value_total", type="retention-offer", currency="USD") is None
+        metrics.observe_effects([gesture_factory(id=f"credit-{n}", amount=2.5) for n in range(4)], now=T0 + 2)
+        assert value(registry, "recovery_gestures_total", type="service-credit", status="issued") == 5
+        assert value(registry, "recovery_gesture_value_total", type="service-credit", currency="USD") == 20
 
     def test_latency_is_measured_from_the_cause(
         self, registry: CollectorRegistry, metrics: Metrics, task_factory: Callable[..., Task]

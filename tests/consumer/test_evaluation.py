@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from recovery.config import Settings
 from recovery.consumer import ServiceStats, TopicPartition, partition_of
@@ -15,6 +16,8 @@ from recovery.consumer.evaluation import Evaluator, Poisoned, decode
 from recovery.consumer.ordering import Barrier, Merge
 from recovery.consumer.records import DLQ_HEADERS
 from recovery.engine import Engine
+from recovery.exceptions import StoreError
+from recovery.metrics import Metrics
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.store import SqliteStore
 from recovery.times import format_time
@@ -157,3 +160,34 @@ def test_an_event_keyed_to_another_partition_than_its_customers_is_forwarded_the
     ev.evaluate([decode(record(value, partition=wrong))], barrier)
     assert outbox(store) == [("events", value, {})]
     assert ev.stats.consumed == {"forwarded": 1}
+
+
+def test_a_batchs_records_are_counted_per_type_and_result_once_it_is_evaluated(
+    store: SqliteStore, shipped_playbooks: list[CompiledPlaybook], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = CollectorRegistry()
+    ev = Evaluator(SETTINGS, store, shipped_playbooks, ServiceStats(), metrics=Metrics(registry))
+    ev.rebuild((0, 1, 2), 3)
+    barrier = Barrier(store, "events", Merge(100), barrier_wait_s=0.0, monotonic=lambda: 0.0)
+    calls = [decode(record(event(n, type="service.call"), offset=n)) for n in range(1, 4)]
+    batch = [*calls, decode(record(event(1, type="service.call"), offset=9)), decode(record(b"{nope", offset=10))]
+    original = Evaluator._evaluate
+
+    def fail_once(self: Evaluator, engine: Engine, tp: Any, pending: Any, evt: Any, barrier: Any) -> Any:
+        if evt.id == "e3":  # after two were evaluated
+            monkeypatch.setattr(Evaluator, "_evaluate", original)
+            raise StoreError("sqlite: gone")
+        return original(self, engine, tp, pending, evt, barrier)
+
+    monkeypatch.setattr(Evaluator, "_evaluate", fail_once)
+    with pytest.raises(StoreError):
+        ev.evaluate(batch, barrier)  # rolled back by the loop, read again: counted then, once
+    store.rollback()
+    ev.rebuild((0, 1, 2), 3)
+    ev.evaluate(batch, barrier)
+
+    def count(event_type: str, result: str) -> float | None:
+        return registry.get_sample_value("recovery_events_consumed_total", {"type": event_type, "result": result})
+
+    assert (count("service.call", "processed"), count("service.call", "duplicate")) == (3, 1)
+    assert count("other", "invalid") == 1
