@@ -19,9 +19,6 @@ class Dialect(ABC):
     """The store in messages: its kind and where it is."""
     errors: type[Exception] | tuple[type[Exception], ...]
     """The driver's errors (and the dialect's own): raised as `StoreError`."""
-    remember_effects = 0
-    """0: `put_effect`'s insert runs at once and its row count says whether the effect is new. N: the effect ids this
-    connection stored (the last N) answer, and the insert is queued with the other writes."""
 
     def __init__(self, placeholder: str, slots: Mapping[str, str]) -> None:
         if set(slots) != set(SLOTS):

@@ -166,9 +166,6 @@ MIGRATIONS: tuple[str, ...] = (
 MIGRATION_LOCK = int.from_bytes(b"recovery", "big")
 """The advisory lock (per database) held while the schema is checked and migrated."""
 
-KNOWN_EFFECT_IDS = 200_000
-"""Effect ids this connection stored, remembered to answer `put_effect` without a round trip."""
-
 ARRAY_TYPES = {TEXT: "text", REAL: "double precision", INTEGER: "bigint", BLOB: "bytea"}
 """The element type of a binary array of a declared column type."""
 
@@ -277,7 +274,6 @@ class PostgresDialect(Dialect):
     by a rollback after it was lost. Messages name the URL without its password, and scrub it from the driver's."""
 
     errors = psycopg.Error
-    remember_effects = KNOWN_EFFECT_IDS
 
     def __init__(self, url: str, connect_timeout_s: int = 10) -> None:
         super().__init__("%s", SLOTS)
