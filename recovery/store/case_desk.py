@@ -69,7 +69,7 @@ WATCHED_EVENTS = Query(
 )
 WATCHED_TASKS = Query(
     "customers_to_watch",
-    TASKS + "WHERE t.customer_id {in_ids} AND t.status IN ('open', 'claimed', 'escalated')",
+    TASKS + "WHERE t.customer_id {in_ids} AND {unindexed}t.status IN ('open', 'claimed', 'escalated')",
 )
 
 # The queue: one row per case (its tasks grouped by case), `{where}` the tasks looked at, then the cases' filters.

@@ -73,13 +73,13 @@ JOIN_CLAIMED = Query(
     "join_claimed_case",
     "UPDATE tasks SET status = 'claimed', joined_claimed = 1, claimed_at = ?, claimed_by = (SELECT o.claimed_by "
     "FROM tasks o WHERE o.case_id = tasks.case_id AND o.status = 'claimed' AND o.id <> tasks.id "
-    "ORDER BY o.claimed_at, o.id LIMIT 1) WHERE id {in_ids} AND status = 'open' AND EXISTS (SELECT 1 FROM tasks o "
+    "ORDER BY o.claimed_at, o.id LIMIT 1) WHERE id {in_ids} AND {unindexed}status = 'open' AND EXISTS (SELECT 1 FROM tasks o "
     "WHERE o.case_id = tasks.case_id AND o.status = 'claimed' AND o.id <> tasks.id)",
 )
 CANCEL_TASKS = Query(
     "cancel_tasks",
     "UPDATE tasks SET status = 'cancelled', completed_at = ?, cancel_reason = ? "
-    "WHERE id {in_ids} AND status IN ('open', 'claimed', 'escalated') RETURNING id",
+    "WHERE id {in_ids} AND {unindexed}status IN ('open', 'claimed', 'escalated') RETURNING id",
 )
 TASK_BODIES = Query("cancel_tasks", "SELECT body FROM effects WHERE id {in_ids} ORDER BY id")
 COMPLETE_FROM_EVENT = Trailing(

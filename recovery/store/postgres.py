@@ -265,6 +265,7 @@ SLOTS: Final = {
     "profile_value": "(CASE WHEN json_typeof(pr.data::json -> 'annual_value') = 'number' "
     "THEN (pr.data::json ->> 'annual_value')::double precision ELSE 0 END)",
     "profile_tier": "(pr.data::json ->> 'tier')",
+    "unindexed": "",
 }
 """How this dialect writes the statements' slots (see statements.SLOTS)."""
 

@@ -158,6 +158,7 @@ SLOTS: Final = {
     "profile_value": "(CASE WHEN json_type(pr.data, '$.annual_value') IN ('integer', 'real') "
     "THEN json_extract(pr.data, '$.annual_value') ELSE 0 END)",
     "profile_tier": "json_extract(pr.data, '$.tier')",
+    "unindexed": "+",
 }
 """How this dialect writes the statements' slots (see statements.SLOTS)."""
 

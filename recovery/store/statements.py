@@ -45,11 +45,15 @@ class Cursor(Protocol):
     def fetchall(self) -> Sequence[Any]: ...
 
 
-SLOTS: Final = ("in_ids", "in_seqs", "ids", "history_seq", "skip_locked", "profile_value", "profile_tier")
+SLOTS: Final = (
+    "in_ids", "in_seqs", "ids", "history_seq", "skip_locked", "profile_value", "profile_tier", "unindexed",
+)  # fmt: skip
 """What a dialect fills in: `in_ids`, `IN` a list of ids (text) given as one parameter; `in_seqs`, the same for a
 list of seqs (integers); `ids`, a list of ids as a table of one column, `value`; `history_seq`, the history's
 insertion order; `skip_locked`, the outbox claim's lock clause; `profile_value`, the `annual_value` of the profile
-row `pr` when it is a number, else 0 (no profile: 0); `profile_tier`, its `tier` (text, or NULL)."""
+row `pr` when it is a number, else 0 (no profile: 0); `profile_tier`, its `tier` (text, or NULL); `unindexed`, put
+before a column so that the planner does not look it up in an index (SQLite, without statistics, answered
+`id IN (list) AND status = 'open'` by reading every open task through the status index, at every commit)."""
 
 GROUPED: Final = "grouped"
 KEYED: Final = "keyed"
