@@ -51,6 +51,7 @@ from bench.drain import (
     drain_store,
     end_to_end,
     fresh_database,
+    run_cpu_seconds,
     run_seconds,
     skipped,
     sqlite_url,
@@ -137,7 +138,7 @@ def bare_consumer(run: Run) -> Result:
     """A plain KafkaConsumer in a fresh group: count records until all are seen, then commit."""
     result = Result("bare kafka-python consumer")
     n = run.events
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     consumer = KafkaConsumer(
         bootstrap_servers=run.bootstrap,
         group_id=run.group("bare"),
@@ -159,7 +160,7 @@ def bare_consumer(run: Run) -> Result:
             if time.perf_counter() - start > run.timeout_s:
                 raise TimeoutError(f"the bare consumer saw {seen:,} of {n:,} records in {run.timeout_s:g} s")
         consumer.commit()
-        result.seconds = time.perf_counter() - start
+        result.seconds, result.cpu_s = time.perf_counter() - start, time.process_time() - cpu
         result.events = seen
     finally:
         consumer.close()
@@ -209,18 +210,21 @@ def measure(args: argparse.Namespace, bootstrap: str, stores: Sequence[str], sta
     recovery_gc = tune_gc()  # as `recovery serve` does before its loop
     rows: list[Result] = []
     times = [f"bare {run_seconds(bare_runs)}"]
+    cpu_times = [f"bare {run_cpu_seconds(bare_runs)}"]
     servers = Servers(stack)
     for label in stores:
         results = drain_store(run, label, playbooks, runs, servers)
         rows.append(best(results))
         if not skipped(results):
             times.append(f"{STORE_NAMES[label]} {run_seconds(results)}")
+            cpu_times.append(f"{STORE_NAMES[label]} {run_cpu_seconds(results)}")
 
     print()
     print(f"best of {runs} runs each")
     print_table(bare, rows)
     print()
     print(f"runs, seconds: {'; '.join(times)}")
+    print(f"runs, CPU seconds of this process (all its threads; not the broker's): {'; '.join(cpu_times)}")
     for row in rows:
         for line in row.details:
             print(line)
