@@ -73,8 +73,8 @@ JOIN_CLAIMED = Query(
     "join_claimed_case",
     "UPDATE tasks SET status = 'claimed', joined_claimed = 1, claimed_at = ?, claimed_by = (SELECT o.claimed_by "
     "FROM tasks o WHERE o.case_id = tasks.case_id AND o.status = 'claimed' AND o.id <> tasks.id "
-    "ORDER BY o.claimed_at, o.id LIMIT 1) WHERE id {in_ids} AND {unindexed}status = 'open' AND EXISTS (SELECT 1 FROM tasks o "
-    "WHERE o.case_id = tasks.case_id AND o.status = 'claimed' AND o.id <> tasks.id)",
+    "ORDER BY o.claimed_at, o.id LIMIT 1) WHERE id {in_ids} AND {unindexed}status = 'open' "
+    "AND EXISTS (SELECT 1 FROM tasks o WHERE o.case_id = tasks.case_id AND o.status = 'claimed' AND o.id <> tasks.id)",
 )
 CANCEL_TASKS = Query(
     "cancel_tasks",
