@@ -20,6 +20,9 @@ PAUSE_ABOVE = 20_000
 RESUME_BELOW = 5_000
 POLL_RECORDS = 5_000
 BROKER_CHECK_S = 5.0
+FETCH_STALL_S = 30.0
+"""Polls bringing nothing this long while the broker holds records for a partition nobody paused: the Kafka client
+is taken as stuck and replaced (seen with kafka-python 3.0.12 under load, docs/operations.md, "Capacity")."""
 STEP_BUDGET_S = 2.0
 BARRIER_POLL_MS = 20
 POLLS_PER_STEP = 8

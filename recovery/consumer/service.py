@@ -17,7 +17,15 @@ from recovery.consumer.evaluation import Evaluator, Poisoned
 from recovery.consumer.offsets import Offsets
 from recovery.consumer.ordering import Barrier, Merge
 from recovery.consumer.reader import Reader
-from recovery.consumer.records import BARRIER_POLL_MS, BROKER_CHECK_S, POLL_RECORDS, STEP_BUDGET_S, Item, ServiceStats
+from recovery.consumer.records import (
+    BARRIER_POLL_MS,
+    BROKER_CHECK_S,
+    FETCH_STALL_S,
+    POLL_RECORDS,
+    STEP_BUDGET_S,
+    Item,
+    ServiceStats,
+)
 from recovery.consumer.transport import Rebalance, TopicPartition, Transport, describe
 from recovery.effects import Effect
 from recovery.exceptions import BrokerError, StoreError
@@ -103,6 +111,7 @@ class Service:
         self._polled_at: float | None = None
         self._outbox_behind = False  # the last step sent a full claim of the outbox: more may wait
         self._broker_checked = float("-inf")
+        self._fetch_idle_since: float | None = None
         self._stale = False
         """After a failure: the engines and the scope log are read again from the store before the next step."""
         self._released = False
@@ -197,6 +206,7 @@ class Service:
             self._rebalanced(reader, rebalance)
         elif read and self._polled_at is None:
             self._polled_at = self.monotonic()
+        self._watch_fetching(reader, read)
         if reader.assigned:
             self.barrier.update(reader.lagging, self._scope_since())
         self._observe_lag(reader)
@@ -223,6 +233,27 @@ class Service:
         self._publish()
         self._check_broker(transport)
         self.health.set(store=None, loop=None)
+
+    def _watch_fetching(self, reader: Reader, read: int) -> None:
+        """Polls that bring nothing while the broker holds records for a partition nobody paused: past
+        `FETCH_STALL_S`, the Kafka client is stuck. It is closed and the step fails as a broker failure: the next
+        one connects again and reads from the committed offsets (nothing is lost, nothing is done twice)."""
+        transport = reader.transport
+        waiting = 0 if read else sum(max(transport.lag(tp) or 0, 0) for tp in reader.assigned - reader.paused)
+        if not waiting:
+            self._fetch_idle_since = None
+            return
+        now = self.monotonic()
+        if self._fetch_idle_since is None:
+            self._fetch_idle_since = now
+        if now - self._fetch_idle_since < FETCH_STALL_S:
+            return
+        self._fetch_idle_since = None
+        self._close_transport()
+        raise BrokerError(
+            f"the Kafka client fetched nothing for {FETCH_STALL_S:g} s with {waiting:,} records waiting on the broker: "
+            "connecting again"
+        )
 
     def _publish(self) -> None:
         """Settle what the last step sent, send what this one stored. The step's work is committed already: a

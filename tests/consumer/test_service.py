@@ -543,3 +543,32 @@ def test_partitions_paused_with_a_late_record_last_do_not_hold_each_other_for_go
 def _call(event_id: str, customer: str, at: str) -> dict[str, Any]:
     return {"id": event_id, "type": "service.call", "occurred_at": at, "customer_id": customer,
             "data": {"reason": "billing"}}  # fmt: skip
+
+
+def test_a_kafka_client_that_fetches_nothing_while_records_wait_is_replaced(
+    loop_factory: Callable[..., Loop], shipped_playbooks: list[CompiledPlaybook]
+) -> None:
+    """kafka-python 3.0.12 under load: the member stable and ready, every partition lagging, and every poll empty,
+    for good. Past FETCH_STALL_S the client is closed and a new one reads from the committed offsets."""
+    events = stream(events=200)
+    ticks = [0.0]
+
+    def monotonic() -> float:
+        ticks[0] += 0.1  # a tenth of a second per look at the clock: the stall is seen within a hundred steps
+        return ticks[0]
+
+    loop = loop_factory(events, monotonic=monotonic)
+    connect = loop.service.connect
+
+    def stuck_first(settings: Settings) -> MemoryTransport:
+        transport = cast(MemoryTransport, connect(settings))
+        if len(loop.transports) == 1:
+            transport.fetch = 0  # assigned, records waiting, nothing ever fetched
+        return transport
+
+    loop.service.connect = stuck_first
+    loop.run()
+    assert len(loop.transports) == 2 and loop.transports[0].closed
+    assert loop.service.stats.broker_errors == 1
+    assert loop.effects() == replayed(shipped_playbooks, events)
+    assert loop.broker.committed == loop.broker.end_offsets(EVENTS)
