@@ -184,9 +184,8 @@ class Evaluator:
     def _observe_counted(self) -> None:
         """The batch's consumed records, summed per type and result (one labelled increment per event was a
         tenth of a fan-out's metrics)."""
-        counted, self._counted = self._counted, Counter()
         if self.metrics is not None:
-            for (event_type, result), count in counted.items():
+            for (event_type, result), count in self._counted.items():
                 self.metrics.observe_event(event_type, result, count)
 
     def _preload(self, batch: list[Item]) -> None:

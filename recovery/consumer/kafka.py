@@ -126,13 +126,13 @@ class CustomerPartitioner(DefaultPartitioner):  # type: ignore[misc]  # kafka-py
         self, topic: str, key: Any, serialized_key: bytes | None, value: Any, serialized_value: Any, cluster: Any
     ) -> int:
         partitions = cluster.partitions_for_topic(topic)
-        if serialized_key is None or not partitions:  # no key (spread), or a topic not known (the default's error)
-            return int(super().partition(topic, key, serialized_key, value, serialized_value, cluster))
-        try:
-            customer = serialized_key.decode()
-        except UnicodeDecodeError:
-            return int(super().partition(topic, key, serialized_key, value, serialized_value, cluster))
-        return partition_of(customer, len(partitions))
+        if serialized_key is not None and partitions:
+            try:
+                return partition_of(serialized_key.decode(), len(partitions))
+            except UnicodeDecodeError:
+                pass  # not a customer id: hashed as bytes, below
+        # No key (spread), a topic not known (the default's error), or bytes that are not text.
+        return int(super().partition(topic, key, serialized_key, value, serialized_value, cluster))
 
 
 class Output(Producer, Protocol):

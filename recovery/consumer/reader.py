@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 
 from recovery.consumer.evaluation import decode
 from recovery.consumer.ordering import Merge
-from recovery.consumer.records import PAUSE_ABOVE, POLL_RECORDS, POLLS_PER_STEP, RESUME_BELOW
+from recovery.consumer.records import FETCH_STALL_S, PAUSE_ABOVE, POLL_RECORDS, POLLS_PER_STEP, RESUME_BELOW
 from recovery.consumer.transport import Rebalance, TopicPartition, Transport
 
 
@@ -23,6 +23,7 @@ class Reader:
         """The event times accepted now, (earliest, latest): the others go to the DLQ."""
         self.assigned: frozenset[TopicPartition] = frozenset()
         self.paused: set[TopicPartition] = set()
+        self._idle_since: float | None = None
 
     def read(self, timeout_ms: int) -> tuple[int, Rebalance | None]:
         """Poll until the fetcher has nothing more (the first poll waits up to `timeout_ms`); returns how many records
@@ -49,6 +50,23 @@ class Reader:
                     transport.pause(tp)
                     self.paused.add(tp)
         return read, None
+
+    def stuck(self, read: int, now: float) -> str | None:
+        """Why the Kafka client is taken as stuck, once polls (`read` records this step) have brought nothing for
+        `FETCH_STALL_S` while the broker holds records for a partition nobody paused; else None. `now`: monotonic
+        seconds."""
+        waiting = 0 if read else sum(max(self.transport.lag(tp) or 0, 0) for tp in self.assigned - self.paused)
+        if not waiting:
+            self._idle_since = None
+            return None
+        if self._idle_since is None:
+            self._idle_since = now
+        if now - self._idle_since < FETCH_STALL_S:
+            return None
+        return (
+            f"the Kafka client fetched nothing for {FETCH_STALL_S:g} s with {waiting:,} records waiting on the broker: "
+            "connecting again"
+        )
 
     def resume_drained(self) -> None:
         """Fetch again from paused partitions whose buffer has drained."""

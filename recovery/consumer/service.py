@@ -1,6 +1,6 @@
 """`Service`: the loop of `recovery serve` (see the package's docstring). Each step reads (`Reader`), takes batches in
 event-time order (`Merge`, `Barrier`), evaluates them (`Evaluator`), commits the store and then the offsets
-(`Offsets`), and publishes the outbox (`OutboxPublisher`)."""
+(`Offsets`), publishes the outbox (`OutboxPublisher`) and reports what it did (`Reporting`)."""
 
 from __future__ import annotations
 
@@ -17,15 +17,8 @@ from recovery.consumer.evaluation import Evaluator, Poisoned
 from recovery.consumer.offsets import Offsets
 from recovery.consumer.ordering import Barrier, Merge
 from recovery.consumer.reader import Reader
-from recovery.consumer.records import (
-    BARRIER_POLL_MS,
-    BROKER_CHECK_S,
-    FETCH_STALL_S,
-    POLL_RECORDS,
-    STEP_BUDGET_S,
-    Item,
-    ServiceStats,
-)
+from recovery.consumer.records import BARRIER_POLL_MS, POLL_RECORDS, STEP_BUDGET_S, Item, ServiceStats
+from recovery.consumer.reporting import Reporting
 from recovery.consumer.transport import Rebalance, TopicPartition, Transport, describe
 from recovery.effects import Effect
 from recovery.exceptions import BrokerError, StoreError
@@ -104,14 +97,13 @@ class Service:
             store, settings.topic_events, self.merge, barrier_wait_s=settings.barrier_wait_s, monotonic=monotonic
         )
         self.offsets = Offsets(self.stats)
+        self.reporting = Reporting(settings, self.evaluator, self.merge, metrics, self.health, monotonic)
         self.reader: Reader | None = None
         """The connection to the broker (None until connected, and after a broker failure)."""
         self.publisher: OutboxPublisher | None = None
         self._reload: list[CompiledPlaybook] | None = None
         self._polled_at: float | None = None
         self._outbox_behind = False  # the last step sent a full claim of the outbox: more may wait
-        self._broker_checked = float("-inf")
-        self._fetch_idle_since: float | None = None
         self._stale = False
         """After a failure: the engines and the scope log are read again from the store before the next step."""
         self._released = False
@@ -206,10 +198,13 @@ class Service:
             self._rebalanced(reader, rebalance)
         elif read and self._polled_at is None:
             self._polled_at = self.monotonic()
-        self._watch_fetching(reader, read)
+        stuck = reader.stuck(read, self.monotonic())
+        if stuck:  # the step fails as a broker failure; the next connects again, from the committed offsets
+            self._close_transport()
+            raise BrokerError(stuck)
         if reader.assigned:
             self.barrier.update(reader.lagging, self._scope_since())
-        self._observe_lag(reader)
+        self.reporting.lag(reader)
         # Poll again within a bounded time, so that a rebalance (a new instance joining) or a stop is not held up.
         budget = self.monotonic() + STEP_BUDGET_S
         floors = self.barrier.floors(reader.lagging)
@@ -228,32 +223,11 @@ class Service:
             self.on_step(self.store, self.wall_clock())
         self._commit()
         self.offsets.send(transport, reader.assigned)  # what waited for a commit in flight, or failed
-        self._observe_stored()
+        self.reporting.stored()
         self._polled_at = None
         self._publish()
-        self._check_broker(transport)
+        self.reporting.broker(transport)
         self.health.set(store=None, loop=None)
-
-    def _watch_fetching(self, reader: Reader, read: int) -> None:
-        """Polls that bring nothing while the broker holds records for a partition nobody paused: past
-        `FETCH_STALL_S`, the Kafka client is stuck. It is closed and the step fails as a broker failure: the next
-        one connects again and reads from the committed offsets (nothing is lost, nothing is done twice)."""
-        transport = reader.transport
-        waiting = 0 if read else sum(max(transport.lag(tp) or 0, 0) for tp in reader.assigned - reader.paused)
-        if not waiting:
-            self._fetch_idle_since = None
-            return
-        now = self.monotonic()
-        if self._fetch_idle_since is None:
-            self._fetch_idle_since = now
-        if now - self._fetch_idle_since < FETCH_STALL_S:
-            return
-        self._fetch_idle_since = None
-        self._close_transport()
-        raise BrokerError(
-            f"the Kafka client fetched nothing for {FETCH_STALL_S:g} s with {waiting:,} records waiting on the broker: "
-            "connecting again"
-        )
 
     def _publish(self) -> None:
         """Settle what the last step sent, send what this one stored. The step's work is committed already: a
@@ -282,7 +256,7 @@ class Service:
         if reader.assigned:
             self.barrier.update(reader.lagging, self._scope_since())
         self._commit()
-        self._observe_stored()
+        self.reporting.stored()
         self.stats.batches += 1
         if not done.offsets:
             return
@@ -343,34 +317,6 @@ class Service:
 
     def _commit(self) -> None:
         self.store.commit()
-
-    # ------------------------------------------------------------------------------------------- observing
-
-    def _observe_stored(self) -> None:
-        """Metrics of what the last commit made durable."""
-        stored = self.evaluator.take_stored()
-        if self.metrics is not None:
-            self.metrics.observe_effects(stored, time.time())
-            self.metrics.observe_engine(self.evaluator.engine_stats, self.evaluator.customers_in_memory)
-
-    def _observe_lag(self, reader: Reader) -> None:
-        if self.metrics is None:
-            return
-        for tp in reader.assigned:
-            lag = reader.transport.lag(tp)
-            if lag is not None:
-                self.metrics.set_lag(tp.partition, lag + self.merge.buffered(tp))
-
-    def _check_broker(self, transport: Transport) -> None:
-        """Readiness: is any broker connected? (kafka-python reconnects by itself and raises nothing.)"""
-        now = self.monotonic()
-        if now - self._broker_checked < BROKER_CHECK_S:
-            return
-        self._broker_checked = now
-        connected = transport.connected()
-        if connected is not None:
-            reachable = f"no broker reachable at {self.settings.kafka_bootstrap_servers}"
-            self.health.set(broker=None if connected else reachable)
 
     # ------------------------------------------------------------------------------------------- failures
 

@@ -22,19 +22,18 @@ from recovery.effects import Effect, Task
 from recovery.engine.cases import CUSTOMER_LOST, HELD_OUT, MUTED_REASONS, TREATED
 from recovery.engine.stats import EngineStats
 from recovery.events import STANDARD_TYPES
+from recovery.metrics.labels import (
+    DLQ_REASONS,
+    EVENT_RESULTS,
+    GESTURE_STATUSES,
+    GRANTED_STATUSES,
+    OTHER,
+    RELOAD_RESULTS,
+    TASK_OUTCOMES,
+    dlq_reason,
+    event_type_label,
+)
 from recovery.times import parse_time
-
-EVENT_RESULTS: Final = ("processed", "duplicate", "invalid", "forwarded")
-"""`processed` and `duplicate` (already in the ledger) are evaluated events, `invalid` went to the DLQ,
-`forwarded` was keyed to a partition this instance does not own and was sent on to its owner (who counts it)."""
-OTHER: Final = "other"
-DLQ_REASONS: Final = ("invalid_json", "invalid_event", "empty", "evaluation_failed", "future_event", "too_old")
-TASK_OUTCOMES: Final = ("saved", "lost", "unreachable", "not-needed")
-"""Outcomes a frontline agent closes a task with (issue 4); anything else is counted as `other`."""
-GESTURE_STATUSES: Final = ("proposed", "approved", "issued", "rejected")
-GRANTED_STATUSES: Final = frozenset({"approved", "issued"})
-"""A gesture's amount counts as spent once it is in one of these statuses."""
-RELOAD_RESULTS: Final = ("success", "failure")
 
 # From sub-second (a caught-up stream) to a day (a backlog after downtime, evaluated in event time).
 EVENT_TO_EFFECT_BUCKETS_S: Final = (
@@ -44,32 +43,6 @@ EVENT_TO_EFFECT_BUCKETS_S: Final = (
 POLL_TO_COMMIT_BUCKETS_S: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # People: minutes to a week.
 TASK_BUCKETS_S: Final = (60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0, 172800.0, 604800.0)
-
-
-def event_type_label(event_type: str | None) -> str:
-    """The `type` label: a standard type as is, anything else (or unknown, for an invalid message) `other`."""
-    return event_type if event_type is not None and event_type in STANDARD_TYPES else OTHER
-
-
-def dlq_reason(reason: str) -> str:
-    """The `reason` label of a DLQ message from the reason text the service writes in its `recovery-error` header.
-
-    `empty message ...` -> empty, `invalid event: event: Invalid JSON ...` -> invalid_json, `invalid event: ...`
-    -> invalid_event, `evaluation failed: ...` -> evaluation_failed, `future_event: ...` and `too_old: ...` as such.
-    A label of the fixed set is returned as is.
-    """
-    if reason in DLQ_REASONS:
-        return reason
-    text = reason.lower()
-    if text.startswith("empty"):
-        return "empty"
-    if text.startswith("evaluation failed"):
-        return "evaluation_failed"
-    if text.startswith(("future_event", "too_old")):
-        return text.split(":", 1)[0]
-    if "invalid json" in text:
-        return "invalid_json"
-    return "invalid_event"
 
 
 class Metrics:
