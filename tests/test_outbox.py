@@ -15,14 +15,15 @@ from kafka.admin import NewTopic
 from prometheus_client import CollectorRegistry
 
 from recovery.config import ConfigError, Settings
-from recovery.consumer import confluent
+from recovery.consumer import confluent, confluent_transport
 from recovery.consumer.confluent import ConfluentOutput
-from recovery.consumer.kafka import open_output
+from recovery.consumer.kafka import KafkaOutput, open_output
 from recovery.consumer.records import partition_of
 from recovery.exceptions import BrokerError
 from recovery.metrics import Metrics
 from recovery.outbox import OutboxPublisher, Producer
 from recovery.store import SqliteStore
+from tests.conftest import KafkaBroker, free_ports
 from tests.consumer.test_serve import collect
 
 
@@ -157,3 +158,33 @@ def test_the_confluent_producer_without_its_package_says_how_to_install_it(monke
     monkeypatch.setattr(confluent, "INSTALLED", False)
     with pytest.raises(ConfigError, match=r"confluent-kafka is not installed: pip install 'recovery\[confluent\]'"):
         ConfluentOutput(Settings(kafka_producer="confluent-kafka"))
+
+
+@pytest.mark.timeout(300)
+def test_closing_kafka_pythons_producer_with_the_broker_away_ends_its_sender_thread(
+    kafka_libs: Path, tmp_path: Path
+) -> None:
+    """kafka-python's `close` flushes first and raises when the broker does not answer, before it stops its sender
+    thread, which is not a daemon: the process then could not exit until the batches expired, two minutes later
+    (a SIGTERM with the broker away took over 120 s in a CI run)."""
+    broker = KafkaBroker(tmp_path / "kafka", *free_ports(2))
+    broker.start()
+    try:
+        output = open_output(Settings(kafka_bootstrap_servers=broker.bootstrap_servers))
+        assert isinstance(output, KafkaOutput)
+        output.send("t", b"C1", b"v", ()).get(timeout=60)  # the topic's metadata known
+        broker.stop()
+        output.send("t", b"C1", b"w", ())  # a batch the broker will never answer
+        sender = output._producer._sender
+        with pytest.raises(BrokerError, match="Kafka producer close failed: KafkaTimeoutError"):
+            output.close()
+        sender.join(timeout=60)  # within the close bound when it is stopped, 120 s (delivery timeout) when not
+        assert not sender.is_alive()
+    finally:
+        broker.stop()
+
+
+def test_the_confluent_consumer_without_its_package_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(confluent_transport, "INSTALLED", False)
+    with pytest.raises(ConfigError, match=r"'kafka_consumer' .* confluent-kafka is not installed: pip install"):
+        confluent_transport.ConfluentTransport(Settings(kafka_consumer="confluent-kafka"), poll_records=10)

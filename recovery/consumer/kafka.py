@@ -114,7 +114,18 @@ class KafkaOutput:
         _call("flush", lambda: self._producer.flush(timeout=timeout_s))
 
     def close(self) -> None:
-        self._producer.close(timeout=CLOSE_TIMEOUT_S)
+        """Send what the producer holds, for CLOSE_TIMEOUT_S at most. kafka-python's `close` flushes first and
+        raises when the broker does not answer, before it stops its sender thread; that thread is not a daemon,
+        so the process could not exit until the batches expired (2 minutes). It is stopped here then; what it held
+        is still in the outbox, published by the next start."""
+        try:
+            self._producer.close(timeout=CLOSE_TIMEOUT_S)
+        except KafkaError as exc:
+            sender = getattr(self._producer, "_sender", None)  # private: a release that moved it needs no help
+            if sender is not None:
+                sender.force_close()
+                sender.join(CLOSE_TIMEOUT_S)
+            raise BrokerError(f"Kafka producer close failed: {describe(exc)}") from exc
 
 
 class CustomerPartitioner(DefaultPartitioner):  # type: ignore[misc]  # kafka-python has no types
@@ -207,6 +218,28 @@ def wait_for_leaders(admin: KafkaAdminClient, topics: Sequence[str], timeout_s: 
         time.sleep(0.05)
 
 
+def ensure_topics(settings: Settings) -> None:
+    """Create the service's topics (`topic_partitions` each) when missing, and wait for their leaders."""
+    _call("topic set-up", lambda: _ensure_topics(settings))
+
+
+def _ensure_topics(s: Settings) -> None:
+    admin = KafkaAdminClient(**s.kafka_config())
+    try:
+        existing = set(admin.list_topics())
+        wanted = [s.topic_events, s.topic_tasks, s.topic_gestures, s.topic_dlq]
+        missing = [NewTopic(t, s.topic_partitions, 1) for t in wanted if t not in existing]
+        if missing:
+            try:
+                admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another instance was quicker
+            logger.info("created topics", extra={"topics": [t.name for t in missing]})
+        wait_for_leaders(admin, wanted)
+    finally:
+        admin.close()
+
+
 class KafkaTransport:
     """`recovery serve`'s clients: creates the topics it needs (`topic_partitions` each) when missing, then joins
     the group `group_id` on `topic_events` (auto-commit off, from the earliest offset)."""
@@ -214,7 +247,7 @@ class KafkaTransport:
     def __init__(self, settings: Settings, *, poll_records: int) -> None:
         self.settings = settings
         config = settings.kafka_config()
-        _call("topic set-up", lambda: self._ensure_topics(config))
+        ensure_topics(settings)
         self._output = open_output(settings)
         session_ms = int(settings.kafka_session_timeout_s * 1000)
         try:
@@ -250,23 +283,6 @@ class KafkaTransport:
             raise
         self._consumer.subscribe([settings.topic_events], listener=self._listener)
         self._membership = Membership(self._consumer)
-
-    def _ensure_topics(self, config: dict[str, Any]) -> None:
-        s = self.settings
-        admin = KafkaAdminClient(**config)
-        try:
-            existing = set(admin.list_topics())
-            wanted = [s.topic_events, s.topic_tasks, s.topic_gestures, s.topic_dlq]
-            missing = [NewTopic(t, s.topic_partitions, 1) for t in wanted if t not in existing]
-            if missing:
-                try:
-                    admin.create_topics(missing)
-                except TopicAlreadyExistsError:
-                    pass  # another instance was quicker
-                logger.info("created topics", extra={"topics": [t.name for t in missing]})
-            wait_for_leaders(admin, wanted)
-        finally:
-            admin.close()
 
     def poll(self, timeout_ms: int, max_records: int) -> Mapping[TopicPartition, Sequence[Record]]:
         """One poll; while the group member is joining, polls again, waiting at least JOIN_POLL_MS each time, until
