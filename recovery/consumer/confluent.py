@@ -1,5 +1,6 @@
 """The outbox's producer on confluent-kafka (librdkafka, in C), chosen with `kafka_producer: confluent-kafka`
-(RECOVERY_KAFKA_PRODUCER); kafka-python's stays the default, and consuming is kafka-python's either way.
+(RECOVERY_KAFKA_PRODUCER); kafka-python's stays the default. The loop's consumer on it is confluent_transport.py
+(`kafka_consumer`); this module also has what both share: the broker settings and errors.
 
 Why it exists: kafka-python's `send` is pure Python (its partitioner, batch accumulator and a wake-up of its sender
 thread per new batch), about 46 µs per message on the 2-core bench machine: 4.6 s for the 100,000 credits of an
@@ -40,6 +41,7 @@ MESSAGE_TIMEOUT_S = 30.0
 """librdkafka's bound on delivering a message (its retries included): the outbox waits as long, then tries again."""
 CLOSE_TIMEOUT_S = 5.0
 """Bound on closing: sending what the producer holds (as kafka.CLOSE_TIMEOUT_S)."""
+MAX_MESSAGE_BYTES = 1024 * 1024
 QUEUE_FULL_WAIT_S = 10.0
 """How long a send waits for room in librdkafka's queue (100,000 messages) before it fails, to be tried again."""
 
@@ -68,20 +70,16 @@ REFUSED_FOR_GOOD = _refused_for_good()
 """librdkafka's error codes that sending the same message again cannot change (as kafka.REFUSED_FOR_GOOD)."""
 
 
-def producer_config(settings: Settings) -> dict[str, Any]:
-    """librdkafka's settings for the outbox producer: the broker and security settings of `settings`."""
+def client_config(settings: Settings, setting: str) -> dict[str, Any]:
+    """librdkafka's broker and security settings of `settings`, for the client that `setting` chose."""
     if settings.kafka_sasl_mechanism == "OAUTHBEARER":
         raise ConfigError(
-            "setting 'kafka_producer' (RECOVERY_KAFKA_PRODUCER) has value 'confluent-kafka': SASL OAUTHBEARER is not "
-            "supported with it; use kafka-python's producer"
+            f"setting '{setting}' (RECOVERY_{setting.upper()}) has value 'confluent-kafka': SASL OAUTHBEARER is not "
+            "supported with it; use kafka-python's"
         )
     config: dict[str, Any] = {
         "bootstrap.servers": settings.kafka_bootstrap_servers,
         "security.protocol": settings.kafka_security_protocol.lower(),
-        "acks": "all",
-        "linger.ms": LINGER_MS,
-        "partitioner": "murmur2_random",
-        "message.timeout.ms": int(MESSAGE_TIMEOUT_S * 1000),
         "logger": logger,  # librdkafka's log lines through the service's logging (served in poll and flush)
     }
     if settings.kafka_sasl_mechanism is not None:
@@ -95,7 +93,28 @@ def producer_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
-def _broker_error(what: str, error: Any) -> BrokerError:
+def producer_config(settings: Settings) -> dict[str, Any]:
+    """librdkafka's settings for the outbox producer: the broker and security settings of `settings`."""
+    return {
+        **client_config(settings, "kafka_producer"),
+        "acks": "all",
+        "linger.ms": LINGER_MS,
+        "partitioner": "murmur2_random",
+        "message.timeout.ms": int(MESSAGE_TIMEOUT_S * 1000),
+        # kafka-python's limit (its max_request_size), the broker's default about the same: librdkafka's own is
+        # 1,000,000 bytes, and a message between the two (a DLQ copy of a large event) was parked with this producer.
+        "message.max.bytes": MAX_MESSAGE_BYTES,
+    }
+
+
+def not_installed(setting: str) -> ConfigError:
+    return ConfigError(
+        f"setting '{setting}' (RECOVERY_{setting.upper()}) has value 'confluent-kafka', but the package "
+        "confluent-kafka is not installed: pip install 'recovery[confluent]'"
+    )
+
+
+def broker_error(what: str, error: Any) -> BrokerError:
     """A librdkafka error (`KafkaError`) as a `BrokerError`, retriable unless it is a refusal for good."""
     return BrokerError(
         f"Kafka {what} failed: {error.name()}: {error.str()}", retriable=error.code() not in REFUSED_FOR_GOOD
@@ -117,7 +136,7 @@ class ConfluentAck:
         """librdkafka's delivery report."""
         self.is_done = True
         if error is not None:
-            self.error = _broker_error(self._what, error)
+            self.error = broker_error(self._what, error)
 
     @property
     def exception(self) -> BrokerError | None:
@@ -142,10 +161,7 @@ class ConfluentOutput:
 
     def __init__(self, settings: Settings) -> None:
         if not INSTALLED:
-            raise ConfigError(
-                "setting 'kafka_producer' (RECOVERY_KAFKA_PRODUCER) has value 'confluent-kafka', but the package "
-                "confluent-kafka is not installed: pip install 'recovery[confluent]'"
-            )
+            raise not_installed("kafka_producer")
         try:
             self._producer = Producer(producer_config(settings))
         except KafkaException as exc:
@@ -166,7 +182,7 @@ class ConfluentOutput:
                     ) from None
                 self.serve(0.1)
             except KafkaException as exc:  # refused before it left (too large for the producer, say)
-                raise _broker_error(what, exc.args[0]) from exc
+                raise broker_error(what, exc.args[0]) from exc
 
     def serve(self, timeout_s: float) -> None:
         """Serve the delivery reports that came (waiting up to `timeout_s` for one)."""
