@@ -72,16 +72,19 @@ demo: $(NATIVE)
 	deploy/demo.sh
 
 # The issue-18 benches after the first three (docs/operations.md, "Capacity"): bench.peer installs quixstreams in
-# .cache/peer/venv the first time, and measures recovery with both of the outbox's producers (kafka_producer);
-# BENCH_LATENCY_SECONDS=10 shortens bench.latency's 60 s per rate.
+# .cache/peer/venv the first time, and measures recovery with each set of Kafka clients (kafka-python's,
+# confluent-kafka's producer, confluent-kafka's consumer and producer: bench/servers.py CLIENTS); latency and
+# fan-out run with kafka-python's (the default) and confluent-kafka's. BENCH_LATENCY_SECONDS=10 shortens
+# bench.latency's 60 s per rate.
 bench: $(NATIVE)
 	$(BIN)/python -m bench.replay_throughput
 	$(BIN)/python -m bench.memory
 	$(BIN)/python -m bench.end_to_end
 	$(BIN)/python -m bench.peer
 	$(BIN)/python -m bench.latency
+	$(BIN)/python -m bench.latency --clients confluent-kafka
 	$(BIN)/python -m bench.fanout
-	$(BIN)/python -m bench.fanout --producer confluent-kafka
+	$(BIN)/python -m bench.fanout --clients confluent-kafka
 	$(BIN)/python -m bench.scale
 
 # The fault suite (docs/operations.md, "Faults"): real servers and processes, a table of scenarios; exit 1 on a FAIL.

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from kafka import KafkaAdminClient, TopicPartition
 
-from bench.servers import postgres_server
+from bench.servers import DEFAULT_CLIENTS, Clients, postgres_server
 from bench.service import STALL_S, Progress
 from recovery.config import Settings
 from recovery.consumer import Service
@@ -162,7 +162,7 @@ def end_to_end(
     store_url: str,
     playbooks: Sequence[CompiledPlaybook],
     profiler: cProfile.Profile | None = None,
-    producer: str = "kafka-python",
+    clients: Clients = DEFAULT_CLIENTS,
 ) -> Result:
     """`Service.run` in a thread with a fresh store, group and output topics, until it has consumed the whole
     topic and committed its offsets."""
@@ -183,7 +183,8 @@ def end_to_end(
             "RECOVERY_GROUP_ID": group,
             "RECOVERY_STORE_URL": store_url,
             "RECOVERY_LATENESS_S": str(LATENESS_S),
-            "RECOVERY_KAFKA_PRODUCER": producer,
+            "RECOVERY_KAFKA_CONSUMER": clients.consumer,
+            "RECOVERY_KAFKA_PRODUCER": clients.producer,
         },
     )
     runner = ServiceThread(
@@ -256,10 +257,10 @@ def drain_store(
     playbooks: Sequence[CompiledPlaybook],
     runs: int,
     servers: Servers,
-    producer: str = "kafka-python",
+    clients: Clients = DEFAULT_CLIENTS,
 ) -> list[Result]:
     """`runs` timed drains of the topic by the service with a fresh store of kind `label` each and the outbox's
-    `producer`; a failure ends them (its result comes last), and a PostgreSQL that cannot be started is one result,
+    Kafka `clients`; a failure ends them (its result comes last), and a PostgreSQL that cannot be started is one result,
     'skipped: why'."""
     name = f"end to end, {STORE_NAMES[label]}"
     if label == "postgres":
@@ -272,12 +273,12 @@ def drain_store(
         try:
             if label == "sqlite":
                 with sqlite_url() as url:
-                    results.append(end_to_end(run, label, url, playbooks, producer=producer))
+                    results.append(end_to_end(run, label, url, playbooks, clients=clients))
             elif label == "memory":
-                results.append(end_to_end(run, label, "memory://", playbooks, producer=producer))
+                results.append(end_to_end(run, label, "memory://", playbooks, clients=clients))
             else:
                 url = fresh_database(servers.postgres())
-                results.append(end_to_end(run, label, url, playbooks, producer=producer))
+                results.append(end_to_end(run, label, url, playbooks, clients=clients))
         except Exception as exc:  # one store's failure is reported in its row
             results.append(Result(name, note=f"failed: {reason(exc)}"))
             break

@@ -2,6 +2,7 @@
 
     python -m bench.end_to_end [--events N] [--customers N] [--bootstrap HOST:PORT]
                                [--stores sqlite,postgres,memory] [--runs N] [--profile [sqlite|postgres]]
+                               [--clients kafka-python|confluent-producer|confluent-kafka]
 
 1. Starts a broker of its own on free ports (deploy/kafka, deleted at the end) unless `--bootstrap` names one,
    and for the PostgreSQL row a server of its own (deploy/postgres, its default settings: fsync and synchronous
@@ -23,6 +24,7 @@ assigns at once: group.initial.rebalance.delay.ms=0); the "to first" column show
 is end-to-end events/s >= 0.40 x the bare consumer's. Targets are for humans to read: nothing here asserts them.
 The bare consumer runs with Python's default garbage collector thresholds; then the heap is frozen and the
 service runs with recovery's tuning, as `recovery serve` sets it (`recovery.runtime.tune_gc`).
+`--clients` picks the service's Kafka clients (bench.servers.CLIENTS; the bare consumer is kafka-python's always).
 `--profile` adds one more run (SQLite, or the store named) under cProfile (the service's thread only:
 kafka-python's own I/O thread is not in it).
 """
@@ -59,7 +61,7 @@ from bench.drain import (
 )
 from bench.generate import dumps, generate
 from bench.report import load
-from bench.servers import bootstrap_option, with_broker
+from bench.servers import CLIENTS, bootstrap_option, clients_option, with_broker
 from recovery.consumer import POLL_RECORDS
 from recovery.native import describe_build
 from recovery.playbooks.loader import load_playbooks_or_raise
@@ -213,7 +215,7 @@ def measure(args: argparse.Namespace, bootstrap: str, stores: Sequence[str], sta
     cpu_times = [f"bare {run_cpu_seconds(bare_runs)}"]
     servers = Servers(stack)
     for label in stores:
-        results = drain_store(run, label, playbooks, runs, servers)
+        results = drain_store(run, label, playbooks, runs, servers, CLIENTS[args.clients])
         rows.append(best(results))
         if not skipped(results):
             times.append(f"{STORE_NAMES[label]} {run_seconds(results)}")
@@ -239,9 +241,9 @@ def measure(args: argparse.Namespace, bootstrap: str, stores: Sequence[str], sta
         profiler = cProfile.Profile()
         if args.profile == "sqlite":
             with sqlite_url() as url:
-                end_to_end(run, "sqlite", url, playbooks, profiler)
+                end_to_end(run, "sqlite", url, playbooks, profiler, CLIENTS[args.clients])
         else:
-            end_to_end(run, "postgres", fresh_database(servers.postgres()), playbooks, profiler)
+            end_to_end(run, "postgres", fresh_database(servers.postgres()), playbooks, profiler, CLIENTS[args.clients])
         for order in ("tottime", "cumulative"):
             print(
                 f"\ncProfile of one end-to-end {STORE_NAMES[args.profile]} run (the service's thread), top 25 by "
@@ -280,6 +282,7 @@ def stream_options(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.end_to_end", description=__doc__.split("\n\n")[0])
     drain_options(parser, "sqlite,postgres,memory")
+    clients_option(parser)
     parser.add_argument(
         "--profile",
         nargs="?",

@@ -31,7 +31,7 @@ from typing import Any
 from kafka import KafkaProducer
 
 from bench.report import load, per_second
-from bench.servers import bootstrap_option, producer_option, with_broker
+from bench.servers import CLIENTS, bootstrap_option, clients_option, with_broker
 from bench.service import STALL_S, Served, served
 from recovery.native import describe_build
 from recovery.times import format_time
@@ -88,10 +88,10 @@ def wait(service: Served, what: str, timeout_s: float) -> float:
 def measure(args: argparse.Namespace, bootstrap: str, stack: contextlib.ExitStack) -> int:
     prefix = f"fan{uuid.uuid4().hex[:6]}"
     now = time.time()
-    service = stack.enter_context(served(bootstrap, "fanout", kafka_producer=args.producer))
+    service = stack.enter_context(served(bootstrap, "fanout", **CLIENTS[args.clients].settings()))
     service.start()
     print(
-        f"fan-out: recovery serve (SQLite, the shipped playbooks, {args.producer}'s producer) on {bootstrap}, "
+        f"fan-out: recovery serve (SQLite, the shipped playbooks, {CLIENTS[args.clients]}) on {bootstrap}, "
         f"{args.customers:,} customers"
     )
 
@@ -132,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.fanout", description=__doc__.split("\n\n")[0])
     parser.add_argument("--customers", type=int, default=CUSTOMERS, help=f"customers (default {CUSTOMERS:,})")
     bootstrap_option(parser)
-    producer_option(parser)
+    clients_option(parser)
     parser.add_argument("--timeout-s", type=float, default=900.0, help="bound on each wait (default 900)")
     args = parser.parse_args(argv)
     return with_broker(args.bootstrap, lambda bootstrap, stack: measure(args, bootstrap, stack))

@@ -40,7 +40,7 @@ from typing import Any
 from kafka import KafkaProducer
 
 from bench.report import load, per_second, percentile, table
-from bench.servers import bootstrap_option, producer_option, with_broker
+from bench.servers import CLIENTS, bootstrap_option, clients_option, with_broker
 from bench.service import STALL_S, Served, served
 from recovery.native import describe_build
 from recovery.times import format_time
@@ -195,13 +195,13 @@ def one_rate(
 
 
 def measure(args: argparse.Namespace, bootstrap: str, stack: contextlib.ExitStack) -> int:
-    service = stack.enter_context(served(bootstrap, "latency", lateness_s="60", kafka_producer=args.producer))
+    service = stack.enter_context(served(bootstrap, "latency", lateness_s="60", **CLIENTS[args.clients].settings()))
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
     stack.callback(producer.close)
     service.start()
     warm_up = one_rate(service, producer, "warm", 1_000.0, 0.1, args.drain_timeout_s)
     print(
-        f"latency: recovery serve (SQLite, the shipped playbooks, {args.producer}'s producer) on {bootstrap}; warm-up: "
+        f"latency: recovery serve (SQLite, the shipped playbooks, {CLIENTS[args.clients]}) on {bootstrap}; warm-up: "
         f"{len(warm_up.latencies_ms)} of {warm_up.expected} tasks; one task per {BLOCK} events",
         flush=True,
     )
@@ -243,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"how long each rate lasts (default 60, or ${SECONDS_ENV} for a quick run)",
     )
     bootstrap_option(parser)
-    producer_option(parser)
+    clients_option(parser)
     parser.add_argument(
         "--drain-timeout-s",
         type=float,

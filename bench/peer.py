@@ -53,7 +53,7 @@ from bench.drain import (
 )
 from bench.end_to_end import RULES_DIR, build_messages, drain_options, stream_topic
 from bench.report import load, table
-from bench.servers import PRODUCERS, ROOT, with_broker
+from bench.servers import CLIENTS, ROOT, with_broker
 from recovery.native import describe_build
 from recovery.playbooks.loader import load_playbooks_or_raise
 from recovery.runtime import tune_gc
@@ -182,13 +182,13 @@ def measure(args: argparse.Namespace, bootstrap: str, stores: Sequence[str], sta
     ours: list[Result] = []
     times = [f"peer cold {run_seconds(cold)}, warm {run_seconds(warm)}"]
     for label in stores:
-        for producer in args.producers:
-            results = drain_store(run, label, playbooks, max(1, args.runs), servers, producer)
+        for name in args.clients:
+            results = drain_store(run, label, playbooks, max(1, args.runs), servers, CLIENTS[name])
             for result in results:
-                result.name = f"recovery serve, {STORE_NAMES[label]}, {producer}"
+                result.name = f"recovery serve, {STORE_NAMES[label]}, {name}"
             ours.append(best(results))
             if not skipped(results):
-                times.append(f"{STORE_NAMES[label]} {producer} {run_seconds(results)}")
+                times.append(f"{STORE_NAMES[label]} {name} {run_seconds(results)}")
 
     peer.name = f"quix-streams peer, warm (best of {len(warm)})"
     print()
@@ -208,15 +208,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     drain_options(parser, "sqlite,postgres")
     parser.add_argument("--peer-script", default=str(PEER_SCRIPT), help=f"the peer app (default {PEER_SCRIPT})")
     parser.add_argument(
-        "--producers",
-        default=",".join(PRODUCERS),
-        help="the outbox's producers to measure recovery with, comma-separated (default: both)",
+        "--clients",
+        default=",".join(CLIENTS),
+        help="the Kafka clients to measure recovery with, comma-separated (default: all of "
+        + ", ".join(CLIENTS)
+        + ": kafka-python's, confluent-kafka's producer only, confluent-kafka's consumer and producer)",
     )
     args = parser.parse_args(argv)
-    args.producers = [p.strip() for p in args.producers.split(",") if p.strip()]
-    unknown = sorted(set(args.producers) - set(PRODUCERS))
-    if unknown or not args.producers:
-        parser.error(f"--producers: unknown {', '.join(unknown) or '(none given)'} (use {', '.join(PRODUCERS)})")
+    args.clients = [c.strip() for c in args.clients.split(",") if c.strip()]
+    unknown = sorted(set(args.clients) - set(CLIENTS))
+    if unknown or not args.clients:
+        parser.error(f"--clients: unknown {', '.join(unknown) or '(none given)'} (use {', '.join(CLIENTS)})")
     stores = store_labels(parser, args.stores)
     return with_broker(args.bootstrap, lambda bootstrap, stack: measure(args, bootstrap, stores, stack))
 

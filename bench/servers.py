@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -99,14 +100,39 @@ def bootstrap_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bootstrap", help="HOST:PORT of a running broker (default: start one on free ports)")
 
 
-PRODUCERS = ("kafka-python", "confluent-kafka")
-"""The outbox's producers (`kafka_producer`)."""
+class Clients(NamedTuple):
+    """The Kafka clients of the `recovery serve` measured: its consumer (`kafka_consumer`) and the outbox's producer
+    (`kafka_producer`)."""
+
+    consumer: str = "kafka-python"
+    producer: str = "kafka-python"
+
+    def settings(self) -> dict[str, str]:
+        return {"kafka_consumer": self.consumer, "kafka_producer": self.producer}
+
+    def __str__(self) -> str:
+        if self.consumer == self.producer:
+            return f"{self.consumer}'s clients"
+        return f"{self.consumer}'s consumer, {self.producer}'s producer"
 
 
-def producer_option(parser: argparse.ArgumentParser) -> None:
-    """`--producer`: the outbox's producer of the `recovery serve` measured (`kafka_producer`)."""
+DEFAULT_CLIENTS = Clients()
+CLIENTS = {
+    "kafka-python": DEFAULT_CLIENTS,
+    "confluent-producer": Clients(producer="confluent-kafka"),
+    "confluent-kafka": Clients("confluent-kafka", "confluent-kafka"),
+}
+"""The client sets the benches measure, by name: kafka-python's (the default), confluent-kafka's producer only (the
+`kafka_producer` option), confluent-kafka's consumer and producer."""
+
+
+def clients_option(parser: argparse.ArgumentParser) -> None:
+    """`--clients`: the Kafka clients of the `recovery serve` measured (a name of `CLIENTS`)."""
     parser.add_argument(
-        "--producer", choices=PRODUCERS, default=PRODUCERS[0], help="the outbox's producer (default kafka-python)"
+        "--clients",
+        choices=CLIENTS,
+        default="kafka-python",
+        help="the service's Kafka clients: kafka-python's (default), confluent-kafka's producer, or confluent-kafka's",
     )
 
 

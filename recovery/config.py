@@ -61,7 +61,10 @@ class Settings(BaseSettings):
     kafka_producer: Literal["kafka-python", "confluent-kafka"] = "kafka-python"
     """The outbox's Kafka producer: kafka-python's, or confluent-kafka's (librdkafka, in C: `pip install
     'recovery[confluent]'`), which takes a tenth of the loop's time per message published (docs/operations.md,
-    "Capacity"). Consuming is kafka-python's either way."""
+    "Capacity")."""
+    kafka_consumer: Literal["kafka-python", "confluent-kafka"] = "kafka-python"
+    """The service loop's consumer group member: kafka-python's, or confluent-kafka's (librdkafka fetches and parses
+    records on threads of its own; `pip install 'recovery[confluent]'`). Instances of either kind share a group."""
     kafka_session_timeout_s: float = Field(default=10.0, ge=1)
     """How soon the group notices a dead instance and gives its partitions to the others."""
     store_url: str = "sqlite:///recovery.db"

@@ -121,19 +121,18 @@ def broker_error(what: str, error: Any) -> BrokerError:
     )
 
 
-class ConfluentAck:
-    """A message handed to librdkafka, as an `Ack`: settled by its delivery report (served in `flush` and `send`)."""
+class Answer:
+    """A request librdkafka answers through a callback (`settle`, served by the client's `poll`)."""
 
-    __slots__ = ("_output", "_what", "error", "is_done")
+    __slots__ = ("_what", "error", "is_done")
 
-    def __init__(self, output: ConfluentOutput, what: str) -> None:
-        self._output = output
+    def __init__(self, what: str) -> None:
         self._what = what
         self.is_done = False
         self.error: BrokerError | None = None
 
-    def settle(self, error: Any, _message: Any) -> None:
-        """librdkafka's delivery report."""
+    def settle(self, error: Any, _what: Any) -> None:
+        """librdkafka's report: a delivery report (the message), or an offset commit's (the partitions)."""
         self.is_done = True
         if error is not None:
             self.error = broker_error(self._what, error)
@@ -144,6 +143,16 @@ class ConfluentAck:
 
     def failed(self) -> bool:
         return self.error is not None
+
+
+class ConfluentAck(Answer):
+    """A message handed to librdkafka, as an `Ack`: settled by its delivery report (served in `flush` and `send`)."""
+
+    __slots__ = ("_output",)
+
+    def __init__(self, output: ConfluentOutput, what: str) -> None:
+        super().__init__(what)
+        self._output = output
 
     def get(self, timeout: float | None = None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout

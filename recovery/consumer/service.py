@@ -40,7 +40,12 @@ CLOCKS = "clock:{topic}/{partition}"
 
 
 def kafka_transport(settings: Settings) -> Transport:
-    """The real transport: kafka-python clients for `settings` (topics created when missing)."""
+    """The real transport: the clients `settings.kafka_consumer` names, kafka-python's or confluent-kafka's (topics
+    created when missing)."""
+    if settings.kafka_consumer == "confluent-kafka":
+        from recovery.consumer.confluent_transport import ConfluentTransport
+
+        return ConfluentTransport(settings, poll_records=POLL_RECORDS)
     from recovery.consumer.kafka import KafkaTransport
 
     return KafkaTransport(settings, poll_records=POLL_RECORDS)

@@ -16,8 +16,9 @@ from kafka.admin import NewTopic
 from kafka.partitioner import DefaultPartitioner
 
 from recovery.config import Settings
+from recovery.consumer.confluent_transport import ConfluentTransport
 from recovery.consumer.kafka import CustomerPartitioner, KafkaTransport, wait_for_leaders
-from recovery.consumer.transport import TopicPartition
+from recovery.consumer.transport import TopicPartition, Transport
 from recovery.exceptions import BrokerError
 
 ASSIGNMENT_BOUND_S = 60.0
@@ -28,6 +29,27 @@ def test_waiting_for_leaders_is_bounded_and_names_the_topic(kafka_admin: KafkaAd
     missing = f"test-missing-{uuid.uuid4().hex}"
     with pytest.raises(BrokerError, match=f"topics without a leader after 0 s: {missing}"):
         wait_for_leaders(kafka_admin, [missing], timeout_s=0.2)
+
+
+CLIENTS = ["kafka-python", "confluent-kafka"]
+
+
+def open_transport(client: str, settings: Settings, poll_records: int) -> Transport:
+    """The transport `kafka_consumer` names, as the service opens it."""
+    kind = ConfluentTransport if client == "confluent-kafka" else KafkaTransport
+    return kind(settings, poll_records=poll_records)
+
+
+def assignment(transport: Transport, give_up: float, poll_ms: int = 0, size: int = 1) -> frozenset[TopicPartition]:
+    """Poll until an assignment of at least `size` partitions comes (the last one, whatever its size, at `give_up`,
+    monotonic seconds)."""
+    assigned: frozenset[TopicPartition] = frozenset()
+    while len(assigned) < size and time.monotonic() < give_up:
+        transport.poll(poll_ms, 100)
+        rebalance = transport.rebalance()
+        if rebalance is not None and rebalance.assigned is not None:
+            assigned = rebalance.assigned
+    return assigned
 
 
 def settings_for(kafka_bootstrap: str) -> tuple[Settings, dict[str, str]]:
@@ -43,33 +65,31 @@ def settings_for(kafka_bootstrap: str) -> tuple[Settings, dict[str, str]]:
     return settings, names
 
 
+@pytest.mark.parametrize("client", CLIENTS)
 def test_a_group_on_topics_created_an_instant_before_is_assigned_every_partition(
-    kafka_bootstrap: str, kafka_admin: KafkaAdminClient
+    client: str, kafka_bootstrap: str, kafka_admin: KafkaAdminClient
 ) -> None:
     settings, names = settings_for(kafka_bootstrap)
     # Created without waiting for their leaders, as another process (an operator, a fault harness) may have.
     kafka_admin.create_topics([NewTopic(name, 6, 1) for name in names.values()])
-    transport = KafkaTransport(settings, poll_records=100)
+    transport = open_transport(client, settings, 100)
     try:
-        assigned: frozenset[TopicPartition] = frozenset()
-        give_up = time.monotonic() + ASSIGNMENT_BOUND_S
-        while len(assigned) < 6 and time.monotonic() < give_up:
-            transport.poll(200, 100)
-            rebalance = transport.rebalance()
-            if rebalance is not None and rebalance.assigned is not None:
-                assigned = rebalance.assigned
+        assigned = assignment(transport, time.monotonic() + ASSIGNMENT_BOUND_S, poll_ms=200, size=6)
         assert sorted(tp.partition for tp in assigned) == list(range(6))
     finally:
         transport.close()  # the topics stay: deleting them moves the metadata other tests' groups read
 
 
-def test_a_member_polled_with_timeout_0_between_slow_steps_joins_and_reads_every_record(kafka_bootstrap: str) -> None:
+@pytest.mark.parametrize("client", CLIENTS)
+def test_a_member_polled_with_timeout_0_between_slow_steps_joins_and_reads_every_record(
+    client: str, kafka_bootstrap: str
+) -> None:
     """The loop polls with timeout 0 after its first poll of a step, and a step takes time. kafka-python 3.0.12 applies
     a join round only in a poll still waiting when it ends: without the adapter waiting for the join, such a member
     started a new round at each poll and read nothing (73 generations in 15 s, 6 runs of 6)."""
     settings, _ = settings_for(kafka_bootstrap)
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
-    transport = KafkaTransport(settings, poll_records=100)  # creates the topics
+    transport = open_transport(client, settings, 100)  # creates the topics
     try:
         for i in range(200):
             producer.send(settings.topic_events, key=str(i).encode(), value=b"{}")
@@ -85,8 +105,9 @@ def test_a_member_polled_with_timeout_0_between_slow_steps_joins_and_reads_every
         transport.close()
 
 
+@pytest.mark.parametrize("client", CLIENTS)
 def test_a_partition_paused_mid_fetch_and_resumed_is_read_to_its_end(
-    kafka_bootstrap: str, kafka_admin: KafkaAdminClient
+    client: str, kafka_bootstrap: str, kafka_admin: KafkaAdminClient
 ) -> None:
     """kafka-python 3.0.12 parks the records fetched for a paused partition and gives them back on resume only
     while its in-line slot is empty; a drained slot left there (the other partition read to its end) kept them
@@ -99,7 +120,7 @@ def test_a_partition_paused_mid_fetch_and_resumed_is_read_to_its_end(
             producer.send(names["events"], value=b"{}", partition=partition)
     producer.flush()
     producer.close()
-    transport = KafkaTransport(settings, poll_records=10)
+    transport = open_transport(client, settings, 10)
     try:
         read: dict[int, int] = {0: 0, 1: 0}
         give_up = time.monotonic() + ASSIGNMENT_BOUND_S
@@ -142,13 +163,8 @@ def test_every_partition_has_a_known_end_after_a_seek_while_the_first_fetch_is_o
     producer.close()
     transport = KafkaTransport(settings, poll_records=100)
     try:
-        assigned: frozenset[TopicPartition] = frozenset()
         give_up = time.monotonic() + ASSIGNMENT_BOUND_S
-        while not assigned and time.monotonic() < give_up:
-            transport.poll(0, 100)
-            rebalance = transport.rebalance()
-            if rebalance is not None and rebalance.assigned is not None:
-                assigned = rebalance.assigned
+        assigned = assignment(transport, give_up)
         assert len(assigned) == 6
         # The window, waited for (kafka-python's own state: the defect is its own): every offset reset, the first
         # fetch sent, its answer in and not taken yet.
@@ -199,3 +215,77 @@ def test_the_outbox_partitioner_spreads_keyless_messages_and_refuses_an_unknown_
     assert {CustomerPartitioner().partition("t", None, None, None, b"v", cluster) for _ in range(200)} == set(range(6))
     with pytest.raises(ValueError, match="Topic other not found"):
         CustomerPartitioner().partition("other", None, b"C1", None, b"v", cluster)
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_after_an_assignment_and_its_rewind_every_partition_reads_to_a_known_end_and_commits(
+    client: str, kafka_bootstrap: str, kafka_admin: KafkaAdminClient
+) -> None:
+    """What the loop does on an assignment: seek every partition to its committed offset (the beginning when none),
+    read, and take a partition as done once it is not lagging. Empty partitions must get a known end too (a
+    partition lagging for good holds the others back), a commit must be answered, and a seek back must read the same
+    records again."""
+    settings, names = settings_for(kafka_bootstrap)
+    kafka_admin.create_topics([NewTopic(names["events"], 6, 1)])
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    for offset in range(30):
+        producer.send(names["events"], value=str(offset).encode(), partition=2)
+    producer.flush()
+    producer.close()
+    transport = open_transport(client, settings, 100)
+    try:
+        give_up = time.monotonic() + ASSIGNMENT_BOUND_S
+        assigned = assignment(transport, give_up)
+        assert len(assigned) == 6
+        for tp in assigned:
+            transport.seek(tp, transport.committed(tp))
+        values: list[bytes] = []
+        while any(transport.lagging(tp) for tp in assigned) and time.monotonic() < give_up:
+            for records in transport.poll(200, 100).values():
+                values += [r.value or b"" for r in records]
+        assert [tp.partition for tp in sorted(assigned) if transport.lagging(tp)] == []
+        assert values == [str(offset).encode() for offset in range(30)]
+        assert {tp.partition: transport.lag(tp) for tp in assigned} == dict.fromkeys(range(6), 0)
+
+        full = TopicPartition(names["events"], 2)
+        ack = transport.commit_async({full: 20})
+        while not ack.is_done and time.monotonic() < give_up:
+            transport.poll(50, 100)
+        assert ack.is_done and not ack.failed()
+        assert transport.committed(full) == 20
+
+        transport.seek(full, transport.committed(full))
+        assert transport.lagging(full)
+        again: list[bytes] = []
+        while len(again) < 10 and time.monotonic() < give_up:
+            again += [r.value or b"" for r in transport.poll(200, 100).get(full, [])]
+        assert again == [str(offset).encode() for offset in range(20, 30)]
+        assert not transport.lagging(full)
+    finally:
+        transport.close()
+
+
+def test_a_group_of_one_member_of_each_client_splits_the_partitions(
+    kafka_bootstrap: str, kafka_admin: KafkaAdminClient
+) -> None:
+    """Instances on either client share a group (one eager protocol, the same assignors): a rolling change of
+    `kafka_consumer` never has two instances read the same partition."""
+    settings, names = settings_for(kafka_bootstrap)
+    kafka_admin.create_topics([NewTopic(names["events"], 6, 1)])
+    members = [open_transport(client, settings, 100) for client in CLIENTS]
+    try:
+        owned: list[frozenset[TopicPartition]] = [frozenset(), frozenset()]
+        give_up = time.monotonic() + ASSIGNMENT_BOUND_S
+        while time.monotonic() < give_up and not (
+            owned[0] and owned[1] and len(owned[0] | owned[1]) == 6 and not owned[0] & owned[1]
+        ):
+            for i, member in enumerate(members):
+                member.poll(100, 100)
+                rebalance = member.rebalance()
+                if rebalance is not None:
+                    owned[i] = rebalance.assigned or frozenset()
+        assert len(owned[0]) == len(owned[1]) == 3
+        assert sorted(tp.partition for tp in owned[0] | owned[1]) == list(range(6))
+    finally:
+        for member in members:
+            member.close()

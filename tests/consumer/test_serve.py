@@ -224,6 +224,14 @@ def stream(seed: int = 11, customers: int = 60, events: int = 1_500) -> list[dic
     return list(random_stream(seed, customers, events, days=30, start=PAST))
 
 
+CLIENTS = {
+    "kafka-python": {},
+    "confluent-producer": {"kafka_producer": "confluent-kafka"},
+    "confluent-kafka": {"kafka_consumer": "confluent-kafka", "kafka_producer": "confluent-kafka"},
+}
+"""The service's Kafka clients (`kafka_consumer`, `kafka_producer`) the broker tests run with."""
+
+
 def ticked(events: list[dict[str, Any]], partitions: int = 6) -> list[dict[str, Any]]:
     """`events`, then an event of a type no playbook reads on each partition, a week after the last: every
     partition's clock passes the stream's end (in pure event time, a partition's clock is its own events' time,
@@ -241,21 +249,21 @@ def ticked(events: list[dict[str, Any]], partitions: int = 6) -> list[dict[str, 
     return events + ticks
 
 
-@pytest.mark.parametrize("producer", ["kafka-python", "confluent-kafka"])
+@pytest.mark.parametrize("clients", CLIENTS.values(), ids=CLIENTS.keys())
 def test_a_backlog_gives_exactly_replays_effects(
     kafka_bootstrap: str,
     topics: Topics,
     serve_factory: Callable[..., Serve],
     shipped_playbooks: list[CompiledPlaybook],
     tmp_path: Path,
-    producer: str,
+    clients: dict[str, str],
 ) -> None:
     events = stream()
     expected = replayed(shipped_playbooks, events, until=time.time())
     assert len(expected) > 50
     produce_events(kafka_bootstrap, topics.events, events)  # a month, before the service starts
 
-    serve = serve_factory(kafka_producer=producer)
+    serve = serve_factory(**clients)
     records = drained(kafka_bootstrap, topics, serve)
     assert effects_of(records) == expected, serve.output()
     # Each effect on its customer's key; the store holds them once.
@@ -331,14 +339,14 @@ def test_a_poison_message_goes_to_the_dlq_and_later_events_are_processed(
     assert reasons[2].startswith("empty message")
 
 
-@pytest.mark.parametrize("producer", ["kafka-python", "confluent-kafka"])
+@pytest.mark.parametrize("clients", CLIENTS.values(), ids=CLIENTS.keys())
 def test_killed_mid_stream_and_restarted_ends_with_the_uninterrupted_effects(
     kafka_bootstrap: str,
     topics: Topics,
     serve_factory: Callable[..., Serve],
     shipped_playbooks: list[CompiledPlaybook],
     tmp_path: Path,
-    producer: str,
+    clients: dict[str, str],
 ) -> None:
     events = ticked(stream(seed=13, customers=100, events=3_000))
     # The clocks in pure event time (a lateness of ten years), so that catching up after the first half does not
@@ -348,7 +356,7 @@ def test_killed_mid_stream_and_restarted_ends_with_the_uninterrupted_effects(
         "lateness_s": str(10 * 365 * 86400),
         "batch_max_events": "20",
         "kafka_session_timeout_s": "6",
-        "kafka_producer": producer,
+        **clients,
     }
     half = len(events) // 2
     produce_events(kafka_bootstrap, topics.events, events[:half])
@@ -483,7 +491,8 @@ def test_offsets_are_committed_up_to_the_end_while_running(
 
 
 @pytest.mark.timeout(400)
-def test_sigterm_while_the_broker_is_away_stops_the_service(kafka_libs: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("consumer", ["kafka-python", "confluent-kafka"])
+def test_sigterm_while_the_broker_is_away_stops_the_service(kafka_libs: Path, tmp_path: Path, consumer: str) -> None:
     # A broker of its own, to stop. On closing, the service used to wait for the broker forever (committing the
     # last offsets, reading committed offsets, flushing the producer): SIGTERM was as good as ignored.
     broker = KafkaBroker(tmp_path / "kafka", *free_ports(2))
@@ -503,6 +512,7 @@ def test_sigterm_while_the_broker_is_away_stops_the_service(kafka_libs: Path, tm
             "RECOVERY_STORE_URL": f"sqlite:///{tmp_path / 'recovery.db'}",
             "RECOVERY_HTTP_PORT": str(port),
             "RECOVERY_KAFKA_SESSION_TIMEOUT_S": "6",
+            "RECOVERY_KAFKA_CONSUMER": consumer,
         }
         serve = Serve(env, tmp_path / "serve.log").start()
         wait_for(lambda: '"partitions assigned"' in serve.output(), what="the partitions", timeout_s=WAIT_S)
