@@ -131,6 +131,7 @@ class ConfluentTransport:
     def _on_assign(self, _consumer: Any, partitions: list[Any]) -> None:
         self._assigned = frozenset(TopicPartition(p.topic, p.partition) for p in partitions)
         self._positions.clear()
+        self._connected = True  # the group's coordinator answered (the statistics come every STATISTICS_MS only)
 
     def _on_revoke(self, _consumer: Any, _partitions: list[Any]) -> None:
         self._revoked = True
@@ -253,7 +254,7 @@ class ConfluentTransport:
         _call("offset commit", self._consumer.commit, offsets=_confluent_offsets(offsets), asynchronous=False)
 
     def connected(self) -> bool | None:
-        """As librdkafka's last statistics had it (None before the first, within STATISTICS_MS of the start)."""
+        """As librdkafka's last statistics had it, or True since an assignment came (None before either)."""
         return self._connected
 
     def send(self, topic: str, key: bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]]) -> Ack:

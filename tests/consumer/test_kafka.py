@@ -237,6 +237,7 @@ def test_after_an_assignment_and_its_rewind_every_partition_reads_to_a_known_end
         give_up = time.monotonic() + ASSIGNMENT_BOUND_S
         assigned = assignment(transport, give_up)
         assert len(assigned) == 6
+        assert transport.connected()  # /readyz says ready from here (librdkafka's statistics come every 5 s only)
         for tp in assigned:
             transport.seek(tp, transport.committed(tp))
         values: list[bytes] = []
