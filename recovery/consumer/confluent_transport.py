@@ -173,24 +173,26 @@ class ConfluentTransport:
                 messages = [first, *_call("poll", consumer.consume, max_records - 1, 0)]
         if self._fatal is not None:
             raise self._fatal
-        polled: dict[TopicPartition, list[Record]] = {}
+        by_partition: dict[int, list[Record]] = {}  # one topic is subscribed: keyed by partition until the end
+        topic = self._topic
         for message in messages:
             error = message.error()
             if error is not None:
                 if error.code() == KafkaError._PARTITION_EOF:
                     continue
                 raise broker_error("poll", error)
-            tp = TopicPartition(message.topic(), message.partition())
-            records = polled.get(tp)
+            partition = message.partition()
+            records = by_partition.get(partition)
             if records is None:
-                records = polled[tp] = []
+                records = by_partition[partition] = []
             records.append(
-                Consumed(
-                    tp.topic, tp.partition, message.offset(), message.timestamp()[1], message.key(), message.value()
-                )
+                Consumed(topic, partition, message.offset(), message.timestamp()[1], message.key(), message.value())
             )
+        polled: dict[TopicPartition, list[Record]] = {}
         positions = self._positions
-        for tp, records in polled.items():
+        for partition, records in by_partition.items():
+            tp = TopicPartition(topic, partition)
+            polled[tp] = records
             positions[tp] = records[-1].offset + 1
         return polled
 
