@@ -74,7 +74,7 @@ demo: $(NATIVE)
 # The issue-18 benches after the first three (docs/operations.md, "Capacity"): bench.peer installs quixstreams in
 # .cache/peer/venv the first time, and measures recovery with each set of Kafka clients (kafka-python's,
 # confluent-kafka's producer, confluent-kafka's consumer and producer: bench/servers.py CLIENTS); latency and
-# fan-out run with kafka-python's (the default) and confluent-kafka's. BENCH_LATENCY_SECONDS=10 shortens
+# fan-out and scale run with kafka-python's (the default) and confluent-kafka's. BENCH_LATENCY_SECONDS=10 shortens
 # bench.latency's 60 s per rate.
 bench: $(NATIVE)
 	$(BIN)/python -m bench.replay_throughput
@@ -86,6 +86,7 @@ bench: $(NATIVE)
 	$(BIN)/python -m bench.fanout
 	$(BIN)/python -m bench.fanout --clients confluent-kafka
 	$(BIN)/python -m bench.scale
+	$(BIN)/python -m bench.scale --clients confluent-kafka
 
 # The fault suite (docs/operations.md, "Faults"): real servers and processes, a table of scenarios; exit 1 on a FAIL.
 faults: $(NATIVE)

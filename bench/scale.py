@@ -2,7 +2,7 @@
 customers churns.
 
     python -m bench.scale [--customers 1000000] [--max-customers 100000] [--revisits 200000] [--every-s 10]
-                          [--bootstrap HOST:PORT]
+                          [--bootstrap HOST:PORT] [--clients kafka-python|confluent-producer|confluent-kafka]
 
 1. Starts a broker of its own (bench.servers) unless `--bootstrap` names one, and fresh topics (bench.service).
 2. Produces, keyed by customer id, bench.memory's stream (a profile, then two hours later a service call or a
@@ -31,7 +31,7 @@ from random import Random
 from bench.end_to_end import produce
 from bench.memory import stream
 from bench.report import load, per_second
-from bench.servers import bootstrap_option, with_broker
+from bench.servers import CLIENTS, bootstrap_option, clients_option, with_broker
 from bench.service import STALL_S, Progress, Served, served
 from recovery.native import describe_build
 from recovery.times import format_time, parse_time
@@ -127,12 +127,15 @@ def watch(service: Served, total: int, start: float, every_s: float, timeout_s: 
 
 
 def measure(args: argparse.Namespace, bootstrap: str, stack: contextlib.ExitStack) -> int:
-    service = stack.enter_context(served(bootstrap, "scale", max_customers=str(args.max_customers)))
+    clients = CLIENTS[args.clients]
+    service = stack.enter_context(
+        served(bootstrap, "scale", max_customers=str(args.max_customers), **clients.settings())
+    )
     main_events = 2 * args.customers
     total = main_events + args.revisits
     print(
         f"scale: {args.customers:,} customers (2 events each) then {args.revisits:,} revisits, recovery serve on "
-        f"SQLite, max_customers {args.max_customers:,}, broker {bootstrap}",
+        f"SQLite, max_customers {args.max_customers:,}, {clients}, broker {bootstrap}",
         flush=True,
     )
     produce_s = produce(bootstrap, service.run.topics["events"], messages(args.customers, args.revisits, args.seed))
@@ -169,6 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--every-s", type=float, default=10.0, help="seconds between samples (default 10)")
     parser.add_argument("--seed", type=int, default=1)
+    clients_option(parser)
     bootstrap_option(parser)
     parser.add_argument("--timeout-s", type=float, default=3600.0, help="bound on the drain (default 3600)")
     args = parser.parse_args(argv)
