@@ -183,8 +183,7 @@ def end_to_end(
             "RECOVERY_GROUP_ID": group,
             "RECOVERY_STORE_URL": store_url,
             "RECOVERY_LATENESS_S": str(LATENESS_S),
-            "RECOVERY_KAFKA_CONSUMER": clients.consumer,
-            "RECOVERY_KAFKA_PRODUCER": clients.producer,
+            **{f"RECOVERY_{name.upper()}": value for name, value in clients.settings().items()},
         },
     )
     runner = ServiceThread(

@@ -85,7 +85,6 @@ class ConfluentTransport:
     def __init__(self, settings: Settings, *, poll_records: int) -> None:
         if not INSTALLED:
             raise not_installed("kafka_consumer")
-        self.settings = settings
         self._topic = settings.topic_events
         session_ms = int(settings.kafka_session_timeout_s * 1000)
         config = {

@@ -24,6 +24,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
+from bench.servers import CLIENTS as BENCH_CLIENTS
 from recovery.consumer import DLQ_HEADERS, partition_of
 from recovery.engine import Engine
 from recovery.playbooks.compiler import CompiledPlaybook
@@ -224,12 +225,8 @@ def stream(seed: int = 11, customers: int = 60, events: int = 1_500) -> list[dic
     return list(random_stream(seed, customers, events, days=30, start=PAST))
 
 
-CLIENTS = {
-    "kafka-python": {},
-    "confluent-producer": {"kafka_producer": "confluent-kafka"},
-    "confluent-kafka": {"kafka_consumer": "confluent-kafka", "kafka_producer": "confluent-kafka"},
-}
-"""The service's Kafka clients (`kafka_consumer`, `kafka_producer`) the broker tests run with."""
+CLIENTS = {name: clients.settings() for name, clients in BENCH_CLIENTS.items()}
+"""The service's Kafka clients (`kafka_consumer`, `kafka_producer`) the broker tests run with, as the benches'."""
 
 
 def ticked(events: list[dict[str, Any]], partitions: int = 6) -> list[dict[str, Any]]:
