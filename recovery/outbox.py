@@ -158,7 +158,8 @@ class OutboxPublisher:
         return settled
 
     def cycle(self) -> Settled:
-        """Settle what was sent, then send what waits (once per loop step: the broker answers meanwhile)."""
+        """Settle what was sent, then send what waits (once per loop step, and between two batches of a step: the
+        broker answers meanwhile)."""
         settled = self.confirm()
         settled.more = self.send() >= CLAIM_LIMIT
         return settled

@@ -218,6 +218,8 @@ class Service:
             batch = self.merge.take(floors)
             if not batch:
                 break
+            if self.stats.batches != batches:
+                self._publish()  # what the batch before stored: through a backlog too, not after it
             self._process(batch, reader)
             floors = self.barrier.floors(reader.lagging)
         reader.resume_drained()
@@ -235,8 +237,9 @@ class Service:
         self.health.set(store=None, loop=None)
 
     def _publish(self) -> None:
-        """Settle what the last step sent, send what this one stored. The step's work is committed already: a
-        failure here holds up publishing only (tried again at the next step), never the loop."""
+        """Settle what was sent last, send what was stored since (after each batch but a step's last, and at the
+        step's end). What it publishes is committed already: a failure here holds up publishing only (tried again
+        at the next step), never the loop."""
         if self.publisher is None:
             return
         self._outbox_behind = False
