@@ -1,6 +1,7 @@
 """Timed drains of a topic by `recovery serve`'s loop (`Service.run` in a thread, a fresh store, group and output
 topics each time), shared by bench.end_to_end and bench.peer. The timing runs from the thread's start until
-`stats.consumed` totals the topic AND the group's committed offsets equal the topic's end offsets.
+`stats.consumed` totals the topic, the group's committed offsets equal the topic's end offsets AND the output
+topics hold every message the service queued (as a stream app's run ends with its output produced).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kafka import KafkaAdminClient, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from bench.servers import DEFAULT_CLIENTS, Clients, postgres_server
 from bench.service import STALL_S, Progress
@@ -42,6 +43,9 @@ class Result:
     events: int = 0
     seconds: float = 0.0
     first_s: float = 0.0
+    committed_s: float = 0.0
+    """(The service's rows) When the group's offsets were committed to the topic's end; `seconds` is when its
+    output topics also held every message it queued."""
     cpu_s: float = 0.0
     """CPU seconds of this process during the drain (every thread: the loop, kafka-python's): steadier than the
     wall time on a machine whose speed drifts, and the broker's work is not in it."""
@@ -88,6 +92,37 @@ def _consumed(service: Service) -> int:
         with contextlib.suppress(RuntimeError):
             return sum(service.stats.consumed.values())
     return 0
+
+
+def _queued(service: Service) -> int:
+    """The messages the service has queued in its outbox: effects, DLQ copies, events forwarded to their partition."""
+    stats = service.stats
+    for _ in range(100):
+        with contextlib.suppress(RuntimeError):
+            return sum(stats.effects.values()) + sum(stats.dlq.values()) + stats.consumed["forwarded"]
+    return 0
+
+
+class Published:
+    """How many messages the output topics hold (their end offsets), asked of the broker."""
+
+    def __init__(self, bootstrap: str, topics: Sequence[str]) -> None:
+        self.topics = topics
+        self._consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+        self._partitions: list[TopicPartition] = []
+
+    def count(self) -> int:
+        if not self._partitions:  # the service creates its topics as it starts
+            found = [self._consumer.partitions_for_topic(topic) for topic in self.topics]
+            if any(not partitions for partitions in found):
+                return 0
+            self._partitions = [
+                TopicPartition(t, p) for t, ps in zip(self.topics, found, strict=True) for p in sorted(ps)
+            ]
+        return sum(self._consumer.end_offsets(self._partitions).values())
+
+    def close(self) -> None:
+        self._consumer.close()
 
 
 def open_memory_store(settings: Settings) -> Store:
@@ -190,6 +225,8 @@ def end_to_end(
         settings, playbooks, profiler, open_memory_store if label == "memory" else open_service_store
     )
     service = runner.start()
+    published = Published(run.bootstrap, outputs)
+    out_at_commit = ""
     start, cpu = time.perf_counter(), time.process_time()
     progress = Progress(STALL_S)
     runner.go.set()
@@ -201,22 +238,31 @@ def end_to_end(
                 raise TimeoutError(f"the service stalled: {consumed:,} of {n:,} events consumed, none in {STALL_S:g} s")
             if consumed and not result.first_s:
                 result.first_s = now
-            if consumed >= n and run.committed(group) == run.end_offsets:
+            if consumed >= n and not result.committed_s and run.committed(group) == run.end_offsets:
+                result.committed_s = now
+                out_at_commit = f"{published.count():,} of {_queued(service):,} messages out"
+            if result.committed_s and published.count() >= _queued(service):
                 result.seconds, result.cpu_s = now, time.process_time() - cpu
                 break
             runner.check(f"the service stopped after {consumed:,} of {n:,} events")
             if now > run.timeout_s:
+                if result.committed_s:
+                    out = f"{published.count():,} of {_queued(service):,} messages"
+                    raise TimeoutError(f"the service published {out} in {run.timeout_s:g} s")
                 raise TimeoutError(f"the service consumed {consumed:,} of {n:,} events in {run.timeout_s:g} s")
             time.sleep(CHECK_EVERY_S)
         result.events = consumed
     finally:
+        published.close()
         runner.finish()
     stats = service.stats
     effects = sum(stats.effects.values())
     result.details.append(
         f"{result.name}: {', '.join(f'{k} {v:,}' for k, v in sorted(stats.consumed.items()))}; "
         f"{stats.batches:,} batches ({n / max(stats.batches, 1):,.0f} events each), {effects:,} effects, "
-        f"{stats.rebalances} rebalances, {stats.store_errors} store errors, {stats.broker_errors} broker errors"
+        f"{stats.rebalances} rebalances, {stats.store_errors} store errors, {stats.broker_errors} broker errors; "
+        f"offsets committed after {result.committed_s:.3f} s ({out_at_commit}), the last message published after "
+        f"{result.seconds:.3f} s"
     )
     return result
 

@@ -18,7 +18,8 @@
 4. Then recovery's loop with all five shipped playbooks (`Service.run`, as in `recovery serve`, with a fresh store,
    group and output topics each time; bench.drain) drains the same topic `--runs` times per store: SQLite, and
    PostgreSQL on a server of its own (deploy/postgres; "skipped: why" when it cannot be started). The best run
-   counts. Timed from the loop's start until it has consumed the topic and committed its offsets.
+   counts. Timed from the loop's start until it has consumed the topic, committed its offsets and published
+   every task and credit it stored (the peer's run ends with its output produced too).
 
 Prints events/s for each and recovery's as a ratio of the peer's (warm). No target is asserted.
 """
