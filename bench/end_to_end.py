@@ -1,7 +1,7 @@
 """End-to-end throughput of `recovery serve`'s loop against a bare kafka-python consumer on the same topic.
 
     python -m bench.end_to_end [--events N] [--customers N] [--bootstrap HOST:PORT]
-                               [--stores sqlite,postgres,memory] [--runs N] [--profile [sqlite|postgres]]
+                               [--stores sqlite,postgres,memory] [--runs N] [--profile [sqlite|postgres|memory]]
                                [--clients kafka-python|confluent-producer|confluent-kafka]
 
 1. Starts a broker of its own on free ports (deploy/kafka, deleted at the end) unless `--bootstrap` names one,
@@ -244,6 +244,8 @@ def measure(args: argparse.Namespace, bootstrap: str, stores: Sequence[str], sta
         if args.profile == "sqlite":
             with sqlite_url() as url:
                 end_to_end(run, "sqlite", url, playbooks, profiler, CLIENTS[args.clients])
+        elif args.profile == "memory":
+            end_to_end(run, "memory", "memory://", playbooks, profiler, CLIENTS[args.clients])
         else:
             end_to_end(run, "postgres", fresh_database(servers.postgres()), playbooks, profiler, CLIENTS[args.clients])
         for order in ("tottime", "cumulative"):
@@ -292,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--profile",
         nargs="?",
         const="sqlite",
-        choices=["sqlite", "postgres"],
+        choices=["sqlite", "postgres", "memory"],
         help="also profile one end-to-end run on this store (default sqlite)",
     )
     parser.add_argument("--profile-out", metavar="FILE", help="with --profile: also save the statistics to FILE")

@@ -1,9 +1,11 @@
 """recovery against a peer: a Quix Streams app of three of the shipped playbooks, draining the same topic.
 
     python -m bench.peer [--events N] [--customers N] [--bootstrap HOST:PORT] [--stores sqlite,postgres]
-                         [--runs N] [--peer-script PATH]
+                         [--runs N] [--peer-script PATH] [--clients NAMES] [--playbooks NAMES]
 
-`--runs`: the peer's warm runs (after one cold run) and recovery's runs per store.
+`--runs`: the peer's warm runs (after one cold run) and recovery's runs per store. `--playbooks` runs recovery
+with some of the shipped playbooks only (`--playbooks repeat-caller,cancellation-save,detractor-followup`: the
+peer's three, to see what the other two cost); all five by default, as `make bench` runs it.
 
 1. The peer (`../shared/peer/quix_peer.py`, beside the checkout, or `--peer-script`): Quix Streams 3.28 on
    confluent-kafka with RocksDB state and a changelog topic, at-least-once, running repeat-caller,
@@ -167,7 +169,7 @@ def peer_rows(args: argparse.Namespace, run: Run) -> tuple[list[Result], list[Re
 
 
 def measure(args: argparse.Namespace, bootstrap: str, stores: Sequence[str], stack: contextlib.ExitStack) -> int:
-    playbooks = load_playbooks_or_raise([RULES_DIR])
+    playbooks = [p for p in load_playbooks_or_raise([RULES_DIR]) if not args.playbooks or p.id in args.playbooks]
     messages = build_messages(args.customers, args.days, args.seed, args.events)
     print(f"stream: {len(messages):,} events, {args.customers:,} customers, {args.days:g} days, seed {args.seed}")
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
@@ -193,7 +195,8 @@ def measure(args: argparse.Namespace, bootstrap: str, stores: Sequence[str], sta
 
     peer.name = f"quix-streams peer, warm (best of {len(warm)})"
     print()
-    print(f"recovery: all five shipped playbooks; the peer: three of them (best of {max(1, args.runs)} runs each)")
+    ran = "all five shipped playbooks" if not args.playbooks else ", ".join(sorted(args.playbooks))
+    print(f"recovery: {ran}; the peer: three of the shipped playbooks (best of {max(1, args.runs)} runs each)")
     rows = [cells(r, None) for r in [*cold, peer]] + [cells(r, peer) for r in ours]
     print(table(HEADER, rows))
     print(f"runs, seconds: {'; '.join(times)}")
@@ -215,7 +218,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         + ", ".join(CLIENTS)
         + ": kafka-python's, confluent-kafka's producer only, confluent-kafka's consumer and producer)",
     )
+    parser.add_argument(
+        "--playbooks",
+        default="",
+        help="recovery runs these shipped playbooks only, comma-separated (default: all five)",
+    )
     args = parser.parse_args(argv)
+    args.playbooks = {p.strip() for p in args.playbooks.split(",") if p.strip()}
+    shipped = {p.id for p in load_playbooks_or_raise([RULES_DIR])}
+    if args.playbooks - shipped:
+        parser.error(f"--playbooks: no shipped playbook {', '.join(sorted(args.playbooks - shipped))} (there are "
+                     f"{', '.join(sorted(shipped))})")  # fmt: skip
     args.clients = [c.strip() for c in args.clients.split(",") if c.strip()]
     unknown = sorted(set(args.clients) - set(CLIENTS))
     if unknown or not args.clients:
