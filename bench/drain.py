@@ -86,21 +86,22 @@ class Run:
         return {tp: meta.offset for tp, meta in offsets.items() if tp.topic == self.topic}
 
 
-def _consumed(service: Service) -> int:
-    # The service's thread may add a key while we sum: read again.
+def _summed(read: Callable[[], int]) -> int:
+    """`read()` of the service's counters, read again while the service's thread adds a key as we sum."""
     for _ in range(100):
         with contextlib.suppress(RuntimeError):
-            return sum(service.stats.consumed.values())
+            return read()
     return 0
+
+
+def _consumed(service: Service) -> int:
+    return _summed(lambda: sum(service.stats.consumed.values()))
 
 
 def _queued(service: Service) -> int:
     """The messages the service has queued in its outbox: effects, DLQ copies, events forwarded to their partition."""
     stats = service.stats
-    for _ in range(100):
-        with contextlib.suppress(RuntimeError):
-            return sum(stats.effects.values()) + sum(stats.dlq.values()) + stats.consumed["forwarded"]
-    return 0
+    return _summed(lambda: sum(stats.effects.values()) + sum(stats.dlq.values()) + stats.consumed["forwarded"])
 
 
 class Published:

@@ -169,7 +169,7 @@ def peer_rows(args: argparse.Namespace, run: Run) -> tuple[list[Result], list[Re
 
 
 def measure(args: argparse.Namespace, bootstrap: str, stores: Sequence[str], stack: contextlib.ExitStack) -> int:
-    playbooks = [p for p in load_playbooks_or_raise([RULES_DIR]) if not args.playbooks or p.id in args.playbooks]
+    playbooks = args.playbooks  # the shipped ones, or those --playbooks names (main)
     messages = build_messages(args.customers, args.days, args.seed, args.events)
     print(f"stream: {len(messages):,} events, {args.customers:,} customers, {args.days:g} days, seed {args.seed}")
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
@@ -195,7 +195,7 @@ def measure(args: argparse.Namespace, bootstrap: str, stores: Sequence[str], sta
 
     peer.name = f"quix-streams peer, warm (best of {len(warm)})"
     print()
-    ran = "all five shipped playbooks" if not args.playbooks else ", ".join(sorted(args.playbooks))
+    ran = "all five shipped playbooks" if not args.only else ", ".join(sorted(args.only))
     print(f"recovery: {ran}; the peer: three of the shipped playbooks (best of {max(1, args.runs)} runs each)")
     rows = [cells(r, None) for r in [*cold, peer]] + [cells(r, peer) for r in ours]
     print(table(HEADER, rows))
@@ -224,11 +224,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="recovery runs these shipped playbooks only, comma-separated (default: all five)",
     )
     args = parser.parse_args(argv)
-    args.playbooks = {p.strip() for p in args.playbooks.split(",") if p.strip()}
-    shipped = {p.id for p in load_playbooks_or_raise([RULES_DIR])}
-    if args.playbooks - shipped:
-        parser.error(f"--playbooks: no shipped playbook {', '.join(sorted(args.playbooks - shipped))} (there are "
-                     f"{', '.join(sorted(shipped))})")  # fmt: skip
+    shipped = load_playbooks_or_raise([RULES_DIR])
+    args.only = {name.strip() for name in args.playbooks.split(",") if name.strip()}
+    unknown_playbooks = sorted(args.only - {p.id for p in shipped})
+    if unknown_playbooks:
+        names = ", ".join(sorted(p.id for p in shipped))
+        parser.error(f"--playbooks: no shipped playbook {', '.join(unknown_playbooks)} (there are {names})")
+    args.playbooks = [p for p in shipped if not args.only or p.id in args.only]
     args.clients = [c.strip() for c in args.clients.split(",") if c.strip()]
     unknown = sorted(set(args.clients) - set(CLIENTS))
     if unknown or not args.clients:
