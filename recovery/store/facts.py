@@ -195,9 +195,11 @@ class SqlFacts(ABC):
         counts[k] = counts.get(k, 0) + n
 
     def _queue_counts(self) -> None:
-        """The counts of this transaction, one row per key, queued as one grouped statement."""
+        """The counts of this transaction, one row per key, queued as one grouped statement. Every instance adds to
+        the same rows: in key order, so that two commits lock them in one order and wait for each other, where each
+        in its own order could deadlock (PostgreSQL then aborts one)."""
         counts, self._counts = self._counts, {}
-        for (metric, key, week), n in counts.items():
+        for (metric, key, week), n in sorted(counts.items()):
             self._write(ADD_COUNTS, (metric, key, week, n))
 
     def report_facts(self, until: float, weeks_since: float) -> FactSet:

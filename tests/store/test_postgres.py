@@ -4,6 +4,7 @@ contract."""
 from __future__ import annotations
 
 import threading
+import time
 
 import psycopg
 import pytest
@@ -249,6 +250,71 @@ class TestPostgres:
         assert first.outbox_size() == 0
         first.close()
         second.close()
+
+    def test_instances_adding_to_the_same_counts_wait_for_each_other_without_a_deadlock(
+        self, postgres_database: str
+    ) -> None:
+        """The review's weekly counts are rows every instance adds to. Two instances' commits once took them in
+        opposite orders (each its own first-seen order) and PostgreSQL ended one with "deadlock detected": its batch
+        was rolled back, evaluated again, and its outbox claim published twice. Here a third connection holds one
+        row so that the two commits meet in the worst order, each waiting before the next starts."""
+        weeks = (0.0, 604_800.0)
+        setup, first, second = (PostgresStore(postgres_database) for _ in range(3))
+        try:
+            self._meet_in_the_worst_order(postgres_database, weeks, setup, first, second)
+            counts = setup.report_facts(until=2e6, weeks_since=0.0).counts
+            assert [(c.week, c.n) for c in counts] == [(0.0, 3), (604_800.0, 3)]
+        finally:
+            for store in (setup, first, second):
+                store.close()
+
+    @staticmethod
+    def _meet_in_the_worst_order(
+        url: str, weeks: tuple[float, float], setup: PostgresStore, first: PostgresStore, second: PostgresStore
+    ) -> None:
+        for week in weeks:
+            setup.add_count("calls", "billing", week)
+        setup.commit()
+        for week in reversed(weeks):  # the first meets the rows last week first
+            first.add_count("calls", "billing", week)
+        for week in weeks:
+            second.add_count("calls", "billing", week)
+        failures: list[BaseException] = []
+
+        def commit(store: PostgresStore) -> None:
+            try:
+                store.commit()
+            except BaseException as exc:  # reported by the assertion below
+                failures.append(exc)
+
+        with psycopg.connect(url) as holder:
+            holder.execute(
+                "SELECT n FROM report_counts WHERE metric = 'calls' AND key = 'billing' AND week = %s FOR UPDATE",
+                (weeks[0],),
+            )
+            threads = []
+            for store in (second, first):  # the second waits for the held row, then the first queues behind it
+                thread = threading.Thread(target=commit, args=(store,))
+                thread.start()
+                threads.append(thread)
+                wait_for_a_lock(url, store)
+            holder.commit()  # the second goes on; without one order, it then waits for a row the first holds
+        for thread in threads:
+            thread.join(timeout=60)
+        assert failures == []
+
+
+def wait_for_a_lock(url: str, store: PostgresStore, timeout_s: float = 30.0) -> None:
+    """Until the connection of `store` waits for a lock (its commit blocked by another transaction)."""
+    pid = store.dialect.conn.info.backend_pid
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with psycopg.connect(url, autocommit=True) as watcher:
+            row = watcher.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+        if row is not None and row[0] == "Lock":
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"the store's connection (pid {pid}) did not wait for a lock in {timeout_s:g} s")
 
 
 def test_engine_restarted_on_postgres_gives_the_uninterrupted_result(
