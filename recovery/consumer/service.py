@@ -331,9 +331,8 @@ class Service:
     def _recover(self) -> None:
         """After a failed step: forget what it wrote and what is held in memory; the next step reads the committed
         offsets, the engines and the scope log again (`_restore`). Nothing is read here: the store or the broker may
-        still be away."""
-        if self.publisher is not None:
-            self.publisher.forget()
+        still be away. What the publisher has in flight stays: its claims were committed apart from the step, and
+        the next `_publish` settles them as the broker answered (forgotten, they would be sent again)."""
         self.evaluator.forget_stored()
         for store in {id(self.store): self.store, id(self.outbox): self.outbox}.values():
             try:

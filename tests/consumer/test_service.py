@@ -603,3 +603,23 @@ def test_a_kafka_client_that_fetches_nothing_while_records_wait_is_replaced(
     assert loop.service.stats.broker_errors == 1
     assert loop.effects() == replayed(shipped_playbooks, events)
     assert loop.broker.committed == loop.broker.end_offsets(EVENTS)
+
+
+def test_a_failed_step_sends_none_of_the_messages_in_flight_again(
+    loop_factory: Callable[..., Loop], shipped_playbooks: list[CompiledPlaybook]
+) -> None:
+    """A step's failure (here its store's commit) rolls back the loop's transaction only: what the publisher sent
+    before, on claims committed on their own, is settled as the broker answers. Forgotten instead, a claim of up to
+    500 messages went out twice after every failed step (a deadlock between two instances on PostgreSQL did it)."""
+    events = stream()
+    loop = loop_factory(events, fetch=15)
+
+    def fail(loop: Loop) -> None:
+        if loop.steps in (2, 4):
+            loop.store.fail("commit")
+
+    loop.run(fail)
+    assert loop.service.stats.store_errors == 2
+    published = [(m.value or b"").decode() for topic in ("tasks", "gestures") for m in loop.broker.messages(topic)]
+    assert len(published) == len(set(published))
+    assert set(published) == replayed(shipped_playbooks, events)
