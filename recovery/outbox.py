@@ -15,6 +15,7 @@ effect id), it never goes missing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -163,6 +164,14 @@ class OutboxPublisher:
         settled = self.confirm()
         settled.more = self.send() >= CLAIM_LIMIT
         return settled
+
+    def settle_answered(self) -> Settled:
+        """Before the producer is closed: settle what the broker answered (without waiting); the rest is sent again
+        with the next `send()`, by this owner's next publisher (their claims are this owner's)."""
+        with contextlib.suppress(BrokerError):  # some not answered: those are sent again
+            self.producer.flush(0.0)  # serves the answers that came (librdkafka's are served by its calls)
+        self._in_flight = [(item, ack) for item, ack in self._in_flight if ack.is_done]
+        return self.confirm(0.0)
 
     def forget(self) -> None:
         """After a failure: what was in flight is settled no more here; its claims are this owner's, so it is sent

@@ -172,6 +172,41 @@ def test_with_the_broker_away_a_confluent_send_is_tried_again_never_lost(store: 
         away.close()
 
 
+def test_before_its_producer_is_closed_the_publisher_settles_what_the_broker_answered(
+    kafka_bootstrap: str, topic_factory: Callable[..., str], producer: Producer, store: SqliteStore
+) -> None:
+    """The loop drops its Kafka clients after a broker failure: what the broker took leaves the outbox first, or
+    the next clients would publish it again."""
+    topic = topic_factory()
+    for n in range(3):
+        store.outbox_add(topic, f"C{n}", b"m%d" % n)
+    store.commit()
+    publisher = OutboxPublisher(store, producer, owner="me")
+    assert publisher.send() == 3
+    producer.flush(10.0)  # answered, not settled yet
+    settled = publisher.settle_answered()
+    assert (settled.published, settled.retried, settled.parked) == (3, 0, 0)
+    assert store.outbox_size() == 0
+
+
+def test_what_the_broker_did_not_answer_is_sent_again_by_the_owners_next_publisher(store: SqliteStore) -> None:
+    away = ConfluentOutput(Settings(kafka_bootstrap_servers="127.0.0.1:1", kafka_producer="confluent-kafka"))
+    store.outbox_add("t", "C1", b"v")
+    store.commit()
+    try:
+        assert OutboxPublisher(store, away, owner="me").send() == 1
+        settled = OutboxPublisher(store, away, owner="me").settle_answered()  # nothing in flight: nothing settled
+        assert (settled.published, settled.retried, settled.parked) == (0, 0, 0)
+        first = OutboxPublisher(store, away, owner="me")
+        assert first.send() == 1  # this owner's claim, taken again
+        settled = first.settle_answered()  # without waiting: not answered, so neither published nor failed
+        assert (settled.published, settled.retried, settled.parked) == (0, 0, 0)
+        assert store.outbox_size() == 1 and store.outbox_parked(10) == ([], 0)
+        assert OutboxPublisher(store, away, owner="me").send() == 1
+    finally:
+        away.close()
+
+
 def test_the_confluent_producer_without_its_package_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(confluent, "INSTALLED", False)
     with pytest.raises(ConfigError, match=r"confluent-kafka is not installed: pip install 'recovery\[confluent\]'"):

@@ -24,7 +24,7 @@ from recovery.effects import Effect
 from recovery.exceptions import BrokerError, StoreError
 from recovery.health import Health
 from recovery.metrics import Metrics
-from recovery.outbox import OutboxPublisher
+from recovery.outbox import OutboxPublisher, Settled
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.store.base import OutboxStore, Store
 
@@ -240,18 +240,23 @@ class Service:
         """Settle what was sent last, send what was stored since (after each batch but a step's last, and at the
         step's end). What it publishes is committed already: a failure here holds up publishing only (tried again
         at the next step), never the loop."""
-        if self.publisher is None:
-            return
         self._outbox_behind = False
+        if self.publisher is not None:
+            settled = self._publishing(self.publisher, self.publisher.cycle)
+            self._outbox_behind = settled is not None and settled.more
+
+    def _publishing(self, publisher: OutboxPublisher, step: Callable[[], Settled]) -> Settled | None:
+        """One of `publisher`'s steps; when it fails, what was in flight is sent again later (None)."""
         try:
-            self._outbox_behind = self.publisher.cycle().more
+            return step()
         except (BrokerError, StoreError) as exc:
             logger.warning("publishing the outbox failed; tried again at the next step", extra={"error": str(exc)})
-            self.publisher.forget()
+            publisher.forget()
             try:
                 self.outbox.rollback()  # a lost connection is opened again here, if the server is back
             except StoreError:
                 logger.warning("the outbox's connection is not back yet")
+            return None
 
     def _process(self, batch: list[Item], reader: Reader) -> None:
         """One store transaction: evaluate, queue effects and DLQ records, commit; then commit offsets."""
@@ -343,6 +348,8 @@ class Service:
         self._stale = True
 
     def _close_transport(self) -> None:
+        if self.publisher is not None:  # what the broker took is not sent again by the next clients
+            self._publishing(self.publisher, self.publisher.settle_answered)
         if self.reader is not None:
             try:
                 self.reader.transport.close()

@@ -623,3 +623,25 @@ def test_a_failed_step_sends_none_of_the_messages_in_flight_again(
     published = [(m.value or b"").decode() for topic in ("tasks", "gestures") for m in loop.broker.messages(topic)]
     assert len(published) == len(set(published))
     assert set(published) == replayed(shipped_playbooks, events)
+
+
+def test_clients_dropped_after_a_broker_failure_send_none_of_the_answered_messages_again(
+    loop_factory: Callable[..., Loop], shipped_playbooks: list[CompiledPlaybook]
+) -> None:
+    """Before its Kafka clients are closed, the loop settles what the broker answered: sent again by the next
+    clients instead, up to a claim of 500 messages went out twice (the fault suite's broker row: 500 repeats)."""
+    events = stream()
+    loop = loop_factory(events, fetch=15)
+
+    def fail(loop: Loop) -> None:
+        # Once the step ends with messages to send: they are in flight (and answered) when the next poll fails,
+        # then the rewind, and the loop drops its clients and connects again.
+        if len(loop.transports) == 1 and loop.store.outbox_size() and not loop.transport.failures.get("poll"):
+            loop.transport.fail("poll", BrokerError("injected: connection reset"))
+            loop.transport.fail("committed", BrokerError("injected: connection reset"))
+
+    loop.run(fail)
+    assert len(loop.transports) == 2
+    published = [(m.value or b"").decode() for topic in ("tasks", "gestures") for m in loop.broker.messages(topic)]
+    assert len(published) == len(set(published))
+    assert set(published) == replayed(shipped_playbooks, events)
