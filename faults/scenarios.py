@@ -103,20 +103,24 @@ def sigkill(ctx: Context) -> Row:
 
 
 def broker_restart(ctx: Context) -> Row:
-    """The broker stopped for `outage_s` while the stream arrives, then started again."""
+    """The broker stopped for `outage_s` while the backlog drains, then started again. The whole stream is on the
+    topic first: produced while an instance reads it live, a partition read to its end counts as holding nothing
+    older, so an outage appended after other partitions' later events reaches its customers late, as a late event
+    does (README, "Scaling out"), and replay's effects do not hold (4 runs of 11 differed so when half the stream
+    came after the restart)."""
     url = f"sqlite:///{ctx.workdir / 'broker.db'}"
     run = Run("broker", ctx.broker.bootstrap, url, ctx.workdir)
     run.create_topics()
-    half = len(ctx.stream.messages) // 2
-    run.produce(ctx.stream.messages[:half])
+    run.produce(ctx.stream.messages)
     row = Row(f"broker down {ctx.outage_s:.0f}s")
     run.instance().start()
     with Watch(run.live) as watch:
-        _progress(run, below=half * 3 // 4)
+        _progress(run, below=len(ctx.stream.messages) * 3 // 4)
+        left = run.lag()
         ctx.broker.stop()
+        row.notes.append(f"{left} events left when it stopped")
         time.sleep(ctx.outage_s)
         ctx.broker.start()
-        run.produce(ctx.stream.messages[half:])
         if not run.live():
             row.problems.append("serve exited while the broker was down")
         return _finish(run, row, ctx.stream, url, watch)
