@@ -308,12 +308,12 @@ def wait_for_a_lock(url: str, store: PostgresStore, timeout_s: float = 30.0) -> 
     """Until the connection of `store` waits for a lock (its commit blocked by another transaction)."""
     pid = store.dialect.conn.info.backend_pid
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with psycopg.connect(url, autocommit=True) as watcher:
+    with psycopg.connect(url, autocommit=True) as watcher:
+        while time.monotonic() < deadline:
             row = watcher.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
-        if row is not None and row[0] == "Lock":
-            return
-        time.sleep(0.01)
+            if row is not None and row[0] == "Lock":
+                return
+            time.sleep(0.01)
     raise AssertionError(f"the store's connection (pid {pid}) did not wait for a lock in {timeout_s:g} s")
 
 
