@@ -31,8 +31,13 @@ logger = logging.getLogger(__name__)
 
 CLAIM_LIMIT = 500
 """Messages claimed at a time."""
-FLUSH_TIMEOUT_S = 30.0
-"""How long `confirm()` waits for the broker; what it has not answered by then is tried again later."""
+DELIVERY_TIMEOUT_S = 15.0
+"""How long a producer tries to deliver a message, its own retries included, before it reports a failure (both
+producers are opened with it)."""
+FLUSH_TIMEOUT_S = DELIVERY_TIMEOUT_S + 5.0
+"""How long `confirm()` waits for the broker: longer than the producer tries, so that every message has its answer
+by then. A message is sent again only once its producer has given up on it; sent again while the producer still
+held it, both copies went out when the broker came back."""
 LEASE_S = 2 * FLUSH_TIMEOUT_S
 """How long a claim lasts: longer than a publisher waits for the broker."""
 MAX_BACKOFF_S = 60.0

@@ -4,13 +4,15 @@ one that failed otherwise is tried again."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaConsumer
+from kafka import TopicPartition as KafkaPartition
 from kafka.admin import NewTopic
 from prometheus_client import CollectorRegistry
 
@@ -21,7 +23,7 @@ from recovery.consumer.kafka import KafkaOutput, open_output
 from recovery.consumer.records import DLQ_HEADERS, partition_of
 from recovery.exceptions import BrokerError
 from recovery.metrics import Metrics
-from recovery.outbox import OutboxPublisher, Producer
+from recovery.outbox import FLUSH_TIMEOUT_S, OutboxPublisher, Producer
 from recovery.store import SqliteStore
 from tests.conftest import KafkaBroker, free_ports
 from tests.consumer.test_serve import collect
@@ -235,6 +237,57 @@ def test_closing_kafka_pythons_producer_with_the_broker_away_ends_its_sender_thr
         assert not sender.is_alive()
     finally:
         broker.stop()
+
+
+def test_each_producer_gives_up_on_a_message_before_the_outbox_stops_waiting_for_it(kafka_bootstrap: str) -> None:
+    """Else the outbox sends again a message its producer still holds, and both copies go out (next test)."""
+    settings = Settings(kafka_bootstrap_servers=kafka_bootstrap)
+    output = open_output(settings)
+    assert isinstance(output, KafkaOutput)
+    try:
+        assert output._producer.config["delivery_timeout_ms"] / 1000 < FLUSH_TIMEOUT_S
+    finally:
+        output.close()
+    assert confluent.producer_config(settings)["message.timeout.ms"] / 1000 < FLUSH_TIMEOUT_S
+
+
+@pytest.mark.timeout(300)
+def test_a_message_sent_again_after_the_broker_was_away_goes_out_once(kafka_libs: Path, tmp_path: Path) -> None:
+    """kafka-python's producer kept a message for 2 minutes, the outbox waited 30 s and sent it again: when the
+    broker came back, both copies went out (232 repeats after the fault suite's 20 s broker stop). Now the producer
+    gives up first, within the outbox's wait."""
+    broker = KafkaBroker(tmp_path / "kafka", *free_ports(2))
+    broker.start()
+    store = SqliteStore(tmp_path / "r.db")
+    output = open_output(Settings(kafka_bootstrap_servers=broker.bootstrap_servers))
+    try:
+        output.send("t", b"C0", b"first", ()).get(timeout=60)  # the topic and its metadata known
+        broker.stop()
+        for n in range(3):
+            store.outbox_add("t", f"C{n}", b"m%d" % n)
+        store.commit()
+        publisher = OutboxPublisher(store, output, owner="me", backoff_s=0.0)
+        assert publisher.send() == 3
+        settled = publisher.confirm()  # the outbox's own wait, with the broker away throughout
+        assert (settled.published, settled.retried, settled.parked) == (0, 3, 0)
+        broker.start()
+        assert publisher.publish() == 3
+        output.flush(FLUSH_TIMEOUT_S)  # what the producer may still hold goes out too
+        assert messages_on(broker.bootstrap_servers, "t") == 1 + 3
+    finally:
+        with contextlib.suppress(BrokerError):
+            output.close()
+        store.close()
+        broker.stop()
+
+
+def messages_on(bootstrap: str, topic: str) -> int:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        partitions = [KafkaPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return sum(consumer.end_offsets(partitions).values())
+    finally:
+        consumer.close()
 
 
 def test_the_confluent_consumer_without_its_package_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:

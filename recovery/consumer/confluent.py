@@ -11,8 +11,8 @@ What stays the same as with kafka-python's producer:
 - Keys go to the partition Java's client (and kafka-python's) gives them: librdkafka's default partitioner is
   another hash, so `murmur2_random` is set. A hand-over to the customer's own partition of the events topic
   depends on it.
-- acks=all; a message the broker has not answered within the outbox's flush wait is tried again by the outbox (with
-  the same content and effect id), never lost.
+- acks=all; a message is answered within the outbox's wait (delivered, or given up after `DELIVERY_TIMEOUT_S`), and
+  one given up on is tried again by the outbox (with the same content and effect id), never lost.
 - A refusal for good (too large, an unknown or forbidden topic) parks the message; anything else is tried again.
 """
 
@@ -26,6 +26,7 @@ from typing import Any
 from recovery.config import ConfigError, Settings
 from recovery.consumer.transport import describe
 from recovery.exceptions import BrokerError
+from recovery.outbox import DELIVERY_TIMEOUT_S
 
 try:
     from confluent_kafka import KafkaError, KafkaException, Producer
@@ -37,8 +38,6 @@ except ImportError:  # an optional dependency: said when it is asked for (Conflu
 logger = logging.getLogger("recovery.consumer")
 
 LINGER_MS = 5
-MESSAGE_TIMEOUT_S = 30.0
-"""librdkafka's bound on delivering a message (its retries included): the outbox waits as long, then tries again."""
 CLOSE_TIMEOUT_S = 5.0
 """Bound on closing: sending what the producer holds (as kafka.CLOSE_TIMEOUT_S)."""
 MAX_MESSAGE_BYTES = 1024 * 1024
@@ -100,7 +99,7 @@ def producer_config(settings: Settings) -> dict[str, Any]:
         "acks": "all",
         "linger.ms": LINGER_MS,
         "partitioner": "murmur2_random",
-        "message.timeout.ms": int(MESSAGE_TIMEOUT_S * 1000),
+        "message.timeout.ms": int(DELIVERY_TIMEOUT_S * 1000),  # answered within the outbox's wait
         # kafka-python's limit (its max_request_size), the broker's default about the same: librdkafka's own is
         # 1,000,000 bytes, and a message between the two (a DLQ copy of a large event) was parked with this producer.
         "message.max.bytes": MAX_MESSAGE_BYTES,

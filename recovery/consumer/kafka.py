@@ -25,7 +25,7 @@ from recovery.consumer.membership import JOIN_POLL_MS, JOIN_WAIT_S, Membership
 from recovery.consumer.records import partition_of
 from recovery.consumer.transport import Rebalance, Record, TopicPartition, describe
 from recovery.exceptions import BrokerError
-from recovery.outbox import Ack, Producer
+from recovery.outbox import DELIVERY_TIMEOUT_S, Ack, Producer
 
 logger = logging.getLogger("recovery.consumer")
 
@@ -166,6 +166,9 @@ def open_output(settings: Settings) -> Output:
             retries=5,
             batch_size=PRODUCER_BATCH_BYTES,
             max_block_ms=int(REQUEST_TIMEOUT_S * 1000),
+            # Answered within the outbox's wait (its default is 2 minutes; it must exceed the request timeout).
+            delivery_timeout_ms=int(DELIVERY_TIMEOUT_S * 1000),
+            request_timeout_ms=int(REQUEST_TIMEOUT_S * 1000),
             **config,
         ),
     )
