@@ -75,6 +75,9 @@ class Settled:
     published: int = 0
     retried: int = 0
     parked: int = 0
+    unanswered: int = 0
+    """Of those retried: not answered by the producer within the wait (with `FLUSH_TIMEOUT_S`, longer than the
+    producer's own bound, a producer that no longer works: seen with kafka-python's after a broker stop)."""
     more: bool = False
     """(`cycle()`) A full claim was sent: more messages may wait."""
 
@@ -101,13 +104,14 @@ class OutboxPublisher:
         self.clock = clock
         self.metrics = metrics
         self._in_flight: list[tuple[OutboxItem, Ack]] = []
-        self._refused: list[tuple[OutboxItem, BrokerError]] = []
+        self._answered: list[tuple[OutboxItem, BrokerError | None]] = []
+        """The broker's answers not stored yet: None (published) or why not."""
         self._parked_counted = float("-inf")
 
     def send(self) -> int:
         """Claim waiting messages and hand them to the producer without waiting; returns how many. Nothing is
-        claimed while messages are in flight (`confirm()` first)."""
-        if self._in_flight or self._refused:
+        claimed while messages are in flight or their answers are not stored (`confirm()` first)."""
+        if self._in_flight or self._answered:
             return 0
         items = self.store.outbox_claim(self.owner, CLAIM_LIMIT, self.clock(), LEASE_S)
         self.store.commit()
@@ -116,48 +120,59 @@ class OutboxPublisher:
             try:
                 self._in_flight.append((item, self.producer.send(item.topic, key, item.value, item.headers)))
             except BrokerError as exc:  # refused before it left (too large for the producer, say)
-                self._refused.append((item, exc))
+                self._answered.append((item, exc))
         return len(items)
 
     def confirm(self, timeout_s: float = FLUSH_TIMEOUT_S) -> Settled:
         """Wait for the broker's answers (at most `timeout_s`) and settle every message sent (one transaction):
-        published ones leave the outbox, those refused for good are parked, the others wait for a retry."""
-        in_flight, refused = self._in_flight, self._refused
-        self._in_flight, self._refused = [], []
-        settled = Settled()
-        if not in_flight and not refused:
-            self._count_parked()
-            return settled
-        unanswered: BrokerError | None = None
+        published ones leave the outbox, those refused for good are parked, the others wait for a retry. Should the
+        store fail, the answers are kept and stored by the next call: sent again, the messages would repeat."""
+        in_flight, self._in_flight = self._in_flight, []
+        unanswered = 0
         if in_flight:
+            timeout: BrokerError | None = None
             try:
                 self.producer.flush(timeout_s)
             except BrokerError as exc:
-                unanswered = exc
-        done: list[int] = []
-        failed = list(refused)
-        for item, ack in in_flight:
-            if ack.is_done and not ack.failed():
-                done.append(item.seq)
-                continue
-            error = ack.exception if ack.is_done else None
-            failed.append((item, _broker_error(error) or unanswered or BrokerError("no answer from the broker")))
+                timeout = exc
+            for item, ack in in_flight:
+                if not ack.is_done:
+                    unanswered += 1
+                    self._answered.append((item, timeout or BrokerError("no answer from the broker")))
+                elif ack.failed():
+                    self._answered.append((item, _broker_error(ack.exception) or BrokerError("refused")))
+                else:
+                    self._answered.append((item, None))
+        if not self._answered:
+            self._count_parked()
+            return Settled()
+        settled = self._settle()
+        settled.unanswered = unanswered
+        return settled
+
+    def _settle(self) -> Settled:
+        settled = Settled()
         now = self.clock()
-        self.store.outbox_done(done)
-        for item, error in failed:
-            if error.retriable:
+        self.store.outbox_done([item.seq for item, error in self._answered if error is None])
+        parked: list[tuple[OutboxItem, BrokerError]] = []
+        for item, error in self._answered:
+            if error is None:
+                settled.published += 1
+            elif error.retriable:
                 delay = min(self.backoff_s * 2**item.attempts, MAX_BACKOFF_S)
                 self.store.outbox_retry([item.seq], now + delay, str(error))
                 settled.retried += 1
             else:
                 self.store.outbox_park(item.seq, now, str(error))
-                settled.parked += 1
-                logger.error(
-                    "message parked: the broker refuses it for good",
-                    extra={"seq": item.seq, "topic": item.topic, "key": item.key, "error": str(error)},
-                )
+                parked.append((item, error))
         self.store.commit()
-        settled.published = len(done)
+        self._answered = []
+        settled.parked = len(parked)
+        for item, error in parked:
+            logger.error(
+                "message parked: the broker refuses it for good",
+                extra={"seq": item.seq, "topic": item.topic, "key": item.key, "error": str(error)},
+            )
         if settled.retried:
             logger.warning("messages not published; tried again later", extra={"count": settled.retried})
         self._observe(settled)
@@ -167,7 +182,7 @@ class OutboxPublisher:
         """Settle what was sent, then send what waits (once per loop step, and between two batches of a step: the
         broker answers meanwhile)."""
         settled = self.confirm()
-        settled.more = self.send() >= CLAIM_LIMIT
+        settled.more = not settled.unanswered and self.send() >= CLAIM_LIMIT
         return settled
 
     def settle_answered(self) -> Settled:
@@ -179,9 +194,9 @@ class OutboxPublisher:
         return self.confirm(0.0)
 
     def forget(self) -> None:
-        """After a failure: what was in flight is settled no more here; its claims are this owner's, so it is sent
-        again with the next `send()`."""
-        self._in_flight, self._refused = [], []
+        """After a failure: what was in flight unanswered is settled no more here; its claims are this owner's, so it
+        is sent again with the next `send()`. The answers already come are still stored by the next `confirm()`."""
+        self._in_flight = []
 
     def publish(self, timeout_s: float = FLUSH_TIMEOUT_S) -> int:
         """Send and settle until nothing waits (or `timeout_s` has passed, or nothing can be published now);

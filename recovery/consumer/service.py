@@ -239,11 +239,15 @@ class Service:
     def _publish(self) -> None:
         """Settle what was sent last, send what was stored since (after each batch but a step's last, and at the
         step's end). What it publishes is committed already: a failure here holds up publishing only (tried again
-        at the next step), never the loop."""
+        at the next step), but a producer that no longer answers at all fails the step, to connect again."""
         self._outbox_behind = False
-        if self.publisher is not None:
-            settled = self._publishing(self.publisher, self.publisher.cycle)
-            self._outbox_behind = settled is not None and settled.more
+        if self.publisher is None:
+            return
+        settled = self._publishing(self.publisher, self.publisher.cycle)
+        self._outbox_behind = settled is not None and settled.more
+        if settled is not None and settled.unanswered:  # past the producer's own bound (outbox.FLUSH_TIMEOUT_S)
+            self._close_transport()
+            raise BrokerError(f"the Kafka producer left {settled.unanswered} message(s) unanswered: connecting again")
 
     def _publishing(self, publisher: OutboxPublisher, step: Callable[[], Settled]) -> Settled | None:
         """One of `publisher`'s steps; when it fails, what was in flight is sent again later (None)."""

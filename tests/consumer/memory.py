@@ -106,6 +106,8 @@ class MemoryTransport:
         self.held: list[tuple[Done, dict[TopicPartition, int]]] = []
         """Asynchronous commits not answered yet (while `hold_commits`), with their offsets."""
         self.hold_commits = False
+        self.answering = True
+        """False: the producer takes messages and never answers (nor delivers) them, its flush times out."""
         self.on_commit: Callable[[Mapping[TopicPartition, int]], None] | None = None
         self.commits: list[dict[TopicPartition, int]] = []
         self.closed = False
@@ -224,6 +226,8 @@ class MemoryTransport:
         error = self._failure("send")
         if error is not None:
             return Done(error)
+        if not self.answering:
+            return Done(done=False)
         self.broker.produce(topic, key, value, headers)
         return Done()
 
@@ -231,6 +235,8 @@ class MemoryTransport:
         error = self._failure("flush")
         if error is not None:
             raise error
+        if not self.answering:
+            raise BrokerError("Kafka flush failed: KafkaTimeoutError: Timeout waiting for future")
 
     def connected(self) -> bool | None:
         return not self.closed

@@ -102,6 +102,7 @@ def loop_factory(tmp_path: Path, shipped_playbooks: list[CompiledPlaybook]) -> I
         assigned: Iterable[int] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         sql_store: Store | None = None,
+        outbox: JournalStore | None = None,
         **overrides: Any,
     ) -> Loop:
         values: dict[str, Any] = {
@@ -139,6 +140,7 @@ def loop_factory(tmp_path: Path, shipped_playbooks: list[CompiledPlaybook]) -> I
             transport=connect,
             wall_clock=time.time,
             monotonic=monotonic,
+            outbox=cast(Store, outbox) if outbox is not None else None,
         )
         return Loop(service, broker, store, transports)
 
@@ -469,6 +471,7 @@ def test_a_postgresql_restart_mid_stream_is_waited_out_with_nothing_lost_or_doub
         assert "store" in problems[0]  # /readyz said so meanwhile
         assert "store" not in loop.service.health.problems()
         assert loop.effects() == replayed(shipped_playbooks, events)
+        assert len(loop.published()) == len(loop.effects())
         assert loop.broker.committed == loop.broker.end_offsets(EVENTS)
     finally:
         store.close()
@@ -645,5 +648,46 @@ def test_clients_dropped_after_a_broker_failure_send_none_of_the_answered_messag
 
     loop.run(fail)
     assert len(loop.transports) == 2
+    assert len(loop.published()) == len(loop.effects())
+    assert loop.effects() == replayed(shipped_playbooks, events)
+
+
+def test_a_store_failure_while_settling_sends_none_of_the_answered_messages_again(
+    loop_factory: Callable[..., Loop], shipped_playbooks: list[CompiledPlaybook], tmp_path: Path
+) -> None:
+    """The publisher's own connection fails as it stores the broker's answers (PostgreSQL going away, say): the
+    answers are kept and stored at the next try. Dropped, their messages were claimed and sent again (the fault
+    suite's postgres row: 20 to 24 repeats)."""
+    events = stream()
+    outbox = JournalStore(SqliteStore(tmp_path / "loop.db"))
+    try:
+        loop = loop_factory(events, fetch=15, outbox=outbox)
+
+        def fail(loop: Loop) -> None:
+            if 2 <= loop.steps <= 6:
+                outbox.fail("commit")  # the publisher's next commit: it settles what the last step sent
+
+        loop.run(fail)
+        assert outbox.commits and len(loop.published()) == len(loop.effects())
+        assert loop.effects() == replayed(shipped_playbooks, events)
+    finally:
+        outbox.close()
+
+
+def test_a_producer_that_no_longer_answers_is_replaced_and_the_next_clients_publish_its_messages(
+    loop_factory: Callable[..., Loop], shipped_playbooks: list[CompiledPlaybook]
+) -> None:
+    """kafka-python's producer, its batches retried while the broker stopped and then expired, answered nothing
+    sent to it afterwards, the broker back or not: the outbox tried again through it at every step, for good."""
+    events = stream()
+    loop = loop_factory(events, fetch=15)
+
+    def wedge(loop: Loop) -> None:
+        if len(loop.transports) == 1 and loop.steps == 2:
+            loop.transport.answering = False
+
+    loop.run(wedge)
+    assert len(loop.transports) == 2 and loop.transports[0].closed
+    assert loop.service.stats.broker_errors == 1
     assert len(loop.published()) == len(loop.effects())
     assert loop.effects() == replayed(shipped_playbooks, events)
