@@ -194,8 +194,8 @@ class OutboxPublisher:
         return self.confirm(0.0)
 
     def forget(self) -> None:
-        """After a failure: what was in flight unanswered is settled no more here; its claims are this owner's, so it
-        is sent again with the next `send()`. The answers already come are still stored by the next `confirm()`."""
+        """After a failure: the messages in flight are settled no more here (their claims are this owner's, so they
+        are sent again with the next `send()`); the answers `confirm()` took are still stored by the next one."""
         self._in_flight = []
 
     def publish(self, timeout_s: float = FLUSH_TIMEOUT_S) -> int:
