@@ -5,7 +5,7 @@
 Streams two events for each of `--customers` distinct customers (default 1,000,000): a `customer.updated`
 profile, then two hours later a `service.call` or a `survey.response`, in `occurred_at` order. The lines are
 generated lazily (only the events waiting for their time are held) and fed to `recovery.replay.replay` with a
-fresh `Engine(max_customers=...)` on the in-memory store `recovery replay` uses, with the garbage collector tuned as
+fresh engine as `recovery replay` builds it (`replay_engine(max_customers=...)`), with the garbage collector tuned as
 `recovery replay` tunes it (`recovery.runtime.tune_gc`). Prints the peak RSS (ru_maxrss) against the
 target (< 1 GB), events/s, and `engine.customers_in_memory`. Targets are for humans to read: nothing asserts them.
 """
@@ -43,9 +43,8 @@ from recovery.engine import Engine
 from recovery.engine.engine import DEFAULT_MAX_CUSTOMERS
 from recovery.native import describe_build
 from recovery.playbooks.loader import load_playbooks_or_raise
-from recovery.replay import replay
+from recovery.replay import replay, replay_engine
 from recovery.runtime import tune_gc
-from recovery.store import MemoryStore
 
 TARGET_MB = 1024.0
 RULES_DIR = "rules"
@@ -123,6 +122,18 @@ def current_rss_mb() -> float | None:
     return pages * resource.getpagesize() / (1024 * 1024)
 
 
+def _attributes(cls: type) -> tuple[str, ...]:
+    """The attributes a class keeps outside an instance dict: its `__slots__`, or a mypyc-compiled class's."""
+    return tuple(getattr(cls, "__slots__", ())) + tuple(getattr(cls, "__mypyc_attrs__", ()))
+
+
+def _fields(obj: object) -> dict[str, object]:
+    """An object's attributes by name, whether it has an instance dict or is compiled by mypyc (which has none)."""
+    found = {name: getattr(obj, name) for name in _attributes(type(obj)) if hasattr(obj, name)}
+    found.update(getattr(obj, "__dict__", {}))
+    return found
+
+
 def deep_size(root: object, seen: set[int]) -> int:
     """Approximate bytes reachable from `root` (containers, slots and instance dicts), skipping `seen` ids."""
     size = 0
@@ -139,7 +150,7 @@ def deep_size(root: object, seen: set[int]) -> int:
         elif isinstance(obj, list | tuple | set | frozenset):
             stack.extend(obj)
         else:
-            for slot in getattr(type(obj), "__slots__", ()):
+            for slot in _attributes(type(obj)):
                 if hasattr(obj, slot):
                     stack.append(getattr(obj, slot))
             if hasattr(obj, "__dict__"):
@@ -150,7 +161,7 @@ def deep_size(root: object, seen: set[int]) -> int:
 def breakdown(engine: Engine) -> list[tuple[str, int]]:
     """Approximate memory held by each attribute of the engine's store, then by the engine's own cache."""
     seen: set[int] = set()
-    rows = [(f"store.{name}", deep_size(value, seen)) for name, value in sorted(vars(engine.store).items())]
+    rows = [(f"store.{name}", deep_size(value, seen)) for name, value in sorted(_fields(engine.store).items())]
     rows.append(("engine.customers.cache (not counted above)", deep_size(engine.customers.cache, seen)))
     return rows
 
@@ -173,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     customers = args.customers or (50_000 if args.quick else 1_000_000)
 
     playbooks = load_playbooks_or_raise([RULES_DIR])
-    engine = Engine(playbooks, MemoryStore(keep_effects=False), max_customers=args.max_customers)
+    engine = replay_engine(playbooks, max_customers=args.max_customers)
     tune_gc()  # collects first
     before = peak_rss_mb()
     out, err = _Discard(), io.StringIO()

@@ -10,6 +10,7 @@ from typing import TextIO
 
 from recovery.effects import Effect, Task
 from recovery.engine import Engine
+from recovery.engine.engine import DEFAULT_MAX_CUSTOMERS
 from recovery.events import Event
 from recovery.exceptions import EventError, RecoveryError
 from recovery.playbooks.compiler import CompiledPlaybook
@@ -57,10 +58,11 @@ class ReplaySummary:
         return "\n".join(rows)
 
 
-def replay_engine(playbooks: Sequence[CompiledPlaybook]) -> Engine:
+def replay_engine(playbooks: Sequence[CompiledPlaybook], max_customers: int = DEFAULT_MAX_CUSTOMERS) -> Engine:
     """The engine `recovery replay` runs: an in-memory store that remembers effect ids only (enough to never
-    raise one twice), as the effects themselves go to the output."""
-    return Engine(playbooks, MemoryStore(keep_effects=False))
+    raise one twice), as the effects themselves go to the output, and no facts for the customer-loss review, which
+    nothing reads after a replay (`recovery report --events` replays into a store of its own)."""
+    return Engine(playbooks, MemoryStore(keep_effects=False), max_customers=max_customers, facts=False)
 
 
 def replay(

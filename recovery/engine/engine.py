@@ -64,7 +64,8 @@ class Engine:
     engines share (and reuse after a rebalance) the compiled durable-rules host, `stats` share their counts.
     History, scope log and ledger are pruned below the clock, or below `prune_floor(clock)` where other engines
     with clocks of their own share the store (the lowest of their clocks). `deadlines`: the store's pending
-    deadlines, when the caller read them already (several engines built at once)."""
+    deadlines, when the caller read them already (several engines built at once). `facts=False` records none of
+    the customer-loss review's facts (engine/facts.py): for a run nothing reads them after (`recovery replay`)."""
 
     def __init__(
         self,
@@ -77,6 +78,7 @@ class Engine:
         stats: EngineStats | None = None,
         prune_floor: Callable[[float], float] | None = None,
         deadlines: Iterable[Deadline] | None = None,
+        facts: bool = True,
     ) -> None:
         self.store = store
         self.stats = stats if stats is not None else EngineStats()
@@ -87,7 +89,7 @@ class Engine:
         self._load(playbooks, matcher)
         self.customers = Customers(self.store, max_customers, self.horizon_s, True, self.stats)
         self.deadlines = Deadlines(self.store)
-        self.facts = FactRecorder(self.store)
+        self.facts = FactRecorder(self.store) if facts else None
         self.on_fan_out: Callable[[str, Event], None] | None = None
         """Called with each customer an event about many reaches, before it is evaluated (`recovery explain`)."""
         for deadline in self.store.pending_deadlines() if deadlines is None else deadlines:
@@ -149,8 +151,8 @@ class Engine:
             self.stats.duplicates += 1
             return []
         self.stats.events += 1
-        if event.type in FACT_TYPES:  # what `recovery report` reads (engine/facts.py)
-            self.facts.record(event)
+        if self.facts is not None and event.type in FACT_TYPES:  # what `recovery report` reads (engine/facts.py)
+            self.facts.record(event, ts)
         heap = self.deadlines.heap
         if event.type in FEEDBACK_TYPES:  # evaluated at its time, moving no clock
             effects = []
@@ -181,7 +183,8 @@ class Engine:
             self.stats.duplicates += 1
             return [], None
         self.stats.events += 1
-        self.facts.record(event)
+        if self.facts is not None:
+            self.facts.record(event, ts)
         effects = self.advance(ts)
         return effects, self.store.scope_log_add(ts, event.model_dump_json())
 

@@ -53,11 +53,11 @@ class FactRecorder:
             event_type: getattr(self, name) for event_type, name in _HANDLERS.items()
         }
 
-    def record(self, event: Event) -> None:
-        """Record what the report needs of `event` (nothing for a type it does not read)."""
+    def record(self, event: Event, ts: float) -> None:
+        """Record what the report needs of `event`, which occurred at `ts` (nothing for a type it does not read)."""
         handler = self._handlers.get(event.type)
         if handler is not None:
-            handler(event, event.occurred_at.timestamp())
+            handler(event, ts)
 
     def _lifecycle(self, event: Event, ts: float) -> None:
         data = event.data

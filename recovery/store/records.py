@@ -133,7 +133,7 @@ class TaskQuery:
     offset: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class CaseRecord:
     """A customer's case: opened by the first task raised for the customer while none is open, joined by the next
     ones, closed when its last open task is done (`done`) or the customer is lost (`customer-lost`). `open_tasks`:
