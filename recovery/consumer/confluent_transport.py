@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 from recovery.config import Settings
 from recovery.consumer.confluent import INSTALLED, Answer, broker_error, client_config, not_installed
 from recovery.consumer.kafka import REQUEST_TIMEOUT_S, ensure_topics, open_output
-from recovery.consumer.transport import Rebalance, Record, TopicPartition, describe
+from recovery.consumer.transport import Rebalance, Record, TopicPartition, close_each, describe
 from recovery.exceptions import BrokerError
 from recovery.outbox import Ack
 
@@ -265,11 +265,7 @@ class ConfluentTransport:
         self._output.flush(timeout_s)
 
     def close(self) -> None:
-        for close in (self._consumer.close, self._output.close):
-            try:
-                close()
-            except Exception:  # closing a broken client must not hide the first error
-                logger.exception("closing a Kafka client failed")
+        close_each((self._consumer.close, self._output.close))
 
 
 def _confluent_offsets(offsets: Mapping[TopicPartition, int]) -> list[Any]:

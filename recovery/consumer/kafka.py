@@ -23,7 +23,7 @@ from recovery.config import Settings
 from recovery.consumer.confluent import ConfluentOutput
 from recovery.consumer.membership import JOIN_POLL_MS, JOIN_WAIT_S, Membership
 from recovery.consumer.records import partition_of
-from recovery.consumer.transport import Rebalance, Record, TopicPartition, describe
+from recovery.consumer.transport import Rebalance, Record, TopicPartition, close_each, describe
 from recovery.exceptions import BrokerError
 from recovery.outbox import DELIVERY_TIMEOUT_S, Ack, Producer
 
@@ -363,12 +363,7 @@ class KafkaTransport:
 
     def close(self) -> None:
         timeout_ms = int(CLOSE_TIMEOUT_S * 1000)
-        closes = (lambda: self._consumer.close(autocommit=False, timeout_ms=timeout_ms), self._output.close)
-        for close in closes:
-            try:
-                close()
-            except Exception:  # closing a broken client must not hide the first error
-                logger.exception("closing a Kafka client failed")
+        close_each((lambda: self._consumer.close(autocommit=False, timeout_ms=timeout_ms), self._output.close))
 
 
 def release_parked(consumer: Any) -> None:

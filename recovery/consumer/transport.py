@@ -7,11 +7,15 @@ broker.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
+from recovery.exceptions import BrokerError
 from recovery.outbox import Ack, Producer
+
+logger = logging.getLogger("recovery.consumer")
 
 
 class TopicPartition(NamedTuple):
@@ -107,4 +111,17 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-__all__ = ["Ack", "Rebalance", "Record", "TopicPartition", "Transport", "describe"]
+def close_each(closes: Iterable[Callable[[], None]]) -> None:
+    """Call each of a transport's closes, whatever the others do: closing a broken client must not hide the error
+    that broke it. A `BrokerError` says what failed already (a broker away, a producer that no longer answers, as
+    the loop expects after a broker failure): one warning line. Anything else is logged with its traceback."""
+    for close in closes:
+        try:
+            close()
+        except BrokerError as exc:
+            logger.warning("closing a Kafka client failed", extra={"error": str(exc)})
+        except Exception:
+            logger.exception("closing a Kafka client failed")
+
+
+__all__ = ["Ack", "Rebalance", "Record", "TopicPartition", "Transport", "close_each", "describe"]
