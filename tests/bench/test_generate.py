@@ -118,6 +118,9 @@ def test_replay_throughput_quick() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_memory_quick() -> None:
-    out = _run("bench.memory", "--quick")
+    out = _run("bench.memory", "--quick", "--breakdown")
     assert re.search(r"^peak RSS: [\d,.]+ MB .*(PASS|FAIL)$", out, re.MULTILINE), out
     assert re.search(r"^customers_in_memory: [\d,]+$", out, re.MULTILINE), out
+    # The breakdown reads the store's attributes whether it is compiled (no instance dict) or not.
+    held = {name: float(mb) for mb, name in re.findall(r"^ +([\d.]+) MB +(store\.\w+)$", out, re.MULTILINE)}
+    assert held["store._history"] > 0 and held["store._ledger"] > 0, out
