@@ -56,11 +56,13 @@ class StoreError(RecoveryError):
 class BrokerError(RecoveryError):
     """The Kafka broker could not be reached, or failed or refused a request. `retriable`: trying again may succeed
     (the broker away, a timeout, a leader moving); not for a refusal for good (a message too large, a topic this
-    client may not write to)."""
+    client may not write to). `fatal`: the client itself can do nothing more (librdkafka's idempotent producer in
+    its fatal state), and only a new one can try again."""
 
-    def __init__(self, message: str, *, retriable: bool = True) -> None:
+    def __init__(self, message: str, *, retriable: bool = True, fatal: bool = False) -> None:
         super().__init__(message)
         self.retriable = retriable
+        self.fatal = fatal
 
 
 class ReportError(RecoveryError):

@@ -78,6 +78,8 @@ class Settled:
     unanswered: int = 0
     """Of those retried: not answered by the producer within the wait (with `FLUSH_TIMEOUT_S`, longer than the
     producer's own bound, a producer that no longer works: seen with kafka-python's after a broker stop)."""
+    broken: str = ""
+    """Of those retried: why the producer can send nothing more (an error of librdkafka's fatal state), or ""."""
     more: bool = False
     """(`cycle()`) A full claim was sent: more messages may wait."""
 
@@ -162,6 +164,7 @@ class OutboxPublisher:
                 delay = min(self.backoff_s * 2**item.attempts, MAX_BACKOFF_S)
                 self.store.outbox_retry([item.seq], now + delay, str(error))
                 settled.retried += 1
+                settled.broken = settled.broken or (str(error) if error.fatal else "")
             else:
                 self.store.outbox_park(item.seq, now, str(error))
                 parked.append((item, error))
@@ -182,7 +185,7 @@ class OutboxPublisher:
         """Settle what was sent, then send what waits (once per loop step, and between two batches of a step: the
         broker answers meanwhile)."""
         settled = self.confirm()
-        settled.more = not settled.unanswered and self.send() >= CLAIM_LIMIT
+        settled.more = not settled.unanswered and not settled.broken and self.send() >= CLAIM_LIMIT
         return settled
 
     def settle_answered(self) -> Settled:

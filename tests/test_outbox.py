@@ -250,15 +250,42 @@ def test_each_producer_gives_up_on_a_message_before_the_outbox_stops_waiting_for
     assert confluent.producer_config(settings)["message.timeout.ms"] / 1000 < FLUSH_TIMEOUT_S
 
 
+def test_both_producers_are_idempotent(kafka_bootstrap: str) -> None:
+    """The broker drops a batch a producer sends again after its answer was lost, instead of writing it twice."""
+    settings = Settings(kafka_bootstrap_servers=kafka_bootstrap)
+    output = open_output(settings)
+    assert isinstance(output, KafkaOutput)
+    try:
+        assert output._producer.config["enable_idempotence"] is True  # kafka-python's default, kept by our settings
+        assert output._producer._transaction_manager is not None  # not turned off by a conflicting setting
+    finally:
+        output.close()
+    assert confluent.producer_config(settings)["enable.idempotence"] is True
+
+
+def test_an_error_of_librdkafkas_fatal_state_says_the_producer_must_be_replaced() -> None:
+    """After an error its idempotence cannot recover from, librdkafka fails every send with `_FATAL`: the outbox
+    reports it (`Settled.broken`) and the loop replaces the clients (tests/consumer/test_service.py)."""
+    from confluent_kafka import KafkaError
+
+    assert confluent.broker_error("send to t", KafkaError(KafkaError._FATAL)).fatal  # a send after it
+    assert confluent.broker_error("send to t", KafkaError(KafkaError.INVALID_PRODUCER_EPOCH, fatal=True)).fatal
+    timed_out = confluent.broker_error("send to t", KafkaError(KafkaError._MSG_TIMED_OUT))
+    assert (timed_out.fatal, timed_out.retriable) == (False, True)
+
+
 @pytest.mark.timeout(300)
-def test_a_message_sent_again_after_the_broker_was_away_goes_out_once(kafka_libs: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("producer", ["kafka-python", "confluent-kafka"])
+def test_a_message_sent_again_after_the_broker_was_away_goes_out_once(
+    producer: str, kafka_libs: Path, tmp_path: Path
+) -> None:
     """kafka-python's producer kept a message for 2 minutes, the outbox waited 30 s and sent it again: when the
     broker came back, both copies went out (232 repeats after the fault suite's 20 s broker stop). Now the producer
-    gives up first, within the outbox's wait."""
+    gives up first, within the outbox's wait; librdkafka's, idempotent, goes on after the messages it gave up on."""
     broker = KafkaBroker(tmp_path / "kafka", *free_ports(2))
     broker.start()
     store = SqliteStore(tmp_path / "r.db")
-    output = open_output(Settings(kafka_bootstrap_servers=broker.bootstrap_servers))
+    output = open_output(Settings(kafka_bootstrap_servers=broker.bootstrap_servers, kafka_producer=producer))
     try:
         output.send("t", b"C0", b"first", ()).get(timeout=60)  # the topic and its metadata known
         broker.stop()

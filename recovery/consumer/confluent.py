@@ -14,6 +14,9 @@ What stays the same as with kafka-python's producer:
 - acks=all; a message is answered within the outbox's wait (delivered, or given up after `DELIVERY_TIMEOUT_S`), and
   one given up on is tried again by the outbox (with the same content and effect id), never lost.
 - A refusal for good (too large, an unknown or forbidden topic) parks the message; anything else is tried again.
+- The producer is idempotent: the broker drops a batch sent again after its answer was lost. librdkafka's fatal
+  state (an error its idempotence cannot recover from) fails every send after it; the loop then replaces the
+  clients, and the next producer sends what this one held.
 """
 
 from __future__ import annotations
@@ -100,6 +103,9 @@ def producer_config(settings: Settings) -> dict[str, Any]:
         "linger.ms": LINGER_MS,
         "partitioner": "murmur2_random",
         "message.timeout.ms": int(DELIVERY_TIMEOUT_S * 1000),  # answered within the outbox's wait
+        # A retry after a lost answer is not written twice (kafka-python's producer is idempotent by default too).
+        # The few errors it cannot recover from leave the producer in a fatal state: the loop replaces it.
+        "enable.idempotence": True,
         # kafka-python's limit (its max_request_size), the broker's default about the same: librdkafka's own is
         # 1,000,000 bytes, and a message between the two (a DLQ copy of a large event) was parked with this producer.
         "message.max.bytes": MAX_MESSAGE_BYTES,
@@ -114,9 +120,12 @@ def not_installed(setting: str) -> ConfigError:
 
 
 def broker_error(what: str, error: Any) -> BrokerError:
-    """A librdkafka error (`KafkaError`) as a `BrokerError`, retriable unless it is a refusal for good."""
+    """A librdkafka error (`KafkaError`) as a `BrokerError`, retriable unless it is a refusal for good, and fatal when
+    the client can do nothing more (a send to a producer in that state fails with `_FATAL`)."""
     return BrokerError(
-        f"Kafka {what} failed: {error.name()}: {error.str()}", retriable=error.code() not in REFUSED_FOR_GOOD
+        f"Kafka {what} failed: {error.name()}: {error.str()}",
+        retriable=error.code() not in REFUSED_FOR_GOOD,
+        fatal=error.fatal() or error.code() == KafkaError._FATAL,
     )
 
 

@@ -248,6 +248,9 @@ class Service:
         if settled is not None and settled.unanswered:  # past the producer's own bound (outbox.FLUSH_TIMEOUT_S)
             self._close_transport()
             raise BrokerError(f"the Kafka producer left {settled.unanswered} message(s) unanswered: connecting again")
+        if settled is not None and settled.broken:  # every send through it fails: only a new producer can try
+            self._close_transport()
+            raise BrokerError(f"the Kafka producer can send nothing more ({settled.broken}): connecting again")
 
     def _publishing(self, publisher: OutboxPublisher, step: Callable[[], Settled]) -> Settled | None:
         """One of `publisher`'s steps; when it fails, what was in flight is sent again later (None)."""
@@ -355,10 +358,7 @@ class Service:
         if self.publisher is not None:  # what the broker took is not sent again by the next clients
             self._publishing(self.publisher, self.publisher.settle_answered)
         if self.reader is not None:
-            try:
-                self.reader.transport.close()
-            except Exception:  # closing a broken client must not hide the first error
-                logger.exception("closing the Kafka clients failed")
+            self.reader.transport.close()  # it logs what fails to close (transport.close_each)
         self.reader = None
         self.publisher = None
 

@@ -104,7 +104,9 @@ class Transport(Producer, Protocol):
         """Is a broker connection up? (None: cannot tell.)"""
         ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Close the consumer and the producer. Never raises: what fails to close is logged (`close_each`)."""
+        ...
 
 
 def describe(exc: BaseException) -> str:

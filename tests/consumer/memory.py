@@ -108,6 +108,8 @@ class MemoryTransport:
         self.hold_commits = False
         self.answering = True
         """False: the producer takes messages and never answers (nor delivers) them, its flush times out."""
+        self.broken: BrokerError | None = None
+        """A producer in a fatal state (librdkafka's): every send raises this."""
         self.on_commit: Callable[[Mapping[TopicPartition, int]], None] | None = None
         self.commits: list[dict[TopicPartition, int]] = []
         self.closed = False
@@ -226,6 +228,8 @@ class MemoryTransport:
         error = self._failure("send")
         if error is not None:
             return Done(error)
+        if self.broken is not None:
+            raise self.broken
         if not self.answering:
             return Done(done=False)
         self.broker.produce(topic, key, value, headers)

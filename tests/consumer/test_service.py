@@ -674,6 +674,27 @@ def test_a_store_failure_while_settling_sends_none_of_the_answered_messages_agai
         outbox.close()
 
 
+def test_a_producer_in_a_fatal_state_is_replaced_and_the_next_clients_publish_its_messages(
+    loop_factory: Callable[..., Loop], shipped_playbooks: list[CompiledPlaybook]
+) -> None:
+    """librdkafka's idempotent producer, after an error it cannot recover from, fails every send with `_FATAL`:
+    the outbox tried again through it at every step, and nothing more was published."""
+    events = stream()
+    loop = loop_factory(events, fetch=15)
+
+    def break_it(loop: Loop) -> None:
+        if len(loop.transports) == 1 and loop.steps == 2:
+            loop.transport.broken = BrokerError(
+                "Kafka send to recovery.tasks failed: _FATAL: Local: Fatal error", fatal=True
+            )
+
+    loop.run(break_it)
+    assert len(loop.transports) == 2 and loop.transports[0].closed
+    assert loop.service.stats.broker_errors == 1
+    assert len(loop.published()) == len(loop.effects())
+    assert loop.effects() == replayed(shipped_playbooks, events)
+
+
 def test_a_producer_that_no_longer_answers_is_replaced_and_the_next_clients_publish_its_messages(
     loop_factory: Callable[..., Loop], shipped_playbooks: list[CompiledPlaybook]
 ) -> None:
