@@ -270,6 +270,8 @@ def test_an_error_of_librdkafkas_fatal_state_says_the_producer_must_be_replaced(
 
     assert confluent.broker_error("send to t", KafkaError(KafkaError._FATAL)).fatal  # a send after it
     assert confluent.broker_error("send to t", KafkaError(KafkaError.INVALID_PRODUCER_EPOCH, fatal=True)).fatal
+    fatal = confluent.broker_error("send to t", KafkaError(KafkaError.INVALID_RECORD, fatal=True))
+    assert (fatal.fatal, fatal.retriable) == (True, True)  # the producer's state, not the message: never parked
     timed_out = confluent.broker_error("send to t", KafkaError(KafkaError._MSG_TIMED_OUT))
     assert (timed_out.fatal, timed_out.retriable) == (False, True)
 

@@ -121,11 +121,13 @@ def not_installed(setting: str) -> ConfigError:
 
 def broker_error(what: str, error: Any) -> BrokerError:
     """A librdkafka error (`KafkaError`) as a `BrokerError`, retriable unless it is a refusal for good, and fatal when
-    the client can do nothing more (a send to a producer in that state fails with `_FATAL`)."""
+    the client can do nothing more (a send to a producer in that state fails with `_FATAL`): a fatal error is the
+    producer's, never a reason to park the message."""
+    fatal = error.fatal() or error.code() == KafkaError._FATAL
     return BrokerError(
         f"Kafka {what} failed: {error.name()}: {error.str()}",
-        retriable=error.code() not in REFUSED_FOR_GOOD,
-        fatal=error.fatal() or error.code() == KafkaError._FATAL,
+        retriable=fatal or error.code() not in REFUSED_FOR_GOOD,
+        fatal=fatal,
     )
 
 
