@@ -164,7 +164,8 @@ class OutboxPublisher:
                 delay = min(self.backoff_s * 2**item.attempts, MAX_BACKOFF_S)
                 self.store.outbox_retry([item.seq], now + delay, str(error))
                 settled.retried += 1
-                settled.broken = settled.broken or (str(error) if error.fatal else "")
+                if error.fatal and not settled.broken:
+                    settled.broken = str(error)
             else:
                 self.store.outbox_park(item.seq, now, str(error))
                 parked.append((item, error))

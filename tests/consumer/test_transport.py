@@ -27,7 +27,7 @@ def test_each_client_is_closed_and_a_described_broker_failure_is_one_warning_lin
         raise RuntimeError("a bug")
 
     with caplog.at_level(logging.WARNING, logger="recovery.consumer"):
-        close_each((wedged, broken, lambda: closed.append("last") and None))
+        close_each((wedged, broken, lambda: closed.append("last")))
     assert closed == ["producer", "consumer", "last"]
     said = [(r.levelname, r.getMessage(), getattr(r, "error", None), r.exc_info is not None) for r in caplog.records]
     assert said == [
