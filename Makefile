@@ -71,14 +71,16 @@ test: lint typecheck validate-rules unit unit-py312
 demo: $(NATIVE)
 	deploy/demo.sh
 
-# The issue-18 benches after the first three (docs/operations.md, "Capacity"): bench.peer installs quixstreams in
-# .cache/peer/venv the first time, and measures recovery with each set of Kafka clients (kafka-python's,
-# confluent-kafka's producer, confluent-kafka's consumer and producer: bench/servers.py CLIENTS); latency and
-# fan-out and scale run with kafka-python's (the default) and confluent-kafka's. BENCH_LATENCY_SECONDS=10 shortens
-# bench.latency's 60 s per rate.
+# bench.loop runs the serve loop without a broker: its runs agree within a few percent, the instrument for a change
+# to the per-event path. The issue-18 benches after bench.end_to_end (docs/operations.md, "Capacity"): bench.peer
+# installs quixstreams in .cache/peer/venv the first time, and measures recovery with each set of Kafka clients
+# (kafka-python's, confluent-kafka's producer, confluent-kafka's consumer and producer: bench/servers.py CLIENTS);
+# latency and fan-out and scale run with kafka-python's (the default) and confluent-kafka's.
+# BENCH_LATENCY_SECONDS=10 shortens bench.latency's 60 s per rate.
 bench: $(NATIVE)
 	$(BIN)/python -m bench.replay_throughput
 	$(BIN)/python -m bench.memory
+	$(BIN)/python -m bench.loop
 	$(BIN)/python -m bench.end_to_end
 	$(BIN)/python -m bench.peer
 	$(BIN)/python -m bench.latency

@@ -124,3 +124,24 @@ def test_memory_quick() -> None:
     # The breakdown reads the store's attributes whether it is compiled (no instance dict) or not.
     held = {name: float(mb) for mb, name in re.findall(r"^ +([\d.]+) MB +(store\.\w+)$", out, re.MULTILINE)}
     assert held["store._history"] > 0 and held["store._ledger"] > 0, out
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_loop_quick() -> None:
+    out = _run("bench.loop", "--quick", "--runs", "1")
+    rows = {
+        name.strip(): (int(events.replace(",", "")), float(per_event), written)
+        for name, events, per_event, written in re.findall(
+            r"^(replay \(decode and evaluate\)|loop, \w+ store) +([\d,]+) +[\d.]+ +[\d,]+ +([\d.]+) +\S+ +(\S+)$",
+            out,
+            re.MULTILINE,
+        )
+    }
+    assert set(rows) == {"replay (decode and evaluate)", "loop, memory store", "loop, sqlite store"}, out
+    # Every row went through the whole stream; SQLite wrote its log (Linux counts what a process writes).
+    assert len({events for events, _, _ in rows.values()}) == 1, out
+    assert all(per_event > 0 for _, per_event, _ in rows.values()), out
+    if Path("/proc/self/io").exists():
+        assert float(rows["loop, sqlite store"][2].replace(",", "")) > 0, out
+    assert re.search(r"^loop, sqlite store: runs [\d.]+ s, \d+ batches$", out, re.MULTILINE), out
