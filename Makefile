@@ -71,7 +71,7 @@ test: lint typecheck validate-rules unit unit-py312
 demo: $(NATIVE)
 	deploy/demo.sh
 
-# bench.loop runs the serve loop without a broker: its runs agree within a few percent, the instrument for a change
+# bench.loop runs the serve loop without a broker: what the loop itself costs per event, the instrument for a change
 # to the per-event path. The issue-18 benches after bench.end_to_end (docs/operations.md, "Capacity"): bench.peer
 # installs quixstreams in .cache/peer/venv the first time, and measures recovery with each set of Kafka clients
 # (kafka-python's, confluent-kafka's producer, confluent-kafka's consumer and producer: bench/servers.py CLIENTS);

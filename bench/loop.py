@@ -1,14 +1,16 @@
 """The loop's own cost per event: `recovery serve`'s loop on an in-memory broker, beside replay, on the bench stream.
 
     python -m bench.loop [--events N] [--customers N] [--days D] [--seed S] [--stores memory,sqlite] [--runs N]
-                         [--quick]
+                         [--timeout-s S] [--quick]
 
-The benches on a real broker (bench.end_to_end, bench.peer) share this 2-core kind of machine with the broker, whose
-speed drifts by 20 to 40% within minutes: a change of 10% is lost in them. This one runs no broker, so its runs of
-one commit agree within a few percent, and it splits what a drain costs into parts:
+The benches on a real broker (bench.end_to_end, bench.peer) share the machine's two cores with the broker, and
+time its start-up, its fetches and the group's join with the loop. This one runs no broker: it measures what the
+loop itself costs per event, and splits a drain into parts. The machine's own speed still drifts (the same commit
+took 4.7 and 7.1 s within minutes on the 2-core machine): to compare two commits, alternate them and give every
+run.
 
 1. replay: `recovery replay`'s engine (`replay_engine`) over the stream's lines: decoding and evaluating, nothing
-   stored or published;
+   stored or published, no facts of the customer-loss review recorded;
 2. the loop (`Service.run`, as `recovery serve` runs it) on the in-memory broker and transport of the service's
    tests (tests/consumer/memory.py: 6 partitions, every record fetched at once), per store: the memory store (the
    loop's own work: ordering, batches, the review's facts, the outbox, offsets) and SQLite (a file in a temporary
@@ -16,7 +18,7 @@ one commit agree within a few percent, and it splits what a drain costs into par
    empty.
 
 Prints each row's best run (and every run), events/s and microseconds per event; for SQLite also what the process
-wrote (`wchar` of /proc/self/io, Linux: the write-ahead log's frames and the checkpoints) and the commits. No target:
+wrote (`wchar` of /proc/self/io, Linux: the write-ahead log's frames and the checkpoints) and the batches. No target:
 it is the instrument for changes to the per-event path (docs/operations.md, "Capacity").
 """
 
