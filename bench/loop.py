@@ -17,9 +17,10 @@ run.
    folder, opened as serve opens it: `open_service_store`). Timed until every offset is committed and the outbox is
    empty.
 
-Prints each row's best run (and every run), events/s and microseconds per event; for SQLite also what the process
-wrote (`wchar` of /proc/self/io, Linux: the write-ahead log's frames and the checkpoints) and the batches. No target:
-it is the instrument for changes to the per-event path (docs/operations.md, "Capacity").
+Prints each row's best run (and every run), events/s and microseconds per event, the batches, and the tasks and
+gestures each row wrote or published (the same count: the same work). For SQLite it also prints what the process
+wrote (`wchar` of /proc/self/io, Linux: the write-ahead log's frames and the checkpoints). No target: it is the
+instrument for changes to the per-event path (docs/operations.md, "Capacity").
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class Row:
     seconds: list[float] = field(default_factory=list)
     written_mb: list[float] = field(default_factory=list)
     batches: int = 0
+    effects: int = 0
+    """Tasks and gestures written (replay) or published (the loop), in the last run: the same work for each row."""
 
     @property
     def best(self) -> float:
@@ -80,10 +83,12 @@ def replay_row(lines: Sequence[str], playbooks: Sequence[CompiledPlaybook], runs
     row = Row("replay (decode and evaluate)", len(lines))
     for _ in range(runs):
         engine = replay_engine(playbooks)
+        out = io.StringIO()
         gc.collect()
         start = time.perf_counter()
-        replay(lines, engine, out=io.StringIO(), err=io.StringIO())
+        replay(lines, engine, out=out, err=io.StringIO())
         row.seconds.append(time.perf_counter() - start)
+        row.effects = len(out.getvalue().splitlines())
     return row
 
 
@@ -137,6 +142,7 @@ def loop_run(
         if before is not None and after is not None:
             row.written_mb.append((after - before) / 1e6)
         row.batches = service.stats.batches
+        row.effects = len(broker.messages(settings.topic_tasks)) + len(broker.messages(settings.topic_gestures))
     finally:
         store.close()
     return row
@@ -174,6 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 row.seconds += one.seconds
                 row.written_mb += one.written_mb
                 row.batches = one.batches
+                row.effects = one.effects
             rows.append(row)
 
     base = rows[0].best / rows[0].events * 1e6
@@ -188,7 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table(header, cells))
     for row in rows:
         batches = f", {row.batches} batches" if row.batches else ""
-        print(f"{row.name}: runs {' '.join(f'{s:.3f}' for s in row.seconds)} s{batches}")
+        runs_s = " ".join(f"{s:.3f}" for s in row.seconds)
+        print(f"{row.name}: runs {runs_s} s{batches}, {row.effects:,} tasks and gestures")
     print(load())
     print(f"recovery: {describe_build()}")
     return 0
