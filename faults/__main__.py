@@ -31,7 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hostile", type=int, default=10_000, help="hostile messages (10,000)")
     parser.add_argument("--outage-s", type=float, default=20.0, help="how long a server is down (20)")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--keep", action="store_true", help="keep the logs and stores (their folder is printed)")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the logs and stores (their folder is printed), and NAME-differences.txt: effects unlike replay's",
+    )
     args = parser.parse_args(argv)
     names = args.only.split(",") if args.only else list(SCENARIOS)
     unknown = [n for n in names if n not in SCENARIOS]

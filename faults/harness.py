@@ -298,9 +298,18 @@ class Run:
         def same(a: dict[str, Any], b: dict[str, Any]) -> bool:
             return {**a, **dict.fromkeys(ignore)} == {**b, **dict.fromkeys(ignore)}
 
-        row.unexpected = sum(
-            1
+        unexpected = [
+            effect_id
             for effect_id, copies in seen.items()
             if effect_id not in stream.effects or not any(same(c, stream.effects[effect_id]) for c in copies)
-        )
+        ]
+        row.unexpected = len(unexpected)
         row.dlq = len(self.read("dlq"))
+        missing = sorted(set(stream.effects) - set(seen))
+        if missing or unexpected:  # what differs, for a look with --keep
+            lines = [f"missing (replay raised it): {json.dumps(stream.effects[i], sort_keys=True)}" for i in missing]
+            for effect_id in sorted(unexpected):
+                lines.append(f"seen: {json.dumps(seen[effect_id][-1], sort_keys=True)}")
+                if effect_id in stream.effects:
+                    lines.append(f"  replay's: {json.dumps(stream.effects[effect_id], sort_keys=True)}")
+            (self.workdir / f"{self.name}-differences.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")

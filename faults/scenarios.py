@@ -9,7 +9,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
@@ -167,6 +167,22 @@ AGENT_SLICES = 20
 """The agent scenario produces the stream's last two thirds in this many slices, one agent round apart."""
 
 
+def at_scope_events(messages: Sequence[tuple[bytes, bytes]]) -> list[Sequence[tuple[bytes, bytes]]]:
+    """`messages` cut before and after each scope event (an outage: no customer id), to be produced part by part,
+    each flushed before the next. A stream produced while the loop reads it at once (months of event time in a
+    second) has an outage appended while its customers' later events in other partitions are fetched already: late,
+    and applied after them (README, late events). Cut so, no fetch brings a customer's event later than an outage
+    before the outage is on the broker, nor an outage before an older event of a customer."""
+    parts: list[Sequence[tuple[bytes, bytes]]] = []
+    start = 0
+    for i, (_, value) in enumerate(messages):
+        if json.loads(value).get("customer_id") is None:
+            parts += [messages[start:i], messages[i : i + 1]]
+            start = i + 1
+    parts.append(messages[start:])
+    return [part for part in parts if part]
+
+
 class Agent(threading.Thread):
     """A frontline agent on the API: claims the most urgent open task, then completes it, `rate` writes a second.
     It leaves the tasks of `muting` playbooks open: completing one would unmute the playbooks it inhibits (a task
@@ -255,10 +271,12 @@ def agent(ctx: Context) -> Row:
         # rest after 6 writes).
         rest = ctx.stream.messages[third:]
         for k in range(AGENT_SLICES):
-            run.produce(rest[k * len(rest) // AGENT_SLICES : (k + 1) * len(rest) // AGENT_SLICES])
+            for part in at_scope_events(rest[k * len(rest) // AGENT_SLICES : (k + 1) * len(rest) // AGENT_SLICES]):
+                run.produce(part)
             if not worker.looked(worker.rounds + 1, timeout_s=30.0):
                 row.problems.append(f"the agent stopped looking for tasks after {worker.rounds} rounds")
-                run.produce(rest[(k + 1) * len(rest) // AGENT_SLICES :])
+                for part in at_scope_events(rest[(k + 1) * len(rest) // AGENT_SLICES :]):
+                    run.produce(part)
                 break
         drained = run.drain(outbox_of(url))
         worker.stopped.set()
