@@ -169,10 +169,10 @@ AGENT_SLICES = 20
 
 def at_scope_events(messages: Sequence[tuple[bytes, bytes]]) -> list[Sequence[tuple[bytes, bytes]]]:
     """`messages` cut before and after each scope event (an outage: no customer id), to be produced part by part,
-    each flushed before the next. A stream produced while the loop reads it at once (months of event time in a
-    second) has an outage appended while its customers' later events in other partitions are fetched already: late,
-    and applied after them (README, late events). Cut so, no fetch brings a customer's event later than an outage
-    before the outage is on the broker, nor an outage before an older event of a customer."""
+    each flushed before the next. Produced at once while the loop reads it (days of event time in a second), an
+    outage could reach the broker after a fetch had brought its customers' later events from other partitions: a
+    late event (README), applied after them. Cut so, no fetch brings an event later than an outage before the
+    outage is on the broker, nor the outage before an older event."""
     parts: list[Sequence[tuple[bytes, bytes]]] = []
     start = 0
     for i, (_, value) in enumerate(messages):
