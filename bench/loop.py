@@ -12,10 +12,10 @@ run.
 1. replay: `recovery replay`'s engine (`replay_engine`) over the stream's lines: decoding and evaluating, nothing
    stored or published, no facts of the customer-loss review recorded;
 2. the loop (`Service.run`, as `recovery serve` runs it) on the in-memory broker and transport of the service's
-   tests (tests/consumer/memory.py: 6 partitions, every record fetched at once), per store: the memory store (the
-   loop's own work: ordering, batches, the review's facts, the outbox, offsets) and SQLite (a file in a temporary
-   folder, opened as serve opens it: `open_service_store`). Timed until every offset is committed and the outbox is
-   empty.
+   tests (tests/consumer/memory.py: 6 partitions, the whole stream on it, polls as large as the reader asks), per
+   store: the memory store (the loop's own work: ordering, batches, the review's facts, the outbox, offsets) and
+   SQLite (a file in a temporary folder, opened as serve opens it: `open_service_store`). Timed until every offset
+   is committed and the outbox is empty.
 
 Prints each row's best run (and every run), events/s and microseconds per event, the batches, and the tasks and
 gestures each row wrote or published (the same count: the same work). For SQLite it also prints what the process
