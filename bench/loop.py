@@ -93,10 +93,16 @@ def replay_row(lines: Sequence[str], playbooks: Sequence[CompiledPlaybook], runs
 
 
 def loop_run(
-    broker: MemoryBroker, playbooks: Sequence[CompiledPlaybook], kind: str, folder: str, n: int, timeout_s: float
-) -> Row:
-    """One drain of the broker's events topic by a fresh loop and store; the row of that one run. Raises
-    TimeoutError when the loop has not committed every offset and published everything within `timeout_s`."""
+    row: Row,
+    broker: MemoryBroker,
+    playbooks: Sequence[CompiledPlaybook],
+    kind: str,
+    folder: str,
+    n: int,
+    timeout_s: float,
+) -> None:
+    """One drain of the broker's events topic by a fresh loop and store, added to `row`. Raises TimeoutError when
+    the loop has not committed every offset and published everything within `timeout_s`."""
     url = "memory://" if kind == "memory" else f"sqlite:///{folder}/loop-{n}.db"
     settings = Settings.model_validate(
         {
@@ -113,7 +119,6 @@ def loop_run(
     ends = broker.end_offsets(EVENTS_TOPIC)
     store: Store = open_store(url) if kind == "memory" else open_service_store(settings)
     stop = threading.Event()
-    row = Row(f"loop, {kind} store", sum(ends.values()))
     deadline = time.monotonic() + timeout_s
 
     def drained() -> bool:
@@ -145,7 +150,6 @@ def loop_run(
         row.effects = len(broker.messages(settings.topic_tasks)) + len(broker.messages(settings.topic_gestures))
     finally:
         store.close()
-    return row
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -176,11 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for kind in stores:
             row = Row(f"loop, {kind} store", len(messages))
             for n in range(runs):
-                one = loop_run(broker, playbooks, kind, folder, len(rows) * runs + n, args.timeout_s)
-                row.seconds += one.seconds
-                row.written_mb += one.written_mb
-                row.batches = one.batches
-                row.effects = one.effects
+                loop_run(row, broker, playbooks, kind, folder, len(rows) * runs + n, args.timeout_s)
             rows.append(row)
 
     base = rows[0].best / rows[0].events * 1e6

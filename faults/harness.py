@@ -290,7 +290,8 @@ class Run:
         row.events = stream.events
         row.expected = len(stream.effects)
         row.seen = len(seen)
-        row.missing = len(set(stream.effects) - set(seen))
+        missing = sorted(set(stream.effects) - set(seen))
+        row.missing = len(missing)
         distinct = {effect_id: {json.dumps(c, sort_keys=True) for c in copies} for effect_id, copies in seen.items()}
         row.repeats = sum(len(seen[effect_id]) - len(versions) for effect_id, versions in distinct.items())
         row.updates = sum(len(versions) - 1 for versions in distinct.values())
@@ -305,7 +306,6 @@ class Run:
         ]
         row.unexpected = len(unexpected)
         row.dlq = len(self.read("dlq"))
-        missing = sorted(set(stream.effects) - set(seen))
         if missing or unexpected:  # what differs, for a look with --keep
             lines = [f"missing (replay raised it): {json.dumps(stream.effects[i], sort_keys=True)}" for i in missing]
             for effect_id in sorted(unexpected):

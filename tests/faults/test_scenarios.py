@@ -29,7 +29,7 @@ def test_a_stream_is_cut_before_and_after_each_outage_and_keeps_its_order() -> N
     assert [m for part in parts for m in part] == stream
 
 
-def test_a_stream_without_outages_is_one_part_and_nothing_is_none() -> None:
+def test_a_stream_without_outages_is_one_part_and_an_empty_one_none() -> None:
     stream = [_message("e1", "C1"), _message("e2", "C2")]
     assert at_scope_events(stream) == [stream]
     assert at_scope_events([]) == []
