@@ -1,6 +1,7 @@
 """`make faults`: the fault suite. Real broker, real PostgreSQL, real `recovery serve` processes, real faults.
 
-    python -m faults [--events N] [--only NAME,...] [--kills N] [--hostile N] [--outage-s S] [--seed N] [--keep]
+    python -m faults [--events N] [--only NAME,...] [--kills N] [--hostile N] [--outage-s S] [--seed N]
+                     [--clients kafka-python|confluent-kafka] [--keep]
 
 Each scenario drains a stream of simulated traffic (`--events`, default 24,000: outages, absences, cancellations)
 through `recovery serve` while something goes wrong, then reads the output topics back and holds the distinct
@@ -32,6 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--outage-s", type=float, default=20.0, help="how long a server is down (20)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
+        "--clients",
+        choices=("kafka-python", "confluent-kafka"),
+        default="kafka-python",
+        help="recovery serve's Kafka clients, its consumer and its producer (default kafka-python)",
+    )
+    parser.add_argument(
         "--keep",
         action="store_true",
         help="keep the logs and stores (their folder is printed), and NAME-differences.txt: effects unlike replay's",
@@ -44,12 +51,16 @@ def main(argv: list[str] | None = None) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="recovery-faults-"))
     started = time.monotonic()
-    print(f"stream: {args.events} events, seed {args.seed}; replaying it for the expected effects ...", flush=True)
+    print(
+        f"stream: {args.events} events, seed {args.seed}, {args.clients}'s clients; replaying it for the expected "
+        "effects ...",
+        flush=True,
+    )
     stream = simulated(args.events, args.seed, PARTITIONS)
     print(f"  {stream.events} events (with a tick per partition), {len(stream.effects)} effects", flush=True)
     broker = Broker()
     broker.start()
-    ctx = Context(broker, stream, workdir, args.seed, args.kills, args.hostile, args.outage_s)
+    ctx = Context(broker, stream, workdir, args.seed, args.kills, args.hostile, args.outage_s, args.clients)
     rows: list[Row] = []
     try:
         print(Row.HEADER, flush=True)
