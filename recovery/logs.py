@@ -13,7 +13,9 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
@@ -33,6 +35,11 @@ _RECORD_FIELDS: Final = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).
 _BASE_FIELDS: Final = ("time", "level", "logger", "message")
 _QUIET_LOGGERS: Final = ("kafka",)
 """Chatty libraries kept at WARNING unless the level asked for is DEBUG."""
+CLIENT_LOGGERS: Final = ("kafka", "recovery.consumer.librdkafka")
+"""The Kafka clients' own lines (kafka-python's loggers; librdkafka's, which confluent.py logs under that name):
+`Repeats` thins them out."""
+REPEATS_EVERY_S: Final = 30.0
+_NUMBERS = re.compile(r"\d+")
 
 
 def redact_text(text: str) -> str:
@@ -111,6 +118,43 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+class Repeats(logging.Filter):
+    """Lets one line of a kind through every `every_s` seconds, for the loggers named in `loggers` (and their
+    children); other records pass. A kind is a logger, a level and a text with its numbers aside. A line of a kind let
+    through less than `every_s` before is dropped and counted; the next one let through carries the count in its
+    field `repeated`. A broker away makes both Kafka clients log at every try to connect again: about 20 lines a
+    second from librdkafka, for as long as it is away."""
+
+    def __init__(
+        self, loggers: tuple[str, ...], every_s: float = REPEATS_EVERY_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__()
+        self.loggers = loggers
+        self.every_s = every_s
+        self._clock = clock
+        self._kinds: dict[tuple[str, int, str], tuple[float, int]] = {}
+        """(logger, level, text) to (when last let through, dropped since)."""
+        self._lock = threading.Lock()  # the clients log from the loop's thread and the publisher's
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        name = record.name
+        if not any(name == prefix or name.startswith(prefix + ".") for prefix in self.loggers):
+            return True
+        kind = (name, record.levelno, _NUMBERS.sub("#", record.getMessage()))
+        now = self._clock()
+        with self._lock:
+            seen = self._kinds.get(kind)
+            if seen is not None and now - seen[0] < self.every_s:
+                self._kinds[kind] = (seen[0], seen[1] + 1)
+                return False
+            if len(self._kinds) >= 1000:  # kinds not seen for a while go, so that the table stays small
+                self._kinds = {k: v for k, v in self._kinds.items() if now - v[0] < self.every_s}
+            self._kinds[kind] = (now, 0)
+        if seen is not None and seen[1]:
+            record.repeated = seen[1]
+        return True
+
+
 class _Handler(logging.StreamHandler[TextIO]):
     """The handler `configure_logging` installs (and replaces on a second call)."""
 
@@ -118,7 +162,7 @@ class _Handler(logging.StreamHandler[TextIO]):
 def configure_logging(level: int | str = logging.INFO, json: bool = True, stream: TextIO | None = None) -> None:
     """Send every log record at `level` or above (a number, or a name such as `info`) to `stream` (stderr), as
     JSON lines when `json`, else as readable text. Replaces the handler a previous call installed; kafka-python's
-    loggers stay at WARNING unless `level` is DEBUG."""
+    loggers stay at WARNING, and the Kafka clients' repeated lines are thinned (`Repeats`), unless `level` is DEBUG."""
     if isinstance(level, str):
         number = logging.getLevelNamesMapping().get(level.upper())
         if number is None:
@@ -131,6 +175,8 @@ def configure_logging(level: int | str = logging.INFO, json: bool = True, stream
         old.close()
     handler = _Handler(sys.stderr if stream is None else stream)
     handler.setFormatter(JsonFormatter() if json else TextFormatter())
+    if number > logging.DEBUG:
+        handler.addFilter(Repeats(CLIENT_LOGGERS))
     root.addHandler(handler)
     root.setLevel(number)
     for name in _QUIET_LOGGERS:

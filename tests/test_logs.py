@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import logging
+import string
 import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -12,7 +14,15 @@ import pytest
 from pydantic import SecretStr
 
 from recovery.config import Settings
-from recovery.logs import REDACTED, JsonFormatter, TextFormatter, configure_logging, redact_text
+from recovery.logs import (
+    CLIENT_LOGGERS,
+    REDACTED,
+    JsonFormatter,
+    Repeats,
+    TextFormatter,
+    configure_logging,
+    redact_text,
+)
 
 
 @pytest.fixture
@@ -191,3 +201,61 @@ class TestConfigureLogging:
     def test_an_unknown_level_is_refused(self) -> None:
         with pytest.raises(ValueError, match="verbose"):
             configure_logging("verbose", json=True)
+
+
+class TestRepeats:
+    """The Kafka clients' lines: one of a kind every 30 s, the next one saying how many were dropped."""
+
+    @staticmethod
+    def thinned(records: list[logging.LogRecord], times: list[float], every_s: float = 30.0) -> list[str]:
+        clock = iter(times)
+        repeats = Repeats(CLIENT_LOGGERS, every_s=every_s, clock=lambda: next(clock))
+        return [
+            f"{r.getMessage()} x{getattr(r, 'repeated', 0)}" for r in records if repeats.filter(r)
+        ]  # fmt: skip
+
+    def test_a_line_again_within_the_window_is_dropped_and_counted_on_the_next_let_through(
+        self, record_factory: Callable[..., logging.LogRecord]
+    ) -> None:
+        name = "recovery.consumer.librdkafka"
+        refused = "FAIL [rdkafka#consumer-2]: 127.0.0.1:%d/bootstrap: Connect failed (after %dms in state CONNECT)"
+        records = [record_factory(refused, level=logging.ERROR, name=name, args=(39725, ms)) for ms in range(5)]
+        assert self.thinned(records, [0.0, 1.0, 29.9, 30.0, 31.0]) == [
+            "FAIL [rdkafka#consumer-2]: 127.0.0.1:39725/bootstrap: Connect failed (after 0ms in state CONNECT) x0",
+            "FAIL [rdkafka#consumer-2]: 127.0.0.1:39725/bootstrap: Connect failed (after 3ms in state CONNECT) x2",
+        ]
+
+    def test_kinds_are_apart_by_logger_level_and_words(self, record_factory: Callable[..., logging.LogRecord]) -> None:
+        records = [
+            record_factory("Connection lost: 111 ECONNREFUSED", level=logging.ERROR, name="kafka.net.connection"),
+            record_factory("Connection lost: 111 ECONNREFUSED", level=logging.WARNING, name="kafka.net.connection"),
+            record_factory("Connection lost: 111 ECONNREFUSED", level=logging.ERROR, name="kafka.cluster"),
+            record_factory("Metadata refresh failed", level=logging.ERROR, name="kafka.cluster"),
+        ]
+        assert len(self.thinned(records, [0.0, 0.1, 0.2, 0.3])) == 4
+
+    def test_other_loggers_pass_whatever_they_repeat(self, record_factory: Callable[..., logging.LogRecord]) -> None:
+        # The service's own lines differ in their fields, not their text ("task escalated", task_id=...).
+        records = [
+            record_factory("task escalated", name="recovery.lifecycle", extra={"task_id": f"tsk-{n}"}) for n in range(3)
+        ] + [record_factory("kafkaesque", name="kafkaesque")] * 2
+        assert len(self.thinned(records, [0.0, 0.1, 0.2, 0.3, 0.4])) == 5
+
+    def test_the_table_of_kinds_stays_small(self, record_factory: Callable[..., logging.LogRecord]) -> None:
+        words = ["".join(letters) for letters in itertools.product(string.ascii_lowercase, repeat=3)][:3000]
+        records = [record_factory(f"topic {word} unknown", name="kafka.x") for word in words]
+        clock = iter(n / 100 for n in range(len(records)))  # 100 kinds a second, each seen once
+        repeats = Repeats(CLIENT_LOGGERS, every_s=1.0, clock=clock.__next__)
+        assert all(repeats.filter(r) for r in records)
+        assert 100 <= len(repeats._kinds) <= 1000
+
+
+@pytest.mark.usefixtures("restore_logging")
+class TestClientLinesInTheServiceLog:
+    def test_repeats_are_thinned_unless_debugging(self) -> None:
+        for level, expected in (("info", 1), ("debug", 3)):
+            stream = io.StringIO()
+            configure_logging(level, json=True, stream=stream)
+            for _ in range(3):
+                logging.getLogger("kafka.cluster").warning("No node available for metadata refresh - backoff/retry")
+            assert stream.getvalue().count("No node available") == expected, level

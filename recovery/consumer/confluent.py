@@ -38,7 +38,8 @@ try:
 except ImportError:  # an optional dependency: said when it is asked for (ConfluentOutput)
     INSTALLED = False
 
-logger = logging.getLogger("recovery.consumer")
+librdkafka_logger = logging.getLogger("recovery.consumer.librdkafka")
+"""librdkafka's own lines (recovery.logs.CLIENT_LOGGERS: the service's log thins out their repeats)."""
 
 LINGER_MS = 5
 CLOSE_TIMEOUT_S = 5.0
@@ -82,7 +83,7 @@ def client_config(settings: Settings, setting: str) -> dict[str, Any]:
     config: dict[str, Any] = {
         "bootstrap.servers": settings.kafka_bootstrap_servers,
         "security.protocol": settings.kafka_security_protocol.lower(),
-        "logger": logger,  # librdkafka's log lines through the service's logging (served in poll and flush)
+        "logger": librdkafka_logger,  # its log lines through the service's logging (served in poll and flush)
     }
     if settings.kafka_sasl_mechanism is not None:
         config["sasl.mechanism"] = settings.kafka_sasl_mechanism
