@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from recovery.config import Settings
 
 
 def register(sub: Any) -> None:
@@ -72,7 +75,8 @@ def serve(args: argparse.Namespace) -> int:
     print(
         f"recovery serve: {len(playbooks)} playbook(s) from {settings.rules_dir}, "
         f"store {redact_text(settings.store_url)}, broker {settings.kafka_bootstrap_servers}, "
-        f"topic {settings.topic_events}, group {settings.group_id}, http://127.0.0.1:{settings.http_port}/",
+        f"topic {settings.topic_events}, group {settings.group_id}, {clients(settings)}, "
+        f"http://127.0.0.1:{settings.http_port}/",
         file=sys.stderr,
     )
     tune_gc(settings.gc_gen0_threshold)
@@ -85,3 +89,10 @@ def serve(args: argparse.Namespace) -> int:
         if live is not None:
             live.final()
     return 0
+
+
+def clients(settings: Settings) -> str:
+    """The Kafka clients the loop runs on, as the start line says them."""
+    if settings.kafka_consumer == settings.kafka_producer:
+        return f"{settings.kafka_consumer}'s clients"
+    return f"{settings.kafka_consumer}'s consumer and {settings.kafka_producer}'s producer"

@@ -513,6 +513,12 @@ def test_sigterm_while_the_broker_is_away_stops_the_service(kafka_libs: Path, tm
         }
         serve = Serve(env, tmp_path / "serve.log").start()
         wait_for(lambda: '"partitions assigned"' in serve.output(), what="the partitions", timeout_s=WAIT_S)
+        # The start line says which clients run (the producer is kafka-python's, the default, here).
+        said = {
+            "kafka-python": "kafka-python's clients",
+            "confluent-kafka": "confluent-kafka's consumer and kafka-python's producer",
+        }
+        assert said[consumer] in serve.output(), serve.output()
         wait_for(lambda: readiness(port) == 200, what="ready", timeout_s=WAIT_S)
         broker.stop()
         wait_for(lambda: readiness(port) == 503, what="/readyz to notice the broker is away", timeout_s=WAIT_S)
