@@ -91,7 +91,8 @@ def _progress(run: Run, below: int, timeout_s: float = 120.0) -> None:
 def _consumed(instance: Instance, at_least: int, timeout_s: float = 120.0) -> int:
     """Wait until `instance` has consumed `at_least` events, by its /metrics; how many it had then. Asked every
     20 ms: with confluent-kafka's clients the loop drains the suite's stream in about two seconds, and the group's
-    committed offsets, asked of the broker, lag a batch behind and take longer to read than a batch to drain."""
+    committed offsets (`Run.lag`, a new admin client and consumer at each look) said a quarter only once all of it
+    was read."""
     deadline = time.monotonic() + timeout_s
     consumed = 0
     while time.monotonic() < deadline:
