@@ -284,9 +284,13 @@ class Run:
         """Fill `row` from the output topics: effects seen against replay's (fields in `ignore` aside), repeats
         (the same copy again), updates (the same id with another content: a status change), DLQ records."""
         seen: dict[str, list[dict[str, Any]]] = {}
+        copies: dict[str, list[str]] = {}  # where each copy is: topic, partition, offset, broker time
         for record in self.read("tasks") + self.read("gestures"):
             effect = json.loads(record.value)
             seen.setdefault(effect["id"], []).append(effect)
+            copies.setdefault(effect["id"], []).append(
+                f"{record.topic}[{record.partition}]@{record.offset} {record.timestamp / 1000:.3f}"
+            )
         row.events = stream.events
         row.expected = len(stream.effects)
         row.seen = len(seen)
@@ -295,6 +299,13 @@ class Run:
         distinct = {effect_id: {json.dumps(c, sort_keys=True) for c in copies} for effect_id, copies in seen.items()}
         row.repeats = sum(len(seen[effect_id]) - len(versions) for effect_id, versions in distinct.items())
         row.updates = sum(len(versions) - 1 for versions in distinct.values())
+        if row.repeats:  # where the copies went, for a look with --keep
+            lines = [
+                f"{effect_id}: {', '.join(copies[effect_id])}"
+                for effect_id, versions in sorted(distinct.items())
+                if len(seen[effect_id]) > len(versions)
+            ]
+            (self.workdir / f"{self.name}-repeats.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
         def same(a: dict[str, Any], b: dict[str, Any]) -> bool:
             return {**a, **dict.fromkeys(ignore)} == {**b, **dict.fromkeys(ignore)}
