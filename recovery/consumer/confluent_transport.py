@@ -39,7 +39,7 @@ if INSTALLED:
 logger = logging.getLogger("recovery.consumer")
 
 STATISTICS_MS = 5_000
-"""How often librdkafka reports its brokers' states (`connected`): the loop asks every BROKER_CHECK_S (5 s) too."""
+"""How often librdkafka reports its brokers' states (`connected`; the loop asks once a step)."""
 
 
 class Consumed(NamedTuple):

@@ -19,7 +19,6 @@ PAUSE_ABOVE = 20_000
 """Buffered records per partition above which fetching from it pauses (bounds memory while merging)."""
 RESUME_BELOW = 5_000
 POLL_RECORDS = 5_000
-BROKER_CHECK_S = 5.0
 FETCH_STALL_S = 30.0
 """Polls bringing nothing this long while the broker holds records for a partition nobody paused: the Kafka client
 is taken as stuck and replaced (seen with kafka-python 3.0.12 under load, docs/operations.md, "Capacity")."""

@@ -4,13 +4,11 @@ readiness's view of the broker."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 from recovery.config import Settings
 from recovery.consumer.evaluation import Evaluator
 from recovery.consumer.ordering import Merge
 from recovery.consumer.reader import Reader
-from recovery.consumer.records import BROKER_CHECK_S
 from recovery.consumer.transport import Transport
 from recovery.health import Health
 from recovery.metrics import Metrics
@@ -26,15 +24,12 @@ class Reporting:
         merge: Merge,
         metrics: Metrics | None,
         health: Health,
-        monotonic: Callable[[], float],
     ) -> None:
         self.settings = settings
         self.evaluator = evaluator
         self.merge = merge
         self.metrics = metrics
         self.health = health
-        self.monotonic = monotonic
-        self._broker_checked = float("-inf")
 
     def stored(self) -> None:
         """Metrics of what the last commit made durable."""
@@ -53,12 +48,10 @@ class Reporting:
                 self.metrics.set_lag(tp.partition, lag + self.merge.buffered(tp))
 
     def broker(self, transport: Transport) -> None:
-        """Readiness: is any broker connected? (kafka-python reconnects by itself and raises nothing.) Asked every
-        `BROKER_CHECK_S` at most."""
-        now = self.monotonic()
-        if now - self._broker_checked < BROKER_CHECK_S:
-            return
-        self._broker_checked = now
+        """Readiness: is any broker connected? (Neither client raises while it connects again by itself.) Asked once
+        a step, after its polls and before it publishes: confluent-kafka's consumer tells in librdkafka's statistics,
+        handed over inside a poll, and a step that publishes while the broker is away waits up to
+        `outbox.FLUSH_TIMEOUT_S` on the producer's answers."""
         connected = transport.connected()
         if connected is not None:
             reachable = f"no broker reachable at {self.settings.kafka_bootstrap_servers}"

@@ -102,7 +102,7 @@ class Service:
             store, settings.topic_events, self.merge, barrier_wait_s=settings.barrier_wait_s, monotonic=monotonic
         )
         self.offsets = Offsets(self.stats)
-        self.reporting = Reporting(settings, self.evaluator, self.merge, metrics, self.health, monotonic)
+        self.reporting = Reporting(settings, self.evaluator, self.merge, metrics, self.health)
         self.reader: Reader | None = None
         """The connection to the broker (None until connected, and after a broker failure)."""
         self.publisher: OutboxPublisher | None = None
@@ -207,6 +207,7 @@ class Service:
         if stuck:  # the step fails as a broker failure; the next connects again, from the committed offsets
             self._close_transport()
             raise BrokerError(stuck)
+        self.reporting.broker(transport)  # before the step waits on the producer (Reporting.broker)
         if reader.assigned:
             self.barrier.update(reader.lagging, self._scope_since())
         self.reporting.lag(reader)
@@ -233,7 +234,6 @@ class Service:
         self.reporting.stored()
         self._polled_at = None
         self._publish()
-        self.reporting.broker(transport)
         self.health.set(store=None, loop=None)
 
     def _publish(self) -> None:

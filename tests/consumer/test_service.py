@@ -712,3 +712,49 @@ def test_a_producer_that_no_longer_answers_is_replaced_and_the_next_clients_publ
     assert loop.service.stats.broker_errors == 1
     assert len(loop.published()) == len(loop.effects())
     assert loop.effects() == replayed(shipped_playbooks, events)
+
+
+def test_a_broker_gone_is_said_on_readyz_before_the_step_waits_on_the_producer(
+    loop_factory: Callable[..., Loop], shipped_playbooks: list[CompiledPlaybook]
+) -> None:
+    """confluent-kafka's clients tell whether a broker is connected in librdkafka's statistics, which its consumer
+    hands over inside a poll. The loop asked at a step's end, every 5 s at most: a step that met an outage first
+    waited on the producer's answers (up to 20 s a claim), and so did the next before it asked. /readyz said 200 for
+    the first 35 s of a 150 s outage (docs/operations.md, "The suite on confluent-kafka's clients")."""
+    events = stream()
+    loop = loop_factory(events, fetch=2)
+    away = False
+    flushes: list[bool] = []
+    """At each flush while the broker is away: whether /readyz said so."""
+
+    def outage(loop: Loop) -> None:
+        nonlocal away
+        transport = loop.transport
+        if loop.steps == 1:  # connected as of the last poll, as with librdkafka's statistics
+            state = {"connected": True}
+            poll, flush = transport.poll, transport.flush
+
+            def polled(timeout_ms: int, max_records: int) -> Any:
+                state["connected"] = not away
+                return poll(timeout_ms, max_records)
+
+            def flushed(timeout_s: float) -> None:
+                if away:
+                    flushes.append("broker" in loop.service.health.problems())
+                flush(timeout_s)
+
+            transport.poll = polled  # type: ignore[method-assign]
+            transport.flush = flushed  # type: ignore[method-assign]
+            transport.connected = lambda: state["connected"]  # type: ignore[method-assign]
+        elif loop.steps == 4:  # the broker goes away before this step publishes
+            away = True
+        elif loop.steps == 12:
+            away = False
+
+    loop.run(outage)
+    assert len(loop.transports) == 1
+    # A flush in the step the outage began in may come before any poll could tell; every one after knows.
+    assert len(flushes) >= 2 and all(flushes[1:]), flushes
+    assert loop.steps > 12, loop.steps  # and once it was back, it was said too
+    assert "broker" not in loop.service.health.problems(), loop.steps
+    assert loop.effects() == replayed(shipped_playbooks, events)
