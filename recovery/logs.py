@@ -134,7 +134,7 @@ class Repeats(logging.Filter):
         self._clock = clock
         self._kinds: dict[tuple[str, int, str], tuple[float, int]] = {}
         """(logger, level, text) to (when last let through, dropped since)."""
-        self._lock = threading.Lock()  # the clients log from the loop's thread and the publisher's
+        self._lock = threading.Lock()  # kafka-python logs from threads of its own (its sender, its IO)
 
     def filter(self, record: logging.LogRecord) -> bool:
         name = record.name
