@@ -1,4 +1,5 @@
-"""The case page and the power players page: server-rendered, plain forms, no JavaScript (see page.py).
+"""The case page and the power players page: server-rendered, plain forms, no JavaScript (see page.py; what every
+page shares is in html.py).
 
 A case's page shows every reason, all evidence and talking points together, its tasks side by side (each with its
 own playbook, queue, priority, due time, escalation, holder and outcome), gestures, the customer's muted effects and
@@ -10,7 +11,6 @@ CSRF token.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
@@ -21,11 +21,9 @@ from recovery.api import case_actions, risk
 from recovery.api.auth import Caller
 from recovery.api.cases import snooze_playbook
 from recovery.api.errors import ApiError
+from recovery.api.html import NO_CSRF, OUTCOMES, Pages, complete_body, login, sign_in_again
 from recovery.api.models import SnoozeBody
 from recovery.store.base import Store
-
-if TYPE_CHECKING:
-    from recovery.api.page import Pages
 
 SNOOZE_DAYS = (1, 3, 7, 14, 30)
 """What the snooze form offers, in days from now."""
@@ -33,8 +31,6 @@ AT_RISK_PAGE = 100
 
 
 def router(pages: Pages) -> APIRouter:
-    from recovery.api.page import NO_CSRF, OUTCOMES, complete_body, login, sign_in_again
-
     page = APIRouter(include_in_schema=False)
     ctx = pages.ctx
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from recovery.api import page
+from recovery.api import html
 from recovery.api.auth import COOKIE, Caller, csrf_token, identify, requires
 from recovery.api.context import ApiContext
 from recovery.api.errors import ApiError
@@ -56,12 +56,12 @@ def router(ctx: ApiContext) -> APIRouter:
         token = request.cookies.get(COOKIE)
         caller = identify(ctx.settings, token)
         if caller is None:
-            return page.login(request)
+            return html.login(request)
         csrf = csrf_token(ctx.csrf_secret, token or "")
 
         def render(name: str, context: dict[str, Any], status: int = 200) -> Response:
             context = {**context, "caller": caller, "csrf": csrf}
-            return page.TEMPLATES.TemplateResponse(request, name, context, status_code=status)
+            return html.TEMPLATES.TemplateResponse(request, name, context, status_code=status)
 
         if not caller.may("ops"):
             return render("error.html", {"error": f"'{caller.name}' has role {caller.role}; explain is for ops and "

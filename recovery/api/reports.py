@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from recovery.api import page
+from recovery.api import html
 from recovery.api.auth import COOKIE, Caller, csrf_token, identify, requires
 from recovery.api.context import ApiContext
 from recovery.api.errors import ApiError
@@ -68,15 +68,15 @@ def router(ctx: ApiContext) -> APIRouter:
         token: str | None = None,
     ) -> Response:
         if token is not None:
-            return page.sign_in_link(ctx.settings, request, token)
+            return html.sign_in_link(ctx.settings, request, token)
         token = request.cookies.get(COOKIE)
         caller = identify(ctx.settings, token)
         if caller is None:
-            return page.login(request)
+            return html.login(request)
 
         def refuse(status: int, error: str) -> Response:
             context = {"caller": caller, "error": error, "csrf": csrf_token(ctx.csrf_secret, token or "")}
-            return page.TEMPLATES.TemplateResponse(request, "error.html", context, status_code=status)
+            return html.TEMPLATES.TemplateResponse(request, "error.html", context, status_code=status)
 
         if not caller.may("ops"):
             return refuse(403, f"'{caller.name}' has role {caller.role}; the reports are for ops and admin.")
