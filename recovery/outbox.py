@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,9 @@ held it, both copies went out when the broker came back."""
 LEASE_S = 2 * FLUSH_TIMEOUT_S
 """How long a claim lasts: longer than a publisher waits for the broker."""
 MAX_BACKOFF_S = 60.0
+WAITING_EVERY_S = 1.0
+"""While `confirm()` waits for the broker's answers, how often it calls its `waiting` hook (the service loop's
+readiness check: a wait meets a broker outage first, and lasts up to `FLUSH_TIMEOUT_S`)."""
 PARKED_EVERY_S = 10.0
 """How often the publisher counts the parked messages for the metrics."""
 
@@ -87,7 +91,8 @@ class Settled:
 class OutboxPublisher:
     """Publishes the outbox of `store` (a connection for the publisher alone, or one whose transactions are over
     when it is called) through `producer`, as `owner` (unique among the publishers of one outbox). Not
-    thread-safe. `backoff_s` is the first retry's delay; `clock` is epoch seconds."""
+    thread-safe. `backoff_s` is the first retry's delay; `clock` is epoch seconds; `waiting` is called every
+    `WAITING_EVERY_S` while it waits for the broker's answers."""
 
     def __init__(
         self,
@@ -98,6 +103,7 @@ class OutboxPublisher:
         backoff_s: float = 1.0,
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
+        waiting: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.producer = producer
@@ -105,6 +111,7 @@ class OutboxPublisher:
         self.backoff_s = backoff_s
         self.clock = clock
         self.metrics = metrics
+        self.waiting = waiting
         self._in_flight: list[tuple[OutboxItem, Ack]] = []
         self._answered: list[tuple[OutboxItem, BrokerError | None]] = []
         """The broker's answers not stored yet: None (published) or why not."""
@@ -132,11 +139,7 @@ class OutboxPublisher:
         in_flight, self._in_flight = self._in_flight, []
         unanswered = 0
         if in_flight:
-            timeout: BrokerError | None = None
-            try:
-                self.producer.flush(timeout_s)
-            except BrokerError as exc:
-                timeout = exc
+            timeout = self._wait(timeout_s)
             for item, ack in in_flight:
                 if not ack.is_done:
                     unanswered += 1
@@ -151,6 +154,26 @@ class OutboxPublisher:
         settled = self._settle()
         settled.unanswered = unanswered
         return settled
+
+    def _wait(self, timeout_s: float) -> BrokerError | None:
+        """Wait up to `timeout_s` for the answers to what the producer holds, in waits of `WAITING_EVERY_S` at most
+        with a call of `waiting` between two; why some are not answered, if so."""
+        if self.waiting is None:
+            try:
+                self.producer.flush(timeout_s)
+            except BrokerError as exc:
+                return exc
+            return None
+        waits = max(1, math.ceil(timeout_s / WAITING_EVERY_S))
+        for n in range(waits):
+            if n:
+                self.waiting()
+            try:
+                self.producer.flush(timeout_s / waits)
+                return None
+            except BrokerError as exc:
+                error = exc
+        return BrokerError(f"no answer from the broker within {timeout_s:g} s ({error})")
 
     def _settle(self) -> Settled:
         settled = Settled()

@@ -5,7 +5,9 @@ one that failed otherwise is tried again."""
 from __future__ import annotations
 
 import contextlib
+import math
 import re
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +24,7 @@ from recovery.consumer.kafka import KafkaOutput, open_output
 from recovery.consumer.records import DLQ_HEADERS, partition_of
 from recovery.exceptions import BrokerError
 from recovery.metrics import Metrics
-from recovery.outbox import FLUSH_TIMEOUT_S, OutboxPublisher, Producer
+from recovery.outbox import FLUSH_TIMEOUT_S, WAITING_EVERY_S, OutboxPublisher, Producer
 from recovery.store import SqliteStore
 from tests.conftest import KafkaBroker, free_ports
 from tests.consumer.test_serve import collect, read_all
@@ -140,6 +142,76 @@ def test_a_failure_that_may_pass_is_tried_again_after_a_backoff(store: SqliteSto
     assert publisher.send() == 0  # the second retry waits twice as long: 1006
     now[0] = 1006.0
     assert publisher.send() == 1
+
+
+class Late:
+    """A producer whose broker answers at its `answers_at`-th flush (never with None); each flush is recorded."""
+
+    def __init__(self, answers_at: int | None) -> None:
+        self.answers_at = answers_at
+        self.flushes: list[float] = []
+        self.acks: list[Done] = []
+
+    def send(self, topic: str, key: bytes | None, value: bytes, headers: object) -> Done:
+        self.acks.append(Done())
+        return self.acks[-1]
+
+    def flush(self, timeout_s: float) -> None:
+        self.flushes.append(timeout_s)
+        if len(self.flushes) != self.answers_at:
+            raise BrokerError(f"Kafka flush failed: not answered within {timeout_s:g} s")
+        for ack in self.acks:
+            ack.is_done = True
+
+
+class Done:
+    def __init__(self) -> None:
+        self.is_done = False
+        self.exception = None
+
+    def failed(self) -> bool:
+        return False
+
+    def get(self, timeout: float | None = None) -> None:
+        return None
+
+
+def test_while_it_waits_for_the_brokers_answers_the_publisher_calls_waiting_every_second(store: SqliteStore) -> None:
+    """The service loop's readiness check runs meanwhile: a wait for answers (up to FLUSH_TIMEOUT_S) is where a step
+    meets a broker outage first, and /readyz said 200 through it."""
+    late, calls = Late(answers_at=4), []
+    store.outbox_add("t", None, b"v")
+    store.commit()
+    publisher = OutboxPublisher(store, late, owner="me", waiting=lambda: calls.append(len(late.flushes)))
+    assert publisher.send() == 1
+    assert publisher.confirm().published == 1
+    assert calls == [1, 2, 3]  # between two waits, none after the answer
+    assert late.flushes == [FLUSH_TIMEOUT_S / math.ceil(FLUSH_TIMEOUT_S / WAITING_EVERY_S)] * 4
+    assert max(late.flushes) <= WAITING_EVERY_S
+
+
+def test_a_wait_in_slices_gives_up_after_the_whole_wait_and_says_so(store: SqliteStore, tmp_path: Path) -> None:
+    never, calls = Late(answers_at=None), []
+    store.outbox_add("t", None, b"v")
+    store.commit()
+    publisher = OutboxPublisher(store, never, owner="me", waiting=lambda: calls.append(1))
+    assert publisher.send() == 1
+    settled = publisher.confirm(3.0)
+    assert (settled.published, settled.retried, settled.unanswered) == (0, 1, 1)
+    assert never.flushes == [1.0, 1.0, 1.0] and len(calls) == 2
+    with contextlib.closing(sqlite3.connect(tmp_path / "r.db")) as db:
+        [(error,)] = db.execute("SELECT error FROM outbox").fetchall()
+    assert error == "no answer from the broker within 3 s (Kafka flush failed: not answered within 1 s)"
+
+
+def test_without_a_waiting_hook_the_publisher_waits_once(store: SqliteStore) -> None:
+    never = Late(answers_at=None)
+    store.outbox_add("t", None, b"v")
+    store.commit()
+    publisher = OutboxPublisher(store, never, owner="me")
+    assert publisher.send() == 1
+    assert publisher.confirm(3.0).unanswered == 1
+    assert never.flushes == [3.0]
 
 
 def test_keys_go_to_the_partition_javas_client_gives_them(
@@ -294,10 +366,15 @@ def test_a_message_sent_again_after_the_broker_was_away_goes_out_once(
         for n in range(3):
             store.outbox_add("t", f"C{n}", b"m%d" % n)
         store.commit()
-        publisher = OutboxPublisher(store, output, owner="me", backoff_s=0.0)
+        told: list[bool | None] = []  # what the producer says of its brokers, every second of the wait
+        publisher = OutboxPublisher(
+            store, output, owner="me", backoff_s=0.0, waiting=lambda: told.append(output.connected())
+        )
         assert publisher.send() == 3
         settled = publisher.confirm()  # the outbox's own wait, with the broker away throughout
         assert (settled.published, settled.retried, settled.parked) == (0, 3, 0)
+        # Either producer tells while it holds messages (librdkafka's in statistics served inside its flush).
+        assert told and set(told[-5:]) == {False}, told
         broker.start()
         assert publisher.publish() == 3
         output.flush(FLUSH_TIMEOUT_S)  # what the producer may still hold goes out too

@@ -113,6 +113,17 @@ class KafkaOutput:
     def flush(self, timeout_s: float) -> None:
         _call("flush", lambda: self._producer.flush(timeout=timeout_s))
 
+    def connected(self) -> bool | None:
+        """While it holds batches: whether a connection of its sender is up (kafka-python's private state, read as
+        `KafkaTransport.connected` reads its consumer's; None when it moved, or while it holds none)."""
+        try:
+            if not self._producer._accumulator.has_incomplete:  # a property
+                return None
+            client = self._producer._sender._client
+            return any(client.connected(b.node_id) for b in client.cluster.brokers())
+        except Exception:  # a private API that moved: do not guess
+            return None
+
     def close(self) -> None:
         """Send what the producer holds, for CLOSE_TIMEOUT_S at most. kafka-python's `close` flushes first and
         raises when the broker does not answer, before it stops its sender thread; that thread is not a daemon,
@@ -148,6 +159,10 @@ class CustomerPartitioner(DefaultPartitioner):  # type: ignore[misc]  # kafka-py
 
 class Output(Producer, Protocol):
     """The outbox's producer, closed with the transport."""
+
+    def connected(self) -> bool | None:
+        """While it holds messages, whether a broker connection is up; None when it cannot tell."""
+        ...
 
     def close(self) -> None: ...
 
@@ -354,7 +369,12 @@ class KafkaTransport:
         timeout_ms = int(REQUEST_TIMEOUT_S * 1000)
         _call("offset commit", lambda: self._consumer.commit(kafka_offsets, timeout_ms=timeout_ms))
 
-    def connected(self) -> bool | None:
+    def connected(self, *, waiting: bool = False) -> bool | None:
+        """As the consumer's connections are (kafka-python's I/O thread keeps them, live); while the outbox waits for
+        answers (`waiting`), as the producer tells."""
+        held = self._output.connected() if waiting else None
+        if held is not None:
+            return held
         try:
             client = self._consumer._client
             return any(client.connected(b.node_id) for b in client.cluster.brokers())

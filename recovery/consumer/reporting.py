@@ -47,12 +47,12 @@ class Reporting:
             if lag is not None:
                 self.metrics.set_lag(tp.partition, lag + self.merge.buffered(tp))
 
-    def broker(self, transport: Transport) -> None:
+    def broker(self, transport: Transport, *, waiting: bool = False) -> None:
         """Readiness: is any broker connected? (Neither client raises while it connects again by itself.) Asked once
-        a step, after its polls and before it publishes: confluent-kafka's consumer tells in librdkafka's statistics,
-        handed over inside a poll, and a step that publishes while the broker is away waits up to
-        `outbox.FLUSH_TIMEOUT_S` on the producer's answers."""
-        connected = transport.connected()
+        a step, after its polls and before it publishes (confluent-kafka's consumer tells in librdkafka's
+        statistics, handed over inside a poll), and every `outbox.WAITING_EVERY_S` while the outbox waits for the
+        producer's answers, up to `outbox.FLUSH_TIMEOUT_S`: where a step meets a broker outage first."""
+        connected = transport.connected(waiting=waiting)
         if connected is not None:
             reachable = f"no broker reachable at {self.settings.kafka_bootstrap_servers}"
             self.health.set(broker=None if connected else reachable)

@@ -162,7 +162,12 @@ class Service:
         transport = self.connect(self.settings)
         self.reader = Reader(transport, self.merge, self._window)
         self.publisher = OutboxPublisher(
-            self.outbox, transport, owner=self.owner, backoff_s=self.settings.retry_backoff_s, metrics=self.metrics
+            self.outbox,
+            transport,
+            owner=self.owner,
+            backoff_s=self.settings.retry_backoff_s,
+            metrics=self.metrics,
+            waiting=lambda: self.reporting.broker(transport, waiting=True),  # where a step meets an outage first
         )
         if not self._released and self.settings.store_url.startswith("sqlite:"):
             # The one instance on this store: the claims of its earlier runs died with them.

@@ -100,8 +100,9 @@ class Transport(Producer, Protocol):
         """Commit the offsets and wait for the broker."""
         ...
 
-    def connected(self) -> bool | None:
-        """Is a broker connection up? (None: cannot tell.)"""
+    def connected(self, *, waiting: bool = False) -> bool | None:
+        """Is a broker connection up? (None: cannot tell.) `waiting`: asked while the outbox waits for the producer's
+        answers, past the first second: then the producer's own view comes first (`Output.connected`)."""
         ...
 
     def close(self) -> None:

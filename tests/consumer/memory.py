@@ -242,7 +242,7 @@ class MemoryTransport:
         if not self.answering:
             raise BrokerError("Kafka flush failed: KafkaTimeoutError: Timeout waiting for future")
 
-    def connected(self) -> bool | None:
+    def connected(self, *, waiting: bool = False) -> bool | None:
         return not self.closed
 
     def close(self) -> None:

@@ -4,8 +4,10 @@ every partition (they have leaders first), waiting for leaders is bounded, and a
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -20,6 +22,7 @@ from recovery.consumer.confluent_transport import ConfluentTransport
 from recovery.consumer.kafka import CustomerPartitioner, KafkaTransport, wait_for_leaders
 from recovery.consumer.transport import TopicPartition, Transport
 from recovery.exceptions import BrokerError
+from tests.conftest import KafkaBroker, free_ports
 
 ASSIGNMENT_BOUND_S = 60.0
 """Longer than any rebalance here, far shorter than kafka-python's default metadata refresh (5 minutes)."""
@@ -290,3 +293,37 @@ def test_a_group_of_one_member_of_each_client_splits_the_partitions(
     finally:
         for member in members:
             member.close()
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("producer", CLIENTS)
+def test_a_broker_gone_while_the_producer_waits_for_answers_is_told_by_the_transport_within_the_wait(
+    producer: str, kafka_libs: Path, tmp_path: Path
+) -> None:
+    """The loop asks `connected()` every second while the outbox waits for answers (`OutboxPublisher.waiting`).
+    librdkafka's consumer tells only in statistics served inside a poll, and no poll runs in that wait: with it,
+    the transport said connected through the wait, with either producer. (kafka-python's consumer keeps its
+    connections on a thread of its own: it tells.)"""
+    broker = KafkaBroker(tmp_path / "kafka", *free_ports(2))
+    broker.start()
+    try:
+        settings, names = settings_for(broker.bootstrap_servers)
+        settings = settings.model_copy(update={"kafka_producer": producer})
+        transport = open_transport("confluent-kafka", settings, 100)
+        try:
+            assert assignment(transport, time.monotonic() + ASSIGNMENT_BOUND_S)
+            assert transport.connected()
+            transport.send(names["tasks"], b"C1", b"first", ()).get(timeout=60)  # the topic's metadata known
+            broker.stop()
+            transport.send(names["tasks"], b"C1", b"held", ())  # the producer holds it: no broker answers
+            told: list[bool | None] = []
+            for _ in range(5):  # the outbox's wait, a second at a time, with the loop's check between
+                with contextlib.suppress(BrokerError):
+                    transport.flush(1.0)
+                told.append(transport.connected(waiting=True))
+            assert told[-1] is False, told
+        finally:
+            with contextlib.suppress(BrokerError):
+                transport.close()
+    finally:
+        broker.stop()

@@ -22,7 +22,7 @@ from recovery.consumer.evaluation import Evaluator
 from recovery.consumer.records import partition_of
 from recovery.engine import Engine
 from recovery.exceptions import BrokerError
-from recovery.outbox import CLAIM_LIMIT
+from recovery.outbox import CLAIM_LIMIT, FLUSH_TIMEOUT_S
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.replay import replay
 from recovery.store import MemoryStore, SqliteStore
@@ -714,6 +714,42 @@ def test_a_producer_that_no_longer_answers_is_replaced_and_the_next_clients_publ
     assert loop.effects() == replayed(shipped_playbooks, events)
 
 
+def test_a_broker_gone_during_a_wait_for_answers_is_said_on_readyz_before_the_wait_ends(
+    loop_factory: Callable[..., Loop], shipped_playbooks: list[CompiledPlaybook]
+) -> None:
+    """A step that meets an outage meets it in the outbox's wait for the producer's answers (up to 20 s a claim):
+    /readyz said 200 through it, and only the next step's check told (the fault suite's broker row on
+    confluent-kafka's clients: /readyz 503 for 125 s of a 150 s outage)."""
+    events = stream()
+    loop = loop_factory(events, fetch=15)
+    said: list[bool] = []
+    """At each flush of the wait that met the outage (FLUSH_TIMEOUT_S in all): whether /readyz said so."""
+    waited = [0.0]
+
+    def outage(loop: Loop) -> None:
+        transport = loop.transport
+        if len(loop.transports) == 1 and loop.steps == 2:
+            flush = transport.flush
+
+            def flushed(timeout_s: float) -> None:
+                if not said:  # the broker goes away as the wait begins: the producer holds what it sent
+                    transport.answering = False
+                    transport.connected = lambda **_: False  # type: ignore[method-assign]
+                if waited[0] < FLUSH_TIMEOUT_S:
+                    said.append("broker" in loop.service.health.problems())
+                    waited[0] += timeout_s
+                flush(timeout_s)
+
+            transport.flush = flushed  # type: ignore[method-assign]
+
+    loop.run(outage)
+    # Told after the wait's first second (before: one wait of 20 s, told by the next step's check).
+    assert len(said) > 1 and not said[0] and all(said[1:]), said
+    assert len(loop.transports) == 2  # the producer that answered nothing was replaced, as before
+    assert "broker" not in loop.service.health.problems()
+    assert loop.effects() == replayed(shipped_playbooks, events)
+
+
 def test_a_broker_gone_is_said_on_readyz_before_the_step_waits_on_the_producer(
     loop_factory: Callable[..., Loop], shipped_playbooks: list[CompiledPlaybook]
 ) -> None:
@@ -745,7 +781,7 @@ def test_a_broker_gone_is_said_on_readyz_before_the_step_waits_on_the_producer(
 
             transport.poll = polled  # type: ignore[method-assign]
             transport.flush = flushed  # type: ignore[method-assign]
-            transport.connected = lambda: state["connected"]  # type: ignore[method-assign]
+            transport.connected = lambda **_: state["connected"]  # type: ignore[method-assign]
         elif loop.steps == 4:  # the broker goes away before this step publishes
             away = True
         elif loop.steps == 12:
