@@ -21,7 +21,6 @@ What stays the same as with kafka-python's producer:
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -48,19 +47,6 @@ CLOSE_TIMEOUT_S = 5.0
 MAX_MESSAGE_BYTES = 1024 * 1024
 QUEUE_FULL_WAIT_S = 10.0
 """How long a send waits for room in librdkafka's queue (100,000 messages) before it fails, to be tried again."""
-PRODUCER_STATISTICS_MS = 1_000
-"""How often the producer's librdkafka reports its brokers' states (`ConfluentOutput.connected`), served inside
-its flush: the outbox's wait for answers, where a broker outage is met first (`outbox.WAITING_EVERY_S`)."""
-
-
-def brokers_up(statistics: str) -> bool | None:
-    """From librdkafka's statistics (JSON): whether any broker connection is up (its bootstrap and coordinator
-    entries included; the states are librdkafka's, "UP" when usable). None when they cannot be read."""
-    try:
-        brokers = json.loads(statistics).get("brokers", {})
-        return any(broker.get("state") == "UP" for broker in brokers.values())
-    except (ValueError, AttributeError):
-        return None
 
 
 def _refused_for_good() -> frozenset[int]:
@@ -179,6 +165,11 @@ class ConfluentAck(Answer):
         super().__init__(what)
         self._output = output
 
+    def settle(self, error: Any, what: Any) -> None:
+        super().settle(error, what)
+        if error is None:
+            self._output.brokers_down = False  # a broker took it
+
     def get(self, timeout: float | None = None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.is_done:
@@ -196,25 +187,24 @@ class ConfluentOutput:
     def __init__(self, settings: Settings) -> None:
         if not INSTALLED:
             raise not_installed("kafka_producer")
-        self._up: bool | None = None
-        config = {
-            **producer_config(settings),
-            "statistics.interval.ms": PRODUCER_STATISTICS_MS,
-            "stats_cb": self._statistics,
-        }
+        self.brokers_down = False
+        """librdkafka said all its broker connections were down, and no message was delivered since."""
         try:
-            self._producer = Producer(config)
+            self._producer = Producer({**producer_config(settings), "error_cb": self._error})
         except KafkaException as exc:
             raise BrokerError(f"Kafka producer start failed: {describe(exc)}", retriable=False) from exc
 
-    def _statistics(self, text: str) -> None:
-        self._up = brokers_up(text)
+    def _error(self, error: Any) -> None:
+        """librdkafka's client errors, served inside its flush and poll (with a callback, librdkafka no longer logs
+        them itself: logged here, among its own lines, whose repeats the service's log thins out)."""
+        if error.code() == KafkaError._ALL_BROKERS_DOWN:
+            self.brokers_down = True
+        librdkafka_logger.warning("Kafka producer error", extra={"error": f"{error.name()}: {error.str()}"})
 
     def connected(self) -> bool | None:
-        """While it holds messages: whether a broker connection is up, as its last statistics said (None while it
-        holds none: librdkafka connects to a broker when it has something for it, so an idle producer tells
-        nothing)."""
-        return self._up if len(self._producer) else None
+        """False while it holds messages and librdkafka said all its broker connections were down, none delivered
+        since; otherwise None (cannot tell: librdkafka connects to a broker when it has something for it)."""
+        return False if self.brokers_down and len(self._producer) else None
 
     def send(self, topic: str, key: bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]]) -> ConfluentAck:
         what = f"send to {topic}"

@@ -19,13 +19,14 @@ What the loop relies on, and how librdkafka gives it:
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from recovery.config import Settings
-from recovery.consumer.confluent import INSTALLED, Answer, broker_error, brokers_up, client_config, not_installed
+from recovery.consumer.confluent import INSTALLED, Answer, broker_error, client_config, not_installed
 from recovery.consumer.kafka import REQUEST_TIMEOUT_S, ensure_topics, open_output
 from recovery.consumer.transport import Rebalance, Record, TopicPartition, close_each, describe
 from recovery.exceptions import BrokerError
@@ -141,8 +142,13 @@ class ConfluentTransport:
         self._commits.popleft().settle(error, None)
 
     def _statistics(self, text: str) -> None:
-        """librdkafka's statistics: whether any broker connection is up (`confluent.brokers_up`)."""
-        self._connected = brokers_up(text)
+        """librdkafka's statistics: whether any broker connection is up (its bootstrap and coordinator entries
+        included; the states are librdkafka's, "UP" when usable)."""
+        try:
+            brokers = json.loads(text).get("brokers", {})
+            self._connected = any(broker.get("state") == "UP" for broker in brokers.values())
+        except (ValueError, AttributeError):
+            self._connected = None
         if self._connected:
             self._reported.clear()
 
@@ -251,7 +257,8 @@ class ConfluentTransport:
     def connected(self, *, waiting: bool = False) -> bool | None:
         """As the consumer's last statistics had it, or True since an assignment came (None before either). While
         the outbox waits for answers (`waiting`), as the producer tells: the consumer's statistics are served inside
-        a poll, and none runs in that wait, where a step meets an outage first; the producer's inside its flush."""
+        a poll, and none runs in that wait, where a step meets an outage first; the producer's errors inside its
+        flush."""
         held = self._output.connected() if waiting else None
         return self._connected if held is None else held
 
