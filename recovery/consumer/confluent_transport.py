@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from recovery.config import Settings
-from recovery.consumer.confluent import INSTALLED, Answer, broker_error, client_config, not_installed
+from recovery.consumer.confluent import CLOSE_TIMEOUT_S, INSTALLED, Answer, broker_error, client_config, not_installed
 from recovery.consumer.kafka import REQUEST_TIMEOUT_S, ensure_topics, open_output
 from recovery.consumer.transport import Rebalance, Record, TopicPartition, close_each, describe
 from recovery.exceptions import BrokerError
@@ -269,7 +270,27 @@ class ConfluentTransport:
         self._output.flush(timeout_s)
 
     def close(self) -> None:
-        close_each((self._consumer.close, self._output.close))
+        close_each((self._close_consumer, self._output.close))
+
+    def _close_consumer(self) -> None:
+        """librdkafka's close leaves the group. With the broker away and the group session timing out as the close
+        began, it waited for a coordinator that never came: a SIGTERM did not stop the service in 120 s (a CI run).
+        Bounded at `CLOSE_TIMEOUT_S`: a close not over by then goes on in a daemon thread, gone with the process."""
+        failed: list[BaseException] = []
+
+        def close() -> None:
+            try:
+                self._consumer.close()
+            except BaseException as exc:  # said on the caller's thread
+                failed.append(exc)
+
+        closing = threading.Thread(target=close, name="recovery-consumer-close", daemon=True)
+        closing.start()
+        closing.join(CLOSE_TIMEOUT_S)
+        if closing.is_alive():
+            raise BrokerError(f"Kafka consumer close failed: not over within {CLOSE_TIMEOUT_S:g} s (the broker away?)")
+        if failed:
+            raise failed[0]
 
 
 def _confluent_offsets(offsets: Mapping[TopicPartition, int]) -> list[Any]:

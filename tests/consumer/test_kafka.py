@@ -5,6 +5,8 @@ every partition (they have leaders first), waiting for leaders is bounded, and a
 from __future__ import annotations
 
 import contextlib
+import logging
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -18,6 +20,7 @@ from kafka.admin import NewTopic
 from kafka.partitioner import DefaultPartitioner
 
 from recovery.config import Settings
+from recovery.consumer import confluent_transport
 from recovery.consumer.confluent_transport import ConfluentTransport
 from recovery.consumer.kafka import CustomerPartitioner, KafkaTransport, wait_for_leaders
 from recovery.consumer.transport import TopicPartition, Transport
@@ -327,3 +330,37 @@ def test_a_broker_gone_while_the_producer_waits_for_answers_is_told_by_the_trans
                 transport.close()
     finally:
         broker.stop()
+
+
+def test_a_consumer_close_that_does_not_end_is_bounded_and_said(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """librdkafka's close leaves the group; with the broker away and the group session timing out as it began, it
+    waited for a coordinator that never came, and a SIGTERM did not stop the service in 120 s (a CI run of
+    `test_sigterm_while_the_broker_is_away_stops_the_service`)."""
+    monkeypatch.setattr(confluent_transport, "CLOSE_TIMEOUT_S", 0.2)
+    release = threading.Event()
+
+    class Stuck:
+        def close(self) -> None:
+            release.wait(30)
+
+    class Output:
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    transport = object.__new__(ConfluentTransport)  # its clients only: no broker here
+    output = Output()
+    transport._consumer, transport._output = Stuck(), output  # type: ignore[assignment]
+    try:
+        with caplog.at_level(logging.WARNING, logger="recovery.consumer"):
+            transport.close()
+    finally:
+        release.set()
+    assert output.closed  # the producer is closed too
+    said = [(r.getMessage(), getattr(r, "error", None)) for r in caplog.records]
+    assert said == [
+        ("closing a Kafka client failed", "Kafka consumer close failed: not over within 0.2 s (the broker away?)")
+    ]
