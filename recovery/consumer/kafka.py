@@ -10,12 +10,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KafkaPartition
 from kafka import errors as kafka_errors
-from kafka.admin import NewTopic
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError
 from kafka.partitioner import DefaultPartitioner
 from kafka.structs import OffsetAndMetadata
 
@@ -23,6 +22,7 @@ from recovery.config import Settings
 from recovery.consumer.confluent import ConfluentOutput
 from recovery.consumer.membership import JOIN_POLL_MS, JOIN_WAIT_S, Membership
 from recovery.consumer.records import partition_of
+from recovery.consumer.topics import create_topics
 from recovery.consumer.transport import Rebalance, Record, TopicPartition, close_each, describe
 from recovery.exceptions import BrokerError
 from recovery.outbox import DELIVERY_TIMEOUT_S, Ack, Producer
@@ -37,8 +37,6 @@ REQUEST_TIMEOUT_S = 10.0
 answer is a failure like another (the step is read again later), never a wait that holds up a stop."""
 CLOSE_TIMEOUT_S = 5.0
 """Bound on closing the clients (leaving the group, sending what the producer holds)."""
-TOPICS_READY_TIMEOUT_S = 30.0
-"""Bound on the wait for new topics' partitions to have a leader."""
 
 T = TypeVar("T")
 
@@ -215,47 +213,9 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             return found
 
 
-def wait_for_leaders(admin: KafkaAdminClient, topics: Sequence[str], timeout_s: float = TOPICS_READY_TIMEOUT_S) -> None:
-    """Return once every partition of `topics` has a leader (a topic just created has none for a moment: a group
-    formed then is assigned none of its partitions). Raises BrokerError after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        described = admin.describe_topics(list(topics))
-        ready = {
-            t["name"]
-            for t in described
-            if t.get("error_code") == 0
-            and t.get("partitions")
-            and all(p.get("error_code") == 0 and p.get("leader_id", -1) >= 0 for p in t["partitions"])
-        }
-        waiting = sorted(set(topics) - ready)
-        if not waiting:
-            return
-        if time.monotonic() > deadline:
-            raise BrokerError(f"topics without a leader after {timeout_s:.0f} s: {', '.join(waiting)}")
-        time.sleep(0.05)
-
-
 def ensure_topics(settings: Settings) -> None:
     """Create the service's topics (`topic_partitions` each) when missing, and wait for their leaders."""
-    _call("topic set-up", lambda: _ensure_topics(settings))
-
-
-def _ensure_topics(s: Settings) -> None:
-    admin = KafkaAdminClient(**s.kafka_config())
-    try:
-        existing = set(admin.list_topics())
-        wanted = [s.topic_events, s.topic_tasks, s.topic_gestures, s.topic_dlq]
-        missing = [NewTopic(t, s.topic_partitions, 1) for t in wanted if t not in existing]
-        if missing:
-            try:
-                admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another instance was quicker
-            logger.info("created topics", extra={"topics": [t.name for t in missing]})
-        wait_for_leaders(admin, wanted)
-    finally:
-        admin.close()
+    _call("topic set-up", lambda: create_topics(settings))
 
 
 class KafkaTransport:

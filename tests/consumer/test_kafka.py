@@ -22,7 +22,8 @@ from kafka.partitioner import DefaultPartitioner
 from recovery.config import Settings
 from recovery.consumer import confluent_transport
 from recovery.consumer.confluent_transport import ConfluentTransport
-from recovery.consumer.kafka import CustomerPartitioner, KafkaTransport, wait_for_leaders
+from recovery.consumer.kafka import CustomerPartitioner, KafkaTransport
+from recovery.consumer.topics import wait_for_leaders
 from recovery.consumer.transport import TopicPartition, Transport
 from recovery.exceptions import BrokerError
 from tests.conftest import KafkaBroker, free_ports
