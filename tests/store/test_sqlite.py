@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -263,6 +264,34 @@ class TestSqliteCheckpoints:
         checkpointer.close()
         assert checkpointer.checkpoints == 0
         assert "background checkpoint failed; trying again" in caplog.text
+
+    def test_a_run_of_failures_is_logged_once_then_its_end(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # A full disk fails every turn for as long as it is full: one line when the run begins, one when it ends.
+        caplog.set_level(logging.INFO, logger="recovery.store.sqlite")
+        folder = tmp_path / "later"  # not there yet: SQLite cannot open the file
+        checkpointer = sqlite_module.Checkpointer(str(folder / "r.db"), 0.005)
+        checkpointer.note_commit()
+        _wait_for(lambda: checkpointer.failures >= 20, "twenty failed checkpoints")
+        folder.mkdir()
+        _wait_for(lambda: checkpointer.checkpoints >= 1, "a checkpoint once the file can be opened")
+        checkpointer.close()
+        failed = [r for r in caplog.records if r.getMessage() == "background checkpoint failed; trying again"]
+        assert len(failed) == 1 and failed[0].failures == 1
+        back = [r for r in caplog.records if r.getMessage() == "background checkpoints work again"]
+        assert len(back) == 1 and back[0].failures == checkpointer.failures >= 20
+
+    def test_a_run_of_failures_is_logged_again_after_a_while(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        checkpointer = sqlite_module.Checkpointer(str(tmp_path), 0.005, log_every_s=0.05)  # a directory: fails
+        checkpointer.note_commit()
+        _wait_for(lambda: checkpointer.failures >= 60, "sixty failed checkpoints")  # at least 0.3 s
+        checkpointer.close()
+        failed = [r for r in caplog.records if r.getMessage() == "background checkpoint failed; trying again"]
+        assert 2 <= len(failed) < checkpointer.failures / 2
+        assert failed[-1].failures > failed[0].failures == 1
 
     def test_an_in_memory_store_has_no_thread(self) -> None:
         store = SqliteStore(":memory:", checkpoint_every_s=0.01)
