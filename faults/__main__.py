@@ -16,12 +16,26 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from faults import scenarios
+from faults.disk import disk_full
 from faults.harness import PARTITIONS, Row
-from faults.scenarios import SCENARIOS, Context
+from faults.scenarios import Context
 from faults.servers import Broker
 from faults.stream import simulated
+
+SCENARIOS: dict[str, Callable[[Context], Row]] = {
+    "sigkill": scenarios.sigkill,
+    "broker": scenarios.broker_restart,
+    "postgres": scenarios.postgres_restart,
+    "disk": disk_full,
+    "scale": scenarios.scale,
+    "agent": scenarios.agent,
+    "hostile": scenarios.hostile_messages,
+    "refused": scenarios.refused,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

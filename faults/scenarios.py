@@ -16,7 +16,8 @@ from pathlib import Path
 
 from kafka.errors import KafkaError
 
-from faults.harness import ROOT, Instance, Row, Run, Watch
+from bench.servers import ROOT
+from faults.harness import Instance, Row, Run, Watch
 from faults.servers import Broker, Postgres
 from faults.stream import Stream, hostile
 from recovery.playbooks.loader import load_playbooks_or_raise
@@ -103,11 +104,11 @@ def _consumed(instance: Instance, at_least: int, timeout_s: float = 120.0) -> in
     return consumed
 
 
-def _finish(run: Run, row: Row, stream: Stream, url: str, watch: Watch, **compare: bool) -> Row:
+def _finish(run: Run, row: Row, stream: Stream, url: str, watch: Watch) -> Row:
     if not run.drain(outbox_of(url)):
         row.problems.append("did not drain within the time allowed")
     row.problems += run.stop_all()
-    run.compare(row, stream, **compare)
+    run.compare(row, stream)
     row.not_ready_s = watch.not_ready_s
     return row
 
@@ -383,14 +384,3 @@ def refused(ctx: Context) -> Row:
         run.compare(row, ctx.stream)
         row.not_ready_s = watch.not_ready_s
         return row
-
-
-SCENARIOS: dict[str, Callable[[Context], Row]] = {
-    "sigkill": sigkill,
-    "broker": broker_restart,
-    "postgres": postgres_restart,
-    "scale": scale,
-    "agent": agent,
-    "hostile": hostile_messages,
-    "refused": refused,
-}
