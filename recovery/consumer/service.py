@@ -13,11 +13,13 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from recovery.config import Settings
+from recovery.consumer.clients import kafka_transport
 from recovery.consumer.evaluation import Evaluator, Poisoned
+from recovery.consumer.fence import Fence
 from recovery.consumer.offsets import Offsets
 from recovery.consumer.ordering import Barrier, Merge
 from recovery.consumer.reader import Reader
-from recovery.consumer.records import BARRIER_POLL_MS, POLL_RECORDS, STEP_BUDGET_S, Item, ServiceStats
+from recovery.consumer.records import BARRIER_POLL_MS, STEP_BUDGET_S, Item, ServiceStats
 from recovery.consumer.reporting import Reporting
 from recovery.consumer.transport import Rebalance, TopicPartition, Transport, describe
 from recovery.effects import Effect
@@ -37,18 +39,6 @@ CLOSE_PUBLISH_S = 10.0
 """How long closing publishes what waits in the outbox."""
 CLOCKS = "clock:{topic}/{partition}"
 """The store's watermark of a partition's event-time clock (the store is pruned below the lowest)."""
-
-
-def kafka_transport(settings: Settings) -> Transport:
-    """The real transport: the clients `settings.kafka_consumer` names, kafka-python's or confluent-kafka's (topics
-    created when missing)."""
-    if settings.kafka_consumer == "confluent-kafka":
-        from recovery.consumer.confluent_transport import ConfluentTransport
-
-        return ConfluentTransport(settings, poll_records=POLL_RECORDS)
-    from recovery.consumer.kafka import KafkaTransport
-
-    return KafkaTransport(settings, poll_records=POLL_RECORDS)
 
 
 class Service:
@@ -97,6 +87,7 @@ class Service:
             on_effects=on_effects,
             prune_floor=self._prune_floor,
         )
+        self.fence = Fence(store)
         self.merge = Merge(settings.batch_max_events)
         self.barrier = Barrier(
             store, settings.topic_events, self.merge, barrier_wait_s=settings.barrier_wait_s, monotonic=monotonic
@@ -190,6 +181,7 @@ class Service:
             logger.warning("cannot read the committed offsets; connecting to the broker again")
             self._close_transport()
             raise
+        self.fence.claim()  # when the claim of the last assignment failed
         self.evaluator.rebuild([tp.partition for tp in reader.assigned], self.barrier.partitions)
         self.barrier.load(reader.assigned, self.barrier.partitions)
         self._stale = False
@@ -299,12 +291,14 @@ class Service:
             reader.revoked()
             self.merge.reset(())
             self.merge.scopes = {}
+            self.fence.revoked()
             if self.metrics is not None:
                 self.metrics.forget_partitions()
         if rebalance.assigned is None:
             return
         self.stats.rebalances += 1
         reader.rewind(rebalance.assigned)
+        self.fence.assigned(rebalance.assigned)
         partitions = reader.transport.partitions()
         self.evaluator.rebuild([tp.partition for tp in rebalance.assigned], partitions)
         self.barrier.load(rebalance.assigned, partitions)
@@ -341,6 +335,7 @@ class Service:
         )
 
     def _commit(self) -> None:
+        self.fence.check()
         self.store.commit()
 
     # ------------------------------------------------------------------------------------------- failures

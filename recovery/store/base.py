@@ -123,6 +123,16 @@ class ScopeLog(Protocol):
         """The watermarks of the streams whose name starts with `prefix`."""
         ...
 
+    def claim_streams(self, streams: list[str]) -> dict[str, int]:
+        """Take `streams` (partitions just assigned) over: each one's epoch goes up by one; the new epochs. The
+        caller commits at once, apart from any step."""
+        ...
+
+    def fenced(self, epochs: dict[str, int]) -> list[str]:
+        """The streams of `epochs` whose epoch moved since (another instance claimed them): this instance lost them.
+        Checked in the transaction, before its commit."""
+        ...
+
 
 class EffectLog(Protocol):
     """Every effect raised, by its deterministic id: none is raised twice."""

@@ -59,6 +59,7 @@ class MemoryStore(MemoryTaskDesk):
         self._scope_log: dict[int, tuple[float, str]] = {}
         self._scope_applied: dict[str, set[int]] = {}
         self._watermarks: dict[str, float] = {}
+        self._epochs: dict[str, int] = {}  # not rolled back: a claim is written at once
         self._desk = MemoryDesk()
         self._cases: dict[str, CaseRecord] = {}  # the open case of each customer
         self._snoozes: dict[str, dict[str, Snooze]] = {}
@@ -206,6 +207,14 @@ class MemoryStore(MemoryTaskDesk):
 
     def watermarks(self, prefix: str) -> dict[str, float]:
         return {k: v for k, v in self._watermarks.items() if k.startswith(prefix)}
+
+    def claim_streams(self, streams: list[str]) -> dict[str, int]:
+        for stream in streams:
+            self._epochs[stream] = self._epochs.get(stream, 0) + 1
+        return {stream: self._epochs[stream] for stream in streams}
+
+    def fenced(self, epochs: dict[str, int]) -> list[str]:
+        return sorted(stream for stream, epoch in epochs.items() if self._epochs.get(stream) != epoch)
 
     def put_effect(self, effect: Effect) -> bool:
         if effect.id in self._effect_ids:

@@ -157,11 +157,13 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX muted_by_customer ON muted (customer_id, at);
     """,
     POSTGRES_SCHEMA,
+    'CREATE TABLE owners (stream text COLLATE "C" PRIMARY KEY, epoch bigint NOT NULL)',
 )
 """Migration N (1-based) brings the schema from version N-1 to N. Append only; never edit a shipped one.
 5: the outbox's messages are claimed by a publisher, tried again after a backoff, or parked.
 6: cases (a task's case, a case's open tasks), snoozes and muted effects.
-7: the report's facts (lifecycle, profile history, weekly counts, outages; store/facts.py)."""
+7: the report's facts (lifecycle, profile history, weekly counts, outages; store/facts.py).
+8: each partition's owner epoch, which fences the steps of an instance that lost it (ScopeLog.claim_streams)."""
 
 MIGRATION_LOCK = int.from_bytes(b"recovery", "big")
 """The advisory lock (per database) held while the schema is checked and migrated."""
@@ -262,6 +264,7 @@ SLOTS: Final = {
     "ids": "unnest(%b::text[]) AS ids(value)",
     "history_seq": "seq",
     "skip_locked": " FOR UPDATE SKIP LOCKED",
+    "for_share": " FOR SHARE",
     "profile_value": "(CASE WHEN json_typeof(pr.data::json -> 'annual_value') = 'number' "
     "THEN (pr.data::json ->> 'annual_value')::double precision ELSE 0 END)",
     "profile_tier": "(pr.data::json ->> 'tier')",

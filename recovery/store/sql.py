@@ -338,6 +338,14 @@ class SqlStore(SqlCases, SqlCaseDesk, SqlFacts, SqlOutbox, SqlTaskDesk):
         rows = self._run(q.WATERMARKS, (len(prefix), prefix)).fetchall()
         return {str(stream): float(ts) for stream, ts in rows}
 
+    def claim_streams(self, streams: list[str]) -> dict[str, int]:
+        return {stream: int(self._run(q.CLAIM_STREAM, (stream,)).fetchone()[0]) for stream in streams}
+
+    def fenced(self, epochs: dict[str, int]) -> list[str]:
+        rows = self._run(q.EPOCHS, (self.dialect.ids(sorted(epochs)),)).fetchall()
+        now = {str(stream): int(epoch) for stream, epoch in rows}
+        return sorted(stream for stream, epoch in epochs.items() if now.get(stream) != epoch)
+
     # ------------------------------------------------------------------------------------------- effects
 
     def put_effect(self, effect: Effect) -> bool:

@@ -130,12 +130,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX muted_by_customer ON muted (customer_id, at);
     """,
     SQLITE_SCHEMA,
+    "CREATE TABLE owners (stream TEXT PRIMARY KEY, epoch INTEGER NOT NULL) WITHOUT ROWID",
 )
 """Migration N (1-based) brings the schema from version N-1 to N. Append only; never edit a shipped one.
 5: the ledger keeps each event's time, to be pruned (ids recorded before it count as of the migration's time).
 6: the outbox's messages are claimed by a publisher, tried again after a backoff, or parked.
 7: cases (a task's case, a case's open tasks), snoozes and muted effects.
-8: the report's facts (lifecycle, profile history, weekly counts, outages; store/facts.py)."""
+8: the report's facts (lifecycle, profile history, weekly counts, outages; store/facts.py).
+9: each partition's owner epoch, which fences the steps of an instance that lost it (ScopeLog.claim_streams)."""
 
 
 class GateTimeout(Exception):
@@ -155,6 +157,7 @@ SLOTS: Final = {
     "ids": "json_each(?)",
     "history_seq": "rowid",
     "skip_locked": "",
+    "for_share": "",
     "profile_value": "(CASE WHEN json_type(pr.data, '$.annual_value') IN ('integer', 'real') "
     "THEN json_extract(pr.data, '$.annual_value') ELSE 0 END)",
     "profile_tier": "json_extract(pr.data, '$.tier')",

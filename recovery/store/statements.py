@@ -46,11 +46,13 @@ class Cursor(Protocol):
 
 
 SLOTS: Final = (
-    "in_ids", "in_seqs", "ids", "history_seq", "skip_locked", "profile_value", "profile_tier", "unindexed",
+    "in_ids", "in_seqs", "ids", "history_seq", "skip_locked", "for_share", "profile_value", "profile_tier",
+    "unindexed",
 )  # fmt: skip
 """What a dialect fills in: `in_ids`, `IN` a list of ids (text) given as one parameter; `in_seqs`, the same for a
 list of seqs (integers); `ids`, a list of ids as a table of one column, `value`; `history_seq`, the history's
-insertion order; `skip_locked`, the outbox claim's lock clause; `profile_value`, the `annual_value` of the profile
+insertion order; `skip_locked`, the outbox claim's lock clause; `for_share`, a read's lock of its rows until the
+commit (none in SQLite, whose writer holds the file); `profile_value`, the `annual_value` of the profile
 row `pr` when it is a number, else 0 (no profile: 0); `profile_tier`, its `tier` (text, or NULL); `unindexed`, put
 before a column so that the planner does not look it up in an index (SQLite, without statistics, answered
 `id IN (list) AND status = 'open'` by reading every open task through the status index, at every commit)."""
@@ -292,6 +294,14 @@ SCOPE_APPLIED = Query("scope_applied", "SELECT seq FROM scope_applied WHERE stre
 MARK_SCOPE_APPLIED = Insert("mark_scope_applied", "scope_applied", (("stream", TEXT), ("seq", INTEGER)), ignore=True)
 SET_WATERMARK = Upsert("set_watermark", "watermarks", (("stream", TEXT), ("ts", REAL)), key=("stream",))
 WATERMARKS = Query("watermarks", "SELECT stream, ts FROM watermarks WHERE substr(stream, 1, ?) = ?")
+CLAIM_STREAM = Query(
+    "claim_streams",
+    "INSERT INTO owners (stream, epoch) VALUES (?, 1) ON CONFLICT (stream) DO UPDATE SET epoch = owners.epoch + 1 "
+    "RETURNING epoch",
+)
+# Locked until the step's commit (PostgreSQL): a claim of the same stream waits for it, so a step commits before
+# the claim or sees the claim's epoch.
+EPOCHS = Query("fenced", "SELECT stream, epoch FROM owners WHERE stream {in_ids}{for_share}")
 
 PUT_EFFECT = Insert(
     "put_effect", "effects", (("id", TEXT), ("kind", TEXT), ("customer_id", TEXT), ("body", TEXT)), ignore=True

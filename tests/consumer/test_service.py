@@ -19,7 +19,9 @@ import recovery.consumer.reader as reader_module
 from recovery.config import Settings
 from recovery.consumer import Service, TopicPartition
 from recovery.consumer.evaluation import Evaluator
+from recovery.consumer.fence import Fenced
 from recovery.consumer.records import partition_of
+from recovery.consumer.transport import Transport
 from recovery.engine import Engine
 from recovery.exceptions import BrokerError
 from recovery.outbox import CLAIM_LIMIT, FLUSH_TIMEOUT_S
@@ -225,6 +227,62 @@ def test_partitions_taken_away_and_given_back_are_processed_once_and_never_commi
     # No effect raised twice: repeats on the topics carry the same id and content.
     published = [json.loads(v) for v in loop.effects()]
     assert len({e["id"] for e in published}) == len(published)
+
+
+def test_a_step_after_another_instance_claimed_the_partitions_is_not_committed(
+    loop_factory: Callable[..., Loop], shipped_playbooks: list[CompiledPlaybook], tmp_path: Path
+) -> None:
+    # An instance paused past its group session (a long garbage collection, a VM paused) loses its partitions to
+    # another, which claims them in the store. When it goes on, its step in flight must not be committed: it was
+    # evaluated from a state the new owner has moved on from. The fault suite's `pause` row, on PostgreSQL, had 31
+    # effects unlike replay's in 2 runs of 3 without this.
+    events = stream()
+    loop = loop_factory(events, fetch=15)
+    claimed_at: list[int] = []  # the events the loop had stored when the other instance claimed
+    fenced_at: list[int] = []  # ... when the loop's step found it out
+
+    def claim_after_some_commits() -> None:
+        if loop.store.commits >= 5 and not claimed_at:  # at an offset commit: the loop holds no transaction
+            other = SqliteStore(tmp_path / "loop.db")
+            other.claim_streams([f"{EVENTS}/{n}" for n in range(3)])
+            other.commit()
+            other.close()
+            claimed_at.append(len(loop.store.durable_ids))
+
+    fence = loop.service.fence
+    check = fence.check
+
+    def check_then_rejoin() -> None:
+        try:
+            check()
+        except Fenced:
+            fenced_at.append(len(loop.store.durable_ids))
+            loop.transport.assign()  # the group soon tells the instance: a new assignment at its next poll
+            raise
+
+    fence.check = check_then_rejoin  # type: ignore[method-assign]
+    connect = loop.service.connect
+
+    def connect_with_the_claim(settings: Settings) -> Transport:
+        transport = connect(settings)
+        checked = transport.on_commit
+        assert isinstance(transport, MemoryTransport) and checked is not None
+
+        def on_commit(offsets: Mapping[TopicPartition, int]) -> None:
+            checked(offsets)
+            claim_after_some_commits()
+
+        transport.on_commit = on_commit
+        return transport
+
+    loop.service.connect = connect_with_the_claim
+    loop.run()
+    assert claimed_at and fenced_at, "the loop went on committing after another instance claimed its partitions"
+    assert fenced_at[0] == claimed_at[0]  # not one event stored in between (the outbox's claims are apart)
+    assert loop.service.stats.store_errors >= 1
+    assert loop.service.stats.rebalances == 2
+    assert loop.effects() == replayed(shipped_playbooks, events)
+    assert loop.broker.committed == loop.broker.end_offsets(EVENTS)
 
 
 def test_results_do_not_depend_on_one_partition_being_read_ahead_of_the_others(

@@ -304,6 +304,37 @@ class TestPostgres:
         assert failures == []
 
 
+def test_a_claim_waits_for_the_step_in_flight_that_checked_its_fence(postgres_database: str) -> None:
+    # The step checks that its partitions are still its own, then commits; a claim by their new owner between the
+    # two would let a step from a state the new owner no longer has be committed after the owner read that state.
+    # The check locks the rows: the claim waits for the step's commit, and the new owner reads the state after it.
+    url = postgres_database
+    old, new = PostgresStore(url), PostgresStore(url)
+    mine = old.claim_streams(["events/0"])
+    old.commit()
+    old.add_event("e-of-the-step", 1.0)
+    assert old.fenced(mine) == []
+    claimed: list[dict[str, int]] = []
+
+    def claim() -> None:
+        claimed.append(new.claim_streams(["events/0"]))
+        new.commit()
+
+    thread = threading.Thread(target=claim)
+    thread.start()
+    wait_for_a_lock(url, new)
+    assert claimed == []
+    old.commit()  # the step ends; the claim goes through after it
+    thread.join(timeout=30)
+    assert claimed == [{"events/0": 2}]
+    assert new.add_event("e-of-the-step", 1.0) is False  # what the step committed is there for the new owner
+    assert old.fenced(mine) == ["events/0"]
+    old.rollback()
+    new.rollback()
+    old.close()
+    new.close()
+
+
 def wait_for_a_lock(url: str, store: PostgresStore, timeout_s: float = 30.0) -> None:
     """Until the connection of `store` waits for a lock (its commit blocked by another transaction)."""
     pid = store.dialect.conn.info.backend_pid

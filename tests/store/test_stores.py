@@ -146,6 +146,24 @@ class TestContract:
         assert [seq for seq, _, _ in store.scope_log(float("-inf"))] == [late]
         assert store.scope_applied("events/0") == set()
 
+    def test_a_claim_of_partitions_fences_the_instance_that_had_them(
+        self, store_factory: StoreFactory, request: pytest.FixtureRequest
+    ) -> None:
+        first = store_factory()
+        second = first if "memory" in request.node.name else store_factory()  # one memory store holds the data
+        mine = first.claim_streams(["events/0", "events/1"])
+        first.commit()
+        assert mine == {"events/0": 1, "events/1": 1}
+        assert first.fenced(mine) == []
+        first.commit()
+        assert second.claim_streams(["events/1"]) == {"events/1": 2}  # the group gave partition 1 to another
+        second.commit()
+        assert first.fenced(mine) == ["events/1"]
+        assert first.fenced({"events/2": 1}) == ["events/2"]  # never claimed: not ours either
+        first.rollback()
+        assert second.fenced({"events/1": 2}) == []
+        second.rollback()
+
     def test_outbox_is_first_in_first_out_and_claimed_by_one_publisher_at_a_time(
         self, store_factory: StoreFactory
     ) -> None:
