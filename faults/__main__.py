@@ -22,6 +22,7 @@ from pathlib import Path
 from faults import scenarios
 from faults.disk import disk_full
 from faults.harness import PARTITIONS, Row
+from faults.pause import pause
 from faults.scenarios import Context
 from faults.servers import Broker
 from faults.stream import simulated
@@ -32,6 +33,7 @@ SCENARIOS: dict[str, Callable[[Context], Row]] = {
     "postgres": scenarios.postgres_restart,
     "disk": disk_full,
     "scale": scenarios.scale,
+    "pause": pause,
     "agent": scenarios.agent,
     "hostile": scenarios.hostile_messages,
     "refused": scenarios.refused,

@@ -100,6 +100,11 @@ class Instance:
             self.proc.kill()
             self.proc.wait(timeout=30)
 
+    def signal(self, number: int) -> None:
+        """Send signal `number` (SIGSTOP, SIGCONT...) if it runs."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(number)
+
     def stop(self, timeout_s: float = 60.0) -> int | None:
         """SIGTERM, then wait; None when it did not end in time (it is killed then)."""
         if self.proc is None:
