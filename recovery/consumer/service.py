@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from recovery.config import Settings
 from recovery.consumer.clients import kafka_transport
 from recovery.consumer.evaluation import Evaluator, Poisoned
-from recovery.consumer.fence import Fence
+from recovery.consumer.fence import Fence, Fenced
 from recovery.consumer.offsets import Offsets
 from recovery.consumer.ordering import Barrier, Merge
 from recovery.consumer.reader import Reader
@@ -131,7 +131,10 @@ class Service:
                 self.health.set(store=str(exc))
                 if self.metrics is not None:
                     self.metrics.observe_store_error()
-                logger.exception("store failure: the step is rolled back and read again")
+                if isinstance(exc, Fenced):  # the store is fine: the group moved on while this instance was away
+                    logger.warning("the step is rolled back: its partitions moved", extra={"error": str(exc)})
+                else:
+                    logger.exception("store failure: the step is rolled back and read again")
             except BrokerError as exc:
                 self.stats.broker_errors += 1
                 self.health.set(broker=str(exc))

@@ -230,7 +230,10 @@ def test_partitions_taken_away_and_given_back_are_processed_once_and_never_commi
 
 
 def test_a_step_after_another_instance_claimed_the_partitions_is_not_committed(
-    loop_factory: Callable[..., Loop], shipped_playbooks: list[CompiledPlaybook], tmp_path: Path
+    loop_factory: Callable[..., Loop],
+    shipped_playbooks: list[CompiledPlaybook],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # An instance paused past its group session (a long garbage collection, a VM paused) loses its partitions to
     # another, which claims them in the store. When it goes on, its step in flight must not be committed: it was
@@ -281,6 +284,10 @@ def test_a_step_after_another_instance_claimed_the_partitions_is_not_committed(
     assert fenced_at[0] == claimed_at[0]  # not one event stored in between (the outbox's claims are apart)
     assert loop.service.stats.store_errors >= 1
     assert loop.service.stats.rebalances == 2
+    # Said as what it is, in one line: not a store failure with a traceback.
+    said = [r for r in caplog.records if r.getMessage() == "the step is rolled back: its partitions moved"]
+    assert said and all(r.levelname == "WARNING" and "assigned to another instance" in r.error for r in said)
+    assert not any(r.getMessage().startswith("store failure") for r in caplog.records)
     assert loop.effects() == replayed(shipped_playbooks, events)
     assert loop.broker.committed == loop.broker.end_offsets(EVENTS)
 
