@@ -8,14 +8,11 @@ them fails and is rolled back, and the loop goes on as the group tells it."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 
 from recovery.consumer.transport import TopicPartition
 from recovery.exceptions import StoreError
 from recovery.store.base import Store
-
-logger = logging.getLogger("recovery.consumer")
 
 
 class Fenced(StoreError):
