@@ -10,18 +10,51 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 
 from recovery.consumer.records import Item, Pending, ScopeItem
 from recovery.consumer.transport import TopicPartition
 from recovery.events import Event
 from recovery.exceptions import EventError
-from recovery.store.base import ScopeLog
+from recovery.store.base import ScopeLog, Watermark
 
 logger = logging.getLogger("recovery.consumer")
 
 Lagging = Callable[[TopicPartition], bool]
 """Whether the broker holds records of a partition not fetched yet (the transport's `lagging`)."""
 INF = float("inf")
+FETCH_WAIT_S = 0.5
+"""How long a fetch may wait on the broker before its answer (kafka-python's `fetch_max_wait_ms` and librdkafka's
+`fetch.wait.max.ms`, both left at their default): the end of a partition an answer tells may be this much older than
+the poll that asked for it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Floor:
+    """How far a partition may go: every item older than `ts`; of a record the broker took at or after the
+    `ended_at` of one of `ends` (`ended_at`, `ts`: another instance's partition, read to its end then), only one older
+    than that partition's `ts` too: a scope event may have come to it after its owner saw its end."""
+
+    ts: float
+    ends: tuple[tuple[float, float], ...] = ()
+
+    def at(self, taken_at: float) -> float:
+        """The floor for a record the broker took at `taken_at` (epoch seconds; inf: any time, for a scope event)."""
+        floor = self.ts
+        for ended_at, ts in self.ends:
+            if taken_at >= ended_at and ts < floor:
+                floor = ts
+        return floor
+
+
+HOLD = Floor(-INF)
+Head = tuple[float, float]
+"""A partition's next item: its event time, and when the broker took it (inf for a scope event to apply)."""
+
+
+def taken_at(pending: Pending) -> float:
+    """When the broker took the record (its Kafka timestamp, epoch seconds)."""
+    return pending.record.timestamp / 1000
 
 
 class Merge:
@@ -91,17 +124,27 @@ class Merge:
             return INF
         return self.fetched_ts.get(tp, -INF)
 
-    def heads(self) -> dict[TopicPartition, float]:
-        """The event time of the next item of each partition that has one."""
-        found: dict[TopicPartition, float] = {}
+    def published(self, tp: TopicPartition, lagging: bool, ended_at: float) -> Watermark:
+        """The watermark of `tp` for other instances: as `watermark`, but a partition read to its end gives its
+        stream time, good for records the broker took after `ended_at`, when it was last known read to its end."""
+        scope_times = self.scope_records.get(tp)
+        if scope_times:
+            return Watermark(scope_times[0])
+        fetched = self.fetched_ts.get(tp, -INF)
+        return Watermark(fetched) if lagging else Watermark(fetched, ended_at)
+
+    def heads(self) -> dict[TopicPartition, Head]:
+        """The next item of each partition that has one."""
+        found: dict[TopicPartition, Head] = {}
         for tp in self.buffers.keys() | self.scopes.keys():
             buffer, scopes = self.buffers.get(tp), self.scopes.get(tp)
-            times = ([buffer[0].ts] if buffer else []) + ([scopes[0].ts] if scopes else [])
-            if times:
-                found[tp] = min(times)
+            if scopes and (not buffer or scopes[0].ts <= buffer[0].ts):
+                found[tp] = (scopes[0].ts, INF)
+            elif buffer:
+                found[tp] = (buffer[0].ts, taken_at(buffer[0]))
         return found
 
-    def take(self, floors: Mapping[TopicPartition, float]) -> list[Item]:
+    def take(self, floors: Mapping[TopicPartition, Floor]) -> list[Item]:
         """Up to `batch_max_events` items: each owned partition's records (in offset order) merged by event time
         with the scope events to apply to it (ties: scope events first), each partition up to its floor
         (exclusive), where a scope event of another partition may still come. A partition stops after a scope
@@ -110,15 +153,15 @@ class Merge:
         for tp in sorted(self.buffers.keys() | self.scopes.keys()):
             if len(batch) >= self.batch_max_events:
                 break
-            self._take(tp, floors.get(tp, -INF), batch)
+            self._take(tp, floors.get(tp, HOLD), batch)
         return batch
 
-    def _take(self, tp: TopicPartition, floor: float, batch: list[Item]) -> None:
+    def _take(self, tp: TopicPartition, floor: Floor, batch: list[Item]) -> None:
         buffer = self.buffers.setdefault(tp, deque())
         scopes = self.scopes.setdefault(tp, [])
         while len(batch) < self.batch_max_events:
             if scopes and (not buffer or scopes[0].ts <= buffer[0].ts):
-                if scopes[0].ts >= floor:
+                if scopes[0].ts >= floor.at(INF):
                     return
                 batch.append(scopes.pop(0))
                 continue
@@ -128,7 +171,8 @@ class Merge:
             # A scope event of its own may come at the floor: the floor may be another partition's scope event at
             # the same time, which waits for this one in turn (they are logged in partition order).
             own_scope = head.event is not None and head.event.customer_id is None
-            if head.ts > floor or (head.ts == floor and not own_scope):
+            bound = floor.at(taken_at(head)) if floor.ends else floor.ts
+            if head.ts > bound or (head.ts == bound and not own_scope):
                 return
             record = buffer.popleft()
             batch.append(record)
@@ -142,8 +186,10 @@ class Merge:
 class Barrier:
     """The scope log across partitions and instances. Every instance publishes a watermark per owned partition
     (every scope event of it older than that is logged) and reads the others'; a partition may run up to the lowest
-    watermark of all the other partitions (`floors`). A partition owned by another instance that holds the others
-    back for `barrier_wait_s` is gone on without until it catches up (its outages then reach them late)."""
+    watermark of all the other partitions (`floors`). Another instance's partition read to its end holds back only
+    the records the broker took after its owner last saw that end: a paused owner's word holds for what came before
+    the pause. A partition owned by another instance that holds the others back for `barrier_wait_s` is gone on
+    without until it catches up (its outages then reach them late)."""
 
     def __init__(
         self, store: ScopeLog, topic: str, merge: Merge, *, barrier_wait_s: float, monotonic: Callable[[], float]
@@ -156,7 +202,7 @@ class Barrier:
         self.partitions = 0
         self.assigned: frozenset[TopicPartition] = frozenset()
         self.known_seqs: set[int] = set()
-        self.foreign: dict[str, float] = {}
+        self.foreign: dict[str, Watermark] = {}
         """The watermarks of the partitions other instances own, as last read."""
         self.gone_without: set[str] = set()
         """Other instances' partitions that held this one back too long: left out of the floors until they catch
@@ -164,11 +210,21 @@ class Barrier:
         self.held_since: float | None = None
         """Since when another instance's partitions have held an owned partition back at the same watermark (None:
         they do not)."""
-        self._held_at = -INF
+        self.ended_at = -INF
+        """What the owned partitions read to their end hold, in the watermarks this instance publishes: every record
+        the broker took before this (epoch seconds). The wall time when the step before this one began to read,
+        less `FETCH_WAIT_S`: a partition's end, as the client knows it, comes from an answer to a fetch sent at a
+        poll of that step or a later one."""
+        self._read_at = -INF
+        self._held_at: Floor | None = None
         self._loaded = False
 
     def stream(self, tp: TopicPartition) -> str:
         return f"{tp.topic}/{tp.partition}"
+
+    def reading(self, now: float) -> None:
+        """A step begins to read, at wall time `now`."""
+        self.ended_at, self._read_at = self._read_at - FETCH_WAIT_S, now
 
     def load(self, assigned: frozenset[TopicPartition], partitions: int) -> None:
         """After an assignment (or a failure): the logged scope events not yet applied to each owned partition."""
@@ -195,46 +251,56 @@ class Barrier:
         if not self._loaded or set(self.merge.scopes) != self.assigned:  # after a failed load
             self.load(self.assigned, self.partitions)
         for tp in self.assigned:
-            self.store.set_watermark(self.stream(tp), self.merge.watermark(tp, lagging(tp)))
+            self.store.set_watermark(self.stream(tp), *self.merge.published(tp, lagging(tp), self.ended_at))
         owned = {tp.partition for tp in self.assigned}
         foreign = [f"{self.topic}/{n}" for n in range(self.partitions) if n not in owned]
         if not foreign:
             self.foreign = {}
             return
         marks = self.store.watermarks(f"{self.topic}/")
-        self.foreign = {stream: marks.get(stream, -INF) for stream in foreign}
+        self.foreign = {stream: marks.get(stream, Watermark(-INF)) for stream in foreign}
         fresh = [row for row in self.store.scope_log(since) if row[0] not in self.known_seqs]
         if fresh:
             applied = {tp: self.store.scope_applied(self.stream(tp)) for tp in self.assigned}
             self._add(fresh, applied)
 
-    def floors(self, lagging: Lagging) -> dict[TopicPartition, float]:
+    def floors(self, lagging: Lagging) -> dict[TopicPartition, Floor]:
         """How far each owned partition may go: the lowest watermark of every other partition, this instance's
         (as fetched now) and the others' (as last read, without those gone without)."""
         heads = self.merge.heads()
-        position = min(heads.values(), default=INF)
-        for stream in list(self.gone_without):
-            if self.foreign.get(stream, INF) >= position:  # caught up with us: it counts again
-                self.gone_without.discard(stream)
+        if heads:
+            first = min(heads.values())
+            for stream in list(self.gone_without):
+                if _bound(self.foreign.get(stream), first[1]) >= first[0]:  # caught up with us: it counts again
+                    self.gone_without.discard(stream)
         own = {tp: self.merge.watermark(tp, lagging(tp)) for tp in self.assigned}
         floors = self._floors(own)
         if self._hold(heads, floors):
             floors = self._floors(own)
         return floors
 
-    def _floors(self, own: Mapping[TopicPartition, float]) -> dict[TopicPartition, float]:
+    def _floors(self, own: Mapping[TopicPartition, float]) -> dict[TopicPartition, Floor]:
         foreign = self.foreign_floor()
-        return {tp: min([foreign, *(mark for other, mark in own.items() if other != tp)]) for tp in self.assigned}
+        return {
+            tp: Floor(min([foreign.ts, *(mark for other, mark in own.items() if other != tp)]), foreign.ends)
+            for tp in self.assigned
+        }
 
-    def foreign_floor(self) -> float:
-        """The lowest watermark of the partitions other instances own (but those gone on without)."""
-        return min((m for s, m in self.foreign.items() if s not in self.gone_without), default=INF)
+    def foreign_floor(self) -> Floor:
+        """The watermarks of the partitions other instances own (but those gone on without) as one floor."""
+        marks = [mark for stream, mark in self.foreign.items() if stream not in self.gone_without]
+        ts = min((mark.ts for mark in marks if mark.ended_at == -INF), default=INF)
+        return Floor(ts, tuple(sorted((m.ended_at, m.ts) for m in marks if m.ended_at != -INF and m.ts < ts)))
 
-    def _hold(self, heads: Mapping[TopicPartition, float], floors: Mapping[TopicPartition, float]) -> bool:
-        """Time how long other instances' partitions hold an owned partition back without their watermark moving;
+    def _hold(self, heads: Mapping[TopicPartition, Head], floors: Mapping[TopicPartition, Floor]) -> bool:
+        """Time how long other instances' partitions hold an owned partition back without their watermarks moving;
         past `barrier_wait_s`, go on without the ones that do (True: the floors change)."""
         foreign = self.foreign_floor()
-        held = any(ts >= floors[tp] and floors[tp] == foreign for tp, ts in heads.items() if tp in floors)
+        held = [
+            (ts, taken)
+            for tp, (ts, taken) in heads.items()
+            if tp in floors and ts >= (bound := floors[tp].at(taken)) and bound == foreign.at(taken)
+        ]
         now = self.monotonic()
         if not held or foreign != self._held_at or self.held_since is None:
             self.held_since = now if held else None
@@ -242,14 +308,23 @@ class Barrier:
             return False
         if now - self.held_since < self.barrier_wait_s:
             return False
-        laggards = {stream for stream, mark in self.foreign.items() if mark <= foreign}
+        laggards = {
+            stream
+            for stream, mark in self.foreign.items()
+            for _ts, taken in held
+            if _bound(mark, taken) <= foreign.at(taken)
+        }
         logger.warning(
             "another instance's partitions lag behind; going on without them until they catch up",
-            extra={"partitions": sorted(laggards), "watermark": foreign, "waited_s": round(now - self.held_since, 1)},
+            extra={
+                "partitions": sorted(laggards),
+                "watermark": min(foreign.at(taken) for _ts, taken in held),
+                "waited_s": round(now - self.held_since, 1),
+            },
         )
         self.gone_without |= laggards
         self.held_since = None
-        self._held_at = -INF
+        self._held_at = None
         return True
 
     def _add(self, rows: list[tuple[int, float, str]], applied: dict[TopicPartition, set[int]]) -> None:
@@ -266,6 +341,13 @@ class Barrier:
                     items.append(ScopeItem(tp, seq, ts, event))
         for items in merge.scopes.values():
             items.sort(key=_scope_sort)
+
+
+def _bound(mark: Watermark | None, taken_at: float) -> float:
+    """How far another instance's partition, of watermark `mark`, lets a record the broker took at `taken_at` go."""
+    if mark is None or taken_at < mark.ended_at:
+        return INF
+    return mark.ts
 
 
 def _scope_sort(item: ScopeItem) -> tuple[float, int]:

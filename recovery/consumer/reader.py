@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from recovery.consumer.evaluation import decode
-from recovery.consumer.ordering import Merge
+from recovery.consumer.ordering import Floor, Merge
 from recovery.consumer.records import FETCH_STALL_S, PAUSE_ABOVE, POLL_RECORDS, POLLS_PER_STEP, RESUME_BELOW
 from recovery.consumer.transport import Rebalance, TopicPartition, Transport
 
@@ -75,7 +75,7 @@ class Reader:
                 self.transport.resume(tp)
                 self.paused.discard(tp)
 
-    def resume_holding(self, floors: Mapping[TopicPartition, float]) -> None:
+    def resume_holding(self, floors: Mapping[TopicPartition, Floor]) -> None:
         """After a step that could take nothing: fetch again from the paused partition whose watermark is the
         floor that holds the others back, however full its buffer. Its newest record fetched (a late one) is older
         than their heads, and only a fetch moves it: else no partition goes on and none fetches, for good."""
@@ -83,7 +83,7 @@ class Reader:
             return
         marks = {tp: self.merge.watermark(tp, self.lagging(tp)) for tp in self.assigned}
         holding = min(marks, key=marks.__getitem__)
-        if holding in self.paused and marks[holding] <= min(floors.values()):  # not another instance's partition
+        if holding in self.paused and marks[holding] <= min(f.ts for f in floors.values()):  # not another's partition
             self.transport.resume(holding)
             self.paused.discard(holding)
 

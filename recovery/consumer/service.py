@@ -17,7 +17,7 @@ from recovery.consumer.clients import kafka_transport
 from recovery.consumer.evaluation import Evaluator, Poisoned
 from recovery.consumer.fence import Fence, Fenced
 from recovery.consumer.offsets import Offsets
-from recovery.consumer.ordering import Barrier, Merge
+from recovery.consumer.ordering import HOLD, Barrier, Floor, Merge
 from recovery.consumer.reader import Reader
 from recovery.consumer.records import BARRIER_POLL_MS, STEP_BUDGET_S, Item, ServiceStats
 from recovery.consumer.reporting import Reporting
@@ -28,7 +28,7 @@ from recovery.health import Health
 from recovery.metrics import Metrics
 from recovery.outbox import OutboxPublisher, Settled
 from recovery.playbooks.compiler import CompiledPlaybook
-from recovery.store.base import OutboxStore, Store
+from recovery.store.base import OutboxStore, Store, Watermark
 
 logger = logging.getLogger("recovery.consumer")  # one name for the loop's logs, whatever the module
 
@@ -39,6 +39,7 @@ CLOSE_PUBLISH_S = 10.0
 """How long closing publishes what waits in the outbox."""
 CLOCKS = "clock:{topic}/{partition}"
 """The store's watermark of a partition's event-time clock (the store is pruned below the lowest)."""
+NONE = Watermark(float("-inf"))
 
 
 class Service:
@@ -198,6 +199,7 @@ class Service:
         # Held back by another instance's watermark: look again soon. The outbox behind: do not wait for records.
         held = self.barrier.held_since is not None
         wait_ms = 0 if self._outbox_behind else BARRIER_POLL_MS if held else int(self.settings.poll_timeout_s * 1000)
+        self.barrier.reading(self.wall_clock())
         read, rebalance = reader.read(wait_ms)
         if rebalance is not None:
             self._rebalanced(reader, rebalance)
@@ -310,14 +312,14 @@ class Service:
             extra={"partitions": sorted(tp.partition for tp in rebalance.assigned), "of": partitions},
         )
 
-    def _follow_wall_clock(self, reader: Reader, floors: dict[TopicPartition, float]) -> None:
+    def _follow_wall_clock(self, reader: Reader, floors: dict[TopicPartition, Floor]) -> None:
         """A partition read to its end, with nothing left to apply, follows wall time minus `lateness_s` (so that its
         deadlines fire although no event comes), but never past a scope event another partition may still log."""
         now = self.wall_clock() - self.settings.lateness_s
         for tp in reader.assigned:
             if tp.partition in self.evaluator.engines and not self.merge.buffered(tp) and not reader.lagging(tp):
                 if not self.merge.scopes_pending(tp):
-                    self.evaluator.advance(tp.partition, min(now, floors.get(tp, float("-inf"))))
+                    self.evaluator.advance(tp.partition, min(now, floors.get(tp, HOLD).at(now)))
 
     def _scope_since(self) -> float:
         """Scope events other instances log are read from this event time on (none older matters to the engines)."""
@@ -333,7 +335,7 @@ class Service:
         marks = self.store.watermarks(CLOCKS.format(topic=self.settings.topic_events, partition=""))
         topic = self.settings.topic_events
         return min(
-            (marks.get(CLOCKS.format(topic=topic, partition=n), float("-inf")) for n in range(self.barrier.partitions)),
+            (marks.get(CLOCKS.format(topic=topic, partition=n), NONE).ts for n in range(self.barrier.partitions)),
             default=float("-inf"),
         )
 

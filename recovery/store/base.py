@@ -9,7 +9,7 @@ to be published; `Transaction` makes it durable. `Store` is all of them: what a 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from recovery.effects import Effect, GestureStatus, Task
 from recovery.events import Occurrence
@@ -29,6 +29,15 @@ from recovery.store.records import (
     TaskRecord,
     WatchedCustomer,
 )
+
+
+class Watermark(NamedTuple):
+    """How far a stream (a partition) is known: every scope event of it older than `ts` is in the scope log, and so is
+    every one in a record the broker took before `ended_at` (epoch seconds; -inf: none is known so). A partition
+    read to its end says both: its stream time, and when it was found read to its end."""
+
+    ts: float
+    ended_at: float = float("-inf")
 
 
 class Ledger(Protocol):
@@ -115,11 +124,12 @@ class ScopeLog(Protocol):
 
     def mark_scope_applied(self, stream: str, seq: int) -> None: ...
 
-    def set_watermark(self, stream: str, ts: float) -> None:
-        """Every scope event of `stream` (a partition) older than `ts` is in the scope log (inf: caught up)."""
+    def set_watermark(self, stream: str, ts: float, ended_at: float = float("-inf")) -> None:
+        """Every scope event of `stream` (a partition) older than `ts` is in the scope log, and every one the broker
+        took before `ended_at` (`Watermark`)."""
         ...
 
-    def watermarks(self, prefix: str) -> dict[str, float]:
+    def watermarks(self, prefix: str) -> dict[str, Watermark]:
         """The watermarks of the streams whose name starts with `prefix`."""
         ...
 

@@ -12,6 +12,7 @@ from typing import Any
 from recovery.effects import Effect, Task
 from recovery.events import Occurrence
 from recovery.exceptions import StoreError
+from recovery.store.base import Watermark
 from recovery.store.fact_records import Fact, FactSet
 from recovery.store.memory_case_desk import MemoryCaseDesk
 from recovery.store.memory_desk import MemoryDesk
@@ -58,7 +59,7 @@ class MemoryStore(MemoryTaskDesk):
         self._outbox = MemoryOutbox()
         self._scope_log: dict[int, tuple[float, str]] = {}
         self._scope_applied: dict[str, set[int]] = {}
-        self._watermarks: dict[str, float] = {}
+        self._watermarks: dict[str, Watermark] = {}
         self._epochs: dict[str, int] = {}  # not rolled back: a claim is written at once
         self._desk = MemoryDesk()
         self._cases: dict[str, CaseRecord] = {}  # the open case of each customer
@@ -201,11 +202,11 @@ class MemoryStore(MemoryTaskDesk):
         self._writes += 1
         self._scope_applied.setdefault(stream, set()).add(seq)
 
-    def set_watermark(self, stream: str, ts: float) -> None:
+    def set_watermark(self, stream: str, ts: float, ended_at: float = float("-inf")) -> None:
         self._writes += 1
-        self._watermarks[stream] = ts
+        self._watermarks[stream] = Watermark(ts, ended_at)
 
-    def watermarks(self, prefix: str) -> dict[str, float]:
+    def watermarks(self, prefix: str) -> dict[str, Watermark]:
         return {k: v for k, v in self._watermarks.items() if k.startswith(prefix)}
 
     def claim_streams(self, streams: list[str]) -> dict[str, int]:

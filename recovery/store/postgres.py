@@ -158,12 +158,14 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     POSTGRES_SCHEMA,
     'CREATE TABLE owners (stream text COLLATE "C" PRIMARY KEY, epoch bigint NOT NULL)',
+    "ALTER TABLE watermarks ADD COLUMN ended_at double precision NOT NULL DEFAULT '-Infinity'",
 )
 """Migration N (1-based) brings the schema from version N-1 to N. Append only; never edit a shipped one.
 5: the outbox's messages are claimed by a publisher, tried again after a backoff, or parked.
 6: cases (a task's case, a case's open tasks), snoozes and muted effects.
 7: the report's facts (lifecycle, profile history, weekly counts, outages; store/facts.py).
-8: each partition's owner epoch, which fences the steps of an instance that lost it (ScopeLog.claim_streams)."""
+8: each partition's owner epoch, which fences the steps of an instance that lost it (ScopeLog.claim_streams).
+9: a watermark says when its partition was read to its end (base.Watermark)."""
 
 MIGRATION_LOCK = int.from_bytes(b"recovery", "big")
 """The advisory lock (per database) held while the schema is checked and migrated."""

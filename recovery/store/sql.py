@@ -21,6 +21,7 @@ from recovery.events import Occurrence
 from recovery.exceptions import StoreError
 from recovery.store import desk
 from recovery.store import statements as q
+from recovery.store.base import Watermark
 from recovery.store.case_desk import SqlCaseDesk
 from recovery.store.cases import PRELOAD_CASES, PRELOAD_SNOOZES, SqlCases, case_record
 from recovery.store.codec import dumps
@@ -331,12 +332,12 @@ class SqlStore(SqlCases, SqlCaseDesk, SqlFacts, SqlOutbox, SqlTaskDesk):
     def mark_scope_applied(self, stream: str, seq: int) -> None:
         self._write(q.MARK_SCOPE_APPLIED, (stream, seq))
 
-    def set_watermark(self, stream: str, ts: float) -> None:
-        self._write(q.SET_WATERMARK, (stream, ts))
+    def set_watermark(self, stream: str, ts: float, ended_at: float = float("-inf")) -> None:
+        self._write(q.SET_WATERMARK, (stream, ts, ended_at))
 
-    def watermarks(self, prefix: str) -> dict[str, float]:
+    def watermarks(self, prefix: str) -> dict[str, Watermark]:
         rows = self._run(q.WATERMARKS, (len(prefix), prefix)).fetchall()
-        return {str(stream): float(ts) for stream, ts in rows}
+        return {str(stream): Watermark(float(ts), float(ended_at)) for stream, ts, ended_at in rows}
 
     def claim_streams(self, streams: list[str]) -> dict[str, int]:
         return {stream: int(self._run(q.CLAIM_STREAM, (stream,)).fetchone()[0]) for stream in streams}

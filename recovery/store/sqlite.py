@@ -131,13 +131,15 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     SQLITE_SCHEMA,
     "CREATE TABLE owners (stream TEXT PRIMARY KEY, epoch INTEGER NOT NULL) WITHOUT ROWID",
+    "ALTER TABLE watermarks ADD COLUMN ended_at REAL NOT NULL DEFAULT -9e999",  # -inf
 )
 """Migration N (1-based) brings the schema from version N-1 to N. Append only; never edit a shipped one.
 5: the ledger keeps each event's time, to be pruned (ids recorded before it count as of the migration's time).
 6: the outbox's messages are claimed by a publisher, tried again after a backoff, or parked.
 7: cases (a task's case, a case's open tasks), snoozes and muted effects.
 8: the report's facts (lifecycle, profile history, weekly counts, outages; store/facts.py).
-9: each partition's owner epoch, which fences the steps of an instance that lost it (ScopeLog.claim_streams)."""
+9: each partition's owner epoch, which fences the steps of an instance that lost it (ScopeLog.claim_streams).
+10: a watermark says when its partition was read to its end (base.Watermark)."""
 
 
 class GateTimeout(Exception):

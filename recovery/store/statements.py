@@ -292,8 +292,10 @@ SCOPE_LOG_ADD = Query("scope_log_add", "INSERT INTO scope_log (ts, event) VALUES
 SCOPE_LOG = Query("scope_log", "SELECT seq, ts, event FROM scope_log WHERE ts >= ? ORDER BY ts, seq")
 SCOPE_APPLIED = Query("scope_applied", "SELECT seq FROM scope_applied WHERE stream = ?")
 MARK_SCOPE_APPLIED = Insert("mark_scope_applied", "scope_applied", (("stream", TEXT), ("seq", INTEGER)), ignore=True)
-SET_WATERMARK = Upsert("set_watermark", "watermarks", (("stream", TEXT), ("ts", REAL)), key=("stream",))
-WATERMARKS = Query("watermarks", "SELECT stream, ts FROM watermarks WHERE substr(stream, 1, ?) = ?")
+SET_WATERMARK = Upsert(
+    "set_watermark", "watermarks", (("stream", TEXT), ("ts", REAL), ("ended_at", REAL)), key=("stream",)
+)
+WATERMARKS = Query("watermarks", "SELECT stream, ts, ended_at FROM watermarks WHERE substr(stream, 1, ?) = ?")
 CLAIM_STREAM = Query(
     "claim_streams",
     "INSERT INTO owners (stream, epoch) VALUES (?, 1) ON CONFLICT (stream) DO UPDATE SET epoch = owners.epoch + 1 "

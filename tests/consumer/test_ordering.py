@@ -6,7 +6,7 @@ import json
 
 from recovery.consumer import TopicPartition
 from recovery.consumer.evaluation import decode
-from recovery.consumer.ordering import Barrier, Merge
+from recovery.consumer.ordering import FETCH_WAIT_S, Barrier, Floor, Merge
 from recovery.consumer.records import Pending, ScopeItem
 from recovery.events import Event
 from recovery.store import MemoryStore
@@ -64,8 +64,17 @@ def never(_tp: TopicPartition) -> bool:
     return False
 
 
-def open_floors(*tps: TopicPartition) -> dict[TopicPartition, float]:
-    return dict.fromkeys(tps or (A, B), INF)
+def open_floors(*tps: TopicPartition) -> dict[TopicPartition, Floor]:
+    return dict.fromkeys(tps or (A, B), Floor(INF))
+
+
+def test_a_floor_binds_a_record_by_the_partitions_read_to_their_end_before_the_broker_took_it() -> None:
+    floor = Floor(T0 + 90, ((100.0, T0 + 40), (200.0, T0 + 20)))
+    assert floor.at(99.0) == T0 + 90
+    assert floor.at(100.0) == T0 + 40
+    assert floor.at(250.0) == T0 + 20
+    assert floor.at(INF) == T0 + 20
+    assert Floor(T0 + 90).at(INF) == T0 + 90
 
 
 class TestMerge:
@@ -91,15 +100,18 @@ class TestMerge:
         m = merge()
         m.add(A, [pending(A, 0, 10), pending(A, 1, 20), pending(A, 2, 30)])
         m.add(B, [pending(B, 0, 5)])
-        assert ids(m.take({A: T0 + 20, B: INF})) == ["0-0", "1-0"]  # at the floor: a scope event may come first
-        assert ids(m.take({A: T0 + 20.5, B: INF})) == ["0-1"]
+        assert ids(m.take({A: Floor(T0 + 20), B: Floor(INF)})) == [
+            "0-0",
+            "1-0",
+        ]  # at the floor: a scope event may come first
+        assert ids(m.take({A: Floor(T0 + 20.5), B: Floor(INF)})) == ["0-1"]
 
     def test_a_scope_event_of_its_own_may_come_at_the_floor_and_ends_its_partition_in_the_batch(self) -> None:
         m = merge()
         m.add(A, [pending(A, 0, 20, customer=None), pending(A, 1, 25)])
         m.add(B, [pending(B, 0, 5), pending(B, 1, 30)])
         assert m.watermark(A, lagging=True) == T0 + 20
-        assert ids(m.take({A: T0 + 20, B: T0 + 20})) == ["0-0", "1-0"]
+        assert ids(m.take({A: Floor(T0 + 20), B: Floor(T0 + 20)})) == ["0-0", "1-0"]
         assert m.watermark(A, lagging=True) == T0 + 25  # its scope event is taken: the newest fetched now
 
     def test_the_watermark_is_the_first_scope_event_else_the_newest_record_else_infinity(self) -> None:
@@ -115,7 +127,7 @@ class TestMerge:
         m = merge()
         m.add(A, [pending(A, 0, 50), pending(A, 1, 10, customer=None), pending(A, 2, 70, customer=None)])
         assert m.watermark(A, lagging=True) == T0 + 50  # the outage at 10 comes after the call at 50: it is late
-        m.take({A: T0 + 60, B: INF})
+        m.take({A: Floor(T0 + 60), B: Floor(INF)})
         assert m.watermark(A, lagging=True) == T0 + 70
 
     def test_a_late_record_fetched_last_does_not_move_the_watermark_back(self) -> None:
@@ -155,15 +167,26 @@ class TestBarrier:
         barrier.merge.add(A, [pending(A, 0, 10), pending(A, 1, 30, customer=None)])
         barrier.merge.add(B, [pending(B, 0, 20)])
         barrier.update(lambda tp: True, -INF)
-        assert store.watermarks("events/")["events/0"] == T0 + 30  # A's first scope event
+        assert store.watermarks("events/")["events/0"].ts == T0 + 30  # A's first scope event
         floors = barrier.floors(lambda tp: True)
-        assert floors == {A: T0 + 20, B: T0 + 30}  # A: B's newest fetched; B: A's scope event; C (foreign): 40
+        assert floors == {
+            A: Floor(T0 + 20),
+            B: Floor(T0 + 30),
+        }  # A: B's newest fetched; B: A's scope event; C (foreign): 40
 
-    def test_the_owned_partitions_publish_infinity_once_read_to_their_end(self) -> None:
+    def test_an_owned_partition_read_to_its_end_publishes_its_stream_time_and_since_when(self) -> None:
         store = MemoryStore()
         barrier, _ = self.barrier(store, {A})
+        barrier.merge.add(A, [pending(A, 0, 10)])
+        barrier.reading(1000.0)
         barrier.update(never, -INF)
-        assert store.watermarks("events/")["events/0"] == INF
+        assert store.watermarks("events/")["events/0"] == (T0 + 10, -INF)  # no step read before: since no time
+        barrier.reading(1002.0)
+        barrier.update(never, -INF)
+        # Its end, as the client knows it, came from a fetch sent at the step before's read or later.
+        assert store.watermarks("events/")["events/0"] == (T0 + 10, 1000.0 - FETCH_WAIT_S)
+        barrier.update(lambda tp: True, -INF)
+        assert store.watermarks("events/")["events/0"] == (T0 + 10, -INF)
 
     def test_scope_events_other_instances_log_are_picked_up(self) -> None:
         store = MemoryStore()
@@ -180,23 +203,69 @@ class TestBarrier:
         barrier.merge.add(A, [pending(A, n, 10 * n) for n in range(1, 8)])
         store.set_watermark("events/1", T0 + 15)
         barrier.update(never, -INF)
-        assert barrier.floors(never) == {A: T0 + 15}
+        assert barrier.floors(never) == {A: Floor(T0 + 15)}
         assert ids(barrier.merge.take(barrier.floors(never))) == ["0-1"]
-        assert barrier.floors(never) == {A: T0 + 15}  # held from now on
+        assert barrier.floors(never) == {A: Floor(T0 + 15)}  # held from now on
         assert barrier.held_since == 0.0
         clock.now = 29.0
-        assert barrier.floors(never) == {A: T0 + 15}
+        assert barrier.floors(never) == {A: Floor(T0 + 15)}
         clock.now = 30.0
-        assert barrier.floors(never) == {A: INF}  # waited long enough: gone on without it
+        assert barrier.floors(never) == {A: Floor(INF)}  # waited long enough: gone on without it
         assert ids(barrier.merge.take(barrier.floors(never))) == ["0-2", "0-3", "0-4", "0-5", "0-6", "0-7"]
         # It does not hold this instance back again batch after batch; once past where A is, it counts again.
         store.set_watermark("events/1", T0 + 60)
         barrier.update(never, -INF)
         barrier.merge.add(A, [pending(A, 8, 80)])
-        assert barrier.floors(never) == {A: INF}
+        assert barrier.floors(never) == {A: Floor(INF)}
         store.set_watermark("events/1", T0 + 90)
         barrier.update(never, -INF)
-        assert barrier.floors(never) == {A: T0 + 90}
+        assert barrier.floors(never) == {A: Floor(T0 + 90)}
+
+    def test_a_foreign_partition_read_to_its_end_holds_back_what_the_broker_took_after_its_owner_saw_that_end(
+        self,
+    ) -> None:
+        # The other instance found partition 1 read to its end at 1000 s (wall time), at stream time T0 + 40, and
+        # then said nothing more (paused): a scope event may have reached partition 1 after that.
+        store = MemoryStore()
+        barrier, _ = self.barrier(store, {A}, 2)
+        store.set_watermark("events/1", T0 + 40, ended_at=1000.0)
+        barrier.merge.add(
+            A,
+            [
+                pending(A, 0, 50, timestamp=999_000),  # on the broker before: partition 1's end held for it
+                pending(A, 1, 30, timestamp=1_000_500),  # after, but older than partition 1's stream time
+                pending(A, 2, 60, timestamp=1_000_500),  # after, and newer: an outage of partition 1 may precede it
+            ],
+        )
+        barrier.update(never, -INF)
+        assert barrier.floors(never) == {A: Floor(INF, ((1000.0, T0 + 40),))}
+        assert ids(barrier.merge.take(barrier.floors(never))) == ["0-0", "0-1"]
+        assert barrier.merge.take(barrier.floors(never)) == []
+        assert barrier.held_since == 0.0  # held by another instance's partition: timed as any other
+        store.set_watermark("events/1", T0 + 40, ended_at=1001.0)  # its owner saw the end again, later
+        barrier.update(never, -INF)
+        assert ids(barrier.merge.take(barrier.floors(never))) == ["0-2"]
+
+    def test_a_paused_owners_partition_read_to_its_end_is_gone_on_without_after_barrier_wait_s(self) -> None:
+        store = MemoryStore()
+        barrier, clock = self.barrier(store, {A}, 2)
+        store.set_watermark("events/1", T0 + 40, ended_at=1000.0)
+        barrier.merge.add(A, [pending(A, 0, 60, timestamp=1_000_500)])
+        barrier.update(never, -INF)
+        assert barrier.merge.take(barrier.floors(never)) == []
+        clock.now = 30.0
+        assert ids(barrier.merge.take(barrier.floors(never))) == ["0-0"]
+        assert barrier.gone_without == {"events/1"}
+
+    def test_a_scope_event_to_apply_waits_for_the_stream_time_of_a_foreign_partition_read_to_its_end(self) -> None:
+        # When the broker took it is not known here: any time, so partition 1's stream time bounds it.
+        store = MemoryStore()
+        barrier, _ = self.barrier(store, {A}, 2)
+        store.set_watermark("events/1", T0 + 40, ended_at=1000.0)
+        barrier.merge.add_scope(ScopeItem(A, 7, T0 + 30, Event.from_json(outage(7, 30))))
+        barrier.merge.add_scope(ScopeItem(A, 8, T0 + 50, Event.from_json(outage(8, 50))))
+        barrier.update(never, -INF)
+        assert ids(barrier.merge.take(barrier.floors(never))) == ["scope7"]
 
     def test_a_foreign_watermark_that_moves_is_waited_for_without_giving_up(self) -> None:
         store = MemoryStore()
@@ -206,7 +275,7 @@ class TestBarrier:
             store.set_watermark("events/1", T0 + second)  # slower, but moving
             barrier.update(never, -INF)
             clock.now = float(second)
-            assert barrier.floors(never) == {A: T0 + second}
+            assert barrier.floors(never) == {A: Floor(T0 + second)}
 
 
 def test_partitions_whose_late_scope_events_wait_behind_newer_records_go_on() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 import recovery.consumer.reader as reader_module
 from recovery.consumer import TopicPartition
-from recovery.consumer.ordering import Merge
+from recovery.consumer.ordering import Floor, Merge
 from recovery.consumer.reader import Reader
 from recovery.times import format_time
 from tests.consumer.memory import MemoryBroker, MemoryTransport
@@ -122,10 +122,10 @@ def test_the_paused_partition_that_holds_the_others_back_fetches_again(monkeypat
     reader.read(100)
     assert tp(0) in reader.paused and transport.lagging(tp(0))
     other = next(t for t in reader.assigned if t != tp(0))
-    reader.resume_holding({other: reader.merge.watermark(tp(0), True)})
+    reader.resume_holding({other: Floor(reader.merge.watermark(tp(0), True))})
     assert tp(0) not in reader.paused  # its watermark is the floor: fetched again
     reader.read(100)
     reader.paused.add(other)
     transport.pause(other)
-    reader.resume_holding({tp(0): float("-inf")})  # the other one holds nothing back
+    reader.resume_holding({tp(0): Floor(float("-inf"))})  # the other one holds nothing back
     assert other in reader.paused

@@ -105,6 +105,8 @@ def loop_factory(tmp_path: Path, shipped_playbooks: list[CompiledPlaybook]) -> I
         monotonic: Callable[[], float] = time.monotonic,
         sql_store: Store | None = None,
         outbox: JournalStore | None = None,
+        broker: MemoryBroker | None = None,
+        wall_clock: Callable[[], float] = time.time,
         **overrides: Any,
     ) -> Loop:
         values: dict[str, Any] = {
@@ -119,8 +121,9 @@ def loop_factory(tmp_path: Path, shipped_playbooks: list[CompiledPlaybook]) -> I
         }
         values.update(overrides)
         settings = Settings.model_validate(values)
-        broker = MemoryBroker(partitions=3)
-        broker.produce_events(EVENTS, events)
+        if broker is None:  # else another loop's, its events on it
+            broker = MemoryBroker(partitions=3)
+            broker.produce_events(EVENTS, events)
         if sql_store is None:
             sqlite = SqliteStore(tmp_path / "loop.db")
             stores.append(sqlite)
@@ -140,7 +143,7 @@ def loop_factory(tmp_path: Path, shipped_playbooks: list[CompiledPlaybook]) -> I
             cast(Store, store),
             shipped_playbooks,
             transport=connect,
-            wall_clock=time.time,
+            wall_clock=wall_clock,
             monotonic=monotonic,
             outbox=cast(Store, outbox) if outbox is not None else None,
         )
@@ -290,6 +293,70 @@ def test_a_step_after_another_instance_claimed_the_partitions_is_not_committed(
     assert not any(r.getMessage().startswith("store failure") for r in caplog.records)
     assert loop.effects() == replayed(shipped_playbooks, events)
     assert loop.broker.committed == loop.broker.end_offsets(EVENTS)
+
+
+class WallClock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def stamps(self) -> Iterator[int]:
+        """The broker's timestamps (milliseconds), from this clock."""
+        while True:
+            yield int(self.now * 1000)
+
+
+def run_steps(loop: Loop, steps: int) -> None:
+    stop = threading.Event()
+    done = iter(range(1, steps + 1))
+    loop.service.on_step = lambda _store, _now: stop.set() if next(done) == steps else None
+    loop.service.run(stop)
+
+
+def run_in_turn(loops: list[Loop], steps: int = 3, turns: int = 100) -> None:
+    """A few steps of each loop in turn (instances on one store, in one thread), until every event is committed."""
+    broker = loops[0].broker
+    for _ in range(turns):
+        for loop in loops:
+            run_steps(loop, steps)
+        if broker.committed == broker.end_offsets(EVENTS) and loops[0].store.outbox_size() == 0:
+            return
+    raise AssertionError(f"the loops did not catch up in {turns} turns")
+
+
+def test_a_paused_instances_partition_read_to_its_end_holds_back_what_the_broker_took_after_its_pause(
+    loop_factory: Callable[..., Loop], tmp_path: Path
+) -> None:
+    # Two instances on one store: `paused` owns partition 0, `other` partitions 1 and 2. `paused` reads its
+    # partition to its end and freezes; then the rest of the stream comes, outages of partition 0 among it. `other`
+    # went on by `paused`'s last word (its partition read to its end: nothing older to come) past those outages,
+    # which then reached its customers late: the fault suite's `pause` row, with the stream produced during the
+    # pause, had 31 effects unlike replay's.
+    wall = WallClock(time.time() - 100)
+    broker = MemoryBroker(partitions=3, _clock=wall.stamps())
+    events = stream()
+    first, later = events[:300], events[300:]
+    broker.produce_events(EVENTS, first)
+    store = SqliteStore(tmp_path / "loop.db")  # one connection: the two run in turn, in this thread
+    paused = loop_factory([], assigned=[0], broker=broker, wall_clock=wall, sql_store=store)
+    other = loop_factory([], assigned=[1, 2], broker=broker, wall_clock=wall, sql_store=store)
+    wall.now += 100
+    run_in_turn([paused, other])
+    # Frozen from here on: the rest of the stream comes.
+    wall.now += 10
+    broker.produce_events(EVENTS, later)
+    run_steps(other, 20)
+    ends = broker.end_offsets(EVENTS)
+    behind = [tp for tp in ends if tp.partition in (1, 2) and broker.committed.get(tp, 0) < ends[tp]]
+    assert behind, "the other instance went on past what the broker took after the paused one's last word"
+    assert other.service.barrier.held_since is not None
+    assert not other.service.barrier.gone_without
+    # Thawed: both go on to the end.
+    wall.now += 10
+    run_in_turn([paused, other])
+    store.close()
 
 
 def test_results_do_not_depend_on_one_partition_being_read_ahead_of_the_others(

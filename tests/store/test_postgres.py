@@ -37,6 +37,20 @@ class TestPostgres:
         assert again.schema_version == len(POSTGRES_MIGRATIONS)
         again.close()
 
+    def test_a_watermark_of_an_older_version_holds_for_any_record_after_the_migration(
+        self, postgres_database: str
+    ) -> None:
+        with psycopg.connect(postgres_database, autocommit=True) as db:
+            db.execute("CREATE TABLE schema_version (version integer NOT NULL)")
+            for migration in POSTGRES_MIGRATIONS[:8]:
+                db.execute(migration)
+            db.execute("INSERT INTO schema_version VALUES (8)")
+            db.execute("INSERT INTO watermarks VALUES ('events/0', 'Infinity'), ('events/1', 5.0)")
+        store = PostgresStore(postgres_database)
+        inf = float("inf")
+        assert store.watermarks("events/") == {"events/0": (inf, -inf), "events/1": (5.0, -inf)}
+        store.close()
+
     def test_uncommitted_writes_are_lost_on_a_crash(self, postgres_database: str) -> None:
         store = PostgresStore(postgres_database)
         store.add_event("e1", 0.0)
@@ -173,7 +187,7 @@ class TestPostgres:
         assert store.get_profile("C3") == (5.0, {"tier": "silver"})
         assert list(store.customers_in_region("north")) == list(store.customers_in_region("south")) == []
         assert store.get_cooldowns("C1") == {"pb": 2.0}
-        assert store.watermarks("w") == {"w": 3.0}
+        assert store.watermarks("w") == {"w": (3.0, float("-inf"))}
         store.close()
 
     def test_a_failing_row_of_a_grouped_insert_is_named_at_commit(self, postgres_database: str) -> None:
@@ -202,8 +216,12 @@ class TestPostgres:
             bulk.params([("a", 1.0, "x")])
         bulk = postgres_module.bulk_form(q.SET_WATERMARK)
         assert bulk is not None and bulk.key == (0,)
-        assert bulk.sql.endswith("ORDER BY bulk_row ON CONFLICT (stream) DO UPDATE SET ts = excluded.ts")
-        assert bulk.params([("a", 1.0), ("b", 2.0), ("a", 3.0)]) == [["a", "b"], [3.0, 2.0]]
+        assert bulk.sql.endswith(
+            "ORDER BY bulk_row ON CONFLICT (stream) DO UPDATE SET ts = excluded.ts, ended_at = excluded.ended_at"
+        )
+        inf = float("inf")
+        rows = [("a", 1.0, -inf), ("b", 2.0, 5.0), ("a", 3.0, 4.0)]
+        assert bulk.params(rows) == [["a", "b"], [3.0, 2.0], [4.0, 5.0]]
         bulk = postgres_module.bulk_form(q.SET_COOLDOWN)
         assert bulk is not None and bulk.key == (0, 1)
         assert bulk.params([("c", "p", 1.0), ("c", "q", 2.0), ("c", "p", 3.0)]) == [["c", "c"], ["p", "q"], [3.0, 2.0]]

@@ -85,6 +85,21 @@ class TestSqlite:
         assert again.schema_version == len(MIGRATIONS)
         again.close()
 
+    def test_a_watermark_of_an_older_version_holds_for_any_record_after_the_migration(self, tmp_path: Path) -> None:
+        path = tmp_path / "old.db"
+        db = sqlite3.connect(path)
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for migration in MIGRATIONS[:9]:
+            db.executescript(migration)
+        db.execute("INSERT INTO schema_version VALUES (9)")
+        db.execute("INSERT INTO watermarks VALUES ('events/0', 9e999), ('events/1', 5.0)")
+        db.commit()
+        db.close()
+        store = SqliteStore(path)
+        inf = float("inf")
+        assert store.watermarks("events/") == {"events/0": (inf, -inf), "events/1": (5.0, -inf)}
+        store.close()
+
     def test_uncommitted_writes_are_lost_on_a_crash(self, tmp_path: Path) -> None:
         path = tmp_path / "r.db"
         store = SqliteStore(path)

@@ -138,9 +138,15 @@ class TestContract:
         assert store.scope_applied("events/1") == set()
         store.set_watermark("events/0", 10.0)
         store.set_watermark("events/0", 20.0)
-        store.set_watermark("events/1", float("inf"))
+        store.set_watermark("events/1", 30.0, ended_at=1000.5)
+        store.set_watermark("events/2", float("inf"))
         store.set_watermark("other/0", 5.0)
-        assert store.watermarks("events/") == {"events/0": 20.0, "events/1": float("inf")}
+        inf = float("inf")
+        assert store.watermarks("events/") == {
+            "events/0": (20.0, -inf),
+            "events/1": (30.0, 1000.5),
+            "events/2": (inf, -inf),
+        }
         store.commit()
         store.prune_history(150.0)  # what no playbook can look back to goes, applied marks with it
         assert [seq for seq, _, _ in store.scope_log(float("-inf"))] == [late]
