@@ -22,8 +22,10 @@ partition's customers at its place in that partition's event-time order (at an e
 own events). So that no partition runs ahead of a scope event not logged yet, every instance publishes a watermark
 per owned partition in the store (the event time before which that partition's scope events are all logged), and
 a partition does not run past the lowest watermark of the other partitions, its own instance's and the others'
-(an instance whose partitions stall for `barrier_wait_s` is gone on without until they catch up). With the
-barrier, several instances give exactly the effects of one.
+(an instance whose partitions stall for `barrier_wait_s` is gone on without until they catch up). Another
+instance's partition read to its end holds back only the records the broker took after its owner last saw that end
+(`ordering.Floor`): its owner, paused, may not have seen what came since. With the barrier, several instances give
+exactly the effects of one.
 
 The clocks (principle 1): event time, per partition; a partition read to its end follows wall time minus
 `lateness_s`, so its deadlines fire without new events. The store's history, scope log and ledger are pruned below

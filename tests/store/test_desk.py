@@ -3,21 +3,18 @@ escalation once, gesture decisions, the audit trail."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from recovery.effects import Gesture, Task
 from recovery.store import SqliteStore, Store
-from recovery.store.postgres import MIGRATIONS as POSTGRES_MIGRATIONS
 from recovery.store.postgres import PostgresStore
 from recovery.store.records import TaskQuery
-from recovery.store.sqlite import MIGRATIONS
 from recovery.times import parse_time
+from tests.store.older import postgres_at, sqlite_at
 from tests.store.test_stores import StoreFactory
 
 DUE = "2026-11-02T10:00:00Z"
@@ -249,18 +246,9 @@ def test_parallel_claims_exactly_one_wins(kind: str, request: pytest.FixtureRequ
 
 def test_sqlite_migration_fills_tasks_from_existing_effects(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    db = sqlite3.connect(path)
-    db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    for migration in MIGRATIONS[:3]:
-        db.executescript(migration)
-    db.execute("INSERT INTO schema_version VALUES (3)")
-    for effect in (make_task("tsk-1", due_at="2026-11-02T10:00:00.250Z"), make_gesture("gst-1")):
-        db.execute(
-            "INSERT INTO effects (id, kind, customer_id, body) VALUES (?, ?, ?, ?)",
-            (effect.id, effect.kind, effect.customer_id, effect.to_json()),
-        )
-    db.commit()
-    db.close()
+    effects = (make_task("tsk-1", due_at="2026-11-02T10:00:00.250Z"), make_gesture("gst-1"))
+    insert = "INSERT INTO effects (id, kind, customer_id, body) VALUES (?, ?, ?, ?)"
+    sqlite_at(path, 3, *((insert, (e.id, e.kind, e.customer_id, e.to_json())) for e in effects))
     store = SqliteStore(path)
     record = store.get_task("tsk-1")
     assert record is not None
@@ -272,16 +260,9 @@ def test_sqlite_migration_fills_tasks_from_existing_effects(tmp_path: Path) -> N
 
 
 def test_postgres_migration_fills_tasks_from_existing_effects(postgres_database: str) -> None:
-    with psycopg.connect(postgres_database, autocommit=True) as db:
-        db.execute("CREATE TABLE schema_version (version integer NOT NULL)")
-        for migration in POSTGRES_MIGRATIONS[:2]:
-            db.execute(migration)
-        db.execute("INSERT INTO schema_version VALUES (2)")
-        for effect in (make_task("tsk-1", due_at="2026-11-02T10:00:00.250Z"), make_gesture("gst-1")):
-            db.execute(
-                "INSERT INTO effects (id, kind, customer_id, body) VALUES (%s, %s, %s, %s)",
-                (effect.id, effect.kind, effect.customer_id, effect.to_json()),
-            )
+    effects = (make_task("tsk-1", due_at="2026-11-02T10:00:00.250Z"), make_gesture("gst-1"))
+    insert = "INSERT INTO effects (id, kind, customer_id, body) VALUES (%s, %s, %s, %s)"
+    postgres_at(postgres_database, 2, *((insert, (e.id, e.kind, e.customer_id, e.to_json())) for e in effects))
     store = PostgresStore(postgres_database)
     record = store.get_task("tsk-1")
     assert record is not None
@@ -293,14 +274,7 @@ def test_postgres_migration_fills_tasks_from_existing_effects(postgres_database:
 
 def test_sqlite_migration_keeps_the_ledger_and_dates_it(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    db = sqlite3.connect(path)
-    db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    for migration in MIGRATIONS[:4]:
-        db.executescript(migration)
-    db.execute("INSERT INTO schema_version VALUES (4)")
-    db.execute("INSERT INTO ledger VALUES ('e1')")
-    db.commit()
-    db.close()
+    sqlite_at(path, 4, ("INSERT INTO ledger VALUES ('e1')", ()))
     store = SqliteStore(path)
     assert store.add_event("e1", 0.0) is False  # still recognised
     assert store.prune_ledger(time.time() - 3600) == 0  # dated as of the migration: kept for the retention
@@ -309,12 +283,7 @@ def test_sqlite_migration_keeps_the_ledger_and_dates_it(tmp_path: Path) -> None:
 
 
 def test_postgres_migration_keeps_the_ledger_and_dates_it(postgres_database: str) -> None:
-    with psycopg.connect(postgres_database, autocommit=True) as db:
-        db.execute("CREATE TABLE schema_version (version integer NOT NULL)")
-        for migration in POSTGRES_MIGRATIONS[:3]:
-            db.execute(migration)
-        db.execute("INSERT INTO schema_version VALUES (3)")
-        db.execute("INSERT INTO ledger VALUES ('e1')")
+    postgres_at(postgres_database, 3, ("INSERT INTO ledger VALUES ('e1')", ()))
     store = PostgresStore(postgres_database)
     assert store.add_event("e1", 0.0) is False
     assert store.prune_ledger(time.time() - 3600) == 0

@@ -20,6 +20,7 @@ from recovery.store import statements as q
 from recovery.store.postgres import MIGRATIONS as POSTGRES_MIGRATIONS
 from recovery.store.postgres import PostgresStore
 from tests.conftest import free_ports, process_all, random_stream, take_outbox
+from tests.store.older import postgres_at
 from tests.store.test_stores import task
 
 
@@ -40,12 +41,9 @@ class TestPostgres:
     def test_a_watermark_of_an_older_version_holds_for_any_record_after_the_migration(
         self, postgres_database: str
     ) -> None:
-        with psycopg.connect(postgres_database, autocommit=True) as db:
-            db.execute("CREATE TABLE schema_version (version integer NOT NULL)")
-            for migration in POSTGRES_MIGRATIONS[:8]:
-                db.execute(migration)
-            db.execute("INSERT INTO schema_version VALUES (8)")
-            db.execute("INSERT INTO watermarks VALUES ('events/0', 'Infinity'), ('events/1', 5.0)")
+        postgres_at(
+            postgres_database, 8, ("INSERT INTO watermarks VALUES ('events/0', 'Infinity'), ('events/1', 5)", ())
+        )
         store = PostgresStore(postgres_database)
         inf = float("inf")
         assert store.watermarks("events/") == {"events/0": (inf, -inf), "events/1": (5.0, -inf)}

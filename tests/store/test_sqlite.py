@@ -25,6 +25,7 @@ from recovery.store.records import Snooze
 from recovery.store.sqlite import MIGRATIONS
 from recovery.store.statements import Query
 from tests.conftest import process_all, random_stream
+from tests.store.older import sqlite_at
 from tests.store.test_stores import occ, task
 
 
@@ -87,14 +88,7 @@ class TestSqlite:
 
     def test_a_watermark_of_an_older_version_holds_for_any_record_after_the_migration(self, tmp_path: Path) -> None:
         path = tmp_path / "old.db"
-        db = sqlite3.connect(path)
-        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-        for migration in MIGRATIONS[:9]:
-            db.executescript(migration)
-        db.execute("INSERT INTO schema_version VALUES (9)")
-        db.execute("INSERT INTO watermarks VALUES ('events/0', 9e999), ('events/1', 5.0)")
-        db.commit()
-        db.close()
+        sqlite_at(path, 9, ("INSERT INTO watermarks VALUES ('events/0', 9e999), ('events/1', 5.0)", ()))
         store = SqliteStore(path)
         inf = float("inf")
         assert store.watermarks("events/") == {"events/0": (inf, -inf), "events/1": (5.0, -inf)}
