@@ -144,24 +144,26 @@ class Merge:
                 found[tp] = (buffer[0].ts, taken_at(buffer[0]))
         return found
 
-    def take(self, floors: Mapping[TopicPartition, Floor]) -> list[Item]:
+    def take(self, floors: Mapping[TopicPartition, Floor], lagging: Lagging | None = None) -> list[Item]:
         """Up to `batch_max_events` items: each owned partition's records (in offset order) merged by event time
         with the scope events to apply to it (ties: scope events first), each partition up to its floor
         (exclusive), where a scope event of another partition may still come. A partition stops after a scope
-        event of its own: its applications are placed after it, in the next batch."""
+        event of its own: its applications are placed after it, in the next batch. A scope event waits for the
+        next record of its partition while that is on the broker only (`lagging`; None: every partition is read to
+        its end): it may be older."""
         batch: list[Item] = []
         for tp in sorted(self.buffers.keys() | self.scopes.keys()):
             if len(batch) >= self.batch_max_events:
                 break
-            self._take(tp, floors.get(tp, HOLD), batch)
+            self._take(tp, floors.get(tp, HOLD), batch, lagging is not None and lagging(tp))
         return batch
 
-    def _take(self, tp: TopicPartition, floor: Floor, batch: list[Item]) -> None:
+    def _take(self, tp: TopicPartition, floor: Floor, batch: list[Item], lagging: bool) -> None:
         buffer = self.buffers.setdefault(tp, deque())
         scopes = self.scopes.setdefault(tp, [])
         while len(batch) < self.batch_max_events:
             if scopes and (not buffer or scopes[0].ts <= buffer[0].ts):
-                if scopes[0].ts >= floor.at(INF):
+                if scopes[0].ts >= floor.at(INF) or (not buffer and lagging):
                     return
                 batch.append(scopes.pop(0))
                 continue

@@ -218,7 +218,7 @@ class Service:
         floors = self.barrier.floors(reader.lagging)
         batches = self.stats.batches
         while not stop.is_set() and self.monotonic() < budget:
-            batch = self.merge.take(floors)
+            batch = self.merge.take(floors, reader.lagging)
             if not batch:
                 break
             if self.stats.batches != batches:
