@@ -127,11 +127,8 @@ class Merge:
     def published(self, tp: TopicPartition, lagging: bool, ended_at: float) -> Watermark:
         """The watermark of `tp` for other instances: as `watermark`, but a partition read to its end gives its
         stream time, good for records the broker took after `ended_at`, when it was last known read to its end."""
-        scope_times = self.scope_records.get(tp)
-        if scope_times:
-            return Watermark(scope_times[0])
-        fetched = self.fetched_ts.get(tp, -INF)
-        return Watermark(fetched) if lagging else Watermark(fetched, ended_at)
+        mark = self.watermark(tp, lagging)
+        return Watermark(mark) if mark != INF else Watermark(self.fetched_ts.get(tp, -INF), ended_at)
 
     def heads(self) -> dict[TopicPartition, Head]:
         """The next item of each partition that has one."""

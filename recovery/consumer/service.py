@@ -39,7 +39,7 @@ CLOSE_PUBLISH_S = 10.0
 """How long closing publishes what waits in the outbox."""
 CLOCKS = "clock:{topic}/{partition}"
 """The store's watermark of a partition's event-time clock (the store is pruned below the lowest)."""
-NONE = Watermark(float("-inf"))
+NO_CLOCK = Watermark(float("-inf"))  # a partition whose clock is not stored yet holds the pruning back
 
 
 class Service:
@@ -335,7 +335,7 @@ class Service:
         marks = self.store.watermarks(CLOCKS.format(topic=self.settings.topic_events, partition=""))
         topic = self.settings.topic_events
         return min(
-            (marks.get(CLOCKS.format(topic=topic, partition=n), NONE).ts for n in range(self.barrier.partitions)),
+            (marks.get(CLOCKS.format(topic=topic, partition=n), NO_CLOCK).ts for n in range(self.barrier.partitions)),
             default=float("-inf"),
         )
 

@@ -8,8 +8,7 @@ starting together do not race. Writes other instances may make too are idempoten
 Round trips are what costs: statements run often are prepared by psycopg on their fifth use (its
 `prepare_threshold`), queued writes are sent in one pipeline with the next statement whose result is read, or at
 commit, and each table's grouped rows go in one statement, as binary arrays (see `Bulk`). `put_effect` answers from
-the effect ids this connection stored, and queues its insert.
-"""
+the effect ids this connection stored, and queues its insert."""
 
 from __future__ import annotations
 
