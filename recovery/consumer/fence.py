@@ -28,10 +28,9 @@ class Fence:
         """Partitions assigned and not claimed yet (the claim failed: it is made again before the next step)."""
 
     def assigned(self, partitions: Iterable[TopicPartition]) -> None:
-        """A new assignment: claim its partitions (and drop the ones before)."""
+        """A new assignment: its partitions are to be claimed (`claim`), the ones before dropped."""
         self.epochs = {}
         self._unclaimed = sorted(f"{tp.topic}/{tp.partition}" for tp in partitions)
-        self.claim()
 
     def claim(self) -> None:
         """Claim what the last assignment gave, if not done yet; committed at once."""

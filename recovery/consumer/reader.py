@@ -8,6 +8,7 @@ from recovery.consumer.evaluation import decode
 from recovery.consumer.ordering import Floor, Merge
 from recovery.consumer.records import FETCH_STALL_S, PAUSE_ABOVE, POLL_RECORDS, POLLS_PER_STEP, RESUME_BELOW
 from recovery.consumer.transport import Rebalance, TopicPartition, Transport
+from recovery.exceptions import BrokerError
 
 
 class Reader:
@@ -104,6 +105,19 @@ class Reader:
         for tp in self.assigned:
             self.transport.seek(tp, self.transport.committed(tp))
         self.merge.reset(self.assigned)
+
+    def partitions(self) -> int:
+        """How many partitions the events topic has, as the client's metadata says: a count that does not cover an
+        assigned partition (metadata not read yet) fails as the broker would (each engine would take every
+        customer of a topic of one partition for its own)."""
+        partitions = self.transport.partitions()
+        beyond = sorted(tp for tp in self.assigned if tp.partition >= partitions)
+        if beyond:
+            tp = beyond[0]
+            raise BrokerError(
+                f"{tp.topic}/{tp.partition} is assigned; its topic's metadata has {partitions} partitions"
+            )
+        return partitions
 
     def lagging(self, tp: TopicPartition) -> bool:
         return self.transport.lagging(tp)

@@ -185,10 +185,16 @@ class Service:
             logger.warning("cannot read the committed offsets; connecting to the broker again")
             self._close_transport()
             raise
-        self.fence.claim()  # when the claim of the last assignment failed
-        self.evaluator.rebuild([tp.partition for tp in reader.assigned], self.barrier.partitions)
-        self.barrier.load(reader.assigned, self.barrier.partitions)
+        self._load(reader)
         self._stale = False
+
+    def _load(self, reader: Reader) -> int:
+        """The assigned partitions claimed (once), their engines and scope log read; returns the topic's partitions."""
+        self.fence.claim()
+        partitions = reader.partitions()
+        self.evaluator.rebuild([tp.partition for tp in reader.assigned], partitions)
+        self.barrier.load(reader.assigned, partitions)
+        return partitions
 
     def _step(self, stop: threading.Event, reader: Reader) -> None:
         transport = reader.transport
@@ -302,11 +308,9 @@ class Service:
         if rebalance.assigned is None:
             return
         self.stats.rebalances += 1
+        self.fence.assigned(rebalance.assigned)  # first: if what follows fails, `_restore` claims them
         reader.rewind(rebalance.assigned)
-        self.fence.assigned(rebalance.assigned)
-        partitions = reader.transport.partitions()
-        self.evaluator.rebuild([tp.partition for tp in rebalance.assigned], partitions)
-        self.barrier.load(rebalance.assigned, partitions)
+        partitions = self._load(reader)
         logger.info(
             "partitions assigned",
             extra={"partitions": sorted(tp.partition for tp in rebalance.assigned), "of": partitions},
@@ -325,9 +329,7 @@ class Service:
         """Scope events other instances log are read from this event time on (none older matters to the engines)."""
         engines = self.evaluator.engines.values()
         horizon = max((engine.horizon_s for engine in engines), default=0.0)
-        if not horizon:
-            return float("-inf")
-        return min(engine.clock for engine in engines) - horizon
+        return min(engine.clock for engine in engines) - horizon if horizon else float("-inf")
 
     def _prune_floor(self, ts: float) -> float:
         """How far the store may be pruned: the lowest clock of all the partitions, of every instance (history,
@@ -390,11 +392,6 @@ class Service:
                 except StoreError:
                     logger.exception("rollback failed")
         self._close_transport()
-        logger.info(
-            "stopped",
-            extra={
-                "consumed": dict(self.stats.consumed),
-                "effects": sum(self.stats.effects.values()),
-                "batches": self.stats.batches,
-            },
-        )
+        stats = self.stats
+        consumed, effects = dict(stats.consumed), sum(stats.effects.values())
+        logger.info("stopped", extra={"consumed": consumed, "effects": effects, "batches": stats.batches})

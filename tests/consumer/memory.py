@@ -252,7 +252,8 @@ class MemoryTransport:
 class JournalStore:
     """A store that keeps a journal of what its commits made durable: the ids given to the ledger and the DLQ
     records queued (by their source partition and offset). `fail("commit")` makes the next commit fail as a store
-    failure would, with the transaction still open (the loop rolls it back)."""
+    failure would, with the transaction still open (the loop rolls it back); `fail("claim_streams")` the next claim
+    of partitions."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -283,10 +284,17 @@ class JournalStore:
             self._dlq.append((int(found[DLQ_HEADERS[2]]), int(found[DLQ_HEADERS[3]])))
         self._store.outbox_add(topic, key, value, headers)
 
+    def _failed(self, method: str) -> None:
+        if self._failures.get(method):
+            self._failures[method] -= 1
+            raise StoreError(f"injected: {method} failed")
+
+    def claim_streams(self, streams: list[str]) -> dict[str, int]:
+        self._failed("claim_streams")
+        return self._store.claim_streams(streams)
+
     def commit(self) -> None:
-        if self._failures.get("commit"):
-            self._failures["commit"] -= 1
-            raise StoreError("injected: the commit failed")
+        self._failed("commit")
         self._store.commit()
         self.commits += 1
         self.durable_ids.update(self._ids)

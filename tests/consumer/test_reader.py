@@ -13,6 +13,7 @@ import recovery.consumer.reader as reader_module
 from recovery.consumer import TopicPartition
 from recovery.consumer.ordering import Floor, Merge
 from recovery.consumer.reader import Reader
+from recovery.exceptions import BrokerError
 from recovery.times import format_time
 from tests.consumer.memory import MemoryBroker, MemoryTransport
 
@@ -129,3 +130,16 @@ def test_the_paused_partition_that_holds_the_others_back_fetches_again(monkeypat
     transport.pause(other)
     reader.resume_holding({tp(0): Floor(float("-inf"))})  # the other one holds nothing back
     assert other in reader.paused
+
+
+def test_a_partition_count_that_does_not_cover_the_assignment_fails_as_the_broker_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, transport, reader = setup([event(n, f"C{n % 5}", T0 + n) for n in range(6)])
+    _, rebalance = reader.read(100)
+    assert rebalance is not None and rebalance.assigned is not None
+    reader.rewind(rebalance.assigned)
+    assert reader.partitions() == 3
+    monkeypatch.setattr(transport, "partitions", lambda: 0)  # the client has no metadata for the topic yet
+    with pytest.raises(BrokerError, match="events/0 is assigned; its topic's metadata has 0 partitions"):
+        reader.partitions()
