@@ -503,16 +503,8 @@ def inject(loop: Loop, fault: str, rng: random.Random) -> None:
 FAULTS = ("commit", "claim", "poll", "committed", "commit_async", "send", "reconnect", "share", "rebalance")
 
 
-@pytest.mark.parametrize("seed", range(12))
-def test_faults_and_rebalances_at_random_give_replays_effects(
-    loop_factory: Callable[..., Loop], shipped_playbooks: list[CompiledPlaybook], seed: int
-) -> None:
-    """About a step in three meets a fault of the store or the broker, or a rebalance, drawn at random (seeded),
-    from the first assignment's claim on. Of seeds 0 to 299, 102 gave other effects than replay's before a failed
-    first claim was handled (7 of these 12); all 300 give replay's since."""
-    rng = random.Random(seed)
-    events = stream()
-    loop = loop_factory(events, fetch=rng.choice([3, 5, 15, 40]), batch_max_events=rng.choice([5, 10, 40]))
+def faults_at_random(loop: Loop, rng: random.Random) -> list[tuple[int, str]]:
+    """Run `loop` with about a step in three meeting a fault or a rebalance, drawn from `rng`; returns them."""
     if rng.random() < 0.5:
         loop.store.fail(rng.choice(["claim_streams", "commit"]), rng.choice([1, 2]))
     injected: list[tuple[int, str]] = []
@@ -526,6 +518,38 @@ def test_faults_and_rebalances_at_random_give_replays_effects(
             inject(loop, injected[-1][1], rng)
 
     loop.run(at_random)
+    return injected
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_faults_and_rebalances_at_random_give_replays_effects(
+    loop_factory: Callable[..., Loop], shipped_playbooks: list[CompiledPlaybook], seed: int
+) -> None:
+    """About a step in three meets a fault of the store or the broker, or a rebalance, drawn at random (seeded),
+    from the first assignment's claim on. Of seeds 0 to 299, 102 gave other effects than replay's before a failed
+    first claim was handled (7 of these 12); all 300 give replay's since."""
+    rng = random.Random(seed)
+    events = stream()
+    loop = loop_factory(events, fetch=rng.choice([3, 5, 15, 40]), batch_max_events=rng.choice([5, 10, 40]))
+    injected = faults_at_random(loop, rng)
+    assert loop.effects() == replayed(shipped_playbooks, events), injected
+    assert loop.broker.committed == loop.broker.end_offsets(EVENTS)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_faults_and_rebalances_at_random_on_postgresql_give_replays_effects(
+    loop_factory: Callable[..., Loop], shipped_playbooks: list[CompiledPlaybook], postgres_database: str, seed: int
+) -> None:
+    rng = random.Random(seed)
+    events = stream()
+    store = PostgresStore(postgres_database)
+    try:
+        loop = loop_factory(
+            events, fetch=rng.choice([3, 5, 15, 40]), batch_max_events=rng.choice([5, 10, 40]), sql_store=store
+        )
+        injected = faults_at_random(loop, rng)
+    finally:
+        store.close()
     assert loop.effects() == replayed(shipped_playbooks, events), injected
     assert loop.broker.committed == loop.broker.end_offsets(EVENTS)
 
