@@ -521,6 +521,20 @@ def faults_at_random(loop: Loop, rng: random.Random) -> list[tuple[int, str]]:
     return injected
 
 
+def with_faults_at_random(
+    loop_factory: Callable[..., Loop], playbooks: list[CompiledPlaybook], seed: int, sql_store: Store | None = None
+) -> None:
+    """A loop run with faults at random (`faults_at_random`, seeded) gives replay's effects and commits every
+    offset."""
+    rng = random.Random(seed)
+    events = stream()
+    tuning = {"fetch": rng.choice([3, 5, 15, 40]), "batch_max_events": rng.choice([5, 10, 40])}
+    loop = loop_factory(events, sql_store=sql_store, **tuning)
+    injected = faults_at_random(loop, rng)
+    assert loop.effects() == replayed(playbooks, events), injected
+    assert loop.broker.committed == loop.broker.end_offsets(EVENTS)
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_faults_and_rebalances_at_random_give_replays_effects(
     loop_factory: Callable[..., Loop], shipped_playbooks: list[CompiledPlaybook], seed: int
@@ -528,30 +542,18 @@ def test_faults_and_rebalances_at_random_give_replays_effects(
     """About a step in three meets a fault of the store or the broker, or a rebalance, drawn at random (seeded),
     from the first assignment's claim on. Of seeds 0 to 299, 102 gave other effects than replay's before a failed
     first claim was handled (7 of these 12); all 300 give replay's since."""
-    rng = random.Random(seed)
-    events = stream()
-    loop = loop_factory(events, fetch=rng.choice([3, 5, 15, 40]), batch_max_events=rng.choice([5, 10, 40]))
-    injected = faults_at_random(loop, rng)
-    assert loop.effects() == replayed(shipped_playbooks, events), injected
-    assert loop.broker.committed == loop.broker.end_offsets(EVENTS)
+    with_faults_at_random(loop_factory, shipped_playbooks, seed)
 
 
 @pytest.mark.parametrize("seed", range(4))
 def test_faults_and_rebalances_at_random_on_postgresql_give_replays_effects(
     loop_factory: Callable[..., Loop], shipped_playbooks: list[CompiledPlaybook], postgres_database: str, seed: int
 ) -> None:
-    rng = random.Random(seed)
-    events = stream()
     store = PostgresStore(postgres_database)
     try:
-        loop = loop_factory(
-            events, fetch=rng.choice([3, 5, 15, 40]), batch_max_events=rng.choice([5, 10, 40]), sql_store=store
-        )
-        injected = faults_at_random(loop, rng)
+        with_faults_at_random(loop_factory, shipped_playbooks, seed, sql_store=store)
     finally:
         store.close()
-    assert loop.effects() == replayed(shipped_playbooks, events), injected
-    assert loop.broker.committed == loop.broker.end_offsets(EVENTS)
 
 
 @pytest.mark.parametrize("seed", range(8))
