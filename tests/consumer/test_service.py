@@ -22,7 +22,7 @@ from recovery.config import Settings
 from recovery.consumer import Service, TopicPartition
 from recovery.consumer.evaluation import Evaluator
 from recovery.consumer.fence import Fenced
-from recovery.consumer.records import partition_of
+from recovery.consumer.records import DLQ_HEADERS, partition_of
 from recovery.consumer.transport import Transport
 from recovery.engine import Engine
 from recovery.exceptions import BrokerError
@@ -554,6 +554,36 @@ def test_faults_and_rebalances_at_random_on_postgresql_give_replays_effects(
         with_faults_at_random(loop_factory, shipped_playbooks, seed, sql_store=store)
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_garbage_and_repeats_among_faults_at_random_reach_the_dlq_and_change_no_effect(
+    loop_factory: Callable[..., Loop], shipped_playbooks: list[CompiledPlaybook], seed: int
+) -> None:
+    """After about one event in eight comes a message that is not JSON, an event without its time, an empty message
+    or the same event again (sent twice). With faults at random: replay's effects, and each refused message in the
+    DLQ (150 seeds passed)."""
+    rng = random.Random(seed)
+    events = stream()
+    broker = MemoryBroker(partitions=3)
+    for event in events:
+        key = str(event.get("customer_id") or event["data"].get("outage_id")).encode()
+        broker.produce(EVENTS, key, json.dumps(event).encode())
+        extra = rng.choice([None] * 7 + [b"{not json", b"", "untimed", "again"])
+        if extra == "untimed":
+            broker.produce(EVENTS, key, json.dumps({k: v for k, v in event.items() if k != "occurred_at"}).encode())
+        elif extra == "again" and event.get("customer_id"):
+            broker.produce(EVENTS, key, json.dumps(event).encode())
+        elif isinstance(extra, bytes):
+            broker.produce(EVENTS, key, extra or None)
+    tuning = {"fetch": rng.choice([3, 5, 15, 40]), "batch_max_events": rng.choice([5, 10, 40])}
+    loop = loop_factory([], broker=broker, **tuning)
+    injected = faults_at_random(loop, rng)
+    assert loop.effects() == replayed(shipped_playbooks, events), injected
+    refused = {(m.partition, m.offset) for m in broker.messages(EVENTS) if b"occurred_at" not in (m.value or b"")}
+    dlq = [dict(m.headers) for m in broker.messages("dlq")]
+    assert {(int(h[DLQ_HEADERS[2]]), int(h[DLQ_HEADERS[3]])) for h in dlq} == refused, injected
+    assert len(refused) > 20
 
 
 @pytest.mark.parametrize("seed", range(8))
