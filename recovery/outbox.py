@@ -88,6 +88,10 @@ class Settled:
     """(`cycle()`) A full claim was sent: more messages may wait."""
 
 
+Answer = tuple[OutboxItem, BrokerError | None]
+"""The broker's answer to a message sent: None (published) or why not."""
+
+
 class OutboxPublisher:
     """Publishes the outbox of `store` (a connection for the publisher alone, or one whose transactions are over
     when it is called) through `producer`, as `owner` (unique among the publishers of one outbox). Not
@@ -104,6 +108,7 @@ class OutboxPublisher:
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
         waiting: Callable[[], None] | None = None,
+        answered: Sequence[Answer] = (),
     ) -> None:
         self.store = store
         self.producer = producer
@@ -113,14 +118,15 @@ class OutboxPublisher:
         self.metrics = metrics
         self.waiting = waiting
         self._in_flight: list[tuple[OutboxItem, Ack]] = []
-        self._answered: list[tuple[OutboxItem, BrokerError | None]] = []
-        """The broker's answers not stored yet: None (published) or why not."""
+        self.answered: list[Answer] = list(answered)
+        """The broker's answers not stored yet (a publisher before this one's too, when the store failed as that
+        one's clients were dropped)."""
         self._parked_counted = float("-inf")
 
     def send(self) -> int:
         """Claim waiting messages and hand them to the producer without waiting; returns how many. Nothing is
         claimed while messages are in flight or their answers are not stored (`confirm()` first)."""
-        if self._in_flight or self._answered:
+        if self._in_flight or self.answered:
             return 0
         items = self.store.outbox_claim(self.owner, CLAIM_LIMIT, self.clock(), LEASE_S)
         self.store.commit()
@@ -129,7 +135,7 @@ class OutboxPublisher:
             try:
                 self._in_flight.append((item, self.producer.send(item.topic, key, item.value, item.headers)))
             except BrokerError as exc:  # refused before it left (too large for the producer, say)
-                self._answered.append((item, exc))
+                self.answered.append((item, exc))
         return len(items)
 
     def confirm(self, timeout_s: float = FLUSH_TIMEOUT_S) -> Settled:
@@ -143,12 +149,12 @@ class OutboxPublisher:
             for item, ack in in_flight:
                 if not ack.is_done:
                     unanswered += 1
-                    self._answered.append((item, timeout or BrokerError("no answer from the broker")))
+                    self.answered.append((item, timeout or BrokerError("no answer from the broker")))
                 elif ack.failed():
-                    self._answered.append((item, _broker_error(ack.exception) or BrokerError("refused")))
+                    self.answered.append((item, _broker_error(ack.exception) or BrokerError("refused")))
                 else:
-                    self._answered.append((item, None))
-        if not self._answered:
+                    self.answered.append((item, None))
+        if not self.answered:
             self._count_parked()
             return Settled()
         settled = self._settle()
@@ -178,9 +184,9 @@ class OutboxPublisher:
     def _settle(self) -> Settled:
         settled = Settled()
         now = self.clock()
-        self.store.outbox_done([item.seq for item, error in self._answered if error is None])
+        self.store.outbox_done([item.seq for item, error in self.answered if error is None])
         parked: list[tuple[OutboxItem, BrokerError]] = []
-        for item, error in self._answered:
+        for item, error in self.answered:
             if error is None:
                 settled.published += 1
             elif error.retriable:
@@ -193,7 +199,7 @@ class OutboxPublisher:
                 self.store.outbox_park(item.seq, now, str(error))
                 parked.append((item, error))
         self.store.commit()
-        self._answered = []
+        self.answered = []
         settled.parked = len(parked)
         for item, error in parked:
             logger.error(

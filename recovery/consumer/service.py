@@ -26,7 +26,7 @@ from recovery.effects import Effect
 from recovery.exceptions import BrokerError, StoreError
 from recovery.health import Health
 from recovery.metrics import Metrics
-from recovery.outbox import OutboxPublisher, Settled
+from recovery.outbox import Answer, OutboxPublisher, Settled
 from recovery.playbooks.compiler import CompiledPlaybook
 from recovery.store.base import OutboxStore, Store, Watermark
 
@@ -98,6 +98,7 @@ class Service:
         self.reader: Reader | None = None
         """The connection to the broker (None until connected, and after a broker failure)."""
         self.publisher: OutboxPublisher | None = None
+        self._unsettled: list[Answer] = []
         self._reload: list[CompiledPlaybook] | None = None
         self._polled_at: float | None = None
         self._outbox_behind = False  # the last step sent a full claim of the outbox: more may wait
@@ -163,7 +164,9 @@ class Service:
             backoff_s=self.settings.retry_backoff_s,
             metrics=self.metrics,
             waiting=lambda: self.reporting.broker(transport, waiting=True),  # where a step meets an outage first
+            answered=self._unsettled,
         )
+        self._unsettled = []
         if not self._released and self.settings.store_url.startswith("sqlite:"):
             # The one instance on this store: the claims of its earlier runs died with them.
             self.outbox.outbox_release()
@@ -334,12 +337,10 @@ class Service:
     def _prune_floor(self, ts: float) -> float:
         """How far the store may be pruned: the lowest clock of all the partitions, of every instance (history,
         scope log and ledger are shared by them all; a partition not seen yet holds it all)."""
-        marks = self.store.watermarks(CLOCKS.format(topic=self.settings.topic_events, partition=""))
-        topic = self.settings.topic_events
-        return min(
-            (marks.get(CLOCKS.format(topic=topic, partition=n), NO_CLOCK).ts for n in range(self.barrier.partitions)),
-            default=float("-inf"),
-        )
+        prefix = CLOCKS.format(topic=self.settings.topic_events, partition="")
+        marks = self.store.watermarks(prefix)
+        clocks = [marks.get(f"{prefix}{n}", NO_CLOCK).ts for n in range(self.barrier.partitions)]
+        return min(clocks, default=float("-inf"))
 
     def _commit(self) -> None:
         self.fence.check()
@@ -364,6 +365,7 @@ class Service:
     def _close_transport(self) -> None:
         if self.publisher is not None:  # what the broker took is not sent again by the next clients
             self._publishing(self.publisher, self.publisher.settle_answered)
+            self._unsettled = self.publisher.answered  # the store failed meanwhile: the next publisher stores them
         if self.reader is not None:
             self.reader.transport.close()  # it logs what fails to close (transport.close_each)
         self.reader = None
