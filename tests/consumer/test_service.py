@@ -521,6 +521,11 @@ def faults_at_random(loop: Loop, rng: random.Random) -> list[tuple[int, str]]:
     return injected
 
 
+def random_tuning(rng: random.Random) -> dict[str, int]:
+    """A fetch size (the fetcher's unevenness) and a batch size, drawn from `rng`."""
+    return {"fetch": rng.choice([3, 5, 15, 40]), "batch_max_events": rng.choice([5, 10, 40])}
+
+
 def with_faults_at_random(
     loop_factory: Callable[..., Loop], playbooks: list[CompiledPlaybook], seed: int, sql_store: Store | None = None
 ) -> None:
@@ -528,7 +533,7 @@ def with_faults_at_random(
     broker here answers every message), and commits every offset."""
     rng = random.Random(seed)
     events = stream()
-    tuning = {"fetch": rng.choice([3, 5, 15, 40]), "batch_max_events": rng.choice([5, 10, 40])}
+    tuning = random_tuning(rng)
     loop = loop_factory(events, sql_store=sql_store, **tuning)
     injected = faults_at_random(loop, rng)
     assert loop.effects() == replayed(playbooks, events), injected
@@ -578,7 +583,7 @@ def test_garbage_and_repeats_among_faults_at_random_reach_the_dlq_and_change_no_
             broker.produce(EVENTS, key, json.dumps(event).encode())
         elif isinstance(extra, bytes):
             broker.produce(EVENTS, key, extra or None)
-    tuning = {"fetch": rng.choice([3, 5, 15, 40]), "batch_max_events": rng.choice([5, 10, 40])}
+    tuning = random_tuning(rng)
     loop = loop_factory([], broker=broker, **tuning)
     injected = faults_at_random(loop, rng)
     assert loop.effects() == replayed(shipped_playbooks, events), injected
@@ -601,7 +606,7 @@ def test_two_instances_with_faults_and_reassignments_at_random_give_the_effects_
     broker = MemoryBroker(partitions=3)
     broker.produce_events(EVENTS, events)
     store = SqliteStore(tmp_path / "loop.db")  # one connection: the two run in turn, in this thread
-    tuning = {"fetch": rng.choice([3, 5, 15, 40]), "batch_max_events": rng.choice([5, 10, 40])}
+    tuning = random_tuning(rng)
     mine = rng.sample(range(3), rng.choice([1, 2]))
     first = loop_factory([], assigned=mine, broker=broker, sql_store=store, **tuning)
     second = loop_factory([], assigned=set(range(3)) - set(mine), broker=broker, sql_store=store, **tuning)
