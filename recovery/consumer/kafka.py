@@ -267,6 +267,7 @@ class KafkaTransport:
         it is stable, records come or JOIN_WAIT_S pass (see membership.py)."""
         give_up = time.monotonic() + JOIN_WAIT_S
         while True:
+            release_parked(self._consumer)
             polled: Mapping[TopicPartition, Sequence[Record]] = _call(
                 "poll", functools.partial(self._consumer.poll, timeout_ms=timeout_ms, max_records=max_records)
             )
@@ -304,7 +305,6 @@ class KafkaTransport:
 
     def resume(self, tp: TopicPartition) -> None:
         self._consumer.resume(KafkaPartition(*tp))
-        release_parked(self._consumer)
 
     def lagging(self, tp: TopicPartition) -> bool:
         partition = KafkaPartition(*tp)
@@ -350,8 +350,10 @@ def release_parked(consumer: Any) -> None:
     """kafka-python 3.0.12 parks the records it fetched for a paused partition and gives them back once the
     partition is resumed, but only while its in-line slot (`_next_partition_records`) is None. A drained one left
     in the slot keeps them parked; while parked, the partition is never fetched again, and the loop stops for good
-    (bench.scale: every poll "nothing fetchable", the resumed partition holding the others back). Clearing a
-    drained slot is what the client does itself when it takes the next fetch."""
+    (bench.scale: every poll "nothing fetchable", the resumed partition holding the others back). The slot can
+    drain after the resume (another partition's records still being taken then), so this runs before every poll,
+    not at the resume alone. Clearing a drained slot is what the client does itself when it takes the next
+    fetch."""
     try:
         fetcher = consumer._fetcher
         slot = fetcher._next_partition_records
