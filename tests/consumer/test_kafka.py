@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -112,6 +113,45 @@ def test_a_member_polled_with_timeout_0_between_slow_steps_joins_and_reads_every
         transport.close()
 
 
+class TwoPartitions:
+    """A topic of two partitions of 100 records each, read 10 records a poll by the transport `client` names; `read`
+    counts the records per partition."""
+
+    def __init__(self, client: str, kafka_bootstrap: str, kafka_admin: KafkaAdminClient) -> None:
+        settings, names = settings_for(kafka_bootstrap)
+        self.topic = names["events"]
+        kafka_admin.create_topics([NewTopic(self.topic, 2, 1)])
+        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+        for partition in (0, 1):
+            for _ in range(100):
+                producer.send(self.topic, value=b"{}", partition=partition)
+        producer.flush()
+        producer.close()
+        self.transport = open_transport(client, settings, 10)
+        self.read = {0: 0, 1: 0}
+        self.give_up = time.monotonic() + ASSIGNMENT_BOUND_S
+
+    def poll(self) -> None:
+        for tp, records in self.transport.poll(100, 10).items():
+            self.read[tp.partition] += len(records)
+
+    def poll_until(self, done: Callable[[], bool]) -> None:
+        while not done() and time.monotonic() < self.give_up:
+            self.poll()
+
+    def first_read(self) -> tuple[int, int]:
+        """(the partition whose records came first, the other one)."""
+        self.poll_until(lambda: any(self.read.values()))
+        first = next(p for p, n in self.read.items() if n)
+        return first, 1 - first
+
+    def pause(self, partition: int) -> None:
+        self.transport.pause(TopicPartition(self.topic, partition))
+
+    def resume(self, partition: int) -> None:
+        self.transport.resume(TopicPartition(self.topic, partition))
+
+
 @pytest.mark.parametrize("client", CLIENTS)
 def test_a_partition_paused_mid_fetch_and_resumed_is_read_to_its_end(
     client: str, kafka_bootstrap: str, kafka_admin: KafkaAdminClient
@@ -119,38 +159,18 @@ def test_a_partition_paused_mid_fetch_and_resumed_is_read_to_its_end(
     """kafka-python 3.0.12 parks the records fetched for a paused partition and gives them back on resume only
     while its in-line slot is empty; a drained slot left there (the other partition read to its end) kept them
     parked, and the partition was never fetched again (bench.scale stopped so for good)."""
-    settings, names = settings_for(kafka_bootstrap)
-    kafka_admin.create_topics([NewTopic(names["events"], 2, 1)])
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
-    for partition in (0, 1):
-        for _ in range(100):
-            producer.send(names["events"], value=b"{}", partition=partition)
-    producer.flush()
-    producer.close()
-    transport = open_transport(client, settings, 10)
+    topic = TwoPartitions(client, kafka_bootstrap, kafka_admin)
     try:
-        read: dict[int, int] = {0: 0, 1: 0}
-        give_up = time.monotonic() + ASSIGNMENT_BOUND_S
-
-        def poll() -> None:
-            for tp, records in transport.poll(100, 10).items():
-                read[tp.partition] += len(records)
-
-        while not any(read.values()) and time.monotonic() < give_up:
-            poll()
-        first = next(p for p, n in read.items() if n)  # its records are in the slot, partly taken: pause it
-        other = 1 - first
-        transport.pause(TopicPartition(names["events"], first))
-        while read[other] < 100 and time.monotonic() < give_up:
-            poll()
+        first, other = topic.first_read()
+        topic.pause(first)  # its records are in the slot, partly taken
+        topic.poll_until(lambda: topic.read[other] == 100)
         for _ in range(5):  # the other partition's fetches at its end: the slot drained
-            poll()
-        transport.resume(TopicPartition(names["events"], first))
-        while read[first] < 100 and time.monotonic() < give_up:
-            poll()
-        assert read == {0: 100, 1: 100}
+            topic.poll()
+        topic.resume(first)
+        topic.poll_until(lambda: topic.read[first] == 100)
+        assert topic.read == {0: 100, 1: 100}
     finally:
-        transport.close()
+        topic.transport.close()
 
 
 @pytest.mark.parametrize("client", CLIENTS)
@@ -160,43 +180,22 @@ def test_a_partition_resumed_while_another_is_read_is_read_to_its_end_once_that_
     """The same parked records, resumed at another moment: while the other partition's records were still being
     taken from the in-line slot. That one then read to its end and paused (its buffer full, as the reader does),
     its drained records stayed in the slot, and kafka-python 3.0.12 never gave the resumed partition's records
-    back: nothing was fetchable, and `bench.scale` stood still until the stall watch replaced the client, in 1 run
-    of 3 with kafka-python's clients (2026-12-05). Without the adapter releasing a drained slot at every poll, the
-    resumed partition here was stuck at its first records."""
-    settings, names = settings_for(kafka_bootstrap)
-    kafka_admin.create_topics([NewTopic(names["events"], 2, 1)])
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
-    for partition in (0, 1):
-        for _ in range(100):
-            producer.send(names["events"], value=b"{}", partition=partition)
-    producer.flush()
-    producer.close()
-    transport = open_transport(client, settings, 10)
+    back: nothing was fetchable, and `bench.scale` stood still until the stall watch replaced the client, in 3
+    runs of 5 with kafka-python's clients (2026-12-05). Without the adapter releasing a drained slot before every
+    poll, the resumed partition here stayed at its first 10 records."""
+    topic = TwoPartitions(client, kafka_bootstrap, kafka_admin)
     try:
-        read: dict[int, int] = {0: 0, 1: 0}
-        give_up = time.monotonic() + ASSIGNMENT_BOUND_S
-
-        def poll() -> None:
-            for tp, records in transport.poll(100, 10).items():
-                read[tp.partition] += len(records)
-
-        while not any(read.values()) and time.monotonic() < give_up:
-            poll()
-        first = next(p for p, n in read.items() if n)  # its records are in the slot, partly taken: pause it
-        other = 1 - first
-        transport.pause(TopicPartition(names["events"], first))
-        while not read[other] and time.monotonic() < give_up:
-            poll()
-        transport.resume(TopicPartition(names["events"], first))  # the other's records still in the slot
-        while read[other] < 100 and time.monotonic() < give_up:
-            poll()
-        poll()  # finds nothing more: the other's records drained in the slot
-        transport.pause(TopicPartition(names["events"], other))  # its buffer full, as the reader pauses
-        while read[first] < 100 and time.monotonic() < give_up:
-            poll()
-        assert read == {0: 100, 1: 100}
+        first, other = topic.first_read()
+        topic.pause(first)  # its records are in the slot, partly taken
+        topic.poll_until(lambda: topic.read[other] > 0)
+        topic.resume(first)  # the other's records still in the slot
+        topic.poll_until(lambda: topic.read[other] == 100)
+        topic.poll()  # finds nothing more: the other's records drained in the slot
+        topic.pause(other)  # its buffer full, as the reader pauses
+        topic.poll_until(lambda: topic.read[first] == 100)
+        assert topic.read == {0: 100, 1: 100}
     finally:
-        transport.close()
+        topic.transport.close()
 
 
 def test_every_partition_has_a_known_end_after_a_seek_while_the_first_fetch_is_out(
